@@ -1,0 +1,1 @@
+"""Flax ports of the CLIP, ALBEF and BLIP encoders (see docs/models.md)."""

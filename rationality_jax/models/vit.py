@@ -1,0 +1,312 @@
+"""One pre-LayerNorm Vision Transformer for CLIP, ALBEF and BLIP.
+
+The same module serves OpenAI/HF CLIP (quick-GELU, ``ln_pre``, no patch bias,
+LayerNorm eps 1e-5) and the timm-style ViT of ALBEF/BLIP (exact GELU, patch
+bias, no ``ln_pre``, LayerNorm eps 1e-6); `ViTConfig` says which.
+
+What explanations need (a contract with `rationality_jax.explain`):
+
+* every transformer block is a submodule ``block_{i}`` (i = 0..depth-1) directly
+  inside the tower, its attention submodule is ``attn``;
+* ``attn`` computes the post-softmax attention ``probs: [B, heads, N, N]``
+  (N = 1 + patches, CLS at index 0), then ``self.perturb('probs', probs)`` and
+  ``self.sow('intermediates', 'probs', probs)`` before multiplying with V;
+* every block perturbs and sows its first LayerNorm output ``norm1: [B, N, D]``
+  and its output tokens ``tokens: [B, N, D]``.
+
+So with the tower alone, ``perturbations['block_3']['attn']['probs']`` is the
+attention of block 3; ``jax.grad`` with respect to the ``perturbations``
+collection gives every layer's gradient in one pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def quick_gelu(x: jax.Array) -> jax.Array:
+  """OpenAI CLIP's GELU approximation ``x * sigmoid(1.702 x)``."""
+  return x * jax.nn.sigmoid(1.702 * x)
+
+
+def exact_gelu(x: jax.Array) -> jax.Array:
+  """GELU with the erf (PyTorch ``nn.GELU()``/BERT ``gelu``), not the tanh form."""
+  return jax.nn.gelu(x, approximate=False)
+
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "quick_gelu": quick_gelu,
+    "gelu": exact_gelu,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ViTConfig:
+  """Shape and flavour of a ViT image tower.
+
+  Attributes:
+    image_size: side of the square input in pixels; the patch grid is
+      ``image_size // patch_size`` per side (`grid_size`).
+    patch_size: side of a square patch in pixels.
+    width: token dimension D.
+    depth: number of transformer blocks.
+    num_heads: attention heads; ``width % num_heads == 0``.
+    mlp_dim: hidden size of the block MLP.
+    activation: ``'quick_gelu'`` (CLIP) or ``'gelu'`` (timm, exact erf GELU).
+    layer_norm_eps: epsilon of every LayerNorm (CLIP 1e-5, timm 1e-6).
+    patch_bias: whether the patch embedding has a bias (timm yes, CLIP no).
+    pre_norm: whether a LayerNorm follows the embeddings (CLIP's ``ln_pre``).
+  """
+
+  image_size: int = 224
+  patch_size: int = 16
+  width: int = 768
+  depth: int = 12
+  num_heads: int = 12
+  mlp_dim: int = 3072
+  activation: str = "quick_gelu"
+  layer_norm_eps: float = 1e-5
+  patch_bias: bool = False
+  pre_norm: bool = True
+
+  def __post_init__(self):
+    if self.image_size % self.patch_size:
+      raise ValueError(
+          f"image_size {self.image_size} is not a multiple of patch_size "
+          f"{self.patch_size}; choose an image size divisible by the patch.")
+    if self.width % self.num_heads:
+      raise ValueError(
+          f"width {self.width} is not divisible by num_heads {self.num_heads}.")
+    if self.activation not in ACTIVATIONS:
+      raise ValueError(f"activation {self.activation!r} is not one of "
+                       f"{sorted(ACTIVATIONS)}.")
+
+  @property
+  def grid_size(self) -> int:
+    """Patches per side of the image."""
+    return self.image_size // self.patch_size
+
+  @property
+  def num_tokens(self) -> int:
+    """Tokens per image: CLS + grid_size**2 patches."""
+    return 1 + self.grid_size**2
+
+
+class Attention(nn.Module):
+  """Multi-head self-attention with a fused qkv projection.
+
+  Attributes:
+    num_heads: number of heads H.
+    dtype: compute dtype; the softmax runs in float32.
+  """
+
+  num_heads: int
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+    """Attend.
+
+    Args:
+      x: [B, N, D] tokens.
+      mask: optional bool, broadcastable to [B, H, N, N]; True = may attend.
+
+    Returns:
+      [B, N, D]. Sows and perturbs ``probs: [B, H, N, N]`` (float32 or dtype).
+    """
+    batch, tokens, width = x.shape
+    head_dim = width // self.num_heads
+    qkv = nn.Dense(3 * width, dtype=self.dtype, name="qkv")(x)
+    qkv = qkv.reshape(batch, tokens, 3, self.num_heads, head_dim)
+    query, key, value = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+    query = query * jnp.asarray(head_dim**-0.5, self.dtype)
+    scores = jnp.einsum("bqhd,bkhd->bhqk", query, key).astype(jnp.float32)
+    if mask is not None:
+      scores = jnp.where(mask, scores, jnp.finfo(jnp.float32).min)
+    probs = jax.nn.softmax(scores, axis=-1).astype(self.dtype)
+    probs = self.perturb("probs", probs)
+    self.sow("intermediates", "probs", probs)
+    out = jnp.einsum("bhqk,bkhd->bqhd", probs, value)
+    out = out.reshape(batch, tokens, width)
+    return nn.Dense(width, dtype=self.dtype, name="out")(out)
+
+
+class MLP(nn.Module):
+  """Two dense layers with an activation between them (``fc1``, ``fc2``)."""
+
+  hidden_dim: int
+  activation: str
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """[B, N, D] -> [B, N, D]."""
+    width = x.shape[-1]
+    x = nn.Dense(self.hidden_dim, dtype=self.dtype, name="fc1")(x)
+    x = ACTIVATIONS[self.activation](x)
+    return nn.Dense(width, dtype=self.dtype, name="fc2")(x)
+
+
+class Block(nn.Module):
+  """Pre-LayerNorm block: x + attn(layer_norm1(x)), then x + mlp(layer_norm2(x)).
+
+  Used by the image tower and by CLIP's (causal) text tower. The output of
+  ``layer_norm1`` is perturbed/sown as ``norm1``, the block output as ``tokens``.
+  """
+
+  num_heads: int
+  mlp_dim: int
+  activation: str
+  layer_norm_eps: float
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+    """[B, N, D] tokens (and optional attention mask, see `Attention`) -> [B, N, D]."""
+    y = nn.LayerNorm(epsilon=self.layer_norm_eps, dtype=self.dtype, name="layer_norm1")(x)
+    y = self.perturb("norm1", y)
+    self.sow("intermediates", "norm1", y)
+    x = x + Attention(self.num_heads, dtype=self.dtype, name="attn")(y, mask)
+    y = nn.LayerNorm(epsilon=self.layer_norm_eps, dtype=self.dtype, name="layer_norm2")(x)
+    x = x + MLP(self.mlp_dim, self.activation, dtype=self.dtype, name="mlp")(y)
+    x = self.perturb("tokens", x)
+    self.sow("intermediates", "tokens", x)
+    return x
+
+
+class PatchEmbedding(nn.Module):
+  """Non-overlapping patch projection, the same as a stride-p p x p convolution.
+
+  Params: ``kernel: [p, p, C, D]`` (the conv's HWIO layout), ``bias: [D]``
+  when `use_bias`. Computed as reshape + one matmul.
+  """
+
+  patch_size: int
+  width: int
+  use_bias: bool
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, images: jax.Array) -> jax.Array:
+    """[B, H, W, C] -> [B, (H/p)*(W/p), D], patches in row-major order."""
+    batch, height, width, channels = images.shape
+    p = self.patch_size
+    kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                        (p, p, channels, self.width), jnp.float32)
+    patches = images.reshape(batch, height // p, p, width // p, p, channels)
+    tokens = jnp.einsum("bhpwqc,pqcd->bhwd", patches.astype(self.dtype),
+                        kernel.astype(self.dtype))
+    if self.use_bias:
+      bias = self.param("bias", nn.initializers.zeros, (self.width,), jnp.float32)
+      tokens = tokens + bias.astype(self.dtype)
+    return tokens.reshape(batch, -1, self.width)
+
+
+class VisionTransformer(nn.Module):
+  """The image tower: patches + CLS + positions -> blocks -> final LayerNorm.
+
+  Params: ``patch_embed``, ``cls_token: [D]``, ``pos_embedding: [N, D]``,
+  ``pre_norm`` (if `ViTConfig.pre_norm`), ``block_0`` .. ``block_{L-1}``,
+  ``final_norm`` (CLIP's ``ln_post``, timm's ``norm``).
+  """
+
+  config: ViTConfig
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, images: jax.Array) -> jax.Array:
+    """Encode images.
+
+    Args:
+      images: [B, S, S, 3] float, already normalised, S = config.image_size.
+
+    Returns:
+      tokens: [B, N, D] after the final LayerNorm; ``tokens[:, 0]`` is the CLS
+      output (the input of the projection), ``tokens[:, 1:]`` the patches in
+      row-major grid order.
+    """
+    cfg = self.config
+    chex.assert_rank(images, 4)
+    chex.assert_axis_dimension(images, 1, cfg.image_size)
+    chex.assert_axis_dimension(images, 2, cfg.image_size)
+    chex.assert_axis_dimension(images, 3, 3)
+    batch = images.shape[0]
+    x = PatchEmbedding(cfg.patch_size, cfg.width, cfg.patch_bias,
+                       dtype=self.dtype, name="patch_embed")(images)
+    cls_token = self.param("cls_token", nn.initializers.normal(0.02),
+                           (cfg.width,), jnp.float32)
+    pos_embedding = self.param("pos_embedding", nn.initializers.normal(0.02),
+                               (cfg.num_tokens, cfg.width), jnp.float32)
+    cls_tokens = jnp.broadcast_to(cls_token.astype(self.dtype), (batch, 1, cfg.width))
+    x = jnp.concatenate([cls_tokens, x], axis=1) + pos_embedding.astype(self.dtype)
+    if cfg.pre_norm:
+      x = nn.LayerNorm(epsilon=cfg.layer_norm_eps, dtype=self.dtype,
+                       name="pre_norm")(x)
+    for i in range(cfg.depth):
+      x = Block(cfg.num_heads, cfg.mlp_dim, cfg.activation, cfg.layer_norm_eps,
+                dtype=self.dtype, name=f"block_{i}")(x)
+    return nn.LayerNorm(epsilon=cfg.layer_norm_eps, dtype=self.dtype,
+                        name="final_norm")(x)
+
+
+def _torch_bicubic_matrix(in_size: int, out_size: int) -> np.ndarray:
+  """[out_size, in_size] weights of PyTorch's 1-D bicubic resize.
+
+  ``F.interpolate(mode='bicubic', align_corners=False)`` without antialias:
+  Keys' cubic with a = -0.75, source coordinate ``(i + 0.5) * in/out - 0.5``,
+  indices clamped at the border.
+  """
+  a = -0.75
+
+  def cubic(t):
+    t = np.abs(t)
+    return np.where(
+        t <= 1, ((a + 2) * t - (a + 3)) * t * t + 1,
+        np.where(t < 2, ((a * t - 5 * a) * t + 8 * a) * t - 4 * a, 0.0))
+
+  scale = in_size / out_size
+  source = (np.arange(out_size) + 0.5) * scale - 0.5
+  floor = np.floor(source)
+  frac = source - floor
+  weights = np.zeros((out_size, in_size), np.float64)
+  for offset in (-1, 0, 1, 2):
+    index = np.clip(floor + offset, 0, in_size - 1).astype(int)
+    np.add.at(weights, (np.arange(out_size), index), cubic(frac - offset))
+  return weights
+
+
+def resize_position_embedding(pos_embedding: np.ndarray, grid_size: int) -> np.ndarray:
+  """Resample ViT position embeddings to another patch grid.
+
+  The CLS position is kept; the patch positions are resized as a square image
+  with PyTorch's bicubic (align_corners=False, no antialias), which is what
+  ALBEF/BLIP's ``interpolate_pos_embed`` and HF CLIP/BLIP's
+  ``interpolate_pos_encoding=True`` do.
+
+  Args:
+    pos_embedding: [1 + g*g, D] for some square grid g.
+    grid_size: the new grid side G.
+
+  Returns:
+    [1 + G*G, D] float32 (computed in float64).
+  """
+  num_patches, width = pos_embedding.shape[0] - 1, pos_embedding.shape[1]
+  old_grid = int(round(num_patches**0.5))
+  if old_grid * old_grid != num_patches:
+    raise ValueError(f"position embedding with {num_patches} patch positions is "
+                     "not a square grid; cannot resize it.")
+  if old_grid == grid_size:
+    return np.asarray(pos_embedding, np.float32)
+  grid = np.asarray(pos_embedding[1:], np.float64).reshape(old_grid, old_grid, width)
+  resize = _torch_bicubic_matrix(old_grid, grid_size)
+  grid = np.einsum("ih,jw,hwd->ijd", resize, resize, grid)
+  return np.concatenate(
+      [np.asarray(pos_embedding[:1], np.float64), grid.reshape(-1, width)]
+  ).astype(np.float32)
