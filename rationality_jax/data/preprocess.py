@@ -1,0 +1,444 @@
+"""Preprocessing ops that move image, mask and boxes together (numpy + PIL).
+
+An op is built by a registered factory and called as `op(data, rng) -> data`,
+where `data` is one example:
+
+  image: [H, W, 3] uint8 (float32 after `normalize`)
+  mask:  [H, W] uint8, 1 on the object
+  boxes: [N, 4] float32, (x_min, y_min, x_max, y_max) in pixels of the current
+         image, pixel edges (a box covering pixel column 0 only is 0..1)
+
+Geometric ops (`resize`, `center_crop`, `random_resized_crop`, `flip_lr`,
+`random_flip_lr`, `rotate`) transform every one of `keys` that is present with
+the same geometry: the image with `method` (default bilinear), the mask always
+with nearest neighbour, boxes analytically. Image-only ops (`color_jitter`,
+`normalize`) take `inkey`/`outkey` as in big_vision.
+
+Random ops draw from the `rng` (a `np.random.Generator`) the pipeline seeds
+from (seed, epoch, example index), so an example's augmentation is the same on
+any number of hosts and after a resume.
+
+A preprocessing spec is a string of ops joined by `|` (or a list of op
+strings), each a Python call with literal arguments:
+
+  parse("resize(256)|center_crop(224)|normalize('clip')")
+
+Sizes follow torchvision: `resize(256)` sets the short side to 256 and the
+long side to int(256 * long / short); `center_crop` offsets are
+round((H - h) / 2) and it zero-pads an image smaller than the crop.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from PIL import Image
+
+Data = dict[str, Any]
+Op = Callable[[Data, "np.random.Generator | None"], Data]
+
+GEOMETRIC_KEYS = ("image", "mask", "boxes")
+
+NORMALIZATION = {
+    # OpenAI CLIP's pixel statistics (clip/clip.py `_transform`).
+    "clip": ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)),
+    # torchvision's ImageNet statistics (used by the study's release for every model).
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+}
+
+_RESAMPLE = {
+    "nearest": Image.NEAREST,
+    "bilinear": Image.BILINEAR,
+    "bicubic": Image.BICUBIC,
+}
+
+_REGISTRY: dict[str, Callable[..., Op]] = {}
+
+
+def register(name: str):
+    """Registers an op factory under `name` for `parse`."""
+
+    def wrap(factory):
+        if name in _REGISTRY:
+            raise ValueError(f"Preprocessing op {name!r} is already registered.")
+        _REGISTRY[name] = factory
+        return factory
+
+    return wrap
+
+
+def registered_ops() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+class Preprocess:
+    """A parsed chain of ops; `fn(data, rng=None) -> data` (the input is not mutated)."""
+
+    def __init__(self, ops: Sequence[Op], spec: str):
+        self.ops = list(ops)
+        self.spec = spec
+
+    def __call__(self, data: Data, rng: np.random.Generator | None = None) -> Data:
+        data = dict(data)
+        for op in self.ops:
+            data = op(data, rng)
+        return data
+
+    def __repr__(self):
+        return f"Preprocess({self.spec!r})"
+
+
+def _parse_call(text: str) -> tuple[str, tuple, dict]:
+    try:
+        node = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError as e:
+        raise ValueError(f"Cannot parse preprocessing op {text!r}: {e}") from None
+    if isinstance(node, ast.Name):
+        return node.id, (), {}
+    if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
+        raise ValueError(f"Preprocessing op {text!r} must look like name(arg, key=value).")
+    try:
+        args = tuple(ast.literal_eval(a) for a in node.args)
+        kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
+    except ValueError:
+        raise ValueError(f"Arguments of preprocessing op {text!r} must be Python literals.") from None
+    return node.func.id, args, kwargs
+
+
+def parse(spec: "str | Sequence[str] | Preprocess") -> Preprocess:
+    """Builds a `Preprocess` from "op1(...)|op2(...)" or a list of op strings."""
+    if isinstance(spec, Preprocess):
+        return spec
+    parts = spec.split("|") if isinstance(spec, str) else list(spec)
+    parts = [p for p in (p.strip() for p in parts) if p]
+    ops = []
+    for part in parts:
+        name, args, kwargs = _parse_call(part)
+        if name not in _REGISTRY:
+            raise ValueError(f"Unknown preprocessing op {name!r} in {part!r}; registered: {registered_ops()}.")
+        ops.append(_REGISTRY[name](*args, **kwargs))
+    return Preprocess(ops, "|".join(parts))
+
+
+def _need_rng(rng, name):
+    if rng is None:
+        raise ValueError(f"Op {name} is random: call the preprocessing with rng=np.random.default_rng(...).")
+    return rng
+
+
+def _hw(data: Data, keys) -> tuple[int, int]:
+    for k in ("image", "mask"):
+        if k in keys and k in data:
+            return data[k].shape[0], data[k].shape[1]
+    raise KeyError(f"A geometric op needs 'image' or 'mask' among keys {keys}; example has {sorted(data)}.")
+
+
+def _pil_resize(a: np.ndarray, size_hw, resample, box=None) -> np.ndarray:
+    """Resizes a [H, W] or [H, W, C] uint8 array (optionally a crop `box` of it)."""
+    h, w = size_hw
+    if a.dtype != np.uint8:
+        raise TypeError(f"Geometric ops run before normalize: expected uint8, got {a.dtype}.")
+    out = Image.fromarray(a).resize((w, h), resample=resample, box=box)
+    return np.asarray(out)
+
+
+def _transform_boxes(boxes, fn):
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    return fn(boxes).astype(np.float32)
+
+
+def _crop_boxes(boxes, top, left, h, w):
+    def f(b):
+        b = b - np.array([left, top, left, top], np.float32)
+        return np.clip(b, 0, [w, h, w, h])
+
+    return _transform_boxes(boxes, f)
+
+
+def _resize_all(data, keys, out_hw, method, box=None):
+    """Resizes the (crop `box` = (l, t, r, b) of the) image/mask/boxes to out_hw."""
+    h, w = _hw(data, keys)
+    l, t, r, b = box if box is not None else (0, 0, w, h)
+    oh, ow = out_hw
+    if "image" in keys and "image" in data:
+        data["image"] = _pil_resize(data["image"], out_hw, _RESAMPLE[method], (l, t, r, b))
+    if "mask" in keys and "mask" in data:
+        data["mask"] = _pil_resize(data["mask"], out_hw, Image.NEAREST, (l, t, r, b))
+    if "boxes" in keys and "boxes" in data:
+        sx, sy = ow / (r - l), oh / (b - t)
+
+        def f(bx):
+            bx = (bx - np.array([l, t, l, t], np.float32)) * np.array([sx, sy, sx, sy], np.float32)
+            return np.clip(bx, 0, [ow, oh, ow, oh])
+
+        data["boxes"] = _transform_boxes(data["boxes"], f)
+    return data
+
+
+def resized_shape(h: int, w: int, size) -> tuple[int, int]:
+    """torchvision Resize semantics: int -> short side, (h, w) -> exact."""
+    if isinstance(size, (tuple, list)):
+        return int(size[0]), int(size[1])
+    size = int(size)
+    if h <= w:
+        return size, int(size * w / h)
+    return int(size * h / w), size
+
+
+@register("resize")
+def get_resize(size, method: str = "bilinear", keys: Sequence[str] = GEOMETRIC_KEYS) -> Op:
+    """Resizes: `size` int -> short side to `size`; (h, w) -> exactly (h, w)."""
+
+    def op(data, rng=None):
+        h, w = _hw(data, keys)
+        return _resize_all(data, keys, resized_shape(h, w, size), method)
+
+    return op
+
+
+def _crop_all(data, keys, top, left, ch, cw):
+    """Crops [top, top+ch) x [left, left+cw); parts outside the image are zero."""
+    h, w = _hw(data, keys)
+    for k in ("image", "mask"):
+        if k in keys and k in data:
+            a = data[k]
+            out = np.zeros((ch, cw) + a.shape[2:], a.dtype)
+            y0, x0 = max(top, 0), max(left, 0)
+            y1, x1 = min(top + ch, h), min(left + cw, w)
+            if y1 > y0 and x1 > x0:
+                out[y0 - top : y1 - top, x0 - left : x1 - left] = a[y0:y1, x0:x1]
+            data[k] = out
+    if "boxes" in keys and "boxes" in data:
+        data["boxes"] = _crop_boxes(data["boxes"], top, left, ch, cw)
+    return data
+
+
+@register("center_crop")
+def get_center_crop(size, keys: Sequence[str] = GEOMETRIC_KEYS) -> Op:
+    """Central crop of `size` (int or (h, w)); zero-pads a smaller image."""
+    ch, cw = (size, size) if isinstance(size, int) else size
+
+    def op(data, rng=None):
+        h, w = _hw(data, keys)
+        top = int(round((h - ch) / 2.0))
+        left = int(round((w - cw) / 2.0))
+        return _crop_all(data, keys, top, left, ch, cw)
+
+    return op
+
+
+@register("crop")
+def get_crop(top: int, left: int, height: int, width: int, keys: Sequence[str] = GEOMETRIC_KEYS) -> Op:
+    """Fixed crop [top, top+height) x [left, left+width)."""
+
+    def op(data, rng=None):
+        return _crop_all(data, keys, top, left, height, width)
+
+    return op
+
+
+def random_resized_crop_box(rng, h, w, scale, ratio) -> tuple[int, int, int, int]:
+    """torchvision RandomResizedCrop.get_params: returns (top, left, height, width)."""
+    area = h * w
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(10):
+        target_area = area * rng.uniform(scale[0], scale[1])
+        aspect = math.exp(rng.uniform(*log_ratio))
+        cw = int(round(math.sqrt(target_area * aspect)))
+        ch = int(round(math.sqrt(target_area / aspect)))
+        if 0 < cw <= w and 0 < ch <= h:
+            top = int(rng.integers(0, h - ch + 1))
+            left = int(rng.integers(0, w - cw + 1))
+            return top, left, ch, cw
+    in_ratio = w / h
+    if in_ratio < min(ratio):
+        cw, ch = w, int(round(w / min(ratio)))
+    elif in_ratio > max(ratio):
+        ch, cw = h, int(round(h * max(ratio)))
+    else:
+        cw, ch = w, h
+    return (h - ch) // 2, (w - cw) // 2, ch, cw
+
+
+@register("random_resized_crop")
+def get_random_resized_crop(
+    size,
+    scale: Sequence[float] = (0.08, 1.0),
+    ratio: Sequence[float] = (3 / 4, 4 / 3),
+    method: str = "bilinear",
+    keys: Sequence[str] = GEOMETRIC_KEYS,
+) -> Op:
+    """torchvision RandomResizedCrop(size, scale, ratio): random crop, resized to `size`."""
+    out_hw = (size, size) if isinstance(size, int) else tuple(size)
+
+    def op(data, rng=None):
+        rng = _need_rng(rng, "random_resized_crop")
+        h, w = _hw(data, keys)
+        top, left, ch, cw = random_resized_crop_box(rng, h, w, scale, ratio)
+        return _resize_all(data, keys, out_hw, method, box=(left, top, left + cw, top + ch))
+
+    return op
+
+
+def _flip_all(data, keys):
+    h, w = _hw(data, keys)
+    for k in ("image", "mask"):
+        if k in keys and k in data:
+            data[k] = np.ascontiguousarray(data[k][:, ::-1])
+    if "boxes" in keys and "boxes" in data:
+        data["boxes"] = _transform_boxes(data["boxes"], lambda b: np.stack([w - b[:, 2], b[:, 1], w - b[:, 0], b[:, 3]], -1))
+    return data
+
+
+@register("flip_lr")
+def get_flip_lr(keys: Sequence[str] = GEOMETRIC_KEYS) -> Op:
+    """Always mirrors left-right."""
+    return lambda data, rng=None: _flip_all(data, keys)
+
+
+@register("random_flip_lr")
+def get_random_flip_lr(p: float = 0.5, keys: Sequence[str] = GEOMETRIC_KEYS) -> Op:
+    """Mirrors left-right with probability `p` (torchvision RandomHorizontalFlip)."""
+
+    def op(data, rng=None):
+        if _need_rng(rng, "random_flip_lr").uniform() < p:
+            data = _flip_all(data, keys)
+        return data
+
+    return op
+
+
+def _rotate_all(data, keys, angle, method):
+    """Rotates counter-clockwise by `angle` degrees about the centre; no expand, zero fill."""
+    h, w = _hw(data, keys)
+    if "image" in keys and "image" in data:
+        data["image"] = np.asarray(Image.fromarray(data["image"]).rotate(angle, resample=_RESAMPLE[method], fillcolor=0))
+    if "mask" in keys and "mask" in data:
+        data["mask"] = np.asarray(Image.fromarray(data["mask"]).rotate(angle, resample=Image.NEAREST, fillcolor=0))
+    if "boxes" in keys and "boxes" in data:
+        cx, cy = w / 2.0, h / 2.0
+        a = math.radians(angle)
+        cos, sin = math.cos(a), math.sin(a)
+
+        def f(b):
+            xs = b[:, [0, 2, 2, 0]] - cx
+            ys = b[:, [1, 1, 3, 3]] - cy
+            # Counter-clockwise on screen (y down) is x' = x cos + y sin, y' = -x sin + y cos.
+            rx = xs * cos + ys * sin + cx
+            ry = -xs * sin + ys * cos + cy
+            out = np.stack([rx.min(1), ry.min(1), rx.max(1), ry.max(1)], -1)
+            return np.clip(out, 0, [w, h, w, h])
+
+        data["boxes"] = _transform_boxes(data["boxes"], f)
+    return data
+
+
+@register("rotate")
+def get_rotate(degrees, method: str = "nearest", keys: Sequence[str] = GEOMETRIC_KEYS) -> Op:
+    """torchvision RandomRotation(degrees): angle ~ U(-degrees, degrees) (or U(lo, hi)
+    for a pair), counter-clockwise, no expansion, zero fill, nearest by default.
+    Boxes become the axis-aligned hull of their rotated corners."""
+    lo, hi = (-degrees, degrees) if np.isscalar(degrees) else degrees
+
+    def op(data, rng=None):
+        angle = float(_need_rng(rng, "rotate").uniform(lo, hi))
+        return _rotate_all(data, keys, angle, method)
+
+    return op
+
+
+@register("rotate_fixed")
+def get_rotate_fixed(angle: float, method: str = "nearest", keys: Sequence[str] = GEOMETRIC_KEYS) -> Op:
+    """Rotates by exactly `angle` degrees counter-clockwise."""
+    return lambda data, rng=None: _rotate_all(data, keys, angle, method)
+
+
+def _gray(img):
+    return img[..., 0] * 0.299 + img[..., 1] * 0.587 + img[..., 2] * 0.114
+
+
+def _rgb_to_hsv(img):
+    r, g, b = img[..., 0], img[..., 1], img[..., 2]
+    maxc, minc = img.max(-1), img.min(-1)
+    v = maxc
+    delta = maxc - minc
+    s = np.where(maxc > 0, delta / np.maximum(maxc, 1e-12), 0.0)
+    d = np.maximum(delta, 1e-12)
+    rc, gc, bc = (maxc - r) / d, (maxc - g) / d, (maxc - b) / d
+    hue = np.where(maxc == r, bc - gc, np.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
+    hue = np.where(delta > 0, (hue / 6.0) % 1.0, 0.0)
+    return np.stack([hue, s, v], -1)
+
+
+def _hsv_to_rgb(hsv):
+    h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
+    i = np.floor(h * 6.0)
+    f = h * 6.0 - i
+    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
+    i = i.astype(np.int32) % 6
+    r = np.choose(i, [v, q, p, p, t, v])
+    g = np.choose(i, [t, v, v, q, p, p])
+    b = np.choose(i, [p, p, t, v, v, q])
+    return np.stack([r, g, b], -1)
+
+
+@register("color_jitter")
+def get_color_jitter(brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0, inkey="image", outkey="image") -> Op:
+    """torchvision ColorJitter on the image only: factors ~ U(1-x, 1+x) (hue shift
+    ~ U(-hue, hue)), applied in a random order; uint8 in, uint8 out."""
+
+    def op(data, rng=None):
+        rng = _need_rng(rng, "color_jitter")
+        img = data[inkey].astype(np.float32) / 255.0
+        order = rng.permutation(4)
+        factors = [
+            rng.uniform(max(0.0, 1 - brightness), 1 + brightness) if brightness else None,
+            rng.uniform(max(0.0, 1 - contrast), 1 + contrast) if contrast else None,
+            rng.uniform(max(0.0, 1 - saturation), 1 + saturation) if saturation else None,
+            rng.uniform(-hue, hue) if hue else None,
+        ]
+        for i in order:
+            f = factors[i]
+            if f is None:
+                continue
+            if i == 0:
+                img = np.clip(img * f, 0, 1)
+            elif i == 1:
+                img = np.clip(f * img + (1 - f) * _gray(img).mean(), 0, 1)
+            elif i == 2:
+                img = np.clip(f * img + (1 - f) * _gray(img)[..., None], 0, 1)
+            else:
+                hsv = _rgb_to_hsv(img)
+                hsv[..., 0] = (hsv[..., 0] + f) % 1.0
+                img = _hsv_to_rgb(hsv)
+        data[outkey] = np.round(img * 255.0).astype(np.uint8)
+        return data
+
+    return op
+
+
+@register("normalize")
+def get_normalize(preset="clip", mean=None, std=None, inkey="image", outkey="image") -> Op:
+    """uint8 [0, 255] -> float32 (x / 255 - mean) / std; `preset` 'clip' or 'imagenet'
+    (or explicit `mean`/`std` per channel)."""
+    if mean is None or std is None:
+        if preset not in NORMALIZATION:
+            raise ValueError(f"Unknown normalisation preset {preset!r}; choose from {sorted(NORMALIZATION)}.")
+        mean, std = NORMALIZATION[preset]
+    mean = np.asarray(mean, np.float32)
+    std = np.asarray(std, np.float32)
+
+    def op(data, rng=None):
+        data[outkey] = ((data[inkey].astype(np.float32) / 255.0) - mean) / std
+        return data
+
+    return op
+
+
+@register("keep")
+def get_keep(*keys) -> Op:
+    """Drops every field except `keys`."""
+    return lambda data, rng=None: {k: data[k] for k in keys if k in data}
