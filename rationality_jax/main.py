@@ -1,0 +1,74 @@
+r"""Command-line entry point.
+
+    python -m rationality_jax.main --config=configs/<name>.py[:arg] --workdir=DIR \
+        [--config.key=value ...]
+
+The config file defines `get_config(arg=None)` returning an
+`ml_collections.ConfigDict` (locked: a misspelt override is an error) whose
+`mode` names what to run. Output goes to `--workdir`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Experiment config file (python, get_config(arg)).",
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for all outputs.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def _modes():
+    from rationality_jax import selfcheck
+    return {"selfcheck": selfcheck.run}
+
+
+def run(config, workdir: str):
+    """Runs `config.mode` with outputs in `workdir`; returns the mode's result."""
+    modes = _modes()
+    mode = config.get("mode")
+    if mode not in modes:
+        raise ValueError(
+            f"config.mode={mode!r} is not a mode; choose one of {sorted(modes)}.")
+    os.makedirs(workdir, exist_ok=True)
+    return modes[mode](config, workdir)
+
+
+def parse_flags(argv):
+    """Parses flags; a bad --config file or override exits with one clear line."""
+    for arg in argv[1:]:
+        if arg.startswith("--config="):
+            path = arg[len("--config="):].split(":", 1)[0]
+            if not os.path.isfile(path):
+                sys.exit(f"error: config file {path!r} not found (working directory "
+                         f"{os.getcwd()!r}); the configs live in configs/.")
+    try:
+        args = flags.FLAGS(argv)
+        _CONFIG.value.get("mode")  # The config file loads lazily: load it now.
+    except flags.Error as e:
+        sys.exit(f"error: {e}\nusage: python -m rationality_jax.main "
+                 "--config=configs/<name>.py[:arg] --workdir=DIR [--config.key=value]")
+    except (KeyError, AttributeError, OSError, ValueError, TypeError) as e:
+        config_args = [a for a in argv[1:] if a.startswith("--config")]
+        sys.exit(f"error: cannot build the config from {' '.join(config_args)}: "
+                 f"{type(e).__name__}: {e}\n(an override must name an existing key "
+                 "of the config file; the file must exist and define get_config)")
+    return args
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    logging.info("config:\n%s", _CONFIG.value)
+    run(_CONFIG.value, _WORKDIR.value)
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=parse_flags)
