@@ -1,0 +1,1 @@
+"""Datasets with object masks (filled in below)."""

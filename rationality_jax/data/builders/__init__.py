@@ -1,0 +1,1 @@
+"""TFDS builders of images with object masks; see `rationality_jax.data.BUILDERS`."""
