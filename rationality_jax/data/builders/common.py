@@ -141,12 +141,18 @@ def mask_box(mask: np.ndarray) -> np.ndarray:
     return np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], np.float32)
 
 
-def features(class_names: Sequence[str], **extra) -> tfds.features.FeaturesDict:
+def features(class_names: "Sequence[str] | None", **extra) -> tfds.features.FeaturesDict:
+    """The shared features; `class_names=None` when the names are only known
+    from the archives (set `info.features['label'].names` before writing)."""
+    if class_names is None:
+        label = tfds.features.ClassLabel()
+    else:
+        label = tfds.features.ClassLabel(names=list(class_names))
     return tfds.features.FeaturesDict(
         {
             "image": tfds.features.Image(shape=(None, None, 3)),
             "mask": tfds.features.Image(shape=(None, None, 1), encoding_format="png"),
-            "label": tfds.features.ClassLabel(names=list(class_names)),
+            "label": label,
             "id": tfds.features.Text(),
             "boxes": tfds.features.Tensor(shape=(None, 4), dtype=np.float32),
             **extra,
