@@ -1,0 +1,165 @@
+"""Two towers + projections + a temperature: CLIP, ALBEF and BLIP (ITC path).
+
+Submodules: ``vision`` (`VisionTransformer`), ``text`` (`CLIPTextTransformer`
+or `BertEncoder`), ``vision_proj`` and ``text_proj`` (Dense to the joint
+space), ``text_pooler`` (only HF ``BlipModel``: dense + tanh on [CLS]), and one
+scalar param: ``logit_scale`` (CLIP, HF BlipModel) or ``temp`` (ALBEF, BLIP).
+
+So ``perturbations['vision']['block_3']['attn']['probs']`` is block 3's
+attention when calling the VLM.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from rationality_jax.models.text import BertConfig, BertEncoder, CLIPTextConfig, CLIPTextTransformer
+from rationality_jax.models.vit import ViTConfig, VisionTransformer
+
+FAMILIES = ("clip", "albef", "blip")
+
+
+@dataclasses.dataclass(frozen=True)
+class VLMConfig:
+  """A two-tower model.
+
+  Attributes:
+    family: ``'clip'``, ``'albef'`` or ``'blip'``; picks the tokenizer and the
+      normalisation the checkpoint was trained with.
+    vision: the image tower.
+    text: `CLIPTextConfig` (CLIP) or `BertConfig` (ALBEF, BLIP).
+    embed_dim: joint embedding size (CLIP 512/768, ALBEF/BLIP 256).
+    projection_bias: whether the projections have biases (ALBEF/BLIP yes).
+    text_pooler: HF ``BlipModel`` only: dense+tanh on [CLS] before projecting.
+    logit: ``'logit_scale'``: logits = exp(logit_scale) * cosine;
+      ``'temp'``: logits = cosine / temp, temp clipped to `temp_range`.
+    temp_range: (low, high) for ``'temp'``; BLIP clamps to (0.001, 0.5);
+      ALBEF's ITC uses temp as stored (it clamps in training), None = no clip.
+  """
+
+  family: str
+  vision: ViTConfig
+  text: CLIPTextConfig | BertConfig
+  embed_dim: int
+  projection_bias: bool
+  text_pooler: bool = False
+  logit: str = "logit_scale"
+  temp_range: tuple[float, float] | None = None
+
+  def __post_init__(self):
+    if self.family not in FAMILIES:
+      raise ValueError(f"family {self.family!r} is not one of {FAMILIES}.")
+    if self.logit not in ("logit_scale", "temp"):
+      raise ValueError(f"logit {self.logit!r} must be 'logit_scale' or 'temp'.")
+
+
+class VisionLanguageModel(nn.Module):
+  """CLIP / ALBEF / BLIP image-text contrastive model.
+
+  Attributes:
+    config: `VLMConfig`.
+    dtype: compute dtype (float32 default; bfloat16 for GPU/TPU). Params are
+      float32; softmax runs in float32; the embeddings come out in float32.
+  """
+
+  config: VLMConfig
+  dtype: jnp.dtype = jnp.float32
+
+  def setup(self):
+    cfg = self.config
+    self.vision = VisionTransformer(cfg.vision, dtype=self.dtype)
+    if isinstance(cfg.text, CLIPTextConfig):
+      self.text = CLIPTextTransformer(cfg.text, dtype=self.dtype)
+    else:
+      self.text = BertEncoder(cfg.text, dtype=self.dtype)
+    if cfg.text_pooler:
+      self.text_pooler = nn.Dense(cfg.text.width, dtype=self.dtype)
+    self.vision_proj = nn.Dense(cfg.embed_dim, use_bias=cfg.projection_bias,
+                                dtype=self.dtype)
+    self.text_proj = nn.Dense(cfg.embed_dim, use_bias=cfg.projection_bias,
+                              dtype=self.dtype)
+    if cfg.logit == "logit_scale":
+      self.logit_scale = self.param("logit_scale", nn.initializers.constant(2.6592), (),
+                                    jnp.float32)
+    else:
+      self.temp = self.param("temp", nn.initializers.constant(0.07), (), jnp.float32)
+
+  def encode_image(self, images: jax.Array, project: bool = True) -> jax.Array:
+    """Image embeddings.
+
+    Args:
+      images: [B, S, S, 3] float32, already normalised (CLIP or ImageNet
+        mean/std), S = config.vision.image_size.
+      project: True: the projected, un-normalised embedding [B, embed_dim]
+        (zero-shot, CLIP's linear probe). False: the image tower's CLS output
+        after its final LayerNorm [B, width] (ALBEF/BLIP linear probe on the
+        768-d ViT CLS token).
+
+    Returns:
+      [B, embed_dim] or [B, width], float32.
+    """
+    tokens = self.vision(images)
+    cls = tokens[:, 0]
+    if project:
+      cls = self.vision_proj(cls)
+    return cls.astype(jnp.float32)
+
+  def encode_text(self, token_ids: jax.Array, attention_mask: jax.Array | None = None,
+                  project: bool = True) -> jax.Array:
+    """Text embeddings.
+
+    Args:
+      token_ids: [B, T] int from `rationality_jax.models.tokenizer(family)`.
+      attention_mask: [B, T], 1 = real token. Needed for BERT (ALBEF/BLIP) when
+        texts are padded; CLIP's causal pooling does not need it.
+      project: True: projected, un-normalised [B, embed_dim]; False: the pooled
+        text tower output [B, text width].
+
+    Returns:
+      [B, embed_dim] or [B, text width], float32.
+    """
+    chex.assert_rank(token_ids, 2)
+    tokens = self.text(token_ids, attention_mask)
+    if isinstance(self.config.text, CLIPTextConfig):
+      pooled = self.text.pooled(tokens, token_ids)
+    else:
+      pooled = tokens[:, 0]
+    if self.config.text_pooler:
+      pooled = jnp.tanh(self.text_pooler(pooled))
+    if project:
+      pooled = self.text_proj(pooled)
+    return pooled.astype(jnp.float32)
+
+  def logit_multiplier(self) -> jax.Array:
+    """Scalar multiplying cosine similarities: exp(logit_scale) or 1 / temp."""
+    if self.config.logit == "logit_scale":
+      return jnp.exp(self.logit_scale)
+    temp = self.temp
+    if self.config.temp_range is not None:
+      temp = jnp.clip(temp, *self.config.temp_range)
+    return 1.0 / temp
+
+  def __call__(self, images: jax.Array, token_ids: jax.Array,
+               attention_mask: jax.Array | None = None) -> jax.Array:
+    """Image-text logits.
+
+    Args:
+      images: [B_img, S, S, 3] normalised images.
+      token_ids: [B_txt, T] token ids; attention_mask: [B_txt, T] or None.
+
+    Returns:
+      logits_per_image: [B_img, B_txt] float32 = multiplier x cosine similarity.
+    """
+    image_embeds = normalize(self.encode_image(images))
+    text_embeds = normalize(self.encode_text(token_ids, attention_mask))
+    return self.logit_multiplier() * image_embeds @ text_embeds.T
+
+
+def normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
+  """L2-normalise the last axis ([..., D] -> [..., D]); zero stays zero."""
+  return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), eps)
