@@ -119,20 +119,22 @@ def _grid(num_positions: int) -> int:
 
 
 def openai_clip_config(state: Mapping[str, np.ndarray]) -> VLMConfig:
-  """VLMConfig of an OpenAI CLIP ViT state dict (as OpenAI's build_model does)."""
+  """VLMConfig of an OpenAI CLIP ViT state dict (as OpenAI's build_model does:
+  sizes from the shapes, heads = width // 64)."""
   vision_width, _, patch, _ = state["visual.conv1.weight"].shape
   vision = ViTConfig(
       image_size=patch * _grid(state["visual.positional_embedding"].shape[0]),
       patch_size=patch, width=vision_width,
       depth=_count_layers(state, r"visual\.transformer\.resblocks\.(\d+)\."),
-      num_heads=vision_width // 64, mlp_dim=4 * vision_width,
+      num_heads=vision_width // 64,
+      mlp_dim=state["visual.transformer.resblocks.0.mlp.c_fc.weight"].shape[0],
       activation="quick_gelu", layer_norm_eps=1e-5, patch_bias=False, pre_norm=True)
   width = state["ln_final.weight"].shape[0]
   text = CLIPTextConfig(
       vocab_size=state["token_embedding.weight"].shape[0],
       context_length=state["positional_embedding"].shape[0], width=width,
       depth=_count_layers(state, r"transformer\.resblocks\.(\d+)\."),
-      num_heads=width // 64, mlp_dim=4 * width)
+      num_heads=width // 64, mlp_dim=state["transformer.resblocks.0.mlp.c_fc.weight"].shape[0])
   return VLMConfig(family="clip", vision=vision, text=text,
                    embed_dim=state["text_projection"].shape[1], projection_bias=False)
 
@@ -143,7 +145,11 @@ def _text_prefix(state: Mapping[str, np.ndarray]) -> str:
 
 
 def albef_or_blip_config(state: Mapping[str, np.ndarray], layout: str) -> VLMConfig:
-  """VLMConfig of an ALBEF or original BLIP state dict (timm ViT + BERT)."""
+  """VLMConfig of an ALBEF or original BLIP state dict (timm ViT + BERT).
+
+  Sizes come from the shapes, heads = width // 64 (ViT-B and BERT-base), the
+  image size from the position embedding (384 for the released checkpoints).
+  """
   cls = state["visual_encoder.cls_token"]
   patch = state["visual_encoder.patch_embed.proj.weight"].shape[-1]
   width = cls.shape[-1]
