@@ -16,7 +16,7 @@ models keep their accuracy and their explanations land inside the mask.
 Features: image [S, S, 3] uint8 (lossless PNG), mask [S, S] uint8 (exactly the
 object's pixels: image pixels differ from the background only there), label,
 id (`<split>_<index>`), boxes ([1, 4], the mask's bounding box), caption
-("a photo of a {class}."), background (texture name), shortcut (bool: the
+("a photo of a {class}"), background (texture name), shortcut (bool: the
 background is the class's own). Examples depend only on (seed, split, index).
 """
 
@@ -131,7 +131,7 @@ def make_example(config: SyntheticConfig, split: str, index: int) -> dict:
         "label": label,
         "id": f"{split}_{index:07d}",
         "boxes": common.mask_box(mask),
-        "caption": f"a photo of a {SHAPES[label]}.",
+        "caption": f"a photo of a {SHAPES[label]}",
         "background": BACKGROUNDS[background],
         "shortcut": background == label,
     }
