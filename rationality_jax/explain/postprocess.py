@@ -1,0 +1,108 @@
+"""From a patch-level map to the pixel heatmap the metrics read.
+
+The study's release (and ours, by default) does, per image:
+
+1. bilinear upsampling of the [gh, gw] patch map to the input resolution
+   [H, W], with PyTorch's ``F.interpolate(mode='bilinear',
+   align_corners=False)`` convention (no antialiasing; it only upsamples):
+   output pixel i samples the source coordinate ``(i + 0.5) * in / out - 0.5``,
+   clamped to ``[0, in - 1]``, and interpolates linearly between its two
+   neighbours. This is also OpenCV's ``cv2.resize(INTER_LINEAR)`` and
+   ``jax.image.resize(method='bilinear')`` for upsampling;
+2. min-max normalisation to [0, 1] over the H x W pixels of that image:
+   ``(h - min h) / (max h - min h)``.
+
+Order matters: bilinear upsampling does not reproduce a patch's value at any
+output pixel (the sample points fall between patch centres), so min-max after
+upsampling (the release) and before differ.
+
+Degenerate case: a constant map (max == min, e.g. the score does not depend on
+the image, so every gradient is zero) normalises to all zeros, never NaN; its
+RMA is then 0 (no mass). A NaN anywhere in an image's map makes that image's
+normalised map NaN, so it is never silently scored.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+@functools.lru_cache(maxsize=64)
+def bilinear_matrix(in_size: int, out_size: int) -> np.ndarray:
+    """[out_size, in_size] float32 weights of a 1-D align_corners=False resize.
+
+    Row i holds the two weights of output sample i (see the module docstring);
+    rows sum to 1. ``upsample(x)[i] = bilinear_matrix(n, m)[i] @ x``.
+    """
+    if in_size < 1 or out_size < 1:
+        raise ValueError(f"sizes must be >= 1; got in_size={in_size}, "
+                         f"out_size={out_size}.")
+    source = (np.arange(out_size, dtype=np.float64) + 0.5) * (in_size / out_size) - 0.5
+    source = np.clip(source, 0.0, in_size - 1)
+    low = np.floor(source).astype(int)
+    high = np.minimum(low + 1, in_size - 1)
+    frac = source - low
+    weights = np.zeros((out_size, in_size), np.float64)
+    np.add.at(weights, (np.arange(out_size), low), 1.0 - frac)
+    np.add.at(weights, (np.arange(out_size), high), frac)
+    return weights.astype(np.float32)
+
+
+def upsample(maps: jax.Array, size: tuple[int, int]) -> jax.Array:
+    """Bilinear upsampling (align_corners=False) of [..., gh, gw] to [..., H, W].
+
+    Computed as two small matrix products with `bilinear_matrix`, so it is
+    exact, jit/vmap/grad-safe and cheap. Works for any sizes (down-sampling
+    too, but then without antialiasing, like PyTorch's default).
+
+    Args:
+      maps: [..., gh, gw] float.
+      size: (H, W) output size in pixels.
+
+    Returns:
+      [..., H, W], same dtype as `maps`.
+    """
+    maps = jnp.asarray(maps)
+    if maps.ndim < 2:
+        raise ValueError(f"upsample expects [..., gh, gw]; got shape {maps.shape}.")
+    rows = jnp.asarray(bilinear_matrix(maps.shape[-2], size[0]), maps.dtype)
+    cols = jnp.asarray(bilinear_matrix(maps.shape[-1], size[1]), maps.dtype)
+    return jnp.einsum("ih,...hw,jw->...ij", rows, maps, cols,
+                      precision=jax.lax.Precision.HIGHEST)
+
+
+def minmax_normalise(maps: jax.Array) -> jax.Array:
+    """Per-map min-max to [0, 1] over the last two axes: [..., H, W] -> [..., H, W].
+
+    A constant map gives zeros (not NaN); a map with a NaN gives NaN.
+    """
+    maps = jnp.asarray(maps)
+    low = jnp.min(maps, axis=(-2, -1), keepdims=True)
+    high = jnp.max(maps, axis=(-2, -1), keepdims=True)
+    spread = high - low
+    positive = spread > 0
+    # Double `where` keeps the gradient finite for constant maps.
+    safe = jnp.where(positive, spread, 1.0)
+    normalised = jnp.where(positive, (maps - low) / safe, 0.0)
+    return jnp.where(jnp.isnan(spread), jnp.nan, normalised).astype(maps.dtype)
+
+
+def patch_pool(maps: jax.Array, grid: tuple[int, int]) -> jax.Array:
+    """Mean of a pixel map over each patch: [..., H, W] -> [..., gh, gw].
+
+    Used to report a patch-level view of pixel-space attributions (input
+    gradients, gradient x input, integrated gradients). H and W must be
+    multiples of gh and gw.
+    """
+    maps = jnp.asarray(maps)
+    height, width = maps.shape[-2:]
+    gh, gw = grid
+    if height % gh or width % gw:
+        raise ValueError(f"map of {height}x{width} pixels does not split into a "
+                         f"{gh}x{gw} patch grid.")
+    blocks = maps.reshape(*maps.shape[:-2], gh, height // gh, gw, width // gw)
+    return blocks.mean(axis=(-3, -1))

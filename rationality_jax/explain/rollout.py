@@ -1,0 +1,49 @@
+"""Attention rollout (Abnar & Zuidema, "Quantifying Attention Flow in
+Transformers", ACL 2020): the gradient-free baseline.
+
+Per block b, the residual connection is modelled by mixing the head-averaged
+attention with the identity and re-normalising rows:
+
+    A_hat_b = row_normalise(residual * I + (1 - residual) * mean_heads(A_b))
+    R = A_hat_L @ ... @ A_hat_s          (blocks s = start_layer .. L-1)
+    heatmap = R[CLS, patches]
+
+with residual = 0.5 as in the paper. The map does not depend on the explained
+class (no gradient is involved).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import chex
+import jax
+import jax.numpy as jnp
+
+
+def attention_rollout(attentions: Sequence[jax.Array], residual: float = 0.5) -> jax.Array:
+    """Rolled-out attention of the CLS token to every patch token.
+
+    Args:
+      attentions: per used block, in forward order, post-softmax A_b:
+        [B, heads, N, N] (N = 1 + patches, CLS at index 0).
+      residual: weight of the identity (the skip connection), in [0, 1].
+
+    Returns:
+      [B, N - 1] float32, >= 0 (rows of R sum to 1, so this sums to <= 1).
+    """
+    if not attentions:
+        raise ValueError("attention rollout needs at least one block.")
+    if not 0.0 <= residual <= 1.0:
+        raise ValueError(f"residual must be in [0, 1]; got {residual}.")
+    chex.assert_equal_shape(attentions)
+    chex.assert_rank(attentions[0], 4)
+    batch, _, tokens, _ = attentions[0].shape
+    eye = jnp.eye(tokens, dtype=jnp.float32)
+    rolled = jnp.broadcast_to(eye, (batch, tokens, tokens))
+    for attention in attentions:
+        mixed = residual * eye + (1.0 - residual) * attention.astype(jnp.float32).mean(axis=1)
+        mixed = mixed / mixed.sum(axis=-1, keepdims=True)
+        rolled = jnp.einsum("bij,bjk->bik", mixed, rolled,
+                            precision=jax.lax.Precision.HIGHEST)
+    return rolled[:, 0, 1:]
