@@ -207,7 +207,7 @@ def hf_config(hf_config_obj, layout: str) -> VLMConfig:
   if layout == "hf_blip":
     return VLMConfig(family="blip", vision=vision, text=text,
                      embed_dim=hf_config_obj.projection_dim, projection_bias=False,
-                     text_pooler=True)
+                     text_pooler=True, vision_cls_norm_twice=True)
   return VLMConfig(family="blip", vision=vision, text=text,
                    embed_dim=hf_config_obj.image_text_hidden_size,
                    projection_bias=True, logit="temp", temp_range=TEMP_RANGE)

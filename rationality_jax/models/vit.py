@@ -81,7 +81,7 @@ class ViTConfig:
       raise ValueError(
           f"image_size {self.image_size} is not a multiple of patch_size "
           f"{self.patch_size}; choose an image size divisible by the patch.")
-    if self.width % self.num_heads:
+    if self.num_heads < 1 or self.width % self.num_heads:
       raise ValueError(
           f"width {self.width} is not divisible by num_heads {self.num_heads}.")
     if self.activation not in ACTIVATIONS:

@@ -36,6 +36,8 @@ class VLMConfig:
     embed_dim: joint embedding size (CLIP 512/768, ALBEF/BLIP 256).
     projection_bias: whether the projections have biases (ALBEF/BLIP yes).
     text_pooler: HF ``BlipModel`` only: dense+tanh on [CLS] before projecting.
+    vision_cls_norm_twice: HF ``BlipModel`` only: its pooled image output
+      applies ``post_layernorm`` a second time to the CLS token; reproduced.
     logit: ``'logit_scale'``: logits = exp(logit_scale) * cosine;
       ``'temp'``: logits = cosine / temp, temp clipped to `temp_range`.
     temp_range: (low, high) for ``'temp'``; BLIP clamps to (0.001, 0.5);
@@ -48,6 +50,7 @@ class VLMConfig:
   embed_dim: int
   projection_bias: bool
   text_pooler: bool = False
+  vision_cls_norm_twice: bool = False
   logit: str = "logit_scale"
   temp_range: tuple[float, float] | None = None
 
@@ -105,6 +108,12 @@ class VisionLanguageModel(nn.Module):
     """
     tokens = self.vision(images)
     cls = tokens[:, 0]
+    if self.config.vision_cls_norm_twice:
+      norm = self.vision.variables["params"]["final_norm"]
+      mean = cls.mean(-1, keepdims=True)
+      variance = jnp.square(cls - mean).mean(-1, keepdims=True)
+      cls = (cls - mean) * jax.lax.rsqrt(variance + self.config.vision.layer_norm_eps)
+      cls = cls * norm["scale"].astype(self.dtype) + norm["bias"].astype(self.dtype)
     if project:
       cls = self.vision_proj(cls)
     return cls.astype(jnp.float32)

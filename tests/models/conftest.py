@@ -23,6 +23,7 @@ HEAD_DIM_64_CLIP_TEXT = dict(TINY_CLIP_TEXT, hidden_size=64, num_attention_heads
 TINY_BERT = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                  intermediate_size=37, max_position_embeddings=40, bos_token_id=97,
                  sep_token_id=98, pad_token_id=0)
+HEAD_DIM_64_BERT = dict(TINY_BERT, hidden_size=128, num_attention_heads=2)
 
 
 class StateNode(torch.nn.Module):
@@ -63,10 +64,15 @@ def make_clip(tmp_dir, vision=None, text=None, projection_dim=16, seed=0):
 
 
 def make_blip(tmp_dir, vision=None, text=None, embed_dim=16, seed=0, cls=None):
-  """A random HF BlipForImageTextRetrieval (or ``cls``) saved into tmp_dir."""
+  """A random HF BlipForImageTextRetrieval (or ``cls``) saved into tmp_dir.
+
+  Tiny by default, with 64-dim heads (so BLIP's .pth layout can hold it).
+  The vision LayerNorm eps is timm's 1e-6 (as original BLIP) unless given.
+  """
   seeded(seed)
-  config = transformers.BlipConfig(text_config=text or TINY_BERT,
-                                   vision_config=vision or TINY_VISION,
+  vision = {"layer_norm_eps": 1e-6, **(HEAD_DIM_64_VISION if vision is None else vision)}
+  config = transformers.BlipConfig(text_config=HEAD_DIM_64_BERT if text is None else text,
+                                   vision_config=vision,
                                    image_text_hidden_size=embed_dim, projection_dim=embed_dim)
   model = (cls or transformers.BlipForImageTextRetrieval)(config).eval()
   with torch.no_grad():  # make LayerNorms non-trivial so their mapping is tested
