@@ -1,1 +1,44 @@
-"""Datasets with object masks (filled in below)."""
+"""Datasets with object masks: TFDS builders, joint preprocessing, input pipeline.
+
+Build once (array_record, no TensorFlow), read back, iterate global batches:
+
+  from rationality_jax import data
+  data.build("synthetic_rationality", data_dir)                    # generated
+  data.build("cub_200_2011", data_dir, manual_dir="/archives/cub")  # from archives
+  source = data.get_source("cub_200_2011", "test", data_dir)
+  source[i]  # {image [H,W,3] uint8, mask [H,W] uint8, label int32, id str, boxes [N,4] float32}
+  it = data.make_iterator(source, "resize(256)|center_crop(224)|normalize('clip')",
+                          batch_size=64, seed=0, shuffle=False, num_epochs=1)
+  for batch in it:   # image [B,224,224,3] f32, mask [B,224,224] u8, label [B] i32,
+      ...            # index [B] i32, valid [B] bool (jax.Arrays on the 'data' axis); id: host numpy
+  state = it.get_state(); it.set_state(state)      # or it.save(dir) / it.restore(dir)
+  names = data.class_names("cub_200_2011", source.class_names)
+  prompts = data.prompts(names, "study")           # or "clip80"
+
+Datasets (`data.BUILDERS`): synthetic_rationality, cub_200_2011,
+caltech101_masks, stanford_dogs_masks, imagenet2012_val_masks,
+imagenet_c_masks. Builder options are keyword arguments of `build` and
+`get_source` (e.g. `on_bad_image="skip"`, `boxes="last"`,
+`split_scheme="seeded"`). Preprocessing ops: `data.preprocess.registered_ops()`.
+See docs/data.md.
+"""
+
+from rationality_jax.data import preprocess
+from rationality_jax.data.classnames import class_names, imagenet_wnids, prompts, templates
+from rationality_jax.data.pipeline import GlobalBatchIterator, make_iterator
+from rationality_jax.data.sources import BUILDERS, Source, build, get_builder, get_source
+
+__all__ = [
+    "BUILDERS",
+    "GlobalBatchIterator",
+    "Source",
+    "build",
+    "class_names",
+    "get_builder",
+    "get_source",
+    "imagenet_wnids",
+    "make_iterator",
+    "preprocess",
+    "prompts",
+    "templates",
+]
