@@ -40,11 +40,20 @@ def _check_pair(heatmaps: jax.Array, masks: jax.Array, name: str) -> None:
             f"resolution first (rationality_jax.explain upsamples to the input).")
 
 
-def _as_float(heatmaps: jax.Array) -> jax.Array:
+def _prepare(heatmaps, masks, name: str) -> tuple[jax.Array, jax.Array]:
+    """Arrays with float heatmaps, checked to pair up over the last two axes."""
     heatmaps = jnp.asarray(heatmaps)
     if not jnp.issubdtype(heatmaps.dtype, jnp.floating):
         heatmaps = heatmaps.astype(jnp.float32)
-    return heatmaps
+    masks = jnp.asarray(masks)
+    _check_pair(heatmaps, masks, name)
+    return heatmaps, masks
+
+
+def _undefined(heatmaps: jax.Array, masks: jax.Array) -> jax.Array:
+    """[...] bool: empty mask or NaN in the heatmap (the score is NaN there)."""
+    return (jnp.sum(masks > 0, axis=(-2, -1)) == 0) | jnp.any(
+        jnp.isnan(heatmaps), axis=(-2, -1))
 
 
 def _binary(masks: jax.Array, dtype) -> jax.Array:
@@ -99,9 +108,7 @@ def rma(heatmaps: jax.Array, masks: jax.Array, *,
         empty mask: NaN (excluded from counts, reported separately);
         NaN in H: NaN.
     """
-    heatmaps = _as_float(heatmaps)
-    masks = jnp.asarray(masks)
-    _check_pair(heatmaps, masks, "rma")
+    heatmaps, masks = _prepare(heatmaps, masks, "rma")
     if negative not in _NEGATIVE_POLICIES:
         raise ValueError(
             f"negative={negative!r} is not a policy; use one of {_NEGATIVE_POLICIES}.")
@@ -163,9 +170,7 @@ def relevance_rank_accuracy(heatmaps: jax.Array, masks: jax.Array) -> jax.Array:
     Returns:
       [...] float in [0, 1]; NaN for an empty mask or a heatmap with NaN.
     """
-    heatmaps = _as_float(heatmaps)
-    masks = jnp.asarray(masks)
-    _check_pair(heatmaps, masks, "relevance_rank_accuracy")
+    heatmaps, masks = _prepare(heatmaps, masks, "relevance_rank_accuracy")
     heatmaps, masks = jnp.broadcast_arrays(heatmaps, masks)
     flat_h = heatmaps.reshape(*heatmaps.shape[:-2], -1)
     m = _binary(masks, heatmaps.dtype).reshape(flat_h.shape)
@@ -180,8 +185,7 @@ def relevance_rank_accuracy(heatmaps: jax.Array, masks: jax.Array) -> jax.Array:
     share = (k - n_above) / jnp.maximum(n_tied, 1)
     hits = jnp.sum(above * m, axis=-1) + share * jnp.sum(tied * m, axis=-1)
     value = hits / jnp.maximum(k, 1)
-    nan_in_map = jnp.any(jnp.isnan(flat_h), axis=-1)
-    return jnp.where((k == 0) | nan_in_map, jnp.nan, value)
+    return jnp.where(_undefined(heatmaps, masks), jnp.nan, value)
 
 
 def pointing_game(heatmaps: jax.Array, masks: jax.Array) -> jax.Array:
@@ -199,16 +203,13 @@ def pointing_game(heatmaps: jax.Array, masks: jax.Array) -> jax.Array:
     Returns:
       [...] float in [0, 1]; NaN for an empty mask or a heatmap with NaN.
     """
-    heatmaps = _as_float(heatmaps)
-    masks = jnp.asarray(masks)
-    _check_pair(heatmaps, masks, "pointing_game")
+    heatmaps, masks = _prepare(heatmaps, masks, "pointing_game")
     h = jax.lax.stop_gradient(heatmaps)
     m = _binary(masks, h.dtype)
     peak = jnp.max(h, axis=(-2, -1), keepdims=True)
     at_peak = (h == peak).astype(h.dtype)
     value = _sum_hw(at_peak * m) / jnp.maximum(_sum_hw(at_peak), 1)
-    undefined = (_sum_hw(m) == 0) | jnp.any(jnp.isnan(h), axis=(-2, -1))
-    return jnp.where(undefined, jnp.nan, value)
+    return jnp.where(_undefined(h, masks), jnp.nan, value)
 
 
 def iou(heatmaps: jax.Array, masks: jax.Array, threshold: float = 0.5) -> jax.Array:
@@ -225,14 +226,11 @@ def iou(heatmaps: jax.Array, masks: jax.Array, threshold: float = 0.5) -> jax.Ar
     Returns:
       [...] float in [0, 1]; NaN for an empty mask or a heatmap with NaN.
     """
-    heatmaps = _as_float(heatmaps)
-    masks = jnp.asarray(masks)
-    _check_pair(heatmaps, masks, "iou")
+    heatmaps, masks = _prepare(heatmaps, masks, "iou")
     threshold = jnp.asarray(threshold, heatmaps.dtype)[..., None, None]
     predicted = heatmaps >= threshold
     m = jnp.asarray(masks) > 0
     intersection = _sum_hw(predicted & m)
     union = _sum_hw(predicted | m)
     value = intersection / jnp.maximum(union, 1)
-    undefined = (_sum_hw(m) == 0) | jnp.any(jnp.isnan(heatmaps), axis=(-2, -1))
-    return jnp.where(undefined, jnp.nan, value.astype(heatmaps.dtype))
+    return jnp.where(_undefined(heatmaps, masks), jnp.nan, value.astype(heatmaps.dtype))
