@@ -35,7 +35,7 @@ import math
 from typing import Any, Callable, Sequence
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageEnhance
 
 Data = dict[str, Any]
 Op = Callable[[Data, "np.random.Generator | None"], Data]
@@ -356,65 +356,33 @@ def get_rotate_fixed(angle: float, method: str = "nearest", keys: Sequence[str] 
     return lambda data, rng=None: _rotate_all(data, keys, angle, method)
 
 
-def _gray(img):
-    return img[..., 0] * 0.299 + img[..., 1] * 0.587 + img[..., 2] * 0.114
-
-
-def _rgb_to_hsv(img):
-    r, g, b = img[..., 0], img[..., 1], img[..., 2]
-    maxc, minc = img.max(-1), img.min(-1)
-    v = maxc
-    delta = maxc - minc
-    s = np.where(maxc > 0, delta / np.maximum(maxc, 1e-12), 0.0)
-    d = np.maximum(delta, 1e-12)
-    rc, gc, bc = (maxc - r) / d, (maxc - g) / d, (maxc - b) / d
-    hue = np.where(maxc == r, bc - gc, np.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
-    hue = np.where(delta > 0, (hue / 6.0) % 1.0, 0.0)
-    return np.stack([hue, s, v], -1)
-
-
-def _hsv_to_rgb(hsv):
-    h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
-    i = np.floor(h * 6.0)
-    f = h * 6.0 - i
-    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
-    i = i.astype(np.int32) % 6
-    r = np.choose(i, [v, q, p, p, t, v])
-    g = np.choose(i, [t, v, v, q, p, p])
-    b = np.choose(i, [p, p, t, v, v, q])
-    return np.stack([r, g, b], -1)
+def _adjust_hue(im: Image.Image, shift: float) -> Image.Image:
+    """torchvision's PIL adjust_hue: rotate the uint8 hue channel by shift * 255."""
+    h, s, v = im.convert("HSV").split()
+    h = Image.fromarray((np.asarray(h, np.int16) + int(round(shift * 255))).astype(np.uint8), "L")
+    return Image.merge("HSV", (h, s, v)).convert("RGB")
 
 
 @register("color_jitter")
 def get_color_jitter(brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0, inkey="image", outkey="image") -> Op:
-    """torchvision ColorJitter on the image only: factors ~ U(1-x, 1+x) (hue shift
-    ~ U(-hue, hue)), applied in a random order; uint8 in, uint8 out."""
+    """torchvision ColorJitter (PIL backend) on the image only: brightness,
+    contrast, saturation factors ~ U(max(0, 1-x), 1+x) via PIL.ImageEnhance,
+    hue shift ~ U(-hue, hue) of the HSV hue channel; in a random order;
+    uint8 in, uint8 out."""
+    enhancers = (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color)
+    amounts = (brightness, contrast, saturation)
 
     def op(data, rng=None):
         rng = _need_rng(rng, "color_jitter")
-        img = data[inkey].astype(np.float32) / 255.0
         order = rng.permutation(4)
-        factors = [
-            rng.uniform(max(0.0, 1 - brightness), 1 + brightness) if brightness else None,
-            rng.uniform(max(0.0, 1 - contrast), 1 + contrast) if contrast else None,
-            rng.uniform(max(0.0, 1 - saturation), 1 + saturation) if saturation else None,
-            rng.uniform(-hue, hue) if hue else None,
-        ]
+        factors = [rng.uniform(max(0.0, 1 - x), 1 + x) if x else None for x in amounts]
+        factors.append(rng.uniform(-hue, hue) if hue else None)
+        im = Image.fromarray(data[inkey])
         for i in order:
-            f = factors[i]
-            if f is None:
+            if factors[i] is None:
                 continue
-            if i == 0:
-                img = np.clip(img * f, 0, 1)
-            elif i == 1:
-                img = np.clip(f * img + (1 - f) * _gray(img).mean(), 0, 1)
-            elif i == 2:
-                img = np.clip(f * img + (1 - f) * _gray(img)[..., None], 0, 1)
-            else:
-                hsv = _rgb_to_hsv(img)
-                hsv[..., 0] = (hsv[..., 0] + f) % 1.0
-                img = _hsv_to_rgb(hsv)
-        data[outkey] = np.round(img * 255.0).astype(np.uint8)
+            im = _adjust_hue(im, factors[i]) if i == 3 else enhancers[i](im).enhance(factors[i])
+        data[outkey] = np.asarray(im)
         return data
 
     return op

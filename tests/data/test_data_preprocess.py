@@ -94,9 +94,15 @@ def test_color_jitter_changes_image_only():
     np.testing.assert_array_equal(same["image"], data["image"])
 
 
-def test_hue_roundtrip_is_exact():
-    img = np.random.default_rng(0).random((8, 8, 3)).astype(np.float32)
-    np.testing.assert_allclose(pp._hsv_to_rgb(pp._rgb_to_hsv(img)), img, atol=1e-5)
+def test_color_jitter_factors_match_pil_definitions():
+    img = np.random.default_rng(0).integers(0, 256, (6, 7, 3), dtype=np.uint8)
+    out = pp.parse("color_jitter(brightness=0.5)")({"image": img}, np.random.default_rng(1))["image"]
+    rng = np.random.default_rng(1)
+    rng.permutation(4)
+    factor = rng.uniform(0.5, 1.5)
+    np.testing.assert_allclose(out, np.clip(img * factor, 0, 255), atol=1)
+    hue = pp.parse("color_jitter(hue=0.5)")({"image": np.full((2, 2, 3), [255, 0, 0], np.uint8)}, np.random.default_rng(3))["image"]
+    assert not (hue == [255, 0, 0]).all()
 
 
 def test_normalize_presets():
