@@ -38,6 +38,7 @@ def write_caltech(fake, root, zipped):
     if zipped:
         with zipfile.ZipFile(root / "caltech-101.zip", "w") as zf:
             for name in ("101_ObjectCategories.tar.gz", "Annotations.tar"):
+                zf.writestr(f"__MACOSX/caltech-101/._{name}", b"AppleDouble resource fork")
                 zf.write(root / name, f"caltech-101/{name}")
                 (root / name).unlink()
     return root

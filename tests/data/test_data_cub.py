@@ -61,6 +61,12 @@ def test_cub_labels_splits_and_binarised_masks(fake, tmp_path):
     # The stored JPEG is the original one, byte for byte: pixels decode identically.
     train = sources.get_source("cub_200_2011", "train", tmp_path / "data")
     assert sorted(train[i]["label"] for i in range(2)) == [0, 1]
+    # A prepared dataset is reused, never rewritten: a later build with broken
+    # archives leaves it intact.
+    (manual / "CUB_200_2011.tgz").write_bytes(b"truncated")
+    sources.build("cub_200_2011", tmp_path / "data", manual_dir=manual)
+    again = sources.get_source("cub_200_2011", "test", tmp_path / "data")
+    np.testing.assert_array_equal({again[i]["id"]: again[i] for i in range(3)}[ex["id"]]["mask"], ex["mask"])
 
 
 def test_cub_missing_and_broken_files(fake, tmp_path):

@@ -187,13 +187,14 @@ def read_tar_files(path, names_or_pattern) -> dict[str, bytes]:
     return dict(iter_tar(path, select))
 
 
-def open_in_zip(zip_path: str, member_suffix: str):
-    """Returns a file object for the zip member whose name ends with `member_suffix`."""
+def open_in_zip(zip_path: str, basename: str):
+    """Returns a file object for the zip member named `basename` (in any folder;
+    macOS `__MACOSX/` resource forks are ignored)."""
     zf = zipfile.ZipFile(zip_path)
     for name in zf.namelist():
-        if name.endswith(member_suffix):
+        if name.rsplit("/", 1)[-1] == basename and not name.startswith("__MACOSX/"):
             return zf.open(name)
-    raise ManualFilesMissingError(f"{zip_path} has no member ending in {member_suffix!r}; members: {zf.namelist()[:20]}")
+    raise ManualFilesMissingError(f"{zip_path} has no member {basename!r}; members: {zf.namelist()[:20]}")
 
 
 @dataclasses.dataclass(eq=False)
