@@ -1,0 +1,92 @@
+"""The ViT's contract with explanations, position resizing, dtype, config checks."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+from rationality_jax import models
+
+
+@pytest.mark.parametrize("old_grid,new_grid", [(24, 14), (4, 6), (7, 7)])
+def test_resize_position_embedding_is_torch_bicubic(old_grid, new_grid):
+  rng = np.random.RandomState(old_grid)
+  pos = rng.randn(1 + old_grid * old_grid, 5).astype(np.float32)
+  got = models.resize_position_embedding(pos, new_grid)
+  grid = torch.tensor(pos[1:], dtype=torch.float64).reshape(1, old_grid, old_grid, 5).permute(0, 3, 1, 2)
+  expected = torch.nn.functional.interpolate(grid, size=(new_grid, new_grid), mode="bicubic",
+                                             align_corners=False)
+  expected = expected.permute(0, 2, 3, 1).reshape(-1, 5).numpy()
+  assert got.shape == (1 + new_grid * new_grid, 5)
+  np.testing.assert_array_equal(got[0], pos[0])
+  np.testing.assert_allclose(got[1:], expected, atol=1e-6)  # torch in float64
+
+
+def test_block_names_and_sown_attention(tiny_clip, ref):
+  _, directory = tiny_clip
+  module, params = models.load(directory)
+  _, images = ref.random_images(np.random.RandomState(0), 2, 32)
+  ids = np.array([[97, 5, 98]])
+  logits, state = module.apply({"params": params}, images, ids, mutable=["intermediates"])
+  vision = state["intermediates"]["vision"]
+  assert sorted(k for k in vision if k.startswith("block_")) == ["block_0", "block_1"]
+  probs = vision["block_1"]["attn"]["probs"][0]
+  assert probs.shape == (2, 4, 17, 17)  # [B, heads, 1 + 4x4 patches, same]
+  np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-6)
+  assert vision["block_0"]["norm1"][0].shape == (2, 17, 32)
+  assert vision["block_0"]["tokens"][0].shape == (2, 17, 32)
+  assert logits.shape == (2, 1)
+
+
+def test_perturbation_gradients_are_the_gradients_of_attention(tiny_clip, ref):
+  _, directory = tiny_clip
+  module, params = models.load(directory)
+  _, images = ref.random_images(np.random.RandomState(0), 2, 32)
+  ids = np.array([[97, 5, 98], [97, 6, 98]])
+  shapes = jax.eval_shape(module.init, jax.random.key(0), images, ids)["perturbations"]
+  perturbations = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+  @jax.jit
+  def score(perturbations):
+    logits = module.apply({"params": params, "perturbations": perturbations}, images, ids)
+    return logits[0, 1] + 0.5 * logits[1, 0]
+
+  grads = jax.jit(jax.grad(score))(perturbations)
+  grad = grads["vision"]["block_1"]["attn"]["probs"]
+  assert grad.shape == (2, 4, 17, 17) and float(jnp.abs(grad).max()) > 0
+  assert "block_0" in grads["text"]  # the text tower's attention is exposed too
+  direction = jax.random.normal(jax.random.key(1), grad.shape)
+  step = 1e-2
+
+  def shifted(sign):
+    p = jax.tree.map(jnp.zeros_like, perturbations)
+    p["vision"]["block_1"]["attn"]["probs"] = sign * step * direction
+    return score(p)
+
+  finite_difference = (shifted(1.0) - shifted(-1.0)) / (2 * step)
+  np.testing.assert_allclose(finite_difference, jnp.vdot(grad, direction), rtol=2e-3)
+
+
+def test_bfloat16_compute_is_close_to_float32(tiny_clip, ref):
+  _, directory = tiny_clip
+  module, params = models.load(directory)
+  bf16_module, _ = models.load(directory, dtype=jnp.bfloat16)
+  _, images = ref.random_images(np.random.RandomState(0), 2, 32)
+  full = module.apply({"params": params}, images, method="encode_image")
+  half = bf16_module.apply({"params": params}, images, method="encode_image")
+  assert half.dtype == jnp.float32
+  relative = float(jnp.abs(half - full).max() / jnp.abs(full).max())
+  assert 0 < relative < 0.05
+
+
+def test_config_and_input_checks(tiny_clip, ref):
+  with pytest.raises(ValueError, match="not a multiple of patch_size"):
+    models.ViTConfig(image_size=225, patch_size=16)
+  with pytest.raises(ValueError, match="not divisible by num_heads"):
+    models.ViTConfig(width=100, num_heads=3)
+  _, directory = tiny_clip
+  module, params = models.load(directory)
+  _, images = ref.random_images(np.random.RandomState(0), 1, 40)
+  with pytest.raises(AssertionError):
+    module.apply({"params": params}, images, method="encode_image")
