@@ -165,3 +165,16 @@ def test_two_processes_with_jax_distributed(tmp_path, data_dir):
     per_host = [sorted(i for i, v in r["rows"] if v) for r in results]
     assert not set(per_host[0]) & set(per_host[1])
     assert sorted(per_host[0] + per_host[1]) == list(range(37))
+
+
+def test_endless_iterator_crosses_epochs_without_losing_examples(source):
+    it = pipeline.make_iterator(source, PP, batch_size=5, mesh=None, seed=2, num_epochs=None, num_threads=1)
+    indices = [int(i) for _ in range(15) for i in next(it)["index"]]
+    assert sorted(indices[:37]) == sorted(indices[37:74]) == list(range(37))
+    with pytest.raises(TypeError, match="infinite"):
+        len(it)
+
+
+def test_batch_size_must_split_over_hosts_and_devices(source):
+    with pytest.raises(ValueError, match="process count 2"):
+        pipeline.make_iterator(source, PP, batch_size=5, mesh=None, process_index=0, process_count=2)

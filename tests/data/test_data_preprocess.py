@@ -121,3 +121,19 @@ def test_parse_errors_name_the_problem():
         pp.parse("resize(x)")
     with pytest.raises(ValueError, match="preset"):
         pp.parse("normalize('mine')")
+
+
+@pytest.mark.parametrize("spec", ["resize(224)", "resize(20)", "random_resized_crop(96)", "rotate(30, method='bilinear')", "resize(256)|center_crop(224)"])
+def test_bilinear_image_and_nearest_mask_stay_registered(spec):
+    """With the default bilinear image resampling the mask (nearest) still sits
+    on the object: no half-pixel shift between the two samplers."""
+    h, w = 60, 80
+    mask = np.zeros((h, w), np.uint8)
+    mask[10:41, 15:52] = 1
+    mask[45:55, 5:20] = 1
+    data = {"image": np.repeat(mask[..., None] * 255, 3, -1).astype(np.uint8), "mask": mask}
+    out = pp.parse(spec)(data, np.random.default_rng(1))
+    soft = out["image"][..., 0] >= 128
+    hard = out["mask"] == 1
+    iou = (soft & hard).sum() / max((soft | hard).sum(), 1)
+    assert hard.sum() > 0 and iou > 0.93, iou
