@@ -1,4 +1,6 @@
-"""Independent PyTorch reference of every heatmap method, on a `transformers` CLIPModel.
+"""Independent PyTorch reference of every heatmap method, on a `transformers`
+CLIPModel (or BlipModel: same ``vision_model`` / ``visual_projection`` /
+``logit_scale`` layout).
 
 Used by the parity tests and `benchmarks/heatmaps.py`; needs the ``torch``
 extra. It shares no code with the JAX side: the model is the HF CLIP vision
@@ -8,8 +10,11 @@ gives dS/dA), gradients come from plain ``torch.autograd``, post-processing is
 ``F.interpolate(mode='bilinear', align_corners=False)`` + per-image min-max,
 exactly what the study's release does.
 
-Score: the zero-shot CLIP logit of the explained class against precomputed class
-embeddings, ``exp(logit_scale) * cos(visual_projection(pooler_output), e_c)``.
+The head mirrors `rationality_jax.explain.targets`: ``{'class_embeddings':
+[C, E]}`` gives the zero-shot logits ``exp(logit_scale) *
+cos(visual_projection(pooler_output), e_c)``; ``{'kernel': [F, C], 'bias':
+[C]}`` a linear probe on the projected embedding (F = projection dim) or on the
+pooled CLS token (F = vision width). The score is the logit of ``labels``.
 Images are NCHW here (PyTorch's layout).
 """
 
@@ -19,12 +24,19 @@ import torch
 import torch.nn.functional as F
 
 
-def _logits(model, pixel_values, class_embeddings, output_attentions=False):
+def _logits(model, pixel_values, head, output_attentions=False):
     out = model.vision_model(pixel_values=pixel_values, output_attentions=output_attentions)
-    image = model.visual_projection(out.pooler_output)
-    image = image / image.norm(dim=-1, keepdim=True)
-    text = class_embeddings / class_embeddings.norm(dim=-1, keepdim=True)
-    return model.logit_scale.exp() * image @ text.T, out
+    if "class_embeddings" in head:
+        image = model.visual_projection(out.pooler_output)
+        image = image / image.norm(dim=-1, keepdim=True)
+        text = head["class_embeddings"]
+        text = text / text.norm(dim=-1, keepdim=True)
+        return model.logit_scale.exp() * image @ text.T, out
+    kernel, bias = head["kernel"], head["bias"]
+    features = out.pooler_output
+    if kernel.shape[0] == model.config.projection_dim:
+        features = model.visual_projection(features)
+    return features @ kernel + bias, out
 
 
 def postprocess(patch_maps, size):
@@ -63,7 +75,7 @@ def _prepare(model, pixel_values, weights_grad):
     return pixel_values
 
 
-def chefer(model, pixel_values, class_embeddings, labels, start_layer=-1,
+def chefer(model, pixel_values, head, labels, start_layer=-1,
            weights_grad=True):
     """Chefer relevance; returns (logits, patch map [B, g, g] raw, heatmap [B, S, S]).
 
@@ -72,7 +84,7 @@ def chefer(model, pixel_values, class_embeddings, labels, start_layer=-1,
     the weights and differentiates through the input instead.
     """
     pixel_values = _prepare(model, pixel_values, weights_grad)
-    logits, out = _logits(model, pixel_values, class_embeddings, output_attentions=True)
+    logits, out = _logits(model, pixel_values, head, output_attentions=True)
     attentions = out.attentions
     for attention in attentions:
         attention.retain_grad()
@@ -91,10 +103,10 @@ def chefer(model, pixel_values, class_embeddings, labels, start_layer=-1,
     return logits.detach(), patches, postprocess(patches, pixel_values.shape[-2:])
 
 
-def rollout(model, pixel_values, class_embeddings, residual=0.5):
+def rollout(model, pixel_values, head, residual=0.5):
     """Abnar & Zuidema's rollout over all blocks; (logits, patches, heatmap)."""
     with torch.no_grad():
-        logits, out = _logits(model, pixel_values, class_embeddings, output_attentions=True)
+        logits, out = _logits(model, pixel_values, head, output_attentions=True)
         batch, _, tokens, _ = out.attentions[0].shape
         eye = torch.eye(tokens)
         rolled = eye.expand(batch, tokens, tokens)
@@ -107,7 +119,7 @@ def rollout(model, pixel_values, class_embeddings, residual=0.5):
     return logits, patches, postprocess(patches, pixel_values.shape[-2:])
 
 
-def gradcam(model, pixel_values, class_embeddings, labels, layer=-1):
+def gradcam(model, pixel_values, head, labels, layer=-1):
     """Grad-CAM on ``encoder.layers[layer].layer_norm1``'s output (pytorch-grad-cam's
     ViT recipe: drop CLS, weights = mean gradient over patch tokens, ReLU)."""
     pixel_values = _prepare(model, pixel_values, weights_grad=False)
@@ -119,7 +131,7 @@ def gradcam(model, pixel_values, class_embeddings, labels, layer=-1):
 
     handle = model.vision_model.encoder.layers[layer].layer_norm1.register_forward_hook(keep)
     try:
-        logits, _ = _logits(model, pixel_values, class_embeddings)
+        logits, _ = _logits(model, pixel_values, head)
         logits.gather(1, labels[:, None]).sum().backward()
     finally:
         handle.remove()
@@ -131,17 +143,17 @@ def gradcam(model, pixel_values, class_embeddings, labels, layer=-1):
     return logits.detach(), patches, postprocess(patches, pixel_values.shape[-2:])
 
 
-def input_gradients(model, pixel_values, class_embeddings, labels, times_input=False):
+def input_gradients(model, pixel_values, head, labels, times_input=False):
     """max_c |dS/dx| (saliency) or sum_c x dS/dx; returns (logits, heatmap [B, S, S])."""
     pixel_values = _prepare(model, pixel_values, weights_grad=False)
-    logits, _ = _logits(model, pixel_values, class_embeddings)
+    logits, _ = _logits(model, pixel_values, head)
     logits.gather(1, labels[:, None]).sum().backward()
     grad = pixel_values.grad
     pixels = (grad * pixel_values).sum(dim=1) if times_input else grad.abs().amax(dim=1)
     return logits.detach(), minmax(pixels.detach())
 
 
-def integrated_gradients(model, pixel_values, class_embeddings, labels, steps=32,
+def integrated_gradients(model, pixel_values, head, labels, steps=32,
                          baseline=0.0, rule="trapezoid"):
     """IG with a straight path, one backward per path point (a plain loop).
 
@@ -160,7 +172,7 @@ def integrated_gradients(model, pixel_values, class_embeddings, labels, steps=32
     total = torch.zeros_like(pixel_values)
     for alpha, weight in points:
         x = (base + alpha * (pixel_values - base)).detach().requires_grad_(True)
-        logits, _ = _logits(model, x, class_embeddings)
+        logits, _ = _logits(model, x, head)
         logits.gather(1, labels[:, None]).sum().backward()
         total += weight * x.grad
     pixels = ((pixel_values - base) * total).sum(dim=1)
