@@ -20,7 +20,8 @@ caltech101_masks, stanford_dogs_masks, imagenet2012_val_masks,
 imagenet_c_masks. Builder options are keyword arguments of `build` and
 `get_source` (e.g. `on_bad_image="skip"`, `boxes="last"`,
 `split_scheme="seeded"`). Preprocessing ops: `data.preprocess.registered_ops()`.
-See docs/data.md.
+`data.preprocess.study_spec(dataset, train=False, normalization="clip")` gives
+the study's spec string per dataset. See docs/data.md.
 """
 
 from rationality_jax.data import preprocess

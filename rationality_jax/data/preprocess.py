@@ -49,6 +49,20 @@ NORMALIZATION = {
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
 }
 
+# The study's evaluation geometry per dataset (PAPER.md, "Datasets and masks");
+# ImageNet-C images are already Resize(256) + CenterCrop(224).
+STUDY_EVAL_GEOMETRY = {
+    "cub_200_2011": "resize(256)|center_crop(224)",
+    "imagenet2012_val_masks": "resize(256)|center_crop(224)",
+    "caltech101_masks": "resize(224)|center_crop(224)",
+    "stanford_dogs_masks": "resize(224)|center_crop(224)",
+    "imagenet_c_masks": "center_crop(224)",
+    "synthetic_rationality": "resize(224)|center_crop(224)",
+}
+# The release's training augmentation (RandomResizedCrop(224), horizontal flip,
+# ColorJitter(0.2, 0.2, 0.2, 0.2), RandomRotation(30)).
+STUDY_TRAIN_AUGMENTATION = "random_resized_crop(224)|random_flip_lr|color_jitter(0.2, 0.2, 0.2, 0.2)|rotate(30)"
+
 _RESAMPLE = {
     "nearest": Image.NEAREST,
     "bilinear": Image.BILINEAR,
@@ -121,6 +135,21 @@ def parse(spec: "str | Sequence[str] | Preprocess") -> Preprocess:
             raise ValueError(f"Unknown preprocessing op {name!r} in {part!r}; registered: {registered_ops()}.")
         ops.append(_REGISTRY[name](*args, **kwargs))
     return Preprocess(ops, "|".join(parts))
+
+
+def study_spec(dataset: str, train: bool = False, normalization: str = "clip", size: int = 224) -> str:
+    """The study's preprocessing for `dataset` as a spec string.
+
+    Evaluation: the dataset's resize + center crop; training: the release's
+    augmentation. `normalization`: 'clip' (right for CLIP) or 'imagenet' (what
+    the release used for every model). `size` != 224 scales the geometry.
+    """
+    if dataset not in STUDY_EVAL_GEOMETRY:
+        raise ValueError(f"No study preprocessing for {dataset!r}; known: {sorted(STUDY_EVAL_GEOMETRY)}.")
+    geometry = STUDY_TRAIN_AUGMENTATION if train else STUDY_EVAL_GEOMETRY[dataset]
+    if size != 224:
+        geometry = geometry.replace("(256)", f"({round(size * 256 / 224)})").replace("(224)", f"({size})")
+    return f"{geometry}|normalize({normalization!r})"
 
 
 def _need_rng(rng, name):

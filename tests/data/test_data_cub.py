@@ -80,4 +80,8 @@ def test_cub_missing_and_broken_files(fake, tmp_path):
     assert not [p for p in (tmp_path / "data").rglob("*") if "incomplete" in p.name]
     builder = sources.build("cub_200_2011", tmp_path / "data", manual_dir=manual, on_bad_image="skip")
     assert builder.info.splits["test"].num_examples == 2
-    assert builder.info.metadata["skipped_images"]["test"] == ["CUB_200_2011/images/002.Laysan_Albatross/Laysan_Albatross_0082_524.jpg"]
+    skipped = ["CUB_200_2011/images/002.Laysan_Albatross/Laysan_Albatross_0082_524.jpg"]
+    assert builder.info.metadata["skipped_images"] == {"train": [], "test": skipped}
+    # The count is stored with the dataset, not only on the building object.
+    reloaded = sources.get_builder("cub_200_2011", tmp_path / "data", on_bad_image="skip")
+    assert reloaded.info.metadata["skipped_images"]["test"] == skipped

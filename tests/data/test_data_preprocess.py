@@ -137,3 +137,14 @@ def test_bilinear_image_and_nearest_mask_stay_registered(spec):
     hard = out["mask"] == 1
     iou = (soft & hard).sum() / max((soft | hard).sum(), 1)
     assert hard.sum() > 0 and iou > 0.93, iou
+
+
+def test_study_specs():
+    assert pp.study_spec("cub_200_2011") == "resize(256)|center_crop(224)|normalize('clip')"
+    assert pp.study_spec("stanford_dogs_masks", normalization="imagenet") == "resize(224)|center_crop(224)|normalize('imagenet')"
+    assert pp.study_spec("synthetic_rationality", size=64) == "resize(64)|center_crop(64)|normalize('clip')"
+    train = pp.parse(pp.study_spec("caltech101_masks", train=True))
+    out = train(_scene(h=300, w=200), np.random.default_rng(0))
+    assert out["image"].shape == (224, 224, 3) and out["image"].dtype == np.float32 and out["mask"].shape == (224, 224)
+    evaluated = pp.parse(pp.study_spec("imagenet2012_val_masks"))(_scene(h=300, w=400))
+    assert evaluated["image"].shape == (224, 224, 3)
