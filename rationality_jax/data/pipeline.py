@@ -38,7 +38,7 @@ import json
 import math
 import os
 import sys
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import grain
 import jax
@@ -180,6 +180,11 @@ def make_iterator(
         raise ValueError(f"batch_size {batch_size} must be divisible by the process count {process_count}.")
     if mesh == "default":
         mesh = default_mesh(data_axis)
+    if mesh is not None and (process_index, process_count) != (jax.process_index(), jax.process_count()):
+        raise ValueError(
+            f"Simulated sharding (process {process_index} of {process_count}, jax has {jax.process_index()} of "
+            f"{jax.process_count()}) cannot build global arrays: pass mesh=None for host-local numpy batches."
+        )
     if mesh is not None and batch_size % mesh.shape[data_axis]:
         raise ValueError(f"batch_size {batch_size} must be divisible by the '{data_axis}' mesh axis ({mesh.shape[data_axis]}).")
     drop_remainder = shuffle if drop_remainder is None else drop_remainder

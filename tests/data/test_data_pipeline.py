@@ -178,3 +178,8 @@ def test_endless_iterator_crosses_epochs_without_losing_examples(source):
 def test_batch_size_must_split_over_hosts_and_devices(source):
     with pytest.raises(ValueError, match="process count 2"):
         pipeline.make_iterator(source, PP, batch_size=5, mesh=None, process_index=0, process_count=2)
+
+
+def test_simulated_hosts_need_host_local_batches(source):
+    with pytest.raises(ValueError, match="mesh=None"):
+        pipeline.make_iterator(source, PP, batch_size=4, process_index=1, process_count=2)

@@ -35,7 +35,7 @@ BOX_FILES = common.ManualFile(
     _IMAGENET + "; or LOC_val_solution.csv from https://www.kaggle.com/c/imagenet-object-localization-challenge/data",
 )
 IMAGES_FILE = common.ManualFile(("ILSVRC2012_img_val.tar",), _IMAGENET + " (ILSVRC2012_img_val.tar, 6.3 GB)")
-_VAL_NAME = re.compile(r"(ILSVRC2012_val_\d{8})")
+VAL_NAME = re.compile(r"(ILSVRC2012_val_\d{8})")
 
 
 @dataclasses.dataclass
@@ -78,7 +78,7 @@ def read_val_annotations(path: str) -> dict[str, ValAnnotation]:
             return _parse_csv(f.read())
     out = {}
     for name, data in common.iter_tar(path, lambda n: n.endswith(".xml")):
-        m = _VAL_NAME.search(name)
+        m = VAL_NAME.search(name)
         if m:
             out[m.group(1)] = _parse_xml(data)
     return out
@@ -106,8 +106,8 @@ class Imagenet2012ValMasks(common.MaskedImageBuilder):
         bad = self._bad_images("validation")
         annotations = read_val_annotations(files["boxes"])
         label_of = {w: i for i, w in enumerate(classnames.imagenet_wnids())}
-        for name, data in common.iter_tar(files["images"], lambda n: _VAL_NAME.search(n) is not None):
-            stem = _VAL_NAME.search(name).group(1)
+        for name, data in common.iter_tar(files["images"], lambda n: VAL_NAME.search(n) is not None):
+            stem = VAL_NAME.search(name).group(1)
             if stem not in annotations:
                 raise common.ManualFilesMissingError(f"{files['boxes']} has no boxes for {name}.")
             ann = annotations.pop(stem)

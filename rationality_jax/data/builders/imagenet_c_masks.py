@@ -121,8 +121,8 @@ class ImagenetCMasks(common.MaskedImageBuilder):
                 raise common.ManualFilesMissingError(
                     f"imagenet_c_masks: {files['boxes']} has no image sizes; also place ILSVRC2012_img_val.tar in {manual_dir} ({val.IMAGES_FILE.source})."
                 )
-            for name, data in common.iter_tar(images, lambda n: val._VAL_NAME.search(n) is not None):
-                stem = val._VAL_NAME.search(name).group(1)
+            for name, data in common.iter_tar(images, lambda n: val.VAL_NAME.search(n) is not None):
+                stem = val.VAL_NAME.search(name).group(1)
                 if stem in annotations:
                     with Image.open(io.BytesIO(data)) as im:
                         annotations[stem].size = (im.size[1], im.size[0])
