@@ -1,0 +1,137 @@
+"""What a method is: a trainable-parameter regex, a loss and a head - nothing else.
+
+The one training loop (`rationality_jax.train`) asks a `Method` for:
+
+  trainable(config, model_config) -> regex over the paths of ``{'params': model params,
+      'head': head}`` (``params/vision/block_0/attn/query/kernel``,
+      ``head/kernel``); see `rationality_jax.optim`.
+  init_head(HeadInit) -> the head pytree that trains with the model (host side).
+  loss: 'cross_entropy' on ``logits(module, images, head, task)`` [B, C], or
+      'contrastive' (FLYP): image vs "a photo of a {label}" caption embeddings.
+  eval_head(module, params, head, task) -> the head `classifier` takes (host
+      side, after training; e.g. FLCP rebuilds its zero-shot head from the
+      fine-tuned text tower, CoOp turns its contexts into class embeddings).
+  classifier(module, images, eval_head) -> logits [B, C], run inside
+      ``module.apply``: the contract of `rationality_jax.explain.targets`, so
+      evaluation and explanations reuse it unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from rationality_jax.methods import losses
+from rationality_jax.models.vlm import VisionLanguageModel, normalize
+
+
+@dataclasses.dataclass
+class HeadInit:
+  """What `Method.init_head` may use.
+
+  Attributes:
+    module, params: the model (params possibly sharded).
+    task: `heads.make_task` output, extended by `Method.extend_task`.
+    config: the whole training config (method options live in
+      ``config.<method name>`` and ``config.head``).
+    rng: a `jax.random` key for random heads.
+    zero_shot: () -> ``{'class_embeddings': [C, E]}`` (cached on disk).
+    tokenizer: the family's `rationality_jax.models.Tokenizer`.
+  """
+
+  module: VisionLanguageModel
+  params: Any
+  task: dict[str, np.ndarray]
+  config: ml_collections.ConfigDict
+  rng: jax.Array
+  zero_shot: Callable[[], dict[str, np.ndarray]]
+  tokenizer: Any
+
+
+def identity_eval_head(module, params, head, task):
+  del module, params, task
+  return head
+
+
+def no_task_extension(config, tokenizer, class_names) -> dict[str, np.ndarray]:
+  del config, tokenizer, class_names
+  return {}
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+  """One adaptation method as configuration of the training loop (module docstring)."""
+
+  name: str
+  trainable: Callable[[ml_collections.ConfigDict, Any], str]
+  init_head: Callable[[HeadInit], Any]
+  classifier: Callable[[Any, jax.Array, Any], jax.Array]
+  loss: str = "cross_entropy"
+  logits: Callable[[Any, jax.Array, Any, Any], jax.Array] | None = None
+  eval_head: Callable[[VisionLanguageModel, Any, Any, Any], Any] = identity_eval_head
+  extend_task: Callable[[ml_collections.ConfigDict, Any, Any], dict] = no_task_extension
+
+  def __post_init__(self):
+    if self.loss not in ("cross_entropy", "contrastive"):
+      raise ValueError(f"{self.name}: loss {self.loss!r} is not 'cross_entropy' or 'contrastive'.")
+    if self.loss == "cross_entropy" and self.logits is None:
+      raise ValueError(f"{self.name}: a cross-entropy method needs `logits`.")
+
+
+def fixed_temperature(config, model_config) -> float:
+  """The fixed temperature, 0.0 when the model's own trains (``temperature`` -1: per family)."""
+  if config.flcp.temperature < 0:
+    return 0.07 if model_config.family == "clip" else 0.0
+  return float(config.flcp.temperature)
+
+
+def contrastive_multiplier(module, temperature: float,
+                           options: ml_collections.ConfigDict) -> jax.Array:
+  """Logit multiplier of FLCP's loss.
+
+  ``temperature > 0``: fixed, 1 / temperature (CLIP in the release: 0.07).
+  Otherwise the model's own learnable one: CLIP exp(logit_scale) capped at 100
+  (as CLIP's training), ALBEF/BLIP 1 / clip(temp, *options.temp_range).
+  """
+  if temperature:
+    return jnp.float32(1.0 / temperature)
+  if module.config.logit == "logit_scale":
+    return jnp.minimum(jnp.exp(module.logit_scale), 100.0)
+  return 1.0 / jnp.clip(module.temp, *options.temp_range)
+
+
+def make_loss_fn(method: Method, module: VisionLanguageModel, config: ml_collections.ConfigDict):
+  """``loss_fn(trainable, batch, task) -> (loss, {'accuracy'})`` for `jax.value_and_grad`.
+
+  trainable: ``{'params', 'head'}``; batch: ``image [B, S, S, 3]``, ``label
+  [B]`` (and optionally ``valid [B]``); task: `heads.make_task` arrays.
+  """
+
+  temperature = fixed_temperature(config, module.config)
+
+  def forward(mdl, head, batch, task):
+    images, labels = batch["image"], batch["label"]
+    weights = batch.get("valid")
+    if method.loss == "contrastive":
+      image = normalize(mdl.encode_image(images))
+      text = normalize(mdl.encode_text(task["caption_ids"][labels], task["caption_mask"][labels]))
+      logits = contrastive_multiplier(mdl, temperature, config.flcp) * image @ text.T
+      targets = labels if config.flcp.targets == "same_label" else None
+      loss = losses.contrastive(logits, targets)
+      accuracy = (jnp.argmax(logits, -1) == jnp.arange(labels.shape[0])).mean()
+    else:
+      logits = method.logits(mdl, images, head, task)
+      loss = losses.cross_entropy(logits, labels, weights)
+      accuracy = (jnp.argmax(logits, -1) == labels).mean()
+    return loss, {"accuracy": accuracy}
+
+  def loss_fn(trainable, batch, task):
+    return module.apply({"params": trainable["params"]}, trainable["head"], batch, task,
+                        method=forward)
+
+  return loss_fn
