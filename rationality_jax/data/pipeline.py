@@ -5,7 +5,7 @@
   for batch in it:
       batch["image"]  # [B, 224, 224, 3] float32 jax.Array, sharded on 'data'
       batch["mask"]   # [B, 224, 224] uint8 jax.Array
-      batch["label"]  # [B] int32; batch["index"] [B] int64 source index
+      batch["label"]  # [B] int32; batch["index"] [B] int32 source index
       batch["valid"]  # [B] bool, False on padding (only when drop_remainder=False)
       batch["id"]     # [B / process_count] numpy str: this host's examples only
   state = it.get_state(); ...; it.set_state(state)   # resumes exactly
@@ -85,7 +85,7 @@ class _HostStream:
         example = self.source[index]
         out = self.preprocess(example, np.random.default_rng([self.seed, epoch, index]))
         out = {key: v for key, v in out.items() if key not in VARIABLE_FIELDS}
-        out["index"] = np.int64(index)
+        out["index"] = np.int32(index)
         out["valid"] = np.bool_(valid)
         if "label" in out:
             out["label"] = np.int32(out["label"])
