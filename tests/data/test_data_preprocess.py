@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rationality_jax.data import preprocess as pp
 
@@ -148,3 +150,27 @@ def test_study_specs():
     assert out["image"].shape == (224, 224, 3) and out["image"].dtype == np.float32 and out["mask"].shape == (224, 224)
     evaluated = pp.parse(pp.study_spec("imagenet2012_val_masks"))(_scene(h=300, w=400))
     assert evaluated["image"].shape == (224, 224, 3)
+
+_OPS = st.sampled_from([
+    "resize({n}, method='nearest')",
+    "center_crop({n})",
+    "random_resized_crop({n}, method='nearest')",
+    "random_flip_lr",
+    "rotate(45)",
+])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    h=st.integers(8, 64),
+    w=st.integers(8, 64),
+    ops=st.lists(st.tuples(_OPS, st.integers(4, 48)), min_size=1, max_size=4),
+    seed=st.integers(0, 2**16),
+)
+def test_any_chain_of_geometric_ops_keeps_alignment(h, w, ops, seed):
+    rng = np.random.default_rng(seed)
+    mask = (rng.random((h, w)) < 0.4).astype(np.uint8)
+    image = rng.integers(1, 256, (h, w, 3), dtype=np.uint8) * mask[..., None]
+    spec = "|".join(op.format(n=n) for op, n in ops)
+    out = pp.parse(spec)({"image": image, "mask": mask}, rng)
+    np.testing.assert_array_equal((out["image"] != 0).any(-1).astype(np.uint8), out["mask"])
