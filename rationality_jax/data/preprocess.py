@@ -50,13 +50,13 @@ NORMALIZATION = {
 }
 
 # The study's evaluation geometry per dataset (PAPER.md, "Datasets and masks");
-# ImageNet-C images are already Resize(256) + CenterCrop(224).
+# ImageNet-C images are already Resize(256) + CenterCrop(224): resize(224) is then the identity.
 STUDY_EVAL_GEOMETRY = {
     "cub_200_2011": "resize(256)|center_crop(224)",
     "imagenet2012_val_masks": "resize(256)|center_crop(224)",
     "caltech101_masks": "resize(224)|center_crop(224)",
     "stanford_dogs_masks": "resize(224)|center_crop(224)",
-    "imagenet_c_masks": "center_crop(224)",
+    "imagenet_c_masks": "resize(224)|center_crop(224)",
     "synthetic_rationality": "resize(224)|center_crop(224)",
 }
 # The release's training augmentation (RandomResizedCrop(224), horizontal flip,

@@ -174,3 +174,10 @@ def test_any_chain_of_geometric_ops_keeps_alignment(h, w, ops, seed):
     spec = "|".join(op.format(n=n) for op, n in ops)
     out = pp.parse(spec)({"image": image, "mask": mask}, rng)
     np.testing.assert_array_equal((out["image"] != 0).any(-1).astype(np.uint8), out["mask"])
+
+
+def test_imagenet_c_preset_is_identity_at_224():
+    data = _scene(h=224, w=224)
+    out = pp.parse(pp.study_spec("imagenet_c_masks").replace("|normalize('clip')", ""))(data)
+    np.testing.assert_array_equal(out["image"], data["image"])
+    np.testing.assert_array_equal(out["mask"], data["mask"])
