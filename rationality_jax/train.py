@@ -310,7 +310,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains ``config.method`` in `workdir` (resuming if it has checkpoints).
 
   Returns:
-    ``{'step', 'loss', 'accuracy' (on ``config.eval_split`` or None),
+    ``{'step', 'loss' (the last logged), 'losses' ([(step, loss)] logged by
+    this invocation), 'accuracy' (on ``config.eval_split`` or None),
     'checkpoint_dir'}`` on every process.
   """
   initialize_distributed(config)
@@ -369,7 +370,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   reporter = Reporter(workdir, first, steps, config.batch_size)
   preemption = Preemption(manager)
   batch_sharding = sharding.batch_sharding(mesh)
-  metrics = None
+  metrics, history = None, []
   try:
     if first == 0:
       save_checkpoint(manager, state, iterator, meta, eval_head)
@@ -380,6 +381,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         metrics = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
         check_finite(step, metrics, config)
         reporter(step, metrics)
+        history.append((step, metrics["loss"]))
       if preemption.requested(step):
         save_checkpoint(manager, state, iterator, meta, eval_head, force=True)
         manager.wait_until_finished()
@@ -400,7 +402,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     if jax.process_index() == 0:
       logging.info("%s accuracy on %s: %.4f", config.method, config.eval_split, accuracy)
   result = {"step": steps, "loss": None if metrics is None else metrics["loss"],
-            "accuracy": accuracy, "checkpoint_dir": str(manager.directory)}
+            "losses": history, "accuracy": accuracy, "checkpoint_dir": str(manager.directory)}
   if jax.process_index() == 0:
     with open(os.path.join(workdir, "train_result.json"), "w") as f:
       json.dump(result, f, indent=1)
@@ -433,6 +435,22 @@ def evaluate_accuracy(config, workdir, mesh, module, method, state, head) -> flo
   return right / max(total, 1)
 
 
+def read_checkpoint(workdir: str, step: int | None = None,
+                    items: tuple[str, ...] = ("state", "eval_head", "meta")) -> dict:
+  """``{item: value, 'step': step}`` of the newest (or given) checkpoint, host numpy."""
+  directory = os.path.join(os.path.abspath(workdir), CHECKPOINTS)
+  restore = {"state": ocp.args.StandardRestore, "eval_head": ocp.args.StandardRestore,
+             "meta": ocp.args.JsonRestore}
+  with ocp.CheckpointManager(directory, item_names=ITEMS,
+                             options=ocp.CheckpointManagerOptions(read_only=True)) as manager:
+    step = manager.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f"no checkpoint in {directory}; train first.")
+    out = manager.restore(step, args=ocp.args.Composite(**{k: restore[k]() for k in items}))
+  out = {k: out[k] if k == "meta" else jax.tree.map(np.asarray, out[k]) for k in items}
+  return dict(out, step=step)
+
+
 def load_for_evaluation(workdir: str, step: int | None = None) -> dict:
   """The trained model as evaluation needs it (see `rationality_jax.methods`).
 
@@ -441,23 +459,13 @@ def load_for_evaluation(workdir: str, step: int | None = None) -> dict:
     ``module.apply({'params': params}, images, head, method=classifier)`` ->
     logits [B, C]. Arrays are host numpy.
   """
-  directory = os.path.join(os.path.abspath(workdir), CHECKPOINTS)
-  with ocp.CheckpointManager(directory, item_names=ITEMS,
-                             options=ocp.CheckpointManagerOptions(read_only=True)) as manager:
-    step = manager.latest_step() if step is None else step
-    if step is None:
-      raise FileNotFoundError(f"no checkpoint in {directory}; train first.")
-    meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-    restored = manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(), eval_head=ocp.args.StandardRestore()))
-  config = model_checkpoint.config_from_dict(meta["model"])
-  module = models.VisionLanguageModel(config)
+  ckpt = read_checkpoint(workdir, step)
+  meta = ckpt["meta"]
+  module = models.VisionLanguageModel(model_checkpoint.config_from_dict(meta["model"]))
   method = meta["method"]
-  classifier = (methods.get(method) if method != "wise_ft" else
-                methods.get(meta["finetuned_method"])).classifier
-  return {"module": module, "params": jax.tree.map(np.asarray, restored["state"]["params"]),
-          "head": jax.tree.map(np.asarray, restored["eval_head"]), "method": method,
-          "classifier": classifier, "step": step, "meta": meta}
+  classifier = methods.get(meta.get("finetuned_method", method)).classifier
+  return {"module": module, "params": ckpt["state"]["params"], "head": ckpt["eval_head"],
+          "method": method, "classifier": classifier, "step": ckpt["step"], "meta": meta}
 
 
 # =========================================================== WiSE-FT ====
@@ -473,15 +481,10 @@ def wise_ft(config: ml_collections.ConfigDict, workdir: str) -> dict:
   Returns:
     {alpha: checkpoint directory}.
   """
-  finetuned = load_for_evaluation(config.wise_ft.finetuned_workdir)
+  finetuned = read_checkpoint(config.wise_ft.finetuned_workdir, items=("state", "meta"))
   ft_config = ml_collections.ConfigDict(finetuned["meta"]["config"])
   s = setup(ft_config, config.wise_ft.finetuned_workdir)
-  method = s["method"]
-  ft_dir = os.path.join(os.path.abspath(config.wise_ft.finetuned_workdir), CHECKPOINTS)
-  with ocp.CheckpointManager(ft_dir, item_names=ITEMS,
-                             options=ocp.CheckpointManagerOptions(read_only=True)) as manager:
-    ft_state = manager.restore(finetuned["step"], args=ocp.args.Composite(
-        state=ocp.args.StandardRestore()))["state"]
+  method, ft_state = s["method"], finetuned["state"]
   out = {}
   for alpha in config.wise_ft.alphas:
     params = wise_ft_lib.interpolate(s["params"], ft_state["params"], alpha)

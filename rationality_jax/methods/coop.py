@@ -65,10 +65,7 @@ def logits(module, images, head, task):
 
 
 def eval_head(module, params, head, task):
-  @jax.jit
-  def embed(params, head, task):
-    return module.apply({"params": params}, head, task, method=class_embeddings)
-
+  embed = heads.jitted_apply(module, class_embeddings)
   task = {"coop_ids": task["coop_ids"], "coop_mask": task["coop_mask"]}
   return {"class_embeddings": np.asarray(jax.device_get(embed(params, head, task)))}
 

@@ -15,6 +15,7 @@ again. `zero_shot_head` caches them on disk per (model, dataset, templates).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -53,14 +54,16 @@ def make_task(tokenizer, class_names: Sequence[str], templates: str = "study") -
   }
 
 
+@functools.lru_cache(maxsize=16)
+def jitted_apply(module: VisionLanguageModel, method) -> Any:
+  """``jax.jit(lambda params, *args: module.apply({'params': params}, *args, method=method))``, cached."""
+  return jax.jit(lambda params, *args: module.apply({"params": params}, *args, method=method))
+
+
 def encode_texts(module: VisionLanguageModel, params: Any, ids: np.ndarray, mask: np.ndarray,
                  chunk: int = 256) -> np.ndarray:
   """Projected text embeddings [N, E] float32 of [N, T] token ids, jitted in chunks."""
-
-  @jax.jit
-  def encode(params, ids, mask):
-    return module.apply({"params": params}, ids, mask, method=VisionLanguageModel.encode_text)
-
+  encode = jitted_apply(module, VisionLanguageModel.encode_text)
   n = ids.shape[0]
   size = min(chunk, n)
   out = []
