@@ -153,6 +153,19 @@ class VisionLanguageModel(nn.Module):
       temp = jnp.clip(temp, *self.config.temp_range)
     return 1.0 / temp
 
+  def similarity(self, image_embeds: jax.Array, text_embeds: jax.Array) -> jax.Array:
+    """Logits from (un-normalised) embeddings, e.g. with cached class-prompt embeddings.
+
+    Args:
+      image_embeds: [B_img, E] from `encode_image`.
+      text_embeds: [B_txt, E] from `encode_text`.
+
+    Returns:
+      [B_img, B_txt] float32 = `logit_multiplier` x cosine similarity.
+    """
+    chex.assert_rank([image_embeds, text_embeds], 2)
+    return self.logit_multiplier() * normalize(image_embeds) @ normalize(text_embeds).T
+
   def __call__(self, images: jax.Array, token_ids: jax.Array,
                attention_mask: jax.Array | None = None) -> jax.Array:
     """Image-text logits.
@@ -164,9 +177,8 @@ class VisionLanguageModel(nn.Module):
     Returns:
       logits_per_image: [B_img, B_txt] float32 = multiplier x cosine similarity.
     """
-    image_embeds = normalize(self.encode_image(images))
-    text_embeds = normalize(self.encode_text(token_ids, attention_mask))
-    return self.logit_multiplier() * image_embeds @ text_embeds.T
+    return self.similarity(self.encode_image(images),
+                           self.encode_text(token_ids, attention_mask))
 
 
 def normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:

@@ -55,8 +55,8 @@ def seeded(seed: int):
 def make_clip(tmp_dir, vision=None, text=None, projection_dim=16, seed=0):
   """A random HF CLIPModel saved with save_pretrained into tmp_dir."""
   seeded(seed)
-  config = transformers.CLIPConfig(text_config=text or TINY_CLIP_TEXT,
-                                   vision_config=vision or TINY_VISION,
+  config = transformers.CLIPConfig(text_config=TINY_CLIP_TEXT if text is None else text,
+                                   vision_config=TINY_VISION if vision is None else vision,
                                    projection_dim=projection_dim)
   model = transformers.CLIPModel(config).eval()
   model.save_pretrained(tmp_dir)

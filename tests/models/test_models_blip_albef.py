@@ -35,11 +35,12 @@ TINY_IDS, TINY_MASK = padded_ids([[3, 5, 6, 98], [3, 7, 8, 9, 10, 11, 98], [3, 9
 
 
 def flax_itc(module, params, images_nhwc, ids, mask):
-  variables = {"params": params}
-  image = module.apply(variables, images_nhwc, method="encode_image")
-  text = module.apply(variables, ids, mask, method="encode_text")
-  logits = module.apply(variables, images_nhwc, ids, mask)
-  return image, text, logits
+  """One apply: projected image and text embeddings, and `__call__`'s logits."""
+
+  def outputs(model, images, ids, mask):
+    return model.encode_image(images), model.encode_text(ids, mask), model(images, ids, mask)
+
+  return module.apply({"params": params}, images_nhwc, ids, mask, method=outputs)
 
 
 def assert_itc_parity(ref, label, ours, expected_image, expected_text, expected_cosine):
@@ -52,14 +53,14 @@ def assert_itc_parity(ref, label, ours, expected_image, expected_text, expected_
 
 
 def hf_retrieval_reference(model, images, ids, mask):
-  """Projected embeddings and HF's ITC output (cosine) of BlipForImageTextRetrieval."""
-  pixels, ids, mask = torch.tensor(images), torch.tensor(ids), torch.tensor(mask)
+  """One HF forward (``use_itm_head=False``): projected CLS embeddings and the ITC
+  output, which is the cosine of their normalised versions (no temperature)."""
   with torch.no_grad():
-    cosine = model(input_ids=ids, pixel_values=pixels, attention_mask=mask,
-                   use_itm_head=False).itm_score
-    image = model.vision_proj(model.vision_model(pixel_values=pixels)[0][:, 0])
-    text = model.text_proj(model.text_encoder(input_ids=ids, attention_mask=mask)[0][:, 0])
-  return image, text, cosine
+    out = model(input_ids=torch.tensor(ids), pixel_values=torch.tensor(images),
+                attention_mask=torch.tensor(mask), use_itm_head=False)
+    image = model.vision_proj(out.last_hidden_state[:, 0])
+    text = model.text_proj(out.question_embeds[:, 0])
+  return image, text, out.itm_score
 
 
 def test_tiny_hf_blip_retrieval_matches_transformers(ref, tiny_blip):

@@ -12,34 +12,34 @@ TOLERANCE = 1e-4  # max abs error, float32
 
 
 def hf_clip_outputs(model, images, token_ids):
+  """One HF forward: raw projected embeddings, normalised ones, logits_per_image.
+
+  (transformers 5 returns get_image/text_features' outputs as the towers' outputs:
+  their pooler_output is the projected, un-normalised embedding.)
+  """
   with torch.no_grad():
     out = model(pixel_values=torch.tensor(images), input_ids=torch.tensor(token_ids))
-  return out.image_embeds, out.text_embeds, out.logits_per_image
+  return (out.vision_model_output.pooler_output, out.text_model_output.pooler_output,
+          out.image_embeds, out.text_embeds, out.logits_per_image)
 
 
 def flax_clip_outputs(module, params, images_nhwc, token_ids):
-  variables = {"params": params}
-  image = module.apply(variables, images_nhwc, method="encode_image")
-  text = module.apply(variables, token_ids, method="encode_text")
-  logits = module.apply(variables, images_nhwc, token_ids)
-  return models.normalize(image), models.normalize(text), logits, image, text
+  """One apply: raw embeddings, normalised ones, and logits from `__call__`."""
+
+  def outputs(model, images, token_ids):
+    image, text = model.encode_image(images), model.encode_text(token_ids)
+    return (image, text, models.normalize(image), models.normalize(text),
+            model(images, token_ids))
+
+  return module.apply({"params": params}, images_nhwc, token_ids, method=outputs)
 
 
 def assert_clip_parity(ref, model, module, params, size, token_ids, label):
   images, images_nhwc = ref.random_images(np.random.RandomState(1), 3, size)
-  hf_image, hf_text, hf_logits = hf_clip_outputs(model, images, token_ids)
-  image, text, logits, raw_image, raw_text = flax_clip_outputs(
-      module, params, images_nhwc, token_ids)
-  with torch.no_grad():
-    hf_raw_image = model.get_image_features(pixel_values=torch.tensor(images))
-    hf_raw_text = model.get_text_features(input_ids=torch.tensor(token_ids))
-  hf_raw_image = getattr(hf_raw_image, "pooler_output", hf_raw_image)
-  hf_raw_text = getattr(hf_raw_text, "pooler_output", hf_raw_text)
-  errors = {"image": ref.max_abs(raw_image, hf_raw_image),
-            "text": ref.max_abs(raw_text, hf_raw_text),
-            "image_normed": ref.max_abs(image, hf_image),
-            "text_normed": ref.max_abs(text, hf_text),
-            "logits": ref.max_abs(logits, hf_logits)}
+  expected = hf_clip_outputs(model, images, token_ids)
+  got = flax_clip_outputs(module, params, images_nhwc, token_ids)
+  names = ("image", "text", "image_normed", "text_normed", "logits")
+  errors = {name: ref.max_abs(a, b) for name, a, b in zip(names, got, expected)}
   print(f"\n{label} max abs errors: " + ", ".join(f"{k} {v:.2e}" for k, v in errors.items()))
   assert max(errors.values()) <= TOLERANCE, errors
   return errors

@@ -1,0 +1,139 @@
+"""Forward throughput of the CLIP ViT-B/16 image tower: our jitted Flax port vs
+transformers' PyTorch ``CLIPVisionModelWithProjection``, same random weights.
+
+  python benchmarks/models.py                   # batch 16, 224 px, all variants
+  python benchmarks/models.py --variants=default --rounds=3
+
+Each variant runs in its own process (XLA flags are read once per process);
+inside it, PyTorch and Flax are timed in alternating rounds so that both see
+the same machine load, and the reported ratio is the median of per-round
+ratios. Every variant also checks that both give the same embeddings.
+Prints a markdown table (docs/benchmarks.md records the figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+# name -> (extra XLA_FLAGS, Flax compute dtype, jax matmul precision)
+VARIANTS = {
+    "default": ("", "float32", None),
+    "precision=highest": ("", "float32", "highest"),
+    "no multi-thread eigen": ("--xla_cpu_multi_thread_eigen=false", "float32", None),
+    "onednn": ("--xla_cpu_use_onednn=true", "float32", None),
+    "no xnnpack": ("--xla_cpu_use_xnnpack=false", "float32", None),
+    "fast math": ("--xla_cpu_enable_fast_math=true", "float32", None),
+    "bfloat16 compute": ("", "bfloat16", None),
+}
+
+
+def make_checkpoint(directory: str) -> None:
+  """A random full-size CLIP ViT-B/16 saved with save_pretrained."""
+  import torch  # pylint: disable=import-outside-toplevel
+  import transformers  # pylint: disable=import-outside-toplevel
+  torch.manual_seed(0)
+  config = transformers.CLIPConfig(vision_config=dict(patch_size=16), projection_dim=512)
+  transformers.CLIPModel(config).save_pretrained(directory)
+
+
+def measure(directory: str, variant: str, batch: int, image_size: int, rounds: int,
+            iters: int) -> dict:
+  """Time torch and Flax in alternating rounds; returns images/s and the ratio."""
+  import jax  # pylint: disable=import-outside-toplevel
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  import torch  # pylint: disable=import-outside-toplevel
+  import transformers  # pylint: disable=import-outside-toplevel
+  from rationality_jax import models  # pylint: disable=import-outside-toplevel
+
+  _, dtype, precision = VARIANTS[variant]
+  reference = transformers.CLIPVisionModelWithProjection.from_pretrained(directory).eval()
+  module, params = models.load(directory, dtype=getattr(jnp, dtype))
+  images = np.random.RandomState(0).randn(batch, 3, image_size, image_size).astype(np.float32)
+  torch_images = torch.tensor(images)
+  flax_images = jnp.asarray(images.transpose(0, 2, 3, 1))
+
+  @jax.jit
+  def encode(params, images):
+    with jax.default_matmul_precision(precision):
+      return module.apply({"params": params}, images, method="encode_image")
+
+  def run_torch():
+    with torch.inference_mode():
+      return reference(pixel_values=torch_images).image_embeds
+
+  def run_flax():
+    return encode(params, flax_images).block_until_ready()
+
+  start = time.perf_counter()
+  flax_out = run_flax()
+  compile_seconds = time.perf_counter() - start
+  torch_out = run_torch()
+  max_abs = float(np.abs(np.asarray(flax_out) - torch_out.numpy()).max())
+
+  def seconds(fn):
+    start = time.perf_counter()
+    for _ in range(iters):
+      fn()
+    return (time.perf_counter() - start) / iters
+
+  torch_rates, flax_rates = [], []
+  for _ in range(rounds):
+    torch_rates.append(batch / seconds(run_torch))
+    flax_rates.append(batch / seconds(run_flax))
+  ratios = sorted(f / t for f, t in zip(flax_rates, torch_rates))
+  return {"variant": variant, "torch": float(np.median(torch_rates)),
+          "flax": float(np.median(flax_rates)), "ratio": ratios[len(ratios) // 2],
+          "max_abs": max_abs, "compile_s": compile_seconds,
+          "torch_threads": torch.get_num_threads(),
+          "device": str(jax.devices()[0].platform)}
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--batch", type=int, default=16)
+  parser.add_argument("--image-size", type=int, default=224)
+  parser.add_argument("--rounds", type=int, default=5)
+  parser.add_argument("--iters", type=int, default=3, help="forward passes per round")
+  parser.add_argument("--variants", default=",".join(VARIANTS),
+                      help=f"comma-separated subset of: {', '.join(VARIANTS)}")
+  parser.add_argument("--child", help=argparse.SUPPRESS)  # directory: run one variant
+  args = parser.parse_args()
+  if args.child:
+    print(json.dumps(measure(args.child, args.variants, args.batch, args.image_size,
+                             args.rounds, args.iters)))
+    return
+  os.environ.setdefault("HF_HUB_OFFLINE", "1")
+  with tempfile.TemporaryDirectory() as directory:
+    make_checkpoint(directory)
+    rows = []
+    for variant in args.variants.split(","):
+      env = dict(os.environ)
+      env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + VARIANTS[variant][0]).strip()
+      result = subprocess.run(
+          [sys.executable, __file__, f"--child={directory}", f"--variants={variant}",
+           f"--batch={args.batch}", f"--image-size={args.image_size}",
+           f"--rounds={args.rounds}", f"--iters={args.iters}"],
+          env=env, capture_output=True, text=True, check=False)
+      if result.returncode:
+        print(f"variant {variant!r} failed:\n{result.stderr[-2000:]}", file=sys.stderr)
+        continue
+      rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
+  print(f"\nCLIP ViT-B/16 image tower, batch {args.batch}, {args.image_size} px, "
+        f"{rows[0]['device'] if rows else '?'}; median of {args.rounds} rounds x "
+        f"{args.iters} forwards\n")
+  print("| Flax variant | PyTorch img/s | Flax img/s | Flax / PyTorch | max abs diff | compile s |")
+  print("|---|---|---|---|---|---|")
+  for row in rows:
+    print(f"| {row['variant']} | {row['torch']:.1f} | {row['flax']:.1f} | "
+          f"{row['ratio']:.2f} | {row['max_abs']:.1e} | {row['compile_s']:.1f} |")
+
+
+if __name__ == "__main__":
+  main()
