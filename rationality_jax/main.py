@@ -5,7 +5,13 @@ r"""Command-line entry point.
 
 The config file defines `get_config(arg=None)` returning an
 `ml_collections.ConfigDict` (locked: a misspelt override is an error) whose
-`mode` names what to run. Output goes to `--workdir`.
+`mode` names what to run. Output goes to `--workdir`. Modes (docs/driver.md):
+
+  selfcheck  metrics on a problem with a known answer (configs/metrics_selfcheck.py)
+  pretrain   the demo's small CLIP, contrastively (configs/demo_pretrain.py)
+  train      one adaptation method (configs/train.py, rationality_jax.train)
+  evaluate   one trained model: heatmaps, RMA, PT/IR, report (configs/evaluate.py)
+  grid       train + evaluate every cell, one report (configs/paper.py, configs/demo.py)
 """
 
 from __future__ import annotations
@@ -25,9 +31,31 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for all outputs.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+def _pretrain(config, workdir):
+    from rationality_jax import pretrain  # pylint: disable=import-outside-toplevel
+    from rationality_jax import data  # pylint: disable=import-outside-toplevel
+    data_dir = config.data_dir or os.path.join(workdir, "data")
+    with config.unlocked():
+        config.data_dir = data_dir
+    data.build("synthetic_rationality", data_dir, **config.dataset)
+    return pretrain.pretrain(config, os.path.join(workdir, "model"))
+
+
+def _train(config, workdir):
+    from rationality_jax import train  # pylint: disable=import-outside-toplevel
+    return train.train_and_evaluate(config, workdir)
+
+
+def _grid(config, workdir):
+    from rationality_jax import grid  # pylint: disable=import-outside-toplevel
+    return grid.run(config, workdir)
+
+
 def _modes():
-    from rationality_jax import selfcheck
-    return {"selfcheck": selfcheck.run}
+    from rationality_jax import selfcheck  # pylint: disable=import-outside-toplevel
+    # 'evaluate' is a grid of one cell (configs/evaluate.py): same stages, same layout.
+    return {"selfcheck": selfcheck.run, "pretrain": _pretrain, "train": _train,
+            "evaluate": _grid, "grid": _grid}
 
 
 def run(config, workdir: str):
