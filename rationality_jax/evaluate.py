@@ -30,6 +30,7 @@ recomputes accuracy, PT, IR and the mean scores at any threshold from them.
 
 from __future__ import annotations
 
+import functools
 import glob
 import json
 import os
@@ -102,8 +103,12 @@ def is_complete(out_dir: str) -> bool:
 
 # ------------------------------------------------------------------- step ----
 
+@functools.lru_cache(maxsize=16)
 def make_eval_step(explain_fn: Callable) -> Callable:
     """Jitted ``step(params, head, images, labels, masks) -> dict`` of [B] arrays.
+
+    Cached per `explain_fn`, so a resumed evaluation in the same process does
+    not compile again.
 
     Args:
       explain_fn: ``explain(params, head, images, labels, masks)`` from
