@@ -131,7 +131,7 @@ def main() -> None:
   print("| Flax variant | PyTorch img/s | Flax img/s | Flax / PyTorch | max abs diff | compile s |")
   print("|---|---|---|---|---|---|")
   for row in rows:
-    print(f"| {row['variant']} | {row['torch']:.1f} | {row['flax']:.1f} | "
+    print(f"| {row['variant']} | {row['torch']:.2f} | {row['flax']:.2f} | "
           f"{row['ratio']:.2f} | {row['max_abs']:.1e} | {row['compile_s']:.1f} |")
 
 
