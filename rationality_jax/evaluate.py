@@ -302,7 +302,12 @@ def summarise(out_dir: str, threshold: float = 0.5) -> dict:
 
     Needs no model: any threshold can be asked for after the fact.
     """
-    summary = load_records(out_dir).summary(threshold)
+    return summarise_records(load_records(out_dir), threshold)
+
+
+def summarise_records(records: metrics.Accumulator, threshold: float = 0.5) -> dict:
+    """`summarise` of records already loaded (or a subset of them)."""
+    summary = records.summary(threshold)
     for name in INT_COLUMNS:
         summary.pop(f"mean_{name}", None)
     return summary

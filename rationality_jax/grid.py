@@ -163,7 +163,7 @@ def evaluate_cell(config, cell, workdir: str, **kwargs) -> str:
     source, preprocess = eval_source(config, cell, workdir)
     meta = {"name": cell.name, "model": cell.model, "dataset": cell_value(
                 cell, "eval_dataset", "") or cell.dataset,
-            "method": cell.method, "heatmap": heatmap_name(cell),
+            "method": loaded["method"], "heatmap": heatmap_name(cell),
             "corruption": cell_value(cell, "corruption", ""),
             "severity": cell_value(cell, "severity", 0),
             "train_dir": os.path.relpath(trained, workdir), "train_step": int(loaded["step"]),

@@ -24,11 +24,13 @@ import csv
 import io
 import json
 import os
+import re
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from rationality_jax import evaluate
+from rationality_jax import metrics
 
 # Dataset and model keys of the study's tables, in its column order.
 PAPER_DATASETS = ("imagenet", "caltech101", "dogs", "cub")
@@ -67,22 +69,43 @@ PUBLISHED: dict[tuple[str, str, str, str], float] = {
 FIELDS = ("name", "model", "dataset", "method", "heatmap", "corruption", "severity",
           "n", "accuracy", "pt", "ir", "mean_rma", "mean_rra", "mean_pointing_game",
           "rr", "rw", "wr", "ww", "undefined", "threshold")
+_SEVERITY = re.compile(r"^[a-z_]+/([1-5])/")
 PERCENT = ("accuracy", "pt", "ir", "mean_rma", "mean_rra", "mean_pointing_game")
 
 
 # ------------------------------------------------------------------ rows ----
 
 def collect(run_dirs: Iterable[str], threshold: float = 0.5) -> list[dict]:
-    """One row per evaluated run: its meta.json fields and its summary."""
+    """One row per evaluated run: its meta.json fields and its summary.
+
+    A run on a corruption (meta ``corruption`` set, ImageNet-C ids
+    ``<corruption>/<severity>/<image>``) gives one row per severity.
+    """
     rows = []
     for run_dir in run_dirs:
         meta = evaluate.read_json(os.path.join(run_dir, evaluate.META))
-        summary = evaluate.summarise(run_dir, threshold)
-        row = {field: meta.get(field, "") for field in FIELDS[:7]}
-        row.update({field: summary.get(field, float("nan")) for field in FIELDS[7:]})
-        row["run_dir"] = run_dir
-        rows.append(row)
+        records = evaluate.load_records(run_dir)
+        parts = [(meta.get("severity", 0), records)]
+        if meta.get("corruption"):
+            arrays = records.arrays()
+            severity = np.asarray([_severity(i) for i in arrays["ids"]])
+            if (severity > 0).all():
+                parts = [(int(s), metrics.Accumulator.from_arrays(
+                    {k: v[severity == s] for k, v in arrays.items()}))
+                    for s in np.unique(severity)]
+        for severity, part in parts:
+            summary = evaluate.summarise_records(part, threshold)
+            row = {field: meta.get(field, "") for field in FIELDS[:7]}
+            row["severity"] = severity
+            row.update({field: summary.get(field, float("nan")) for field in FIELDS[7:]})
+            row["run_dir"] = run_dir
+            rows.append(row)
     return rows
+
+
+def _severity(sample_id: str) -> int:
+    match = _SEVERITY.match(sample_id)
+    return int(match.group(1)) if match else 0
 
 
 def _columns(rows) -> list[tuple[str, str]]:
