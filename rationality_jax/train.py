@@ -88,11 +88,17 @@ def build_model(config: ml_collections.ConfigDict, rng: jax.Array):
     module, params = models.load(config.model.path, dtype=dtype)
   else:
     module = models.VisionLanguageModel(model_config(config), dtype=dtype)
-    cfg = module.config
-    images = jnp.zeros((1, cfg.vision.image_size, cfg.vision.image_size, 3), jnp.float32)
-    ids = jnp.zeros((1, cfg.text.context_length), jnp.int32)
-    params = jax.jit(module.init)(rng, images, ids)["params"]
+    params = random_init(module)(rng)
   return module, jax.tree.map(np.asarray, jax.device_get(params))
+
+
+@functools.lru_cache(maxsize=4)
+def random_init(module: models.VisionLanguageModel):
+  """Jitted rng -> params of `module` (compiled once per model config and process)."""
+  cfg = module.config
+  images = np.zeros((1, cfg.vision.image_size, cfg.vision.image_size, 3), np.float32)
+  ids = np.zeros((1, cfg.text.context_length), np.int32)
+  return jax.jit(lambda rng: module.init(rng, images, ids)["params"])
 
 
 def model_key(config: ml_collections.ConfigDict) -> dict:
@@ -188,6 +194,19 @@ def make_train_step(method, module, config, tx, labels, schedule):
 
 # ============================================================ report ====
 
+def summary_writer(logdir: str):
+  """A tensorboardX SummaryWriter (scalars only, so torch is kept from loading with it)."""
+  import sys  # pylint: disable=import-outside-toplevel
+  if "tensorboardX" not in sys.modules and "torch" not in sys.modules:
+    sys.modules["torch"] = None  # tensorboardX imports torch only to accept its tensors.
+    try:
+      import tensorboardX  # pylint: disable=import-outside-toplevel,unused-import
+    finally:
+      del sys.modules["torch"]
+  from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
+  return SummaryWriter(logdir)
+
+
 class Reporter:
   """Progress bar + TensorBoard scalars, on process 0 only."""
 
@@ -198,10 +217,9 @@ class Reporter:
     self.bar = self.writer = None
     if self.active:
       import tqdm  # pylint: disable=import-outside-toplevel
-      from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
       self.bar = tqdm.tqdm(total=last_step, initial=first_step, desc="train",
                            dynamic_ncols=True, mininterval=1.0)
-      self.writer = SummaryWriter(os.path.join(workdir, TENSORBOARD))
+      self.writer = summary_writer(os.path.join(workdir, TENSORBOARD))
 
   def __call__(self, step: int, metrics: dict[str, float]) -> None:
     last_step, last_time = self.last
@@ -435,18 +453,38 @@ def evaluate_accuracy(config, workdir, mesh, module, method, state, head) -> flo
   return right / max(total, 1)
 
 
+def _reader(directory: str) -> ocp.CheckpointManager:
+  return ocp.CheckpointManager(
+      directory, item_names=ITEMS, options=ocp.CheckpointManagerOptions(read_only=True),
+      item_handlers={"state": ocp.StandardCheckpointHandler(),
+                     "eval_head": ocp.StandardCheckpointHandler(),
+                     "meta": ocp.JsonCheckpointHandler(),
+                     "data": grain.checkpoint.CheckpointHandler()})
+
+
 def read_checkpoint(workdir: str, step: int | None = None,
                     items: tuple[str, ...] = ("state", "eval_head", "meta")) -> dict:
-  """``{item: value, 'step': step}`` of the newest (or given) checkpoint, host numpy."""
+  """``{item: value, 'step': step}`` of the newest (or given) checkpoint, host numpy.
+
+  Arrays are read whole onto this process's first device, whatever mesh or
+  process count saved them (call it on every process of a multi-host job).
+  """
   directory = os.path.join(os.path.abspath(workdir), CHECKPOINTS)
-  restore = {"state": ocp.args.StandardRestore, "eval_head": ocp.args.StandardRestore,
-             "meta": ocp.args.JsonRestore}
-  with ocp.CheckpointManager(directory, item_names=ITEMS,
-                             options=ocp.CheckpointManagerOptions(read_only=True)) as manager:
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  with _reader(directory) as manager:
     step = manager.latest_step() if step is None else step
     if step is None:
       raise FileNotFoundError(f"no checkpoint in {directory}; train first.")
-    out = manager.restore(step, args=ocp.args.Composite(**{k: restore[k]() for k in items}))
+    metadata = manager.item_metadata(step)
+    args = {}
+    for item in items:
+      if item == "meta":
+        args[item] = ocp.args.JsonRestore()
+      else:
+        tree = getattr(metadata[item], "tree", metadata[item])
+        args[item] = ocp.args.StandardRestore(jax.tree.map(
+            lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), tree))
+    out = manager.restore(step, args=ocp.args.Composite(**args))
   out = {k: out[k] if k == "meta" else jax.tree.map(np.asarray, out[k]) for k in items}
   return dict(out, step=step)
 

@@ -14,6 +14,7 @@ import pathlib
 import sys
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
+WORKER_PATH = pathlib.Path(__file__).resolve()
 
 
 def load_config_module():
@@ -65,9 +66,11 @@ def main(spec: dict):
                       **spec["distributed"]})
   config = tiny_config(spec["method"], spec["data_dir"], **overrides)
   result = train.train_and_evaluate(config, spec["workdir"])
-  if spec.get("params_out") and jax.process_index() == 0:
-    import numpy as np  # pylint: disable=import-outside-toplevel
-    np.savez(spec["params_out"], **flat_params(spec["workdir"]))
+  if spec.get("params_out"):
+    params = flat_params(spec["workdir"])  # every process: orbax reads collectively
+    if jax.process_index() == 0:
+      import numpy as np  # pylint: disable=import-outside-toplevel
+      np.savez(spec["params_out"], **params)
   print("RESULT " + json.dumps({"losses": result["losses"], "devices": jax.device_count(),
                                 "processes": jax.process_count()}), flush=True)
 
