@@ -81,7 +81,7 @@ def get_config(arg=None):
                   train={"optim": {"lr": LEARNING_RATES[method]}})
         for method in (("zs", "lp", "ft") if quick else METHODS)]
     config.eval = dict(batch_size=100, batches_per_chunk=1, figure_images=4,
-                       threshold=0.5, input_threads=2)
+                       threshold=0.5, input_threads=2, run_figures=False)
     config.report = dict(title="Demo: synthetic benchmark, small CLIP", published=False,
                          thresholds=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
                          notes="One model (a 2-block CLIP pretrained on shortcut-free "

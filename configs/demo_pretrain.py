@@ -22,7 +22,7 @@ def get_config(arg=None):
     config.mode = "pretrain"
     config.data_dir = ""        # "" = <workdir>/data
     config.dataset = ml_collections.ConfigDict(dict(
-        num_classes=4, image_size=64, train_size=2000, test_size=500,
+        num_classes=4, image_size=64, train_size=5000, test_size=500,
         shortcut_prob=0.25, seed=1))
     config.model = ml_collections.ConfigDict(dict(
         image_size=64, patch_size=8, width=32, depth=2, num_heads=2, mlp_dim=64,
@@ -31,10 +31,10 @@ def get_config(arg=None):
     config.preprocess = "normalize('clip')|keep('image', 'label', 'background')"
     config.captions = "class"
     config.batch_size = 64
-    config.steps = 250
-    config.learning_rate = 5e-3
-    config.warmup_steps = 25
+    config.steps = 3000
+    config.learning_rate = 2e-3
+    config.warmup_steps = 100
     config.weight_decay = 0.05
-    config.log_every = 50
+    config.log_every = 250
     config.seed = 0
     return config

@@ -141,15 +141,27 @@ def make_eval_step(explain_fn: Callable) -> Callable:
 # ---------------------------------------------------------------- progress ----
 
 class Progress:
-    """Logs examples done, rate and time left at most every `every_s` seconds."""
+    """Logs examples done, rate and time left at most every `every_s` seconds.
+
+    The rate is measured from the end of the first batch on, so the one-off
+    compilation does not distort the time left.
+    """
 
     def __init__(self, name: str, total: int, done: int, every_s: float = 10.0):
         self.name, self.total, self.start_done = name, total, done
         self.every_s = every_s
         self.start = self.last = time.perf_counter()
+        self.first = True
 
     def update(self, done: int, force: bool = False) -> str | None:
         now = time.perf_counter()
+        if self.first:
+            self.first = False
+            line = (f"{self.name}: first batch (with compilation) in {now - self.start:.1f}s, "
+                    f"{done}/{self.total} examples")
+            self.start, self.start_done, self.last = now, done, now
+            logging.info(line)
+            return line
         if not force and now - self.last < self.every_s:
             return None
         self.last = now
@@ -157,7 +169,7 @@ class Progress:
         rate = (done - self.start_done) / elapsed
         left = (self.total - done) / rate if rate > 0 else float("nan")
         line = (f"{self.name}: {done}/{self.total} examples ({100 * done / max(self.total, 1):.0f}%), "
-                f"{rate:.1f} ex/s, {elapsed:.0f}s elapsed, ~{left:.0f}s left")
+                f"{rate:.1f} ex/s, ~{left:.0f}s left")
         logging.info(line)
         return line
 

@@ -24,7 +24,8 @@ Config fields (see configs/demo.py for a complete one):
          path, dataset and the cell's `train` overrides.
   cells: [{name, model, dataset, method, heatmap, heatmap_args, variant, train,
            eval_dataset, eval_builder_kwargs, corruption, severity}].
-  eval: {batch_size, batches_per_chunk, figure_images, threshold, input_threads}.
+  eval: {batch_size, batches_per_chunk, figure_images, threshold, input_threads,
+         run_figures (a PT/IR-threshold figure per run, default True)}.
   report: {title, published (the study's values beside ours), thresholds}.
 """
 
@@ -105,6 +106,8 @@ def train_config(config, cell, workdir: str) -> ml_collections.ConfigDict:
         tc.pp_train = ds.pp_train
         tc.pp_eval = ds.pp_eval
         tc.eval_split = ""          # accuracy comes from the rationality evaluation
+        if cell.method == "zs":
+            tc.total_steps = 0      # nothing trains: the run only stores the zero-shot head
         overrides = cell_value(cell, "train", {})
         if overrides:
             tc.update(overrides.to_dict() if hasattr(overrides, "to_dict") else overrides)
@@ -177,8 +180,11 @@ def evaluate_cell(config, cell, workdir: str, **kwargs) -> str:
         batches_per_chunk=config.eval.batches_per_chunk,
         num_threads=config.eval.input_threads, **kwargs)
     rows = report.collect([out], config.eval.threshold)
-    curve = report.figure_threshold_curves([out], os.path.join(out, "pt_ir_threshold.png"))
-    report.write(rows, out, title=f"Run {cell.name}", figures=[curve])
+    figures = []
+    if config.eval.get("run_figures", True):
+        figures.append(report.figure_threshold_curves(
+            [out], os.path.join(out, "pt_ir_threshold.png")))
+    report.write(rows, out, title=f"Run {cell.name}", figures=figures)
     return out
 
 
