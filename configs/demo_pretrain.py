@@ -14,9 +14,9 @@ that never occur in the captions are zeroed (never trained), which keeps the
 checkpoint at 240 kB.
 
 This is how `assets/demo_clip` (the demo's shipped model) was made.
-Expected on 2 CPU cores: 10-15 minutes; the loss falls from 2.77 (chance;
-the text->image half has a floor of ln 16 = 2.77 / 2 with 16 images per
-caption) to about 2.0, and the batch image->caption accuracy rises from 0.25
+Expected on 2 CPU cores: 10-15 minutes; the loss falls from 2.77 (chance)
+to about 2.0 (its floor is ln(16) / 2 = 1.39: with about 16 images per
+caption in a batch, the text->image half cannot go below ln 16), and the batch image->caption accuracy rises from 0.25
 to about 0.7 (4 captions).
 """
 
