@@ -25,6 +25,7 @@ from rationality_jax.explain.explainer import Rollout
 from rationality_jax.explain.explainer import black_baseline
 from rationality_jax.explain.explainer import get_method
 from rationality_jax.explain.explainer import make_explainer
+from rationality_jax.explain.explainer import study_method
 from rationality_jax.explain.gradcam import grad_cam_tokens
 from rationality_jax.explain.postprocess import minmax_normalise
 from rationality_jax.explain.postprocess import upsample
@@ -36,5 +37,6 @@ __all__ = [
     "IntegratedGradients", "Rollout", "attention_rollout", "black_baseline",
     "chefer_relevance", "get_method", "grad_cam_tokens", "gradient_x_input_map",
     "input_gradient_map", "integrated_gradients_map", "integration_points",
-    "make_explainer", "minmax_normalise", "postprocess", "targets", "upsample",
+    "make_explainer", "minmax_normalise", "postprocess", "study_method", "targets",
+    "upsample",
 ]

@@ -176,6 +176,19 @@ METHODS: dict[str, type] = {
 }
 
 
+STUDY_START_LAYER = {"zs": -1, "flcp": -1, "lp": 0, "ft": 0}
+
+
+def study_method(adaptation: str) -> Chefer:
+    """The release's heatmap for an adaptation: Chefer relevance over the last
+    block for ZS and FLCP (image-text logit), over all blocks for LP and FT
+    (linear-head logit). The paper gives no choice for the other adaptations."""
+    if adaptation not in STUDY_START_LAYER:
+        raise ValueError(f"the study fixes the heatmap only for {sorted(STUDY_START_LAYER)}; "
+                         f"got {adaptation!r}: pick a method and start_layer explicitly.")
+    return Chefer(start_layer=STUDY_START_LAYER[adaptation])
+
+
 def get_method(name: str, **kwargs):
     """A method from its config name (see `METHODS`) and its fields."""
     if name not in METHODS:

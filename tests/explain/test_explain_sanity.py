@@ -174,3 +174,14 @@ def test_errors_name_the_problem():
     with pytest.raises(ValueError, match="needs labels"):
         explain.make_explainer(module, targets.tower_linear_probe, "chefer")(
             params, head, images)
+
+
+def test_study_preset_and_config_names():
+    assert explain.study_method("zs") == explain.Chefer(-1) == explain.study_method("flcp")
+    assert explain.study_method("lp") == explain.Chefer(0) == explain.study_method("ft")
+    with pytest.raises(ValueError, match="pick a method"):
+        explain.study_method("coop")
+    assert explain.get_method("integrated_gradients", steps=4, rule="right") == \
+        explain.IntegratedGradients(steps=4, rule="right")
+    with pytest.raises(ValueError, match="rule"):
+        explain.IntegratedGradients(rule="simpson")
