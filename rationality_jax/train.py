@@ -36,6 +36,7 @@ import json
 import math
 import os
 import signal
+import threading
 import time
 from typing import Any
 
@@ -260,7 +261,7 @@ class Preemption:
     self.manager = manager
     self.received = False
     self.previous = None
-    if jax.process_count() == 1:
+    if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
       self.previous = signal.signal(signal.SIGTERM, self._handle)
 
   def _handle(self, signum, frame):
@@ -358,7 +359,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                                        "head": state_shardings["head"]})
   state = jax.jit(init_state, out_shardings=state_shardings)(
       trainable, sharding.put(s["step_rng"], replicated))
-  task = sharding.put(s["task"], replicated)
+  # The class prompts are only read by eval_head (outside the step).
+  task = sharding.put({k: v for k, v in s["task"].items() if not k.startswith("prompt_")},
+                      replicated)
   train_step = jax.jit(make_train_step(method, module, config, tx, labels, schedule),
                        in_shardings=(state_shardings, sharding.batch_sharding(mesh), replicated),
                        out_shardings=(state_shardings, replicated), donate_argnums=(0,))

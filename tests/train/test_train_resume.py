@@ -1,10 +1,7 @@
 """SIGTERM saves and exits; kill -9 loses only the steps since the last save; both resume bitwise."""
 
-import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -25,9 +22,7 @@ def _steps(workdir):
 
 
 def _start(worker, spec, log):
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
-  return subprocess.Popen([sys.executable, str(worker.WORKER_PATH), json.dumps(spec)], env=env,
-                          stdout=log, stderr=subprocess.STDOUT)
+  return worker.start(spec, stdout=log)
 
 
 def _wait_for_checkpoint_after(process, workdir, step, log_path, timeout=600):
