@@ -53,7 +53,7 @@ def get_config(arg=None):
     if name == "synthetic":
         pp = f"resize({SIZES[name]})|normalize({args['normalization']!r})"
         ds = grid.dataset("synthetic_rationality", pp_eval=pp + keep, build=True,
-                          image_size=SIZES[name])
+                          image_size=SIZES[name], train_size=2000, test_size=500)
     else:
         pp = preprocess.study_spec(BUILDERS[name], normalization=args["normalization"])
         ds = grid.dataset(BUILDERS[name], pp_eval=pp + keep, build=False,
