@@ -138,9 +138,10 @@ def pretrain(config: ml_collections.ConfigDict, out_dir: str):
             loss, accuracy = float(loss), float(accuracy)
             if not np.isfinite(loss):
                 raise FloatingPointError(f"pretraining loss is {loss} at step {step}.")
+            rate = step / (time.perf_counter() - start)
             logging.info("pretrain step %d/%d: loss %.4f, image->text accuracy %.3f "
-                         "(%.1f steps/s)", step, config.steps, loss, accuracy,
-                         step / (time.perf_counter() - start))
+                         "(%.1f steps/s, ~%.0fs left)", step, config.steps, loss, accuracy,
+                         rate, (config.steps - step) / rate)
     params = zero_unused_tokens(params, token_ids)
     os.makedirs(os.path.dirname(os.path.abspath(out_dir)), exist_ok=True)
     models.save(out_dir, module, params)

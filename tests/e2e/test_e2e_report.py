@@ -89,3 +89,21 @@ def test_paper_grid_config(preset):
     assert sum(c.corruption != "" for c in config.cells) == 4 * 15
     assert {"clip_b16-cub-coop", "clip_b16-cub-adapter", "clip_b16-cub-ft-sgd",
             "clip_b16-cub-ft-lr0.0001", "clip_b16-cub-zs-gradcam"} <= set(by_name)
+
+
+def test_grid_cell_training_configs(tmp_path):
+    config = grid.config_file("paper", "preset=paper,parts=main+ablations")
+    with config.unlocked():
+        config.models.clip_b16 = "/ckpt/ViT-B-16.pt"
+    cells = {c.name: c for c in config.cells}
+    ft = grid.train_config(config, cells["clip_b16-dogs-ft"], str(tmp_path))
+    assert (ft.method, ft.optim.lr, ft.optim.name, ft.batch_size) == ("ft", 1e-5, "adam", 32)
+    assert ft.model.path == "/ckpt/ViT-B-16.pt" and ft.num_epochs == 10 and ft.seed == 42
+    assert ft.dataset.name == "stanford_dogs_masks" and ft.dataset.builder_kwargs.boxes == "last"
+    assert "random_resized_crop(224)" in ft.pp_train and "'imagenet'" in ft.pp_train
+    sgd = grid.train_config(config, cells["clip_b16-cub-ft-sgd"], str(tmp_path))
+    assert (sgd.optim.name, sgd.optim.lr) == ("sgd", 1e-5)
+    assert grid.train_dir(cells["clip_b16-cub-ft-sgd"], "W") == "W/train/clip_b16-cub-ft-sgd"
+    zs = grid.train_config(config, cells["clip_b16-cub-zs"], str(tmp_path))
+    assert zs.total_steps == 0
+    assert grid.heatmap_name(cells["clip_b16-cub-zs"]) == "chefer(start_layer=-1)"
