@@ -18,10 +18,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import types
 import zipfile
 from typing import Any, Mapping
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -108,6 +108,38 @@ def _read_hf_weights(directory: str) -> dict[str, np.ndarray]:
                         "model.safetensors.index.json or pytorch_model.bin.")
 
 
+# config.json fields `convert.hf_config` reads, per sub-config and layout.
+_HF_VISION_FIELDS = ("image_size", "patch_size", "hidden_size", "num_hidden_layers",
+                     "num_attention_heads", "intermediate_size", "hidden_act",
+                     "layer_norm_eps")
+_HF_TEXT_FIELDS = ("vocab_size", "max_position_embeddings", "hidden_size",
+                   "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                   "hidden_act", "layer_norm_eps")
+
+
+def _read_hf_config(directory: str, layout: str):
+  """The HF config as attribute namespaces, straight from config.json.
+
+  ``save_pretrained`` writes every field of the vision/text sub-configs, so
+  this avoids importing transformers (and with it torch: seconds). If a field
+  is absent (a hand-written or older config relying on defaults), the
+  transformers config class fills the defaults.
+  """
+  with open(os.path.join(directory, "config.json")) as f:
+    raw = json.load(f)
+  top = ("image_text_hidden_size",) if layout == "hf_blip_retrieval" else ("projection_dim",)
+  text_fields = _HF_TEXT_FIELDS + (("eos_token_id",) if layout == "hf_clip" else ())
+  vision, text = raw.get("vision_config", {}), raw.get("text_config", {})
+  if (all(k in raw for k in top) and all(k in vision for k in _HF_VISION_FIELDS)
+      and all(k in text for k in text_fields)):
+    return types.SimpleNamespace(
+        **{k: raw[k] for k in top},
+        vision_config=types.SimpleNamespace(**{k: vision[k] for k in _HF_VISION_FIELDS}),
+        text_config=types.SimpleNamespace(**{k: text[k] for k in text_fields}))
+  import transformers  # pylint: disable=import-outside-toplevel
+  return transformers.AutoConfig.from_pretrained(directory)
+
+
 def _with_image_size(config: VLMConfig, image_size: int | None) -> VLMConfig:
   if image_size is None:
     return config
@@ -146,8 +178,7 @@ def load(path: str | os.PathLike, **overrides) -> tuple[VisionLanguageModel, dic
   if os.path.isdir(path) and os.path.exists(os.path.join(path, "config.json")):
     state = _read_hf_weights(path)
     layout = convert.detect_layout(state)
-    import transformers  # pylint: disable=import-outside-toplevel
-    config = convert.hf_config(transformers.AutoConfig.from_pretrained(path), layout)
+    config = convert.hf_config(_read_hf_config(path, layout), layout)
   elif os.path.isfile(path) and path.endswith((".pt", ".pth", ".bin", ".safetensors")):
     state = _read_safetensors(path) if path.endswith(".safetensors") else _read_torch(path)
     layout = convert.detect_layout(state)

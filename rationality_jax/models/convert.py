@@ -283,8 +283,10 @@ class _Converter:
     missing = sorted(set(self.expected) - set(self.params))
     if missing:
       raise CheckpointError(f"model params not filled by the checkpoint: {missing}.")
+    # One device_put of the whole tree: no per-leaf eager op dispatch.
     return flax.traverse_util.unflatten_dict(
-        {k: jnp.asarray(v) for k, v in self.params.items()}, sep="/")
+        jax.device_put({k: np.asarray(v, order="C") for k, v in self.params.items()}),
+        sep="/")
 
 
 # Source names of one ViT, per layout. Linear layers are given by prefix
