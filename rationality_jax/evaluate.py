@@ -249,7 +249,7 @@ def run_evaluation(explain_fn: Callable, params, head, source, out_dir: str, *,
         batch = sharding.global_batch(local, batch_sharding)
         out = step(params, head, batch["image"], batch["label"], batch["mask"])
         host = jax.device_get({k: v for k, v in out.items() if k != "heatmap"})
-        keep = np.asarray(local["valid"]) & ~np.isin(ids, list(done_ids))
+        keep = np.asarray(local["valid"]) & np.asarray([i not in done_ids for i in ids])
         acc.add(correct=host["correct"], rma=host["rma"], ids=ids,
                 mask_area=host["mask_area"], where=keep,
                 label=np.asarray(local["label"]), prediction=host["prediction"],

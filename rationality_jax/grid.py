@@ -261,7 +261,8 @@ def run(config, workdir: str) -> dict:
     with open(os.path.join(workdir, "timings.json"), "w") as f:
         json.dump(seconds, f, indent=1)
     logging.info("report: %s", paths["report.md"])
-    print(open(paths["report.md"]).read())
+    with open(paths["report.md"]) as f:
+        print(f.read())
     return {"rows": rows, "paths": paths, "seconds": seconds}
 
 
