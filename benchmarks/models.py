@@ -96,12 +96,12 @@ def measure(directory: str, variant: str, batch: int, image_size: int, rounds: i
     torch_rates.append(batch / seconds(run_torch))
     eager_rates.append(batch / seconds(lambda: run_torch("eager")))
     flax_rates.append(batch / seconds(run_flax))
-  ratios = sorted(f / t for f, t in zip(flax_rates, torch_rates))
-  eager_ratios = sorted(f / t for f, t in zip(flax_rates, eager_rates))
+  ratios = [f / t for f, t in zip(flax_rates, torch_rates)]
+  eager_ratios = [f / t for f, t in zip(flax_rates, eager_rates)]
   return {"variant": variant, "torch": float(np.median(torch_rates)),
           "torch_eager": float(np.median(eager_rates)),
-          "flax": float(np.median(flax_rates)), "ratio": ratios[len(ratios) // 2],
-          "eager_ratio": eager_ratios[len(eager_ratios) // 2],
+          "flax": float(np.median(flax_rates)), "ratio": float(np.median(ratios)),
+          "eager_ratio": float(np.median(eager_ratios)),
           "max_abs": max_abs, "compile_s": compile_seconds,
           "torch_threads": torch.get_num_threads(),
           "device": str(jax.devices()[0].platform)}
