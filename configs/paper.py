@@ -42,6 +42,7 @@ provide; the ZS cells run as they are.
 """
 
 from rationality_jax import grid
+from rationality_jax.explain.explainer import STUDY_START_LAYER
 
 MODELS = ("albef_b16", "blip_b16", "clip_b16", "clip_b32")
 DATASETS = {  # name in the tables -> (builder, study preprocessing key)
@@ -59,8 +60,11 @@ ABLATION_MODEL, ABLATION_DATASET = "clip_b16", "cub"
 
 
 def _heatmap(preset: str, method: str) -> dict:
+    """Chefer's start_layer: the release's per method (`explain.study_method`), else all."""
     if preset == "paper":
-        return {"start_layer": -1 if method in ("zs", "flcp", "coop") else 0}
+        # The study fixes ZS/FLCP (last block) and LP/FT (all); CoOp's head is
+        # zero-shot-like, the adapter's linear-like.
+        return {"start_layer": STUDY_START_LAYER.get(method, -1 if method == "coop" else 0)}
     return {"start_layer": 0}
 
 
