@@ -51,8 +51,8 @@ def test_train_method_trains_only_its_parameters(method, trained, worker):
     assert before[name].tobytes() == after[name].tobytes(), name
   losses = [loss for _, loss in result["losses"]]
   assert len(losses) == 6 and all(np.isfinite(losses))
-  if method == "zs":
-    assert max(losses) - min(losses) == 0.0
+  if method == "zs":  # nothing trains; each step sums the same 64 examples in a new order
+    assert max(losses) - min(losses) < 1e-5, losses
   else:
     assert losses[-1] < losses[0] - 1e-3, losses
 
