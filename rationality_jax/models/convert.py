@@ -28,6 +28,7 @@ Violations raise `CheckpointError` naming the key(s) and both shapes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from typing import Iterable, Mapping
 
@@ -411,7 +412,12 @@ def _convert_clip_text(c: _Converter, openai: bool, cfg: CLIPTextConfig):
   c.norm(t + "final_norm", final)
 
 
+@functools.lru_cache(maxsize=8)
 def expected_params(config: VLMConfig) -> Mapping:
+  """Abstract params tree (shapes, dtypes) of `VisionLanguageModel(config)`.
+
+  Traced once per config (tracing the whole init takes seconds on CPU).
+  """
   module = VisionLanguageModel(config)
   images = jax.ShapeDtypeStruct((1, config.vision.image_size, config.vision.image_size, 3),
                                 jnp.float32)
