@@ -159,9 +159,12 @@ def to_host(tree: Any) -> Any:
   return jax.tree.map(np.asarray, jax.device_get(tree))
 
 
-def save_checkpoint(manager, state, iterator, meta, eval_head_fn, force: bool = False) -> bool:
-  """Saves at ``state['step']`` when due (or forced); the eval head is computed only then."""
-  step = int(jax.device_get(state["step"]))
+def save_checkpoint(manager, step: int, state, iterator, meta, eval_head_fn,
+                    force: bool = False) -> bool:
+  """Saves `state` (at `step`) when due or forced; the eval head is computed only then.
+
+  `step` is the host's count, so deciding costs no device round-trip.
+  """
   if not (force or manager.should_save(step)):
     return False
   args = ocp.args.Composite(
@@ -394,7 +397,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   metrics, history = None, []
   try:
     if first == 0:
-      save_checkpoint(manager, state, iterator, meta, eval_head)
+      save_checkpoint(manager, 0, state, iterator, meta, eval_head)
     for step in range(first + 1, steps + 1):
       batch = sharding.global_batch(next(iterator), batch_sharding)
       state, step_metrics = train_step(state, batch, task)
@@ -404,14 +407,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         reporter(step, metrics)
         history.append((step, metrics["loss"]))
       if preemption.requested(step):
-        save_checkpoint(manager, state, iterator, meta, eval_head, force=True)
+        save_checkpoint(manager, step, state, iterator, meta, eval_head, force=True)
         manager.wait_until_finished()
         logging.warning("SIGTERM: saved step %d in %s; exiting.", step, manager.directory)
         raise SystemExit(SIGTERM_EXIT)
       if step < steps:
-        save_checkpoint(manager, state, iterator, meta, eval_head)
+        save_checkpoint(manager, step, state, iterator, meta, eval_head)
     if manager.latest_step() != steps:
-      save_checkpoint(manager, state, iterator, meta, eval_head, force=True)
+      save_checkpoint(manager, steps, state, iterator, meta, eval_head, force=True)
     manager.wait_until_finished()
   finally:
     preemption.restore()
