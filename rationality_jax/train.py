@@ -385,9 +385,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   def eval_head(state):
     params, head = state["params"], state["head"]
-    if jax.process_count() > 1:
+    if jax.process_count() > 1:  # computed on each host from the gathered weights
       params, head = to_host(params), to_host(head)
-    return to_host(method.eval_head(module, params, head, s["task"]))
+    return jax.tree.map(np.asarray, jax.device_get(
+        method.eval_head(module, params, head, s["task"])))
 
   # ------------------------------------------------------------ the loop
   first = int(jax.device_get(state["step"]))
@@ -533,7 +534,8 @@ def wise_ft(config: ml_collections.ConfigDict, workdir: str) -> dict:
   for alpha in config.wise_ft.alphas:
     params = wise_ft_lib.interpolate(s["params"], ft_state["params"], alpha)
     head = wise_ft_lib.interpolate(s["head"], ft_state["head"], alpha)
-    eval_head = to_host(method.eval_head(s["module"], params, head, s["task"]))
+    eval_head = jax.tree.map(np.asarray, jax.device_get(
+        method.eval_head(s["module"], params, head, s["task"])))
     target = os.path.join(os.path.abspath(workdir), f"alpha_{alpha:g}", CHECKPOINTS)
     meta = dict(finetuned["meta"], method="wise_ft", finetuned_method=method.name,
                 alpha=alpha, finetuned_workdir=os.path.abspath(config.wise_ft.finetuned_workdir))

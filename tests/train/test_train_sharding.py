@@ -29,7 +29,7 @@ def single_device(tmp_path_factory, data_dir, worker):
   workdir = str(tmp_path_factory.mktemp("single"))
   config = worker.tiny_config("flcp", data_dir, **OVERRIDES)
   result = train.train_and_evaluate(config, workdir)
-  return worker.flat_params(workdir), result
+  return worker.flat_params(workdir), result, workdir
 
 
 def _assert_same(params, reference):
@@ -41,7 +41,7 @@ def _assert_same(params, reference):
 @pytest.mark.parametrize("mesh", [[["data", 8], ["fsdp", 1]], [["data", 2], ["fsdp", 4]]],
                          ids=["data_parallel", "fsdp"])
 def test_train_eight_devices_match_one(mesh, single_device, data_dir, worker, tmp_path):
-  reference, reference_result = single_device
+  reference, reference_result, _ = single_device
   spec = {"method": "flcp", "data_dir": data_dir, "workdir": str(tmp_path / "run"),
           "params_out": str(tmp_path / "params.npz"),
           "overrides": dict(OVERRIDES, mesh=mesh)}
@@ -54,7 +54,7 @@ def test_train_eight_devices_match_one(mesh, single_device, data_dir, worker, tm
 
 
 def test_train_two_processes_match_one(single_device, data_dir, worker, tmp_path):
-  reference, _ = single_device
+  reference, _, reference_dir = single_device
   with socket.socket() as s:
     s.bind(("localhost", 0))
     port = s.getsockname()[1]
@@ -70,3 +70,8 @@ def test_train_two_processes_match_one(single_device, data_dir, worker, tmp_path
   assert results[0]["losses"] == results[1]["losses"]
   with np.load(tmp_path / "params.npz") as f:
     _assert_same(dict(f), reference)
+  # FLCP's evaluation head, rebuilt on each host from the gathered text tower.
+  heads = [train.read_checkpoint(d, items=("eval_head",))["eval_head"]["class_embeddings"]
+           for d in (str(tmp_path / "run"), reference_dir)]
+  assert heads[0].shape == heads[1].shape == (4, 16)
+  np.testing.assert_allclose(heads[0], heads[1], atol=1e-5)
