@@ -119,7 +119,7 @@ def rma(heatmaps: jax.Array, masks: jax.Array, *,
 
 # On CPU, XLA emits a reduction fused with elementwise work as one long serial
 # loop per output; run over a few samples at a time it stays in cache and is
-# 3-5x faster (benchmarks/metrics.py). GPUs and TPUs take the plain form.
+# about 7x faster (benchmarks/metrics.py). GPUs and TPUs take the plain form.
 _CPU_SAMPLES_PER_STEP = 8
 
 
