@@ -351,7 +351,13 @@ def _convert_vit(c: _Converter, names: _ViTNames, prefix: str, cfg: ViTConfig):
   c.put(t + "pos_embedding", pos, key)
   if names.pre_norm is not None:
     c.norm(t + "pre_norm", prefix + names.pre_norm)
-  for i in range(cfg.depth):
+  _convert_pre_ln_blocks(c, t, prefix, names, cfg.depth)
+  c.norm(t + "final_norm", prefix + names.final_norm)
+
+
+def _convert_pre_ln_blocks(c: _Converter, t: str, prefix: str, names, depth: int):
+  """Pre-LN transformer blocks (CLIP image and text towers, timm ViT)."""
+  for i in range(depth):
     src = prefix + names.block.format(i=i)
     dst = f"{t}block_{i}/"
     c.norm(dst + "layer_norm1", src + names.norm1)
@@ -361,7 +367,6 @@ def _convert_vit(c: _Converter, names: _ViTNames, prefix: str, cfg: ViTConfig):
     c.norm(dst + "layer_norm2", src + names.norm2)
     c.linear(dst + "mlp/fc1", src + names.fc1 + ".weight", src + names.fc1 + ".bias")
     c.linear(dst + "mlp/fc2", src + names.fc2 + ".weight", src + names.fc2 + ".bias")
-  c.norm(t + "final_norm", prefix + names.final_norm)
 
 
 def _convert_bert(c: _Converter, prefix: str, cfg: BertConfig):
@@ -399,16 +404,7 @@ def _convert_clip_text(c: _Converter, openai: bool, cfg: CLIPTextConfig):
            "text_model.embeddings.token_embedding.weight")
     c.copy(t + "pos_embedding", "text_model.embeddings.position_embedding.weight")
     names, prefix, final = _HF_CLIP_VIT, "text_model.", "text_model.final_layer_norm"
-  for i in range(cfg.depth):
-    src = prefix + names.block.format(i=i)
-    dst = f"{t}block_{i}/"
-    c.norm(dst + "layer_norm1", src + names.norm1)
-    c.fused(dst + "attn/qkv", [src + w for w in names.qkv_weights],
-            [src + b for b in names.qkv_biases])
-    c.linear(dst + "attn/out", src + names.out + ".weight", src + names.out + ".bias")
-    c.norm(dst + "layer_norm2", src + names.norm2)
-    c.linear(dst + "mlp/fc1", src + names.fc1 + ".weight", src + names.fc1 + ".bias")
-    c.linear(dst + "mlp/fc2", src + names.fc2 + ".weight", src + names.fc2 + ".bias")
+  _convert_pre_ln_blocks(c, t, prefix, names, cfg.depth)
   c.norm(t + "final_norm", final)
 
 
