@@ -251,13 +251,20 @@ def figure_threshold_curves(run_dirs: Sequence[str], path: str,
         for ax, metric in zip(axes, ("pt", "ir")):
             ax.plot(c["threshold"], 100 * np.asarray(c[metric], float), marker="o",
                     markersize=3, label=_label(run_dir))
-    for ax, title in zip(axes, ("Prediction trustworthiness (PT)", "Inference reliability (IR)")):
-        ax.set_xlabel("validity threshold on RMA")
+    return _save_pt_ir(plt, fig, axes, ("Prediction trustworthiness (PT)",
+                                        "Inference reliability (IR)"),
+                       "validity threshold on RMA", 8, path)
+
+
+def _save_pt_ir(plt, fig, axes, titles, xlabel: str, legend_size: int, path: str) -> str:
+    """Labels the PT and IR panels (percent, 0-100), writes the figure, closes it."""
+    for ax, title in zip(axes, titles):
+        ax.set_xlabel(xlabel)
         ax.set_ylabel("%")
         ax.set_title(title)
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=8)
+    axes[1].legend(fontsize=legend_size)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -335,13 +342,5 @@ def figure_corruptions(rows: Sequence[dict], path: str) -> str:
         for ax, metric in zip(axes, ("pt", "ir")):
             ax.plot([p[0] for p in points], [100 * p[1][metric] for p in points], marker="o",
                     markersize=3, label=f"{method} {model} {corruption}")
-    for ax, title in zip(axes, ("PT against severity", "IR against severity")):
-        ax.set_xlabel("severity (0 = clean)")
-        ax.set_ylabel("%")
-        ax.set_title(title)
-        ax.set_ylim(0, 100)
-        ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=7)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save_pt_ir(plt, fig, axes, ("PT against severity", "IR against severity"),
+                       "severity (0 = clean)", 7, path)
