@@ -43,109 +43,136 @@ from rationality_jax.explain import reference_torch as ref  # noqa: E402
 
 
 def _build(directory: str):
-    torch.manual_seed(0)
-    config = transformers.CLIPConfig(vision_config=dict(patch_size=16, image_size=224),
-                                     projection_dim=512)
-    config._attn_implementation = "eager"
-    model = transformers.CLIPModel(config).eval()
-    model.save_pretrained(directory)
-    module, params = models.load(directory)
-    return model, module, params
+  torch.manual_seed(0)
+  config = transformers.CLIPConfig(
+    vision_config=dict(patch_size=16, image_size=224), projection_dim=512
+  )
+  config._attn_implementation = "eager"
+  model = transformers.CLIPModel(config).eval()
+  model.save_pretrained(directory)
+  module, params = models.load(directory)
+  return model, module, params
 
 
 def _seconds(fn) -> tuple[float, object]:
-    start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
+  start = time.perf_counter()
+  result = fn()
+  return time.perf_counter() - start, result
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--classes", type=int, default=200)
-    parser.add_argument("--reps", type=int, default=3,
-                        help="interleaved timed repetitions; medians are reported")
-    parser.add_argument("--start-layers", type=int, nargs="+", default=[-1, 0])
-    parser.add_argument("--torch-modes", nargs="+", default=["weights", "frozen"])
-    parser.add_argument("--json", default=None)
-    args = parser.parse_args()
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--batch", type=int, default=16)
+  parser.add_argument("--classes", type=int, default=200)
+  parser.add_argument(
+    "--reps",
+    type=int,
+    default=3,
+    help="interleaved timed repetitions; medians are reported",
+  )
+  parser.add_argument("--start-layers", type=int, nargs="+", default=[-1, 0])
+  parser.add_argument("--torch-modes", nargs="+", default=["weights", "frozen"])
+  parser.add_argument("--json", default=None)
+  args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as directory:
-        model, module, params = _build(directory)
-    rng = np.random.default_rng(0)
-    images = rng.standard_normal((args.batch, 3, 224, 224)).astype(np.float32)
-    class_embeddings = rng.standard_normal((args.classes, 512)).astype(np.float32)
-    labels = rng.integers(0, args.classes, args.batch)
-    masks = np.zeros((args.batch, 224, 224), np.float32)
-    masks[:, 56:168, 40:150] = 1.0
+  with tempfile.TemporaryDirectory() as directory:
+    model, module, params = _build(directory)
+  rng = np.random.default_rng(0)
+  images = rng.standard_normal((args.batch, 3, 224, 224)).astype(np.float32)
+  class_embeddings = rng.standard_normal((args.classes, 512)).astype(np.float32)
+  labels = rng.integers(0, args.classes, args.batch)
+  masks = np.zeros((args.batch, 224, 224), np.float32)
+  masks[:, 56:168, 40:150] = 1.0
 
-    images_j = jax.device_put(jnp.asarray(images.transpose(0, 2, 3, 1)))
-    head_j = {"class_embeddings": jnp.asarray(class_embeddings)}
-    labels_j, masks_j = jnp.asarray(labels), jnp.asarray(masks)
-    images_t, labels_t, masks_t = map(torch.from_numpy, (images, labels, masks))
-    head_t = {"class_embeddings": torch.from_numpy(class_embeddings)}
+  images_j = jax.device_put(jnp.asarray(images.transpose(0, 2, 3, 1)))
+  head_j = {"class_embeddings": jnp.asarray(class_embeddings)}
+  labels_j, masks_j = jnp.asarray(labels), jnp.asarray(masks)
+  images_t, labels_t, masks_t = map(torch.from_numpy, (images, labels, masks))
+  head_t = {"class_embeddings": torch.from_numpy(class_embeddings)}
 
-    rows = []
-    for start_layer in args.start_layers:
-        explainer = explain.make_explainer(module, explain.targets.zero_shot,
-                                           explain.Chefer(start_layer=start_layer))
+  rows = []
+  for start_layer in args.start_layers:
+    explainer = explain.make_explainer(
+      module, explain.targets.zero_shot, explain.Chefer(start_layer=start_layer)
+    )
 
-        def ours():
-            out = explainer(params, head_j, images_j, labels_j, masks_j)
-            return jax.block_until_ready(out)
+    def ours():
+      out = explainer(params, head_j, images_j, labels_j, masks_j)
+      return jax.block_until_ready(out)
 
-        compile_s, _ = _seconds(ours)
-        references = {}
-        for mode in args.torch_modes:
-            def reference(weights_grad=mode == "weights"):
-                _, _, heatmap = ref.chefer(model, images_t, head_t, labels_t,
-                                           start_layer=start_layer,
-                                           weights_grad=weights_grad)
-                return heatmap, ref.rma(heatmap, masks_t)
-            references[mode] = reference
-        # Interleaved repetitions (ours, then each reference) and medians: the
-        # machine is shared, so load changes hit every contender alike.
-        times = {name: [] for name in ["ours", *references]}
-        for _ in range(args.reps):
-            seconds, out = _seconds(ours)
-            times["ours"].append(seconds)
-            for mode, reference in references.items():
-                seconds, (heatmap, rma) = _seconds(reference)
-                times[mode].append(seconds)
-        ours_s = float(np.median(times["ours"]))
-        row = {"start_layer": start_layer, "batch": args.batch,
-               "ours_images_per_s": args.batch / ours_s, "ours_first_call_s": compile_s,
-               "seconds": times}
-        for mode in references:
-            torch_s = float(np.median(times[mode]))
-            row[f"torch_{mode}_images_per_s"] = args.batch / torch_s
-            row[f"speedup_vs_torch_{mode}"] = torch_s / ours_s
-        row["max_abs_diff_heatmap"] = float(np.abs(np.asarray(out["heatmap"])
-                                                   - heatmap.numpy()).max())
-        row["max_abs_diff_rma"] = float(np.abs(np.asarray(out["rma"]) - rma.numpy()).max())
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+    compile_s, _ = _seconds(ours)
+    references = {}
+    for mode in args.torch_modes:
 
-    env = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, "
-           f"jax {jax.__version__} ({jax.devices()[0].platform}), torch {torch.__version__} "
-           f"({torch.get_num_threads()} threads), load average at the end "
-           f"{os.getloadavg()[0]:.1f}")
-    print(f"\n{env}\n")
-    modes = args.torch_modes
-    print("| start_layer | ours img/s | " + " | ".join(f"torch ({m}) img/s | speedup vs {m}"
-                                                       for m in modes) + " | max abs diff |")
-    print("|---" * (3 + 2 * len(modes)) + "|")
-    for row in rows:
-        cells = [f"{row['start_layer']}", f"{row['ours_images_per_s']:.2f}"]
-        for m in modes:
-            cells += [f"{row[f'torch_{m}_images_per_s']:.2f}",
-                      f"{row[f'speedup_vs_torch_{m}']:.2f}x"]
-        cells.append(f"{row.get('max_abs_diff_heatmap', float('nan')):.1e}")
-        print("| " + " | ".join(cells) + " |")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"environment": env, "rows": rows}, f, indent=2)
+      def reference(weights_grad=mode == "weights"):
+        _, _, heatmap = ref.chefer(
+          model,
+          images_t,
+          head_t,
+          labels_t,
+          start_layer=start_layer,
+          weights_grad=weights_grad,
+        )
+        return heatmap, ref.rma(heatmap, masks_t)
+
+      references[mode] = reference
+    # Interleaved repetitions (ours, then each reference) and medians: the
+    # machine is shared, so load changes hit every contender alike.
+    times = {name: [] for name in ["ours", *references]}
+    for _ in range(args.reps):
+      seconds, out = _seconds(ours)
+      times["ours"].append(seconds)
+      for mode, reference in references.items():
+        seconds, (heatmap, rma) = _seconds(reference)
+        times[mode].append(seconds)
+    ours_s = float(np.median(times["ours"]))
+    row = {
+      "start_layer": start_layer,
+      "batch": args.batch,
+      "ours_images_per_s": args.batch / ours_s,
+      "ours_first_call_s": compile_s,
+      "seconds": times,
+    }
+    for mode in references:
+      torch_s = float(np.median(times[mode]))
+      row[f"torch_{mode}_images_per_s"] = args.batch / torch_s
+      row[f"speedup_vs_torch_{mode}"] = torch_s / ours_s
+    row["max_abs_diff_heatmap"] = float(
+      np.abs(np.asarray(out["heatmap"]) - heatmap.numpy()).max()
+    )
+    row["max_abs_diff_rma"] = float(
+      np.abs(np.asarray(out["rma"]) - rma.numpy()).max()
+    )
+    rows.append(row)
+    print(json.dumps(row), flush=True)
+
+  env = (
+    f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, "
+    f"jax {jax.__version__} ({jax.devices()[0].platform}), torch {torch.__version__} "
+    f"({torch.get_num_threads()} threads), load average at the end "
+    f"{os.getloadavg()[0]:.1f}"
+  )
+  print(f"\n{env}\n")
+  modes = args.torch_modes
+  print(
+    "| start_layer | ours img/s | "
+    + " | ".join(f"torch ({m}) img/s | speedup vs {m}" for m in modes)
+    + " | max abs diff |"
+  )
+  print("|---" * (3 + 2 * len(modes)) + "|")
+  for row in rows:
+    cells = [f"{row['start_layer']}", f"{row['ours_images_per_s']:.2f}"]
+    for m in modes:
+      cells += [
+        f"{row[f'torch_{m}_images_per_s']:.2f}",
+        f"{row[f'speedup_vs_torch_{m}']:.2f}x",
+      ]
+    cells.append(f"{row.get('max_abs_diff_heatmap', float('nan')):.1e}")
+    print("| " + " | ".join(cells) + " |")
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump({"environment": env, "rows": rows}, f, indent=2)
 
 
 if __name__ == "__main__":
-    main()
+  main()

@@ -30,71 +30,107 @@ TRAIN = "random_resized_crop(224)|random_flip_lr|color_jitter(0.2, 0.2, 0.2, 0.2
 
 
 def write_fake_val(root: str, n: int) -> None:
-    rng = np.random.default_rng(0)
-    wnids = __import__("rationality_jax.data", fromlist=["imagenet_wnids"]).imagenet_wnids()
-    rows = ["ImageId,PredictionString"]
-    yy, xx = np.mgrid[:375, :500]
-    with tarfile.open(os.path.join(root, "ILSVRC2012_img_val.tar"), "w") as tar:
-        for i in range(n):
-            a, b, c = rng.uniform(0.005, 0.05, 3)
-            img = np.stack([np.sin(xx * a + i), np.cos(yy * b), np.sin((xx + yy) * c)], -1)
-            img = ((img + 1) * 127.5 + rng.normal(0, 8, img.shape)).clip(0, 255).astype(np.uint8)
-            buf = io.BytesIO()
-            Image.fromarray(img).save(buf, format="JPEG", quality=90)
-            name = f"ILSVRC2012_val_{i + 1:08d}"
-            info = tarfile.TarInfo(name + ".JPEG")
-            info.size = buf.tell()
-            buf.seek(0)
-            tar.addfile(info, buf)
-            x0, y0 = rng.integers(0, 250), rng.integers(0, 180)
-            rows.append(f"{name},{wnids[i % 1000]} {x0} {y0} {x0 + 200} {y0 + 150}")
-    with open(os.path.join(root, "LOC_val_solution.csv"), "w") as f:
-        f.write("\n".join(rows) + "\n")
+  rng = np.random.default_rng(0)
+  wnids = __import__(
+    "rationality_jax.data", fromlist=["imagenet_wnids"]
+  ).imagenet_wnids()
+  rows = ["ImageId,PredictionString"]
+  yy, xx = np.mgrid[:375, :500]
+  with tarfile.open(os.path.join(root, "ILSVRC2012_img_val.tar"), "w") as tar:
+    for i in range(n):
+      a, b, c = rng.uniform(0.005, 0.05, 3)
+      img = np.stack(
+        [np.sin(xx * a + i), np.cos(yy * b), np.sin((xx + yy) * c)], -1
+      )
+      img = (
+        ((img + 1) * 127.5 + rng.normal(0, 8, img.shape))
+        .clip(0, 255)
+        .astype(np.uint8)
+      )
+      buf = io.BytesIO()
+      Image.fromarray(img).save(buf, format="JPEG", quality=90)
+      name = f"ILSVRC2012_val_{i + 1:08d}"
+      info = tarfile.TarInfo(name + ".JPEG")
+      info.size = buf.tell()
+      buf.seek(0)
+      tar.addfile(info, buf)
+      x0, y0 = rng.integers(0, 250), rng.integers(0, 180)
+      rows.append(f"{name},{wnids[i % 1000]} {x0} {y0} {x0 + 200} {y0 + 150}")
+  with open(os.path.join(root, "LOC_val_solution.csv"), "w") as f:
+    f.write("\n".join(rows) + "\n")
 
 
 def rate(fn, n: int) -> float:
-    start = time.perf_counter()
-    fn()
-    return n / (time.perf_counter() - start)
+  start = time.perf_counter()
+  fn()
+  return n / (time.perf_counter() - start)
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--examples", type=int, default=512)
-    parser.add_argument("--threads", default="1,2,4")
-    parser.add_argument("--batch", type=int, default=32)
-    args = parser.parse_args()
+  parser = argparse.ArgumentParser()
+  parser.add_argument("--examples", type=int, default=512)
+  parser.add_argument("--threads", default="1,2,4")
+  parser.add_argument("--batch", type=int, default=32)
+  args = parser.parse_args()
 
-    from rationality_jax import data
+  from rationality_jax import data
 
-    with tempfile.TemporaryDirectory() as tmp:
-        manual, data_dir = os.path.join(tmp, "manual"), os.path.join(tmp, "data")
-        os.makedirs(manual)
-        write_fake_val(manual, args.examples)
-        data.build("imagenet2012_val_masks", data_dir, manual_dir=manual)
-        src = data.get_source("imagenet2012_val_masks", "validation", data_dir)
-        n = len(src)
-        rows = [("read + decode (500x375 JPEG + PNG mask)", "1", rate(lambda: [src[i] for i in range(n)], n))]
-        for name, spec in (("eval", EVAL), ("train", TRAIN)):
-            fn = data.preprocess.parse(spec)
-            rows.append((f"+ preprocess {name}: `{spec}`", "1", rate(lambda: [fn(src[i], np.random.default_rng(i)) for i in range(n)], n)))
-        for name, spec in (("eval", EVAL), ("train", TRAIN)):
-            for t in (int(x) for x in args.threads.split(",")):
-                it = data.make_iterator(src, spec, batch_size=args.batch, seed=0, shuffle=True, num_epochs=1, num_threads=t)
-                steps = len(it)
+  with tempfile.TemporaryDirectory() as tmp:
+    manual, data_dir = os.path.join(tmp, "manual"), os.path.join(tmp, "data")
+    os.makedirs(manual)
+    write_fake_val(manual, args.examples)
+    data.build("imagenet2012_val_masks", data_dir, manual_dir=manual)
+    src = data.get_source("imagenet2012_val_masks", "validation", data_dir)
+    n = len(src)
+    rows = [
+      (
+        "read + decode (500x375 JPEG + PNG mask)",
+        "1",
+        rate(lambda: [src[i] for i in range(n)], n),
+      )
+    ]
+    for name, spec in (("eval", EVAL), ("train", TRAIN)):
+      fn = data.preprocess.parse(spec)
+      rows.append(
+        (
+          f"+ preprocess {name}: `{spec}`",
+          "1",
+          rate(
+            lambda: [fn(src[i], np.random.default_rng(i)) for i in range(n)], n
+          ),
+        )
+      )
+    for name, spec in (("eval", EVAL), ("train", TRAIN)):
+      for t in (int(x) for x in args.threads.split(",")):
+        it = data.make_iterator(
+          src,
+          spec,
+          batch_size=args.batch,
+          seed=0,
+          shuffle=True,
+          num_epochs=1,
+          num_threads=t,
+        )
+        steps = len(it)
 
-                def consume():
-                    for batch in it:
-                        batch["image"].block_until_ready()
+        def consume():
+          for batch in it:
+            batch["image"].block_until_ready()
 
-                rows.append((f"pipeline {name} -> global batches of {args.batch}", str(t), rate(consume, steps * args.batch)))
+        rows.append(
+          (
+            f"pipeline {name} -> global batches of {args.batch}",
+            str(t),
+            rate(consume, steps * args.batch),
+          )
+        )
 
-    print(f"\n{n} examples, {os.cpu_count()} CPUs\n")
-    print("| stage | threads | examples/s |")
-    print("|---|---|---|")
-    for stage, threads, r in rows:
-        print(f"| {stage} | {threads} | {r:.0f} |")
+  print(f"\n{n} examples, {os.cpu_count()} CPUs\n")
+  print("| stage | threads | examples/s |")
+  print("|---|---|---|")
+  for stage, threads, r in rows:
+    print(f"| {stage} | {threads} | {r:.0f} |")
 
 
 if __name__ == "__main__":
-    main()
+  main()

@@ -24,13 +24,17 @@ import time
 
 # name -> (extra XLA_FLAGS, Flax compute dtype, jax matmul precision)
 VARIANTS = {
-    "default": ("", "float32", None),
-    "precision=highest": ("", "float32", "highest"),
-    "no multi-thread eigen": ("--xla_cpu_multi_thread_eigen=false", "float32", None),
-    "onednn": ("--xla_cpu_use_onednn=true", "float32", None),
-    "no xnnpack": ("--xla_cpu_use_xnnpack=false", "float32", None),
-    "fast math": ("--xla_cpu_enable_fast_math=true", "float32", None),
-    "bfloat16 compute": ("", "bfloat16", None),
+  "default": ("", "float32", None),
+  "precision=highest": ("", "float32", "highest"),
+  "no multi-thread eigen": (
+    "--xla_cpu_multi_thread_eigen=false",
+    "float32",
+    None,
+  ),
+  "onednn": ("--xla_cpu_use_onednn=true", "float32", None),
+  "no xnnpack": ("--xla_cpu_use_xnnpack=false", "float32", None),
+  "fast math": ("--xla_cpu_enable_fast_math=true", "float32", None),
+  "bfloat16 compute": ("", "bfloat16", None),
 }
 
 
@@ -38,13 +42,22 @@ def make_checkpoint(directory: str) -> None:
   """A random full-size CLIP ViT-B/16 saved with save_pretrained."""
   import torch  # pylint: disable=import-outside-toplevel
   import transformers  # pylint: disable=import-outside-toplevel
+
   torch.manual_seed(0)
-  config = transformers.CLIPConfig(vision_config=dict(patch_size=16), projection_dim=512)
+  config = transformers.CLIPConfig(
+    vision_config=dict(patch_size=16), projection_dim=512
+  )
   transformers.CLIPModel(config).save_pretrained(directory)
 
 
-def measure(directory: str, variant: str, batch: int, image_size: int, rounds: int,
-            iters: int) -> dict:
+def measure(
+  directory: str,
+  variant: str,
+  batch: int,
+  image_size: int,
+  rounds: int,
+  iters: int,
+) -> dict:
   """Time torch and Flax in alternating rounds; returns images/s and the ratio."""
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
@@ -58,11 +71,17 @@ def measure(directory: str, variant: str, batch: int, image_size: int, rounds: i
   # the attention matrix. "eager" materialises it, as ours must (it is sown and
   # perturbed for explanations): that is the like-for-like reference.
   references = {
-      attention: transformers.CLIPVisionModelWithProjection.from_pretrained(
-          directory, attn_implementation=attention).eval()
-      for attention in ("sdpa", "eager")}
+    attention: transformers.CLIPVisionModelWithProjection.from_pretrained(
+      directory, attn_implementation=attention
+    ).eval()
+    for attention in ("sdpa", "eager")
+  }
   module, params = models.load(directory, dtype=getattr(jnp, dtype))
-  images = np.random.RandomState(0).randn(batch, 3, image_size, image_size).astype(np.float32)
+  images = (
+    np.random.RandomState(0)
+    .randn(batch, 3, image_size, image_size)
+    .astype(np.float32)
+  )
   torch_images = torch.tensor(images)
   flax_images = jnp.asarray(images.transpose(0, 2, 3, 1))
 
@@ -98,13 +117,18 @@ def measure(directory: str, variant: str, batch: int, image_size: int, rounds: i
     flax_rates.append(batch / seconds(run_flax))
   ratios = [f / t for f, t in zip(flax_rates, torch_rates)]
   eager_ratios = [f / t for f, t in zip(flax_rates, eager_rates)]
-  return {"variant": variant, "torch": float(np.median(torch_rates)),
-          "torch_eager": float(np.median(eager_rates)),
-          "flax": float(np.median(flax_rates)), "ratio": float(np.median(ratios)),
-          "eager_ratio": float(np.median(eager_ratios)),
-          "max_abs": max_abs, "compile_s": compile_seconds,
-          "torch_threads": torch.get_num_threads(),
-          "device": str(jax.devices()[0].platform)}
+  return {
+    "variant": variant,
+    "torch": float(np.median(torch_rates)),
+    "torch_eager": float(np.median(eager_rates)),
+    "flax": float(np.median(flax_rates)),
+    "ratio": float(np.median(ratios)),
+    "eager_ratio": float(np.median(eager_ratios)),
+    "max_abs": max_abs,
+    "compile_s": compile_seconds,
+    "torch_threads": torch.get_num_threads(),
+    "device": str(jax.devices()[0].platform),
+  }
 
 
 def main() -> None:
@@ -112,14 +136,31 @@ def main() -> None:
   parser.add_argument("--batch", type=int, default=16)
   parser.add_argument("--image-size", type=int, default=224)
   parser.add_argument("--rounds", type=int, default=5)
-  parser.add_argument("--iters", type=int, default=3, help="forward passes per round")
-  parser.add_argument("--variants", default=",".join(VARIANTS),
-                      help=f"comma-separated subset of: {', '.join(VARIANTS)}")
-  parser.add_argument("--child", help=argparse.SUPPRESS)  # directory: run one variant
+  parser.add_argument(
+    "--iters", type=int, default=3, help="forward passes per round"
+  )
+  parser.add_argument(
+    "--variants",
+    default=",".join(VARIANTS),
+    help=f"comma-separated subset of: {', '.join(VARIANTS)}",
+  )
+  parser.add_argument(
+    "--child", help=argparse.SUPPRESS
+  )  # directory: run one variant
   args = parser.parse_args()
   if args.child:
-    print(json.dumps(measure(args.child, args.variants, args.batch, args.image_size,
-                             args.rounds, args.iters)))
+    print(
+      json.dumps(
+        measure(
+          args.child,
+          args.variants,
+          args.batch,
+          args.image_size,
+          args.rounds,
+          args.iters,
+        )
+      )
+    )
     return
   os.environ.setdefault("HF_HUB_OFFLINE", "1")
   with tempfile.TemporaryDirectory() as directory:
@@ -127,26 +168,48 @@ def main() -> None:
     rows = []
     for variant in args.variants.split(","):
       env = dict(os.environ)
-      env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + VARIANTS[variant][0]).strip()
+      env["XLA_FLAGS"] = (
+        env.get("XLA_FLAGS", "") + " " + VARIANTS[variant][0]
+      ).strip()
       result = subprocess.run(
-          [sys.executable, __file__, f"--child={directory}", f"--variants={variant}",
-           f"--batch={args.batch}", f"--image-size={args.image_size}",
-           f"--rounds={args.rounds}", f"--iters={args.iters}"],
-          env=env, capture_output=True, text=True, check=False)
+        [
+          sys.executable,
+          __file__,
+          f"--child={directory}",
+          f"--variants={variant}",
+          f"--batch={args.batch}",
+          f"--image-size={args.image_size}",
+          f"--rounds={args.rounds}",
+          f"--iters={args.iters}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+      )
       if result.returncode:
-        print(f"variant {variant!r} failed:\n{result.stderr[-2000:]}", file=sys.stderr)
+        print(
+          f"variant {variant!r} failed:\n{result.stderr[-2000:]}",
+          file=sys.stderr,
+        )
         continue
       rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
-  print(f"\nCLIP ViT-B/16 image tower, batch {args.batch}, {args.image_size} px, "
-        f"{rows[0]['device'] if rows else '?'}; median of {args.rounds} rounds x "
-        f"{args.iters} forwards\n")
-  print("| Flax variant | PyTorch (SDPA) img/s | PyTorch (eager attention) img/s | "
-        "Flax img/s | Flax / SDPA | Flax / eager | max abs diff | compile s |")
+  print(
+    f"\nCLIP ViT-B/16 image tower, batch {args.batch}, {args.image_size} px, "
+    f"{rows[0]['device'] if rows else '?'}; median of {args.rounds} rounds x "
+    f"{args.iters} forwards\n"
+  )
+  print(
+    "| Flax variant | PyTorch (SDPA) img/s | PyTorch (eager attention) img/s | "
+    "Flax img/s | Flax / SDPA | Flax / eager | max abs diff | compile s |"
+  )
   print("|---|---|---|---|---|---|---|---|")
   for row in rows:
-    print(f"| {row['variant']} | {row['torch']:.2f} | {row['torch_eager']:.2f} | "
-          f"{row['flax']:.2f} | {row['ratio']:.2f} | {row['eager_ratio']:.2f} | "
-          f"{row['max_abs']:.1e} | {row['compile_s']:.1f} |")
+    print(
+      f"| {row['variant']} | {row['torch']:.2f} | {row['torch_eager']:.2f} | "
+      f"{row['flax']:.2f} | {row['ratio']:.2f} | {row['eager_ratio']:.2f} | "
+      f"{row['max_abs']:.1e} | {row['compile_s']:.1f} |"
+    )
 
 
 if __name__ == "__main__":

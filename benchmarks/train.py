@@ -34,7 +34,9 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def train_config(model: str, dtype: str) -> ml_collections.ConfigDict:
-  spec = importlib.util.spec_from_file_location("configs_train", REPO / "configs" / "train.py")
+  spec = importlib.util.spec_from_file_location(
+    "configs_train", REPO / "configs" / "train.py"
+  )
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   config = module.get_config(f"method=flcp,model={model}")
@@ -69,9 +71,12 @@ def quick_params(module, seed: int = 0):
   compiling the per-leaf random initialisers (minutes on CPU at B/32).
   """
   cfg = module.config
-  shapes = jax.eval_shape(module.init, jax.random.PRNGKey(0),
-                          jnp.zeros((1, cfg.vision.image_size, cfg.vision.image_size, 3)),
-                          jnp.zeros((1, cfg.text.context_length), jnp.int32))["params"]
+  shapes = jax.eval_shape(
+    module.init,
+    jax.random.PRNGKey(0),
+    jnp.zeros((1, cfg.vision.image_size, cfg.vision.image_size, 3)),
+    jnp.zeros((1, cfg.text.context_length), jnp.int32),
+  )["params"]
   rng = np.random.default_rng(seed)
 
   def one(path, leaf):
@@ -89,25 +94,40 @@ def quick_params(module, seed: int = 0):
 
 def ours(config, images, labels, class_names, steps: int, peak_tflops: float):
   method = methods.get("flcp")
-  module = models.VisionLanguageModel(train.model_config(config),
-                                      dtype=jnp.dtype(config.model.dtype))
+  module = models.VisionLanguageModel(
+    train.model_config(config), dtype=jnp.dtype(config.model.dtype)
+  )
   params = quick_params(module)
   tokenizer = models.tokenizer("clip", module.config.text.context_length)
   task = methods.heads.make_task(tokenizer, class_names)
   mesh = sharding.make_mesh([("data", -1)])
   trainable = {"params": params, "head": {}}
-  labels_tree = optim.trainable_labels(trainable, method.trainable(config, module.config))
+  labels_tree = optim.trainable_labels(
+    trainable, method.trainable(config, module.config)
+  )
   tx = optim.make_optimizer(config.optim, labels_tree, 1000)
   schedule = optim.schedule(config.optim, 1000)
-  state = {"step": jnp.zeros((), jnp.int32), **trainable, "opt_state": tx.init(trainable),
-           "rng": jax.random.PRNGKey(0)}
+  state = {
+    "step": jnp.zeros((), jnp.int32),
+    **trainable,
+    "opt_state": tx.init(trainable),
+    "rng": jax.random.PRNGKey(0),
+  }
   shardings = sharding.fsdp_shardings(state, mesh, None)
   state = jax.device_put(state, shardings)
-  step_fn = jax.jit(train.make_train_step(method, module, config, tx, labels_tree, schedule),
-                    in_shardings=(shardings, sharding.batch_sharding(mesh),
-                                  sharding.replicated(mesh)),
-                    out_shardings=(shardings, sharding.replicated(mesh)), donate_argnums=(0,))
-  batch = sharding.put({"image": images, "label": labels}, sharding.batch_sharding(mesh))
+  step_fn = jax.jit(
+    train.make_train_step(method, module, config, tx, labels_tree, schedule),
+    in_shardings=(
+      shardings,
+      sharding.batch_sharding(mesh),
+      sharding.replicated(mesh),
+    ),
+    out_shardings=(shardings, sharding.replicated(mesh)),
+    donate_argnums=(0,),
+  )
+  batch = sharding.put(
+    {"image": images, "label": labels}, sharding.batch_sharding(mesh)
+  )
   task = sharding.put(task, sharding.replicated(mesh))
   start = time.perf_counter()
   compiled = step_fn.lower(state, batch, task).compile()
@@ -123,8 +143,13 @@ def ours(config, images, labels, class_names, steps: int, peak_tflops: float):
 
   first, per_step = time_steps(one, steps)
   mfu = flops / per_step / (peak_tflops * 1e12) if peak_tflops else None
-  return {"compile_s": compile_s, "first_s": first, "step_s": per_step, "flops": flops,
-          "mfu": mfu}
+  return {
+    "compile_s": compile_s,
+    "first_s": first,
+    "step_s": per_step,
+    "flops": flops,
+    "mfu": mfu,
+  }
 
 
 def features(output):
@@ -135,34 +160,54 @@ def features(output):
 def pytorch(config, images, labels, class_names, steps: int, threads: int):
   import torch  # pylint: disable=import-outside-toplevel
   import transformers  # pylint: disable=import-outside-toplevel
+
   torch.set_num_threads(threads)
   torch.manual_seed(0)
   m = config.model
   hf_config = transformers.CLIPConfig(
-      text_config=dict(hidden_size=m.text_width, intermediate_size=m.text_mlp_dim,
-                       num_hidden_layers=m.text_depth, num_attention_heads=m.text_heads,
-                       max_position_embeddings=m.context_length, vocab_size=49408),
-      vision_config=dict(hidden_size=m.width, intermediate_size=m.mlp_dim,
-                         num_hidden_layers=m.depth, num_attention_heads=m.num_heads,
-                         image_size=m.image_size, patch_size=m.patch_size),
-      projection_dim=m.embed_dim)
+    text_config=dict(
+      hidden_size=m.text_width,
+      intermediate_size=m.text_mlp_dim,
+      num_hidden_layers=m.text_depth,
+      num_attention_heads=m.text_heads,
+      max_position_embeddings=m.context_length,
+      vocab_size=49408,
+    ),
+    vision_config=dict(
+      hidden_size=m.width,
+      intermediate_size=m.mlp_dim,
+      num_hidden_layers=m.depth,
+      num_attention_heads=m.num_heads,
+      image_size=m.image_size,
+      patch_size=m.patch_size,
+    ),
+    projection_dim=m.embed_dim,
+  )
   model = transformers.CLIPModel(hf_config).train()
   tokenizer = models.tokenizer("clip", m.context_length)
   ids, mask = tokenizer([f"a photo of a {class_names[i]}" for i in labels])
   pixels = torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
-  ids, mask = torch.from_numpy(ids.astype(np.int64)), torch.from_numpy(mask.astype(np.int64))
+  ids, mask = (
+    torch.from_numpy(ids.astype(np.int64)),
+    torch.from_numpy(mask.astype(np.int64)),
+  )
   params = [p for n, p in model.named_parameters() if n != "logit_scale"]
   opt = torch.optim.Adam(params, lr=1e-5, betas=(0.9, 0.999), eps=1e-8)
   targets = torch.arange(len(labels))
 
   def one():
-    image = torch.nn.functional.normalize(features(model.get_image_features(pixel_values=pixels)),
-                                          dim=-1)
+    image = torch.nn.functional.normalize(
+      features(model.get_image_features(pixel_values=pixels)), dim=-1
+    )
     text = torch.nn.functional.normalize(
-        features(model.get_text_features(input_ids=ids, attention_mask=mask)), dim=-1)
+      features(model.get_text_features(input_ids=ids, attention_mask=mask)),
+      dim=-1,
+    )
     logits = image @ text.T / 0.07
-    loss = (torch.nn.functional.cross_entropy(logits, targets)
-            + torch.nn.functional.cross_entropy(logits.T, targets)) / 2
+    loss = (
+      torch.nn.functional.cross_entropy(logits, targets)
+      + torch.nn.functional.cross_entropy(logits.T, targets)
+    ) / 2
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -177,9 +222,15 @@ def main():
   parser.add_argument("--batch", type=int, default=32)
   parser.add_argument("--steps", type=int, default=3)
   parser.add_argument("--dtype", default="float32")
-  parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
-  parser.add_argument("--peak-tflops", type=float, default=0.0,
-                      help="accelerator peak for MFU (e.g. 989 for H100/H200 bf16 dense)")
+  parser.add_argument(
+    "--threads", type=int, default=2, help="torch intra-op threads"
+  )
+  parser.add_argument(
+    "--peak-tflops",
+    type=float,
+    default=0.0,
+    help="accelerator peak for MFU (e.g. 989 for H100/H200 bf16 dense)",
+  )
   parser.add_argument("--skip-torch", action="store_true")
   args = parser.parse_args()
 
@@ -188,26 +239,45 @@ def main():
   class_names = [f"class {i}" for i in range(args.batch)]
   images, labels = batch_of(args.batch, size, length)
   device = jax.devices()[0]
-  print(f"FLCP step, CLIP {args.model} random init, batch {args.batch}, {size} px, text "
-        f"{length}, {device.platform} ({device.device_kind}), jax {jax.__version__}")
-  rows = [("rationality_jax (jit)", ours(config, images, labels, class_names, args.steps,
-                                        args.peak_tflops))]
+  print(
+    f"FLCP step, CLIP {args.model} random init, batch {args.batch}, {size} px, text "
+    f"{length}, {device.platform} ({device.device_kind}), jax {jax.__version__}"
+  )
+  rows = [
+    (
+      "rationality_jax (jit)",
+      ours(config, images, labels, class_names, args.steps, args.peak_tflops),
+    )
+  ]
   print(f"ours: {rows[0][1]}", flush=True)
   if not args.skip_torch:
     import torch  # pylint: disable=import-outside-toplevel
-    rows.append((f"transformers CLIPModel (torch {torch.__version__}, {args.threads} threads)",
-                 pytorch(config, images, labels, class_names, args.steps, args.threads)))
-  print("| implementation | compile s | first step s | s / step | examples / s |")
+
+    rows.append(
+      (
+        f"transformers CLIPModel (torch {torch.__version__}, {args.threads} threads)",
+        pytorch(config, images, labels, class_names, args.steps, args.threads),
+      )
+    )
+  print(
+    "| implementation | compile s | first step s | s / step | examples / s |"
+  )
   print("|---|---|---|---|---|")
   for name, r in rows:
-    print(f"| {name} | {r['compile_s']:.1f} | {r['first_s']:.2f} | {r['step_s']:.3f} | "
-          f"{args.batch / r['step_s']:.1f} |")
+    print(
+      f"| {name} | {r['compile_s']:.1f} | {r['first_s']:.2f} | {r['step_s']:.3f} | "
+      f"{args.batch / r['step_s']:.1f} |"
+    )
   ours_row = rows[0][1]
   print(f"XLA cost analysis: {ours_row['flops'] / 1e9:.1f} GFLOP per step")
   if ours_row["mfu"] is not None:
-    print(f"model FLOPs utilisation: {100 * ours_row['mfu']:.1f}% of {args.peak_tflops} TFLOP/s")
+    print(
+      f"model FLOPs utilisation: {100 * ours_row['mfu']:.1f}% of {args.peak_tflops} TFLOP/s"
+    )
   if len(rows) == 2:
-    print(f"speed-up over PyTorch: {rows[1][1]['step_s'] / ours_row['step_s']:.2f}x")
+    print(
+      f"speed-up over PyTorch: {rows[1][1]['step_s'] / ours_row['step_s']:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -24,24 +24,43 @@ import ml_collections
 
 
 def get_config(arg=None):
-    del arg
-    config = ml_collections.ConfigDict()
-    config.mode = "pretrain"
-    config.data_dir = ""        # "" = <workdir>/data
-    config.dataset = ml_collections.ConfigDict(dict(
-        num_classes=4, image_size=64, train_size=5000, test_size=500,
-        shortcut_prob=0.25, seed=1))
-    config.model = ml_collections.ConfigDict(dict(
-        image_size=64, patch_size=8, width=32, depth=2, num_heads=2, mlp_dim=64,
-        context_length=16, text_width=32, text_depth=1, text_heads=2, text_mlp_dim=64,
-        embed_dim=32))
-    config.preprocess = "normalize('clip')|keep('image', 'label', 'background')"
-    config.captions = "class"
-    config.batch_size = 64
-    config.steps = 1500
-    config.learning_rate = 2e-3
-    config.warmup_steps = 25
-    config.weight_decay = 0.05
-    config.log_every = 250
-    config.seed = 0
-    return config
+  del arg
+  config = ml_collections.ConfigDict()
+  config.mode = "pretrain"
+  config.data_dir = ""  # "" = <workdir>/data
+  config.dataset = ml_collections.ConfigDict(
+    dict(
+      num_classes=4,
+      image_size=64,
+      train_size=5000,
+      test_size=500,
+      shortcut_prob=0.25,
+      seed=1,
+    )
+  )
+  config.model = ml_collections.ConfigDict(
+    dict(
+      image_size=64,
+      patch_size=8,
+      width=32,
+      depth=2,
+      num_heads=2,
+      mlp_dim=64,
+      context_length=16,
+      text_width=32,
+      text_depth=1,
+      text_heads=2,
+      text_mlp_dim=64,
+      embed_dim=32,
+    )
+  )
+  config.preprocess = "normalize('clip')|keep('image', 'label', 'background')"
+  config.captions = "class"
+  config.batch_size = 64
+  config.steps = 1500
+  config.learning_rate = 2e-3
+  config.warmup_steps = 25
+  config.weight_decay = 0.05
+  config.log_every = 250
+  config.seed = 0
+  return config

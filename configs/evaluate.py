@@ -32,51 +32,95 @@ the demo's ZS row: accuracy 62.40, PT 62.82, IR 65.77 (docs/demo.md).
 from rationality_jax import grid
 
 SIZES = {"synthetic": 64}
-BUILDERS = {"synthetic": "synthetic_rationality", "cub": "cub_200_2011",
-            "caltech101": "caltech101_masks", "dogs": "stanford_dogs_masks",
-            "imagenet": "imagenet2012_val_masks"}
+BUILDERS = {
+  "synthetic": "synthetic_rationality",
+  "cub": "cub_200_2011",
+  "caltech101": "caltech101_masks",
+  "dogs": "stanford_dogs_masks",
+  "imagenet": "imagenet2012_val_masks",
+}
 
 
 def get_config(arg=None):
-    args = dict(train_dir="", model="", dataset="synthetic", heatmap="chefer",
-                start_layer="0", normalization="clip", name="")
-    for item in filter(None, (arg or "").split(",")):
-        key, _, value = item.partition("=")
-        if key not in args:
-            raise ValueError(f"unknown argument {key!r}; known: {sorted(args)}.")
-        args[key] = value
-    if bool(args["train_dir"]) == bool(args["model"]):
-        raise ValueError("give exactly one of train_dir=<training workdir> or "
-                         "model=<checkpoint path> (zero-shot).")
-    from rationality_jax.data import preprocess  # pylint: disable=import-outside-toplevel
-    keep = "|keep('image', 'mask', 'label', 'id')"
-    name = args["dataset"]
-    if name == "synthetic":
-        pp = f"resize({SIZES[name]})|normalize({args['normalization']!r})"
-        ds = grid.dataset("synthetic_rationality", pp_eval=pp + keep, build=True,
-                          image_size=SIZES[name], train_size=2000, test_size=500)
-    else:
-        pp = preprocess.study_spec(BUILDERS[name], normalization=args["normalization"])
-        ds = grid.dataset(BUILDERS[name], pp_eval=pp + keep, build=False,
-                          eval_split="validation" if name == "imagenet" else "test")
+  args = dict(
+    train_dir="",
+    model="",
+    dataset="synthetic",
+    heatmap="chefer",
+    start_layer="0",
+    normalization="clip",
+    name="",
+  )
+  for item in filter(None, (arg or "").split(",")):
+    key, _, value = item.partition("=")
+    if key not in args:
+      raise ValueError(f"unknown argument {key!r}; known: {sorted(args)}.")
+    args[key] = value
+  if bool(args["train_dir"]) == bool(args["model"]):
+    raise ValueError(
+      "give exactly one of train_dir=<training workdir> or "
+      "model=<checkpoint path> (zero-shot)."
+    )
+  from rationality_jax.data import preprocess  # pylint: disable=import-outside-toplevel
 
-    config = grid.config_file("train", "method=zs,model=tiny")
-    train = config
-    config = type(train)()
-    config.mode = "evaluate"
-    config.data_dir = ""
-    config.models = {"model": args["model"]}
-    config.datasets = {name: ds}
-    train.checkpoint.async_save = False
-    config.train = train
-    heatmap_args = {"start_layer": int(args["start_layer"])} if args["heatmap"] in (
-        "chefer", "rollout") else {}
-    config.cells = [grid.cell(
-        args["name"] or ("evaluation" if args["train_dir"] else "zs"), "model", name,
-        "zs", heatmap=args["heatmap"], heatmap_args=heatmap_args,
-        train_dir=args["train_dir"])]
-    config.eval = dict(batch_size=64, batches_per_chunk=1, figure_images=4, threshold=0.5,
-                       input_threads=2)
-    config.report = dict(title="Evaluation", published=False,
-                         thresholds=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
-    return config
+  keep = "|keep('image', 'mask', 'label', 'id')"
+  name = args["dataset"]
+  if name == "synthetic":
+    pp = f"resize({SIZES[name]})|normalize({args['normalization']!r})"
+    ds = grid.dataset(
+      "synthetic_rationality",
+      pp_eval=pp + keep,
+      build=True,
+      image_size=SIZES[name],
+      train_size=2000,
+      test_size=500,
+    )
+  else:
+    pp = preprocess.study_spec(
+      BUILDERS[name], normalization=args["normalization"]
+    )
+    ds = grid.dataset(
+      BUILDERS[name],
+      pp_eval=pp + keep,
+      build=False,
+      eval_split="validation" if name == "imagenet" else "test",
+    )
+
+  config = grid.config_file("train", "method=zs,model=tiny")
+  train = config
+  config = type(train)()
+  config.mode = "evaluate"
+  config.data_dir = ""
+  config.models = {"model": args["model"]}
+  config.datasets = {name: ds}
+  train.checkpoint.async_save = False
+  config.train = train
+  heatmap_args = (
+    {"start_layer": int(args["start_layer"])}
+    if args["heatmap"] in ("chefer", "rollout")
+    else {}
+  )
+  config.cells = [
+    grid.cell(
+      args["name"] or ("evaluation" if args["train_dir"] else "zs"),
+      "model",
+      name,
+      "zs",
+      heatmap=args["heatmap"],
+      heatmap_args=heatmap_args,
+      train_dir=args["train_dir"],
+    )
+  ]
+  config.eval = dict(
+    batch_size=64,
+    batches_per_chunk=1,
+    figure_images=4,
+    threshold=0.5,
+    input_threads=2,
+  )
+  config.report = dict(
+    title="Evaluation",
+    published=False,
+    thresholds=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
+  )
+  return config

@@ -14,12 +14,12 @@ import ml_collections
 
 
 def get_config(arg=None):
-    del arg
-    config = ml_collections.ConfigDict()
-    config.mode = "selfcheck"
-    config.seed = 0
-    config.num_samples = 512
-    config.image_size = 32
-    config.threshold = 0.5
-    config.tolerance = 1e-5
-    return config
+  del arg
+  config = ml_collections.ConfigDict()
+  config.mode = "selfcheck"
+  config.seed = 0
+  config.num_samples = 512
+  config.image_size = 32
+  config.threshold = 0.5
+  config.tolerance = 1e-5
+  return config

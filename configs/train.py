@@ -44,24 +44,75 @@ import ml_collections
 from rationality_jax import optim
 
 MODELS = {
-    "tiny": dict(image_size=32, patch_size=8, width=32, depth=2, num_heads=2, mlp_dim=64,
-                 context_length=16, text_width=32, text_depth=2, text_heads=2,
-                 text_mlp_dim=64, embed_dim=16),
-    "demo": dict(image_size=64, patch_size=8, width=64, depth=3, num_heads=4, mlp_dim=128,
-                 context_length=16, text_width=64, text_depth=2, text_heads=4,
-                 text_mlp_dim=128, embed_dim=32),
-    # OpenAI / HF CLIP ViT-B sizes (random init: benchmarks, shape checks).
-    "b32": dict(image_size=224, patch_size=32, width=768, depth=12, num_heads=12,
-                mlp_dim=3072, context_length=77, text_width=512, text_depth=12,
-                text_heads=8, text_mlp_dim=2048, embed_dim=512),
-    "b16": dict(image_size=224, patch_size=16, width=768, depth=12, num_heads=12,
-                mlp_dim=3072, context_length=77, text_width=512, text_depth=12,
-                text_heads=8, text_mlp_dim=2048, embed_dim=512),
+  "tiny": dict(
+    image_size=32,
+    patch_size=8,
+    width=32,
+    depth=2,
+    num_heads=2,
+    mlp_dim=64,
+    context_length=16,
+    text_width=32,
+    text_depth=2,
+    text_heads=2,
+    text_mlp_dim=64,
+    embed_dim=16,
+  ),
+  "demo": dict(
+    image_size=64,
+    patch_size=8,
+    width=64,
+    depth=3,
+    num_heads=4,
+    mlp_dim=128,
+    context_length=16,
+    text_width=64,
+    text_depth=2,
+    text_heads=4,
+    text_mlp_dim=128,
+    embed_dim=32,
+  ),
+  # OpenAI / HF CLIP ViT-B sizes (random init: benchmarks, shape checks).
+  "b32": dict(
+    image_size=224,
+    patch_size=32,
+    width=768,
+    depth=12,
+    num_heads=12,
+    mlp_dim=3072,
+    context_length=77,
+    text_width=512,
+    text_depth=12,
+    text_heads=8,
+    text_mlp_dim=2048,
+    embed_dim=512,
+  ),
+  "b16": dict(
+    image_size=224,
+    patch_size=16,
+    width=768,
+    depth=12,
+    num_heads=12,
+    mlp_dim=3072,
+    context_length=77,
+    text_width=512,
+    text_depth=12,
+    text_heads=8,
+    text_mlp_dim=2048,
+    embed_dim=512,
+  ),
 }
 
 # The release's learning rates (FLCP, FT 1e-5; LP 1e-3); CoOp, adapter: ours.
-STUDY_LR = {"zs": 0.0, "lp": 1e-3, "ft": 1e-5, "flcp": 1e-5, "coop": 2e-3, "adapter": 1e-3,
-            "wise_ft": 0.0}
+STUDY_LR = {
+  "zs": 0.0,
+  "lp": 1e-3,
+  "ft": 1e-5,
+  "flcp": 1e-5,
+  "coop": 2e-3,
+  "adapter": 1e-3,
+  "wise_ft": 0.0,
+}
 
 
 def parse_arg(arg, **defaults):
@@ -80,28 +131,43 @@ def get_config(arg=None):
   config = ml_collections.ConfigDict()
   config.mode = "train"
   config.method = args.method
-  config.trainable = ""         # "" = the method's regex; else a regex over param paths
+  config.trainable = (
+    ""  # "" = the method's regex; else a regex over param paths
+  )
   config.seed = 42
 
   sizes = MODELS.get(args.model, MODELS["tiny"])
-  config.model = ml_collections.ConfigDict(dict(
-      path="" if args.model in MODELS else args.model, dtype="float32", **sizes))
+  config.model = ml_collections.ConfigDict(
+    dict(
+      path="" if args.model in MODELS else args.model, dtype="float32", **sizes
+    )
+  )
   image_size = sizes["image_size"]
 
-  config.dataset = ml_collections.ConfigDict(dict(
-      name="synthetic_rationality", data_dir="", build=True, train_split="train",
-      builder_kwargs=ml_collections.ConfigDict(dict(image_size=64))))
-  config.eval_split = "test"    # "" = no accuracy at the end
+  config.dataset = ml_collections.ConfigDict(
+    dict(
+      name="synthetic_rationality",
+      data_dir="",
+      build=True,
+      train_split="train",
+      builder_kwargs=ml_collections.ConfigDict(dict(image_size=64)),
+    )
+  )
+  config.eval_split = "test"  # "" = no accuracy at the end
   if args.recipe == "study" and image_size >= 224:
-    config.pp_train = (f"random_resized_crop({image_size})|random_flip_lr|"
-                       "color_jitter(0.2, 0.2, 0.2, 0.2)|rotate(30, 'bilinear')|"
-                       "normalize('clip')|keep('image', 'label')")
+    config.pp_train = (
+      f"random_resized_crop({image_size})|random_flip_lr|"
+      "color_jitter(0.2, 0.2, 0.2, 0.2)|rotate(30, 'bilinear')|"
+      "normalize('clip')|keep('image', 'label')"
+    )
   else:
     config.pp_train = f"resize({image_size})|random_flip_lr|normalize('clip')|keep('image', 'label')"
-  config.pp_eval = f"resize({image_size})|normalize('clip')|keep('image', 'label')"
+  config.pp_eval = (
+    f"resize({image_size})|normalize('clip')|keep('image', 'label')"
+  )
   config.batch_size = 32
   config.num_epochs = 10.0
-  config.total_steps = -1       # -1: from num_epochs
+  config.total_steps = -1  # -1: from num_epochs
   config.input_threads = 2
   config.input_prefetch = 8
 
@@ -110,23 +176,39 @@ def get_config(arg=None):
   elif args.recipe == "adamw_cosine":
     config.optim = optim.adamw_cosine_preset()
   else:
-    raise ValueError(f"recipe={args.recipe!r}; choose 'study' or 'adamw_cosine'.")
+    raise ValueError(
+      f"recipe={args.recipe!r}; choose 'study' or 'adamw_cosine'."
+    )
   config.optim.lr = STUDY_LR.get(args.method, 1e-5)
 
   config.head = ml_collections.ConfigDict(dict(templates="study", cache_dir=""))
   config.lp = ml_collections.ConfigDict(dict(feature="auto", init="random"))
-  config.flcp = ml_collections.ConfigDict(dict(
-      temperature=-1.0, targets="diagonal", temp_range=(0.001, 0.5)))
-  config.coop = ml_collections.ConfigDict(dict(n_ctx=4, init="", class_specific=False))
+  config.flcp = ml_collections.ConfigDict(
+    dict(temperature=-1.0, targets="diagonal", temp_range=(0.001, 0.5))
+  )
+  config.coop = ml_collections.ConfigDict(
+    dict(n_ctx=4, init="", class_specific=False)
+  )
   config.adapter = ml_collections.ConfigDict(dict(ratio=0.2, reduction=4))
-  config.wise_ft = ml_collections.ConfigDict(dict(
-      finetuned_workdir="", alphas=(0.0, 0.25, 0.5, 0.75, 1.0)))
+  config.wise_ft = ml_collections.ConfigDict(
+    dict(finetuned_workdir="", alphas=(0.0, 0.25, 0.5, 0.75, 1.0))
+  )
 
   config.mesh = [("data", -1), ("fsdp", 1)]
-  config.sharding = ml_collections.ConfigDict(dict(params="fsdp", fsdp_axis="fsdp"))
-  config.distributed = ml_collections.ConfigDict(dict(
-      initialize=False, coordinator_address="", num_processes=1, process_id=0,
-      cpu_collectives=""))
-  config.checkpoint = ml_collections.ConfigDict(dict(every_steps=500, keep=3, async_save=True))
+  config.sharding = ml_collections.ConfigDict(
+    dict(params="fsdp", fsdp_axis="fsdp")
+  )
+  config.distributed = ml_collections.ConfigDict(
+    dict(
+      initialize=False,
+      coordinator_address="",
+      num_processes=1,
+      process_id=0,
+      cpu_collectives="",
+    )
+  )
+  config.checkpoint = ml_collections.ConfigDict(
+    dict(every_steps=500, keep=3, async_save=True)
+  )
   config.log_every = 10
   return config

@@ -35,132 +35,183 @@ from rationality_jax.data import sources
 
 
 def model_config(config: ml_collections.ConfigDict) -> models.VLMConfig:
-    """The VLMConfig of `config.model` (fields of ViTConfig / CLIPTextConfig)."""
-    m = config.model
-    vision = models.ViTConfig(image_size=m.image_size, patch_size=m.patch_size,
-                              width=m.width, depth=m.depth, num_heads=m.num_heads,
-                              mlp_dim=m.mlp_dim)
-    text = models.CLIPTextConfig(context_length=m.context_length, width=m.text_width,
-                                 depth=m.text_depth, num_heads=m.text_heads,
-                                 mlp_dim=m.text_mlp_dim)
-    return models.VLMConfig(family="clip", vision=vision, text=text, embed_dim=m.embed_dim,
-                            projection_bias=False)
+  """The VLMConfig of `config.model` (fields of ViTConfig / CLIPTextConfig)."""
+  m = config.model
+  vision = models.ViTConfig(
+    image_size=m.image_size,
+    patch_size=m.patch_size,
+    width=m.width,
+    depth=m.depth,
+    num_heads=m.num_heads,
+    mlp_dim=m.mlp_dim,
+  )
+  text = models.CLIPTextConfig(
+    context_length=m.context_length,
+    width=m.text_width,
+    depth=m.text_depth,
+    num_heads=m.text_heads,
+    mlp_dim=m.text_mlp_dim,
+  )
+  return models.VLMConfig(
+    family="clip",
+    vision=vision,
+    text=text,
+    embed_dim=m.embed_dim,
+    projection_bias=False,
+  )
 
 
 def captions(kind: str, class_names, background_names) -> list[str]:
-    """The distinct captions; image (class k, background t) has caption `caption_id`.
+  """The distinct captions; image (class k, background t) has caption `caption_id`.
 
-    kind: 'class' ("a photo of a {class}", the benchmark's caption) or
-      'class_background' ("a photo of a {class} on a {background} background").
-    """
-    if kind == "class":
-        return [f"a photo of a {c}" for c in class_names]
-    if kind == "class_background":
-        return [f"a photo of a {c} on a {b} background"
-                for c in class_names for b in background_names]
-    raise ValueError(f"captions={kind!r}; choose 'class' or 'class_background'.")
+  kind: 'class' ("a photo of a {class}", the benchmark's caption) or
+    'class_background' ("a photo of a {class} on a {background} background").
+  """
+  if kind == "class":
+    return [f"a photo of a {c}" for c in class_names]
+  if kind == "class_background":
+    return [
+      f"a photo of a {c} on a {b} background"
+      for c in class_names
+      for b in background_names
+    ]
+  raise ValueError(f"captions={kind!r}; choose 'class' or 'class_background'.")
 
 
 def caption_id(kind: str, labels, backgrounds, num_backgrounds: int):
-    """[B] index into `captions(kind, ...)`."""
-    return labels * num_backgrounds + backgrounds if kind == "class_background" else labels
+  """[B] index into `captions(kind, ...)`."""
+  return (
+    labels * num_backgrounds + backgrounds
+    if kind == "class_background"
+    else labels
+  )
 
 
 def contrastive_loss(logits: jax.Array, caption_ids: jax.Array) -> jax.Array:
-    """CLIP's symmetric cross-entropy over the distinct captions.
+  """CLIP's symmetric cross-entropy over the distinct captions.
 
-    logits: [B, K] image x caption (all K distinct captions); caption_ids: [B]
-    int, each image's caption. Image -> text: cross-entropy over the K captions.
-    Text -> image: for each caption present in the batch, cross-entropy over the
-    B images with the targets spread evenly over the images it describes.
-    Returns a scalar.
-    """
-    num_captions = logits.shape[1]
-    positives = jax.nn.one_hot(caption_ids, num_captions)            # [B, K]
-    image_to_text = optax.softmax_cross_entropy_with_integer_labels(logits, caption_ids)
-    present = positives.sum(0)                                       # [K]
-    targets = positives.T / jnp.maximum(present, 1)[:, None]         # [K, B]
-    text_to_image = optax.softmax_cross_entropy(logits.T, targets)   # [K]
-    text_to_image = jnp.sum(text_to_image * (present > 0)) / jnp.sum(present > 0)
-    return 0.5 * (image_to_text.mean() + text_to_image)
+  logits: [B, K] image x caption (all K distinct captions); caption_ids: [B]
+  int, each image's caption. Image -> text: cross-entropy over the K captions.
+  Text -> image: for each caption present in the batch, cross-entropy over the
+  B images with the targets spread evenly over the images it describes.
+  Returns a scalar.
+  """
+  num_captions = logits.shape[1]
+  positives = jax.nn.one_hot(caption_ids, num_captions)  # [B, K]
+  image_to_text = optax.softmax_cross_entropy_with_integer_labels(
+    logits, caption_ids
+  )
+  present = positives.sum(0)  # [K]
+  targets = positives.T / jnp.maximum(present, 1)[:, None]  # [K, B]
+  text_to_image = optax.softmax_cross_entropy(logits.T, targets)  # [K]
+  text_to_image = jnp.sum(text_to_image * (present > 0)) / jnp.sum(present > 0)
+  return 0.5 * (image_to_text.mean() + text_to_image)
 
 
 def pretrain(config: ml_collections.ConfigDict, out_dir: str):
-    """Pretrains per `config` and saves to `out_dir`; returns (module, params).
+  """Pretrains per `config` and saves to `out_dir`; returns (module, params).
 
-    config: data_dir, dataset (builder kwargs), model (sizes), batch_size,
-      steps, learning_rate, warmup_steps, weight_decay, seed, preprocess.
-    """
-    source = sources.get_source("synthetic_rationality", "train", config.data_dir,
-                                **config.dataset)
-    background_names = source.info.features["background"].names
-    texts = captions(config.captions, source.class_names, background_names)
-    token_ids, _ = models.tokenizer("clip", config.model.context_length)(texts)
-    token_ids = jnp.asarray(token_ids)
-    module = models.VisionLanguageModel(model_config(config))
-    size = config.model.image_size
-    params = module.init(jax.random.key(config.seed), jnp.zeros((1, size, size, 3)),
-                         token_ids[:1])["params"]
-    warmup = min(config.warmup_steps, config.steps // 2)
-    schedule = optax.warmup_cosine_decay_schedule(0.0, config.learning_rate, warmup,
-                                                  config.steps)
-    tx = optax.adamw(schedule, weight_decay=config.weight_decay)
-    opt_state = tx.init(params)
+  config: data_dir, dataset (builder kwargs), model (sizes), batch_size,
+    steps, learning_rate, warmup_steps, weight_decay, seed, preprocess.
+  """
+  source = sources.get_source(
+    "synthetic_rationality", "train", config.data_dir, **config.dataset
+  )
+  background_names = source.info.features["background"].names
+  texts = captions(config.captions, source.class_names, background_names)
+  token_ids, _ = models.tokenizer("clip", config.model.context_length)(texts)
+  token_ids = jnp.asarray(token_ids)
+  module = models.VisionLanguageModel(model_config(config))
+  size = config.model.image_size
+  params = module.init(
+    jax.random.key(config.seed), jnp.zeros((1, size, size, 3)), token_ids[:1]
+  )["params"]
+  warmup = min(config.warmup_steps, config.steps // 2)
+  schedule = optax.warmup_cosine_decay_schedule(
+    0.0, config.learning_rate, warmup, config.steps
+  )
+  tx = optax.adamw(schedule, weight_decay=config.weight_decay)
+  opt_state = tx.init(params)
 
-    @jax.jit
-    def train_step(params, opt_state, images, caption_ids):
-        def loss_fn(params):
-            variables = {"params": params}
-            image_embeds = models.normalize(module.apply(variables, images,
-                                                         method=module.encode_image))
-            text_embeds = models.normalize(module.apply(variables, token_ids,
-                                                        method=module.encode_text))
-            scale = module.apply(variables, method=module.logit_multiplier)
-            logits = scale * image_embeds @ text_embeds.T
-            return contrastive_loss(logits, caption_ids), logits
+  @jax.jit
+  def train_step(params, opt_state, images, caption_ids):
+    def loss_fn(params):
+      variables = {"params": params}
+      image_embeds = models.normalize(
+        module.apply(variables, images, method=module.encode_image)
+      )
+      text_embeds = models.normalize(
+        module.apply(variables, token_ids, method=module.encode_text)
+      )
+      scale = module.apply(variables, method=module.logit_multiplier)
+      logits = scale * image_embeds @ text_embeds.T
+      return contrastive_loss(logits, caption_ids), logits
 
-        (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
-        accuracy = jnp.mean(jnp.argmax(logits, -1) == caption_ids)
-        return params, opt_state, loss, accuracy
+    (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    params = optax.apply_updates(params, updates)
+    accuracy = jnp.mean(jnp.argmax(logits, -1) == caption_ids)
+    return params, opt_state, loss, accuracy
 
-    it = pipeline.make_iterator(source, config.preprocess, config.batch_size, mesh=None,
-                                seed=config.seed, shuffle=True, num_threads=2)
-    start = time.perf_counter()
-    for step in range(1, config.steps + 1):
-        batch = next(it)
-        caption_ids = jnp.asarray(caption_id(config.captions, batch["label"],
-                                             batch["background"], len(background_names)))
-        params, opt_state, loss, accuracy = train_step(params, opt_state,
-                                                       jnp.asarray(batch["image"]), caption_ids)
-        if step % config.log_every == 0 or step == config.steps:
-            loss, accuracy = float(loss), float(accuracy)
-            if not np.isfinite(loss):
-                raise FloatingPointError(f"pretraining loss is {loss} at step {step}.")
-            rate = step / (time.perf_counter() - start)
-            logging.info("pretrain step %d/%d: loss %.4f, image->text accuracy %.3f "
-                         "(%.1f steps/s, ~%.0fs left)", step, config.steps, loss, accuracy,
-                         rate, (config.steps - step) / rate)
-    params = zero_unused_tokens(params, token_ids)
-    os.makedirs(os.path.dirname(os.path.abspath(out_dir)), exist_ok=True)
-    models.save(out_dir, module, params)
-    return module, params
+  it = pipeline.make_iterator(
+    source,
+    config.preprocess,
+    config.batch_size,
+    mesh=None,
+    seed=config.seed,
+    shuffle=True,
+    num_threads=2,
+  )
+  start = time.perf_counter()
+  for step in range(1, config.steps + 1):
+    batch = next(it)
+    caption_ids = jnp.asarray(
+      caption_id(
+        config.captions,
+        batch["label"],
+        batch["background"],
+        len(background_names),
+      )
+    )
+    params, opt_state, loss, accuracy = train_step(
+      params, opt_state, jnp.asarray(batch["image"]), caption_ids
+    )
+    if step % config.log_every == 0 or step == config.steps:
+      loss, accuracy = float(loss), float(accuracy)
+      if not np.isfinite(loss):
+        raise FloatingPointError(f"pretraining loss is {loss} at step {step}.")
+      rate = step / (time.perf_counter() - start)
+      logging.info(
+        "pretrain step %d/%d: loss %.4f, image->text accuracy %.3f "
+        "(%.1f steps/s, ~%.0fs left)",
+        step,
+        config.steps,
+        loss,
+        accuracy,
+        rate,
+        (config.steps - step) / rate,
+      )
+  params = zero_unused_tokens(params, token_ids)
+  os.makedirs(os.path.dirname(os.path.abspath(out_dir)), exist_ok=True)
+  models.save(out_dir, module, params)
+  return module, params
 
 
 def zero_unused_tokens(params: dict, token_ids) -> dict:
-    """Zeroes the token-embedding rows of tokens that never occur in `token_ids`.
+  """Zeroes the token-embedding rows of tokens that never occur in `token_ids`.
 
-    Those rows never received a gradient (only weight decay): they are random
-    initial values. Zeroing them changes no output for the captions and class
-    prompts the model was trained on, and lets the saved checkpoint compress
-    to a few hundred kB (the 49,408-row embedding is most of the parameters).
-    """
-    used = np.unique(np.asarray(token_ids))
-    table = np.asarray(params["text"]["token_embedding"]["embedding"])
-    keep = np.zeros(table.shape[0], bool)
-    keep[used] = True
-    params = jax.tree.map(lambda x: x, params)
-    params["text"] = dict(params["text"])
-    params["text"]["token_embedding"] = {"embedding": jnp.asarray(np.where(keep[:, None], table, 0))}
-    return params
+  Those rows never received a gradient (only weight decay): they are random
+  initial values. Zeroing them changes no output for the captions and class
+  prompts the model was trained on, and lets the saved checkpoint compress
+  to a few hundred kB (the 49,408-row embedding is most of the parameters).
+  """
+  used = np.unique(np.asarray(token_ids))
+  table = np.asarray(params["text"]["token_embedding"]["embedding"])
+  keep = np.zeros(table.shape[0], bool)
+  keep[used] = True
+  params = jax.tree.map(lambda x: x, params)
+  params["text"] = dict(params["text"])
+  params["text"]["token_embedding"] = {
+    "embedding": jnp.asarray(np.where(keep[:, None], table, 0))
+  }
+  return params

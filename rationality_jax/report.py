@@ -38,309 +38,511 @@ PAPER_MODELS = ("albef_b16", "blip_b16", "clip_b16", "clip_b32")
 PAPER_METHODS = ("zs", "lp", "flcp", "ft")
 
 _PT = {  # Table 1 (PT, %): method -> model -> (IN-1K, Caltech, Dogs, CUB)
-    "zs": {"albef_b16": (90.61, 76.28, 95.02, 49.31), "blip_b16": (89.01, 61.72, 93.95, 23.93),
-           "clip_b16": (87.05, 62.99, 92.96, 29.38), "clip_b32": (89.39, 73.44, 94.58, 30.57)},
-    "lp": {"albef_b16": (82.37, 59.08, 90.30, 19.91), "blip_b16": (80.36, 52.57, 92.63, 12.98),
-           "clip_b16": (80.65, 56.40, 92.19, 36.17), "clip_b32": (84.05, 68.22, 92.76, 35.89)},
-    "flcp": {"albef_b16": (87.07, 62.43, 92.68, 64.33), "blip_b16": (82.57, 59.52, 91.46, 36.17),
-             "clip_b16": (81.40, 64.32, 76.44, 16.56), "clip_b32": (85.48, 71.29, 91.59, 23.84)},
-    "ft": {"albef_b16": (86.28, 48.97, 92.22, 24.98), "blip_b16": (85.54, 39.96, 93.13, 25.85),
-           "clip_b16": (82.98, 56.86, 91.60, 27.98), "clip_b32": (86.29, 80.01, 94.17, 55.43)},
+  "zs": {
+    "albef_b16": (90.61, 76.28, 95.02, 49.31),
+    "blip_b16": (89.01, 61.72, 93.95, 23.93),
+    "clip_b16": (87.05, 62.99, 92.96, 29.38),
+    "clip_b32": (89.39, 73.44, 94.58, 30.57),
+  },
+  "lp": {
+    "albef_b16": (82.37, 59.08, 90.30, 19.91),
+    "blip_b16": (80.36, 52.57, 92.63, 12.98),
+    "clip_b16": (80.65, 56.40, 92.19, 36.17),
+    "clip_b32": (84.05, 68.22, 92.76, 35.89),
+  },
+  "flcp": {
+    "albef_b16": (87.07, 62.43, 92.68, 64.33),
+    "blip_b16": (82.57, 59.52, 91.46, 36.17),
+    "clip_b16": (81.40, 64.32, 76.44, 16.56),
+    "clip_b32": (85.48, 71.29, 91.59, 23.84),
+  },
+  "ft": {
+    "albef_b16": (86.28, 48.97, 92.22, 24.98),
+    "blip_b16": (85.54, 39.96, 93.13, 25.85),
+    "clip_b16": (82.98, 56.86, 91.60, 27.98),
+    "clip_b32": (86.29, 80.01, 94.17, 55.43),
+  },
 }
 _IR = {  # Table 2 (IR, %)
-    "zs": {"albef_b16": (48.95, 76.74, 30.56, 16.43), "blip_b16": (49.65, 90.05, 33.87, 18.92),
-           "clip_b16": (66.33, 85.58, 61.96, 68.05), "clip_b32": (61.09, 85.23, 56.12, 56.80)},
-    "lp": {"albef_b16": (74.76, 92.56, 66.21, 55.46), "blip_b16": (74.78, 90.89, 65.11, 59.91),
-           "clip_b16": (78.93, 95.05, 75.41, 77.08), "clip_b32": (74.91, 93.76, 68.53, 67.37)},
-    "flcp": {"albef_b16": (78.54, 96.81, 78.36, 80.92), "blip_b16": (80.04, 94.93, 78.73, 73.40),
-             "clip_b16": (75.00, 94.84, 80.21, 77.97), "clip_b32": (71.84, 95.46, 76.43, 73.87)},
-    "ft": {"albef_b16": (82.95, 94.41, 81.93, 81.87), "blip_b16": (82.86, 91.55, 79.18, 85.26),
-           "clip_b16": (83.25, 90.66, 82.06, 81.12), "clip_b32": (79.34, 93.86, 73.22, 72.72)},
+  "zs": {
+    "albef_b16": (48.95, 76.74, 30.56, 16.43),
+    "blip_b16": (49.65, 90.05, 33.87, 18.92),
+    "clip_b16": (66.33, 85.58, 61.96, 68.05),
+    "clip_b32": (61.09, 85.23, 56.12, 56.80),
+  },
+  "lp": {
+    "albef_b16": (74.76, 92.56, 66.21, 55.46),
+    "blip_b16": (74.78, 90.89, 65.11, 59.91),
+    "clip_b16": (78.93, 95.05, 75.41, 77.08),
+    "clip_b32": (74.91, 93.76, 68.53, 67.37),
+  },
+  "flcp": {
+    "albef_b16": (78.54, 96.81, 78.36, 80.92),
+    "blip_b16": (80.04, 94.93, 78.73, 73.40),
+    "clip_b16": (75.00, 94.84, 80.21, 77.97),
+    "clip_b32": (71.84, 95.46, 76.43, 73.87),
+  },
+  "ft": {
+    "albef_b16": (82.95, 94.41, 81.93, 81.87),
+    "blip_b16": (82.86, 91.55, 79.18, 85.26),
+    "clip_b16": (83.25, 90.66, 82.06, 81.12),
+    "clip_b32": (79.34, 93.86, 73.22, 72.72),
+  },
 }
 # The study's published PT and IR (%), keyed (metric, method, model, dataset).
 PUBLISHED: dict[tuple[str, str, str, str], float] = {
-    (metric, method, model, dataset): value
-    for metric, table in (("pt", _PT), ("ir", _IR))
-    for method, by_model in table.items()
-    for model, values in by_model.items()
-    for dataset, value in zip(PAPER_DATASETS, values)
+  (metric, method, model, dataset): value
+  for metric, table in (("pt", _PT), ("ir", _IR))
+  for method, by_model in table.items()
+  for model, values in by_model.items()
+  for dataset, value in zip(PAPER_DATASETS, values)
 }
 
-FIELDS = ("name", "model", "dataset", "method", "heatmap", "corruption", "severity",
-          "n", "accuracy", "pt", "ir", "mean_rma", "mean_rra", "mean_pointing_game",
-          "rr", "rw", "wr", "ww", "undefined", "threshold")
+FIELDS = (
+  "name",
+  "model",
+  "dataset",
+  "method",
+  "heatmap",
+  "corruption",
+  "severity",
+  "n",
+  "accuracy",
+  "pt",
+  "ir",
+  "mean_rma",
+  "mean_rra",
+  "mean_pointing_game",
+  "rr",
+  "rw",
+  "wr",
+  "ww",
+  "undefined",
+  "threshold",
+)
 _SEVERITY = re.compile(r"^[a-z_]+/([1-5])/")
 PERCENT = ("accuracy", "pt", "ir", "mean_rma", "mean_rra", "mean_pointing_game")
 
 
 # ------------------------------------------------------------------ rows ----
 
-def collect(run_dirs: Iterable[str], threshold: float = 0.5) -> list[dict]:
-    """One row per evaluated run: its meta.json fields and its summary.
 
-    A run on a corruption (meta ``corruption`` set, ImageNet-C ids
-    ``<corruption>/<severity>/<image>``) gives one row per severity.
-    """
-    rows = []
-    for run_dir in run_dirs:
-        meta = evaluate.read_json(os.path.join(run_dir, evaluate.META))
-        records = evaluate.load_records(run_dir)
-        parts = [(meta.get("severity", 0), records)]
-        if meta.get("corruption"):
-            arrays = records.arrays()
-            severity = np.asarray([_severity(i) for i in arrays["ids"]])
-            if (severity > 0).all():
-                parts = [(int(s), metrics.Accumulator.from_arrays(
-                    {k: v[severity == s] for k, v in arrays.items()}))
-                    for s in np.unique(severity)]
-        for severity, part in parts:
-            summary = evaluate.summarise_records(part, threshold)
-            row = {field: meta.get(field, "") for field in FIELDS[:7]}
-            row["severity"] = severity
-            row.update({field: summary.get(field, float("nan")) for field in FIELDS[7:]})
-            row["run_dir"] = run_dir
-            rows.append(row)
-    return rows
+def collect(run_dirs: Iterable[str], threshold: float = 0.5) -> list[dict]:
+  """One row per evaluated run: its meta.json fields and its summary.
+
+  A run on a corruption (meta ``corruption`` set, ImageNet-C ids
+  ``<corruption>/<severity>/<image>``) gives one row per severity.
+  """
+  rows = []
+  for run_dir in run_dirs:
+    meta = evaluate.read_json(os.path.join(run_dir, evaluate.META))
+    records = evaluate.load_records(run_dir)
+    parts = [(meta.get("severity", 0), records)]
+    if meta.get("corruption"):
+      arrays = records.arrays()
+      severity = np.asarray([_severity(i) for i in arrays["ids"]])
+      if (severity > 0).all():
+        parts = [
+          (
+            int(s),
+            metrics.Accumulator.from_arrays(
+              {k: v[severity == s] for k, v in arrays.items()}
+            ),
+          )
+          for s in np.unique(severity)
+        ]
+    for severity, part in parts:
+      summary = evaluate.summarise_records(part, threshold)
+      row = {field: meta.get(field, "") for field in FIELDS[:7]}
+      row["severity"] = severity
+      row.update(
+        {field: summary.get(field, float("nan")) for field in FIELDS[7:]}
+      )
+      row["run_dir"] = run_dir
+      rows.append(row)
+  return rows
 
 
 def _severity(sample_id: str) -> int:
-    match = _SEVERITY.match(sample_id)
-    return int(match.group(1)) if match else 0
+  match = _SEVERITY.match(sample_id)
+  return int(match.group(1)) if match else 0
 
 
 def _columns(rows) -> list[tuple[str, str]]:
-    """(model, dataset) pairs in first-seen order (the study's order when present)."""
-    seen = []
-    for row in rows:
-        key = (row["model"], row["dataset"])
-        if key not in seen:
-            seen.append(key)
-    order = {k: i for i, k in enumerate((m, d) for m in PAPER_MODELS for d in PAPER_DATASETS)}
-    return sorted(seen, key=lambda k: order.get(k, len(order) + seen.index(k)))
+  """(model, dataset) pairs in first-seen order (the study's order when present)."""
+  seen = []
+  for row in rows:
+    key = (row["model"], row["dataset"])
+    if key not in seen:
+      seen.append(key)
+  order = {
+    k: i
+    for i, k in enumerate((m, d) for m in PAPER_MODELS for d in PAPER_DATASETS)
+  }
+  return sorted(seen, key=lambda k: order.get(k, len(order) + seen.index(k)))
 
 
 def _fmt(value, percent=True) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "-"
-    return f"{100 * value:.2f}" if percent else f"{value}"
+  if value is None or (isinstance(value, float) and np.isnan(value)):
+    return "-"
+  return f"{100 * value:.2f}" if percent else f"{value}"
 
 
-def metric_table(rows: Sequence[dict], metric: str,
-                 published: Mapping | None = None) -> str:
-    """Markdown: a row per method, a column per (model, dataset), and the average.
+def metric_table(
+  rows: Sequence[dict], metric: str, published: Mapping | None = None
+) -> str:
+  """Markdown: a row per method, a column per (model, dataset), and the average.
 
-    Only rows without a corruption enter (ImageNet-C has its own figure).
-    With `published`, cells read ``ours / paper (diff)``.
-    """
-    rows = [r for r in rows if not r.get("corruption")]
-    columns = _columns(rows)
-    methods = list(dict.fromkeys(r["method"] for r in rows))
-    header = ["method", *(f"{m} {d}" for m, d in columns), "avg"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for method in methods:
-        cells, ours_all, paper_all = [method], [], []
-        for model, dataset in columns:
-            match = [r for r in rows if (r["method"], r["model"], r["dataset"])
-                     == (method, model, dataset)]
-            value = match[0][metric] if match else float("nan")
-            paper = (published or {}).get((metric, method, model, dataset))
-            ours_all.append(value)
-            paper_all.append(paper)
-            cells.append(_cell(value, paper, published is not None))
-        mean = float(np.nanmean(ours_all)) if not all(np.isnan(ours_all)) else float("nan")
-        papers = [p for p in paper_all if p is not None]
-        paper_mean = (float(np.mean(papers)) / 100 if len(papers) == len(paper_all) and papers
-                      else None)
-        cells.append(_cell(mean, None if paper_mean is None else 100 * paper_mean,
-                           published is not None))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+  Only rows without a corruption enter (ImageNet-C has its own figure).
+  With `published`, cells read ``ours / paper (diff)``.
+  """
+  rows = [r for r in rows if not r.get("corruption")]
+  columns = _columns(rows)
+  methods = list(dict.fromkeys(r["method"] for r in rows))
+  header = ["method", *(f"{m} {d}" for m, d in columns), "avg"]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  for method in methods:
+    cells, ours_all, paper_all = [method], [], []
+    for model, dataset in columns:
+      match = [
+        r
+        for r in rows
+        if (r["method"], r["model"], r["dataset"]) == (method, model, dataset)
+      ]
+      value = match[0][metric] if match else float("nan")
+      paper = (published or {}).get((metric, method, model, dataset))
+      ours_all.append(value)
+      paper_all.append(paper)
+      cells.append(_cell(value, paper, published is not None))
+    mean = (
+      float(np.nanmean(ours_all))
+      if not all(np.isnan(ours_all))
+      else float("nan")
+    )
+    papers = [p for p in paper_all if p is not None]
+    paper_mean = (
+      float(np.mean(papers)) / 100
+      if len(papers) == len(paper_all) and papers
+      else None
+    )
+    cells.append(
+      _cell(
+        mean,
+        None if paper_mean is None else 100 * paper_mean,
+        published is not None,
+      )
+    )
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines)
 
 
 def _cell(value, paper, with_paper) -> str:
-    if not with_paper:
-        return _fmt(value)
-    if paper is None:
-        return f"{_fmt(value)} / -"
-    diff = 100 * value - paper if not np.isnan(value) else float("nan")
-    return f"{_fmt(value)} / {paper:.2f} ({diff:+.2f})" if not np.isnan(diff) else f"- / {paper:.2f}"
+  if not with_paper:
+    return _fmt(value)
+  if paper is None:
+    return f"{_fmt(value)} / -"
+  diff = 100 * value - paper if not np.isnan(value) else float("nan")
+  return (
+    f"{_fmt(value)} / {paper:.2f} ({diff:+.2f})"
+    if not np.isnan(diff)
+    else f"- / {paper:.2f}"
+  )
 
 
 def long_table(rows: Sequence[dict]) -> str:
-    """Markdown: a row per run with every metric (%, counts as integers)."""
-    header = ["run", "method", "model", "dataset", "heatmap", "accuracy", "PT", "IR",
-              "RMA", "RRA", "PG", "RR", "RW", "WR", "WW", "n"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in rows:
-        cells = [r["name"], r["method"], r["model"], r["dataset"], r["heatmap"],
-                 *(_fmt(r[k]) for k in PERCENT),
-                 *(str(int(r[k])) for k in ("rr", "rw", "wr", "ww", "n"))]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+  """Markdown: a row per run with every metric (%, counts as integers)."""
+  header = [
+    "run",
+    "method",
+    "model",
+    "dataset",
+    "heatmap",
+    "accuracy",
+    "PT",
+    "IR",
+    "RMA",
+    "RRA",
+    "PG",
+    "RR",
+    "RW",
+    "WR",
+    "WW",
+    "n",
+  ]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  for r in rows:
+    cells = [
+      r["name"],
+      r["method"],
+      r["model"],
+      r["dataset"],
+      r["heatmap"],
+      *(_fmt(r[k]) for k in PERCENT),
+      *(str(int(r[k])) for k in ("rr", "rw", "wr", "ww", "n")),
+    ]
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines)
 
 
-def write(rows: Sequence[dict], out_dir: str, *, title: str = "Results",
-          published: Mapping | None = None, figures: Sequence[str] = (),
-          notes: str = "") -> dict[str, str]:
-    """Writes report.md, results.csv and results.json to `out_dir`; returns their paths."""
-    os.makedirs(out_dir, exist_ok=True)
-    paths = {name: os.path.join(out_dir, name)
-             for name in ("report.md", "results.csv", "results.json")}
-    threshold = rows[0]["threshold"] if rows else 0.5
-    with open(paths["results.json"] + ".tmp", "w") as f:
-        json.dump({"threshold": threshold, "rows": list(rows),
-                   "published": None if published is None else
-                   [dict(zip(("metric", "method", "model", "dataset"), k), value=v)
-                    for k, v in published.items()]}, f, indent=1, default=str)
-    os.replace(paths["results.json"] + ".tmp", paths["results.json"])
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=[*FIELDS, "run_dir"], extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    with open(paths["results.csv"] + ".tmp", "w") as f:
-        f.write(buffer.getvalue())
-    os.replace(paths["results.csv"] + ".tmp", paths["results.csv"])
-    parts = [f"# {title}", "",
-             f"Validity threshold {threshold}: a sample has valid evidence when RMA >= "
-             f"{threshold}. PT = RR / (RR + RW), IR = RR / (RR + WR); all values in %; "
-             "RMA, RRA and PG (pointing game) are means over the samples.", ""]
-    if notes:
-        parts += [notes, ""]
-    parts += ["## All runs", "", long_table(rows), ""]
-    legend = (" Cells: ours / paper (ours - paper), percentage points."
-              if published is not None else "")
-    for metric, name in (("pt", "Prediction trustworthiness (PT, %), the study's Table 1"),
-                         ("ir", "Inference reliability (IR, %), the study's Table 2"),
-                         ("accuracy", "Accuracy (%)")):
-        paper = published if metric in ("pt", "ir") else None
-        parts += [f"## {name}", ""]
-        if paper is not None:
-            parts += [legend.strip(), ""]
-        parts += [metric_table(rows, metric, paper), ""]
-    if figures:
-        parts += ["## Figures", ""]
-        parts += [f"![{os.path.basename(p)}]({os.path.relpath(p, out_dir)})" for p in figures]
-        parts.append("")
-    with open(paths["report.md"] + ".tmp", "w") as f:
-        f.write("\n".join(parts))
-    os.replace(paths["report.md"] + ".tmp", paths["report.md"])
-    return paths
+def write(
+  rows: Sequence[dict],
+  out_dir: str,
+  *,
+  title: str = "Results",
+  published: Mapping | None = None,
+  figures: Sequence[str] = (),
+  notes: str = "",
+) -> dict[str, str]:
+  """Writes report.md, results.csv and results.json to `out_dir`; returns their paths."""
+  os.makedirs(out_dir, exist_ok=True)
+  paths = {
+    name: os.path.join(out_dir, name)
+    for name in ("report.md", "results.csv", "results.json")
+  }
+  threshold = rows[0]["threshold"] if rows else 0.5
+  with open(paths["results.json"] + ".tmp", "w") as f:
+    json.dump(
+      {
+        "threshold": threshold,
+        "rows": list(rows),
+        "published": None
+        if published is None
+        else [
+          dict(zip(("metric", "method", "model", "dataset"), k), value=v)
+          for k, v in published.items()
+        ],
+      },
+      f,
+      indent=1,
+      default=str,
+    )
+  os.replace(paths["results.json"] + ".tmp", paths["results.json"])
+  buffer = io.StringIO()
+  writer = csv.DictWriter(
+    buffer, fieldnames=[*FIELDS, "run_dir"], extrasaction="ignore"
+  )
+  writer.writeheader()
+  writer.writerows(rows)
+  with open(paths["results.csv"] + ".tmp", "w") as f:
+    f.write(buffer.getvalue())
+  os.replace(paths["results.csv"] + ".tmp", paths["results.csv"])
+  parts = [
+    f"# {title}",
+    "",
+    f"Validity threshold {threshold}: a sample has valid evidence when RMA >= "
+    f"{threshold}. PT = RR / (RR + RW), IR = RR / (RR + WR); all values in %; "
+    "RMA, RRA and PG (pointing game) are means over the samples.",
+    "",
+  ]
+  if notes:
+    parts += [notes, ""]
+  parts += ["## All runs", "", long_table(rows), ""]
+  legend = (
+    " Cells: ours / paper (ours - paper), percentage points."
+    if published is not None
+    else ""
+  )
+  for metric, name in (
+    ("pt", "Prediction trustworthiness (PT, %), the study's Table 1"),
+    ("ir", "Inference reliability (IR, %), the study's Table 2"),
+    ("accuracy", "Accuracy (%)"),
+  ):
+    paper = published if metric in ("pt", "ir") else None
+    parts += [f"## {name}", ""]
+    if paper is not None:
+      parts += [legend.strip(), ""]
+    parts += [metric_table(rows, metric, paper), ""]
+  if figures:
+    parts += ["## Figures", ""]
+    parts += [
+      f"![{os.path.basename(p)}]({os.path.relpath(p, out_dir)})"
+      for p in figures
+    ]
+    parts.append("")
+  with open(paths["report.md"] + ".tmp", "w") as f:
+    f.write("\n".join(parts))
+  os.replace(paths["report.md"] + ".tmp", paths["report.md"])
+  return paths
 
 
 # --------------------------------------------------------------- figures ----
 
+
 def _pyplot():
-    import matplotlib  # pylint: disable=import-outside-toplevel
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-    return plt
+  import matplotlib  # pylint: disable=import-outside-toplevel
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+
+  return plt
 
 
 def _label(run_dir: str) -> str:
-    meta = evaluate.read_json(os.path.join(run_dir, evaluate.META))
-    return meta.get("name") or os.path.basename(run_dir.rstrip("/"))
+  meta = evaluate.read_json(os.path.join(run_dir, evaluate.META))
+  return meta.get("name") or os.path.basename(run_dir.rstrip("/"))
 
 
-def figure_threshold_curves(run_dirs: Sequence[str], path: str,
-                            thresholds: Sequence[float] = tuple(np.linspace(0.05, 0.95, 19))) -> str:
-    """PT and IR against the validity threshold, a line per run (from the records)."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
-    for run_dir in run_dirs:
-        c = evaluate.curve(run_dir, thresholds)
-        for ax, metric in zip(axes, ("pt", "ir")):
-            ax.plot(c["threshold"], 100 * np.asarray(c[metric], float), marker="o",
-                    markersize=3, label=_label(run_dir))
-    return _save_pt_ir(plt, fig, axes, ("Prediction trustworthiness (PT)",
-                                        "Inference reliability (IR)"),
-                       "validity threshold on RMA", 8, path)
+def figure_threshold_curves(
+  run_dirs: Sequence[str],
+  path: str,
+  thresholds: Sequence[float] = tuple(np.linspace(0.05, 0.95, 19)),
+) -> str:
+  """PT and IR against the validity threshold, a line per run (from the records)."""
+  plt = _pyplot()
+  fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+  for run_dir in run_dirs:
+    c = evaluate.curve(run_dir, thresholds)
+    for ax, metric in zip(axes, ("pt", "ir")):
+      ax.plot(
+        c["threshold"],
+        100 * np.asarray(c[metric], float),
+        marker="o",
+        markersize=3,
+        label=_label(run_dir),
+      )
+  return _save_pt_ir(
+    plt,
+    fig,
+    axes,
+    ("Prediction trustworthiness (PT)", "Inference reliability (IR)"),
+    "validity threshold on RMA",
+    8,
+    path,
+  )
 
 
-def _save_pt_ir(plt, fig, axes, titles, xlabel: str, legend_size: int, path: str) -> str:
-    """Labels the PT and IR panels (percent, 0-100), writes the figure, closes it."""
-    for ax, title in zip(axes, titles):
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("%")
-        ax.set_title(title)
-        ax.set_ylim(0, 100)
-        ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=legend_size)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+def _save_pt_ir(
+  plt, fig, axes, titles, xlabel: str, legend_size: int, path: str
+) -> str:
+  """Labels the PT and IR panels (percent, 0-100), writes the figure, closes it."""
+  for ax, title in zip(axes, titles):
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("%")
+    ax.set_title(title)
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+  axes[1].legend(fontsize=legend_size)
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
 
 
-def figure_heatmaps(run_dirs: Sequence[str], images: Mapping[str, np.ndarray],
-                    masks: Mapping[str, np.ndarray], path: str,
-                    ids: Sequence[str] | None = None) -> str:
-    """The same images explained by every run (the study's Figure 3).
+def figure_heatmaps(
+  run_dirs: Sequence[str],
+  images: Mapping[str, np.ndarray],
+  masks: Mapping[str, np.ndarray],
+  path: str,
+  ids: Sequence[str] | None = None,
+) -> str:
+  """The same images explained by every run (the study's Figure 3).
 
-    Args:
-      run_dirs: evaluated runs that kept heatmaps of the figure ids.
-      images: {id: [S, S, 3] uint8} the images at the model's input resolution.
-      masks: {id: [S, S]} their object masks (drawn as a contour).
-      path: PNG to write.
-      ids: which ids (default: those of `images` that every run kept).
-    Returns:
-      path.
-    """
-    plt = _pyplot()
-    heatmaps = {run_dir: evaluate.load_heatmaps(run_dir) for run_dir in run_dirs}
-    records = {run_dir: evaluate.load_records(run_dir).arrays() for run_dir in run_dirs}
-    if ids is None:
-        ids = [i for i in images if all(i in h for h in heatmaps.values())]
-    if not ids:
-        raise ValueError("no image has a heatmap in every run; evaluate with figure_ids.")
-    fig, axes = plt.subplots(len(ids), len(run_dirs) + 1, squeeze=False,
-                             figsize=(1.6 * (len(run_dirs) + 1), 1.7 * len(ids)),
-                             constrained_layout=True)
-    for r, sample_id in enumerate(ids):
-        axes[r, 0].imshow(images[sample_id])
-        axes[r, 0].contour(np.asarray(masks[sample_id]) > 0, levels=[0.5], colors="w",
-                           linewidths=0.8)
-        axes[r, 0].set_title(sample_id, fontsize=7)
-        for c, run_dir in enumerate(run_dirs, start=1):
-            rec = records[run_dir]
-            row = int(np.nonzero(rec["ids"] == sample_id)[0][0])
-            ax = axes[r, c]
-            ax.imshow(images[sample_id])
-            ax.imshow(heatmaps[run_dir][sample_id], cmap="jet", alpha=0.5, vmin=0, vmax=1)
-            ax.contour(np.asarray(masks[sample_id]) > 0, levels=[0.5], colors="w",
-                       linewidths=0.8)
-            mark = "right" if rec["correct"][row] else "wrong"
-            title = f"RMA {rec['rma'][row]:.2f}, {mark}"
-            if r == 0:
-                title = f"{_label(run_dir)}\n{title}"
-            ax.set_title(title, fontsize=7)
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+  Args:
+    run_dirs: evaluated runs that kept heatmaps of the figure ids.
+    images: {id: [S, S, 3] uint8} the images at the model's input resolution.
+    masks: {id: [S, S]} their object masks (drawn as a contour).
+    path: PNG to write.
+    ids: which ids (default: those of `images` that every run kept).
+  Returns:
+    path.
+  """
+  plt = _pyplot()
+  heatmaps = {run_dir: evaluate.load_heatmaps(run_dir) for run_dir in run_dirs}
+  records = {
+    run_dir: evaluate.load_records(run_dir).arrays() for run_dir in run_dirs
+  }
+  if ids is None:
+    ids = [i for i in images if all(i in h for h in heatmaps.values())]
+  if not ids:
+    raise ValueError(
+      "no image has a heatmap in every run; evaluate with figure_ids."
+    )
+  fig, axes = plt.subplots(
+    len(ids),
+    len(run_dirs) + 1,
+    squeeze=False,
+    figsize=(1.6 * (len(run_dirs) + 1), 1.7 * len(ids)),
+    constrained_layout=True,
+  )
+  for r, sample_id in enumerate(ids):
+    axes[r, 0].imshow(images[sample_id])
+    axes[r, 0].contour(
+      np.asarray(masks[sample_id]) > 0, levels=[0.5], colors="w", linewidths=0.8
+    )
+    axes[r, 0].set_title(sample_id, fontsize=7)
+    for c, run_dir in enumerate(run_dirs, start=1):
+      rec = records[run_dir]
+      row = int(np.nonzero(rec["ids"] == sample_id)[0][0])
+      ax = axes[r, c]
+      ax.imshow(images[sample_id])
+      ax.imshow(
+        heatmaps[run_dir][sample_id], cmap="jet", alpha=0.5, vmin=0, vmax=1
+      )
+      ax.contour(
+        np.asarray(masks[sample_id]) > 0,
+        levels=[0.5],
+        colors="w",
+        linewidths=0.8,
+      )
+      mark = "right" if rec["correct"][row] else "wrong"
+      title = f"RMA {rec['rma'][row]:.2f}, {mark}"
+      if r == 0:
+        title = f"{_label(run_dir)}\n{title}"
+      ax.set_title(title, fontsize=7)
+  for ax in axes.ravel():
+    ax.set_xticks([])
+    ax.set_yticks([])
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
 
 
 def figure_corruptions(rows: Sequence[dict], path: str) -> str:
-    """PT and IR against the corruption severity, a line per (method, corruption).
+  """PT and IR against the corruption severity, a line per (method, corruption).
 
-    Rows with an empty `corruption` are drawn at severity 0 (clean) for each
-    corruption of the same method, model and dataset.
-    """
-    plt = _pyplot()
-    corrupted = [r for r in rows if r.get("corruption")]
-    if not corrupted:
-        raise ValueError("no row has a corruption; evaluate ImageNet-C cells first.")
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
-    groups = sorted({(r["method"], r["model"], r["dataset"], r["corruption"]) for r in corrupted})
-    for method, model, dataset, corruption in groups:
-        points = [(int(r["severity"]), r) for r in corrupted
-                  if (r["method"], r["model"], r["dataset"], r["corruption"])
-                  == (method, model, dataset, corruption)]
-        points += [(0, r) for r in rows if not r.get("corruption")
-                   and (r["method"], r["model"]) == (method, model)]
-        points.sort(key=lambda p: p[0])
-        for ax, metric in zip(axes, ("pt", "ir")):
-            ax.plot([p[0] for p in points], [100 * p[1][metric] for p in points], marker="o",
-                    markersize=3, label=f"{method} {model} {corruption}")
-    return _save_pt_ir(plt, fig, axes, ("PT against severity", "IR against severity"),
-                       "severity (0 = clean)", 7, path)
+  Rows with an empty `corruption` are drawn at severity 0 (clean) for each
+  corruption of the same method, model and dataset.
+  """
+  plt = _pyplot()
+  corrupted = [r for r in rows if r.get("corruption")]
+  if not corrupted:
+    raise ValueError(
+      "no row has a corruption; evaluate ImageNet-C cells first."
+    )
+  fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+  groups = sorted(
+    {
+      (r["method"], r["model"], r["dataset"], r["corruption"])
+      for r in corrupted
+    }
+  )
+  for method, model, dataset, corruption in groups:
+    points = [
+      (int(r["severity"]), r)
+      for r in corrupted
+      if (r["method"], r["model"], r["dataset"], r["corruption"])
+      == (method, model, dataset, corruption)
+    ]
+    points += [
+      (0, r)
+      for r in rows
+      if not r.get("corruption")
+      and (r["method"], r["model"]) == (method, model)
+    ]
+    points.sort(key=lambda p: p[0])
+    for ax, metric in zip(axes, ("pt", "ir")):
+      ax.plot(
+        [p[0] for p in points],
+        [100 * p[1][metric] for p in points],
+        marker="o",
+        markersize=3,
+        label=f"{method} {model} {corruption}",
+      )
+  return _save_pt_ir(
+    plt,
+    fig,
+    axes,
+    ("PT against severity", "IR against severity"),
+    "severity (0 = clean)",
+    7,
+    path,
+  )

@@ -25,7 +25,9 @@ from jax.experimental import mesh_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 
-def make_mesh(axes: Sequence[tuple[str, int]], devices: Sequence[Any] | None = None) -> Mesh:
+def make_mesh(
+  axes: Sequence[tuple[str, int]], devices: Sequence[Any] | None = None
+) -> Mesh:
   """A mesh over all (or the given) devices with named axes.
 
   Args:
@@ -42,16 +44,22 @@ def make_mesh(axes: Sequence[tuple[str, int]], devices: Sequence[Any] | None = N
   if len(set(names)) != len(names):
     raise ValueError(f"mesh axis names must be unique, got {names}.")
   if sizes.count(-1) > 1:
-    raise ValueError(f"at most one mesh axis may have size -1, got {list(axes)}.")
+    raise ValueError(
+      f"at most one mesh axis may have size -1, got {list(axes)}."
+    )
   known = math.prod(s for s in sizes if s != -1)
   if -1 in sizes:
     if len(devices) % known:
-      raise ValueError(f"mesh {list(axes)}: {len(devices)} devices are not divisible "
-                       f"by the fixed axes' product {known}.")
+      raise ValueError(
+        f"mesh {list(axes)}: {len(devices)} devices are not divisible "
+        f"by the fixed axes' product {known}."
+      )
     sizes[sizes.index(-1)] = len(devices) // known
   if math.prod(sizes) != len(devices):
-    raise ValueError(f"mesh {list(axes)} needs {math.prod(sizes)} devices, there are "
-                     f"{len(devices)}; use -1 for one axis to take the rest.")
+    raise ValueError(
+      f"mesh {list(axes)} needs {math.prod(sizes)} devices, there are "
+      f"{len(devices)}; use -1 for one axis to take the rest."
+    )
   try:
     device_array = mesh_utils.create_device_mesh(sizes, devices)
   except (AssertionError, NotImplementedError, ValueError):
@@ -100,7 +108,9 @@ def fsdp_shardings(tree: Any, mesh: Mesh, axis: str | None = "fsdp") -> Any:
   return jax.tree.map(one, tree)
 
 
-def global_batch(local: dict[str, np.ndarray], sharding: NamedSharding) -> dict[str, jax.Array]:
+def global_batch(
+  local: dict[str, np.ndarray], sharding: NamedSharding
+) -> dict[str, jax.Array]:
   """This process's examples -> global arrays on `sharding` (strings dropped).
 
   local: ``{name: [B / process_count, ...]}`` numpy. Returns ``{name: [B, ...]}``.
@@ -126,6 +136,8 @@ def put(tree: Any, shardings: Any) -> Any:
 
   def one(value, target):
     value = np.asarray(value)
-    return jax.make_array_from_callback(value.shape, target, lambda index: value[index])
+    return jax.make_array_from_callback(
+      value.shape, target, lambda index: value[index]
+    )
 
   return jax.tree.map(one, tree, shardings)

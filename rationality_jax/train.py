@@ -66,16 +66,32 @@ ITEMS = ("state", "eval_head", "meta", "data")
 
 # ============================================================ model ====
 
+
 def model_config(config: ml_collections.ConfigDict) -> models.VLMConfig:
   """A randomly initialised CLIP-architecture VLMConfig from ``config.model`` sizes."""
   m = config.model
-  vision = models.ViTConfig(image_size=m.image_size, patch_size=m.patch_size, width=m.width,
-                            depth=m.depth, num_heads=m.num_heads, mlp_dim=m.mlp_dim)
-  text = models.CLIPTextConfig(context_length=m.context_length, width=m.text_width,
-                               depth=m.text_depth, num_heads=m.text_heads,
-                               mlp_dim=m.text_mlp_dim)
-  return models.VLMConfig(family="clip", vision=vision, text=text, embed_dim=m.embed_dim,
-                          projection_bias=False)
+  vision = models.ViTConfig(
+    image_size=m.image_size,
+    patch_size=m.patch_size,
+    width=m.width,
+    depth=m.depth,
+    num_heads=m.num_heads,
+    mlp_dim=m.mlp_dim,
+  )
+  text = models.CLIPTextConfig(
+    context_length=m.context_length,
+    width=m.text_width,
+    depth=m.text_depth,
+    num_heads=m.text_heads,
+    mlp_dim=m.text_mlp_dim,
+  )
+  return models.VLMConfig(
+    family="clip",
+    vision=vision,
+    text=text,
+    embed_dim=m.embed_dim,
+    projection_bias=False,
+  )
 
 
 def build_model(config: ml_collections.ConfigDict, rng: jax.Array):
@@ -97,7 +113,9 @@ def build_model(config: ml_collections.ConfigDict, rng: jax.Array):
 def random_init(module: models.VisionLanguageModel):
   """Jitted rng -> params of `module` (compiled once per model config and process)."""
   cfg = module.config
-  images = np.zeros((1, cfg.vision.image_size, cfg.vision.image_size, 3), np.float32)
+  images = np.zeros(
+    (1, cfg.vision.image_size, cfg.vision.image_size, 3), np.float32
+  )
   ids = np.zeros((1, cfg.text.context_length), np.int32)
   return jax.jit(lambda rng: module.init(rng, images, ids)["params"])
 
@@ -110,6 +128,7 @@ def model_key(config: ml_collections.ConfigDict) -> dict:
 
 
 # ============================================================= data ====
+
 
 def input_source(config: ml_collections.ConfigDict, workdir: str, split: str):
   """(source, class names) of ``config.dataset`` (built first when ``build``)."""
@@ -126,10 +145,18 @@ def input_source(config: ml_collections.ConfigDict, workdir: str, split: str):
 
 def train_iterator(config: ml_collections.ConfigDict, source):
   """This host's batches (host-local numpy), shuffled, repeating, checkpointable."""
-  return data.make_iterator(source, config.pp_train, config.batch_size, mesh=None,
-                            seed=config.seed, shuffle=True, num_epochs=None,
-                            drop_remainder=True, num_threads=config.input_threads,
-                            prefetch=config.input_prefetch)
+  return data.make_iterator(
+    source,
+    config.pp_train,
+    config.batch_size,
+    mesh=None,
+    seed=config.seed,
+    shuffle=True,
+    num_epochs=None,
+    drop_remainder=True,
+    num_threads=config.input_threads,
+    prefetch=config.input_prefetch,
+  )
 
 
 def total_steps(config: ml_collections.ConfigDict, num_examples: int) -> int:
@@ -140,16 +167,22 @@ def total_steps(config: ml_collections.ConfigDict, num_examples: int) -> int:
 
 # ====================================================== checkpoints ====
 
-def checkpoint_manager(workdir: str, config: ml_collections.ConfigDict,
-                       read_only: bool = False) -> ocp.CheckpointManager:
+
+def checkpoint_manager(
+  workdir: str, config: ml_collections.ConfigDict, read_only: bool = False
+) -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(
-      save_interval_steps=max(int(config.checkpoint.every_steps), 1),
-      max_to_keep=config.checkpoint.keep or None,
-      enable_async_checkpointing=config.checkpoint.get("async_save", True),
-      read_only=read_only)
+    save_interval_steps=max(int(config.checkpoint.every_steps), 1),
+    max_to_keep=config.checkpoint.keep or None,
+    enable_async_checkpointing=config.checkpoint.get("async_save", True),
+    read_only=read_only,
+  )
   return ocp.CheckpointManager(
-      os.path.join(os.path.abspath(workdir), CHECKPOINTS), options=options, item_names=ITEMS,
-      item_handlers={"data": grain.checkpoint.CheckpointHandler()})
+    os.path.join(os.path.abspath(workdir), CHECKPOINTS),
+    options=options,
+    item_names=ITEMS,
+    item_handlers={"data": grain.checkpoint.CheckpointHandler()},
+  )
 
 
 def to_host(tree: Any) -> Any:
@@ -159,8 +192,9 @@ def to_host(tree: Any) -> Any:
   return jax.tree.map(np.asarray, jax.device_get(tree))
 
 
-def save_checkpoint(manager, step: int, state, iterator, meta, eval_head_fn,
-                    force: bool = False) -> bool:
+def save_checkpoint(
+  manager, step: int, state, iterator, meta, eval_head_fn, force: bool = False
+) -> bool:
   """Saves `state` (at `step`) when due or forced; the eval head is computed only then.
 
   `step` is the host's count, so deciding costs no device round-trip.
@@ -168,14 +202,16 @@ def save_checkpoint(manager, step: int, state, iterator, meta, eval_head_fn,
   if not (force or manager.should_save(step)):
     return False
   args = ocp.args.Composite(
-      state=ocp.args.StandardSave(state),
-      eval_head=ocp.args.StandardSave(eval_head_fn(state)),
-      meta=ocp.args.JsonSave(dict(meta, step=step)),
-      data=grain.checkpoint.CheckpointSave(iterator.grain_iterator))
+    state=ocp.args.StandardSave(state),
+    eval_head=ocp.args.StandardSave(eval_head_fn(state)),
+    meta=ocp.args.JsonSave(dict(meta, step=step)),
+    data=grain.checkpoint.CheckpointSave(iterator.grain_iterator),
+  )
   return manager.save(step, args=args, force=force)
 
 
 # ======================================================= train step ====
+
 
 def make_train_step(method, module, config, tx, labels, schedule):
   """step(state, batch, task) -> (state, metrics); pure, jitted by the caller."""
@@ -183,14 +219,25 @@ def make_train_step(method, module, config, tx, labels, schedule):
 
   def step(state, batch, task):
     trainable = {"params": state["params"], "head": state["head"]}
-    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable, batch, task)
+    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+      trainable, batch, task
+    )
     updates, opt_state = tx.update(grads, state["opt_state"], trainable)
     trainable = optim.apply_updates(trainable, updates, labels)
-    trained_grads = [g for g, label in zip(jax.tree.leaves(grads), jax.tree.leaves(labels))
-                     if label == optim.TRAIN]
-    metrics = {"loss": loss, "grad_norm": optax.global_norm(trained_grads),
-               "learning_rate": schedule(state["step"]), **aux}
-    new_state = dict(state, step=state["step"] + 1, opt_state=opt_state, **trainable)
+    trained_grads = [
+      g
+      for g, label in zip(jax.tree.leaves(grads), jax.tree.leaves(labels))
+      if label == optim.TRAIN
+    ]
+    metrics = {
+      "loss": loss,
+      "grad_norm": optax.global_norm(trained_grads),
+      "learning_rate": schedule(state["step"]),
+      **aux,
+    }
+    new_state = dict(
+      state, step=state["step"] + 1, opt_state=opt_state, **trainable
+    )
     return new_state, metrics
 
   return step
@@ -198,38 +245,55 @@ def make_train_step(method, module, config, tx, labels, schedule):
 
 # ============================================================ report ====
 
+
 def summary_writer(logdir: str):
   """A tensorboardX SummaryWriter (scalars only, so torch is kept from loading with it)."""
   import sys  # pylint: disable=import-outside-toplevel
+
   if "tensorboardX" not in sys.modules and "torch" not in sys.modules:
-    sys.modules["torch"] = None  # tensorboardX imports torch only to accept its tensors.
+    sys.modules["torch"] = (
+      None  # tensorboardX imports torch only to accept its tensors.
+    )
     try:
       import tensorboardX  # pylint: disable=import-outside-toplevel,unused-import
     finally:
       del sys.modules["torch"]
   from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
+
   return SummaryWriter(logdir)
 
 
 class Reporter:
   """Progress bar + TensorBoard scalars, on process 0 only."""
 
-  def __init__(self, workdir: str, first_step: int, last_step: int, batch_size: int):
+  def __init__(
+    self, workdir: str, first_step: int, last_step: int, batch_size: int
+  ):
     self.active = jax.process_index() == 0
     self.batch_size = batch_size
     self.last = (first_step, time.perf_counter())
     self.bar = self.writer = None
     if self.active:
       import tqdm  # pylint: disable=import-outside-toplevel
-      self.bar = tqdm.tqdm(total=last_step, initial=first_step, desc="train",
-                           dynamic_ncols=True, mininterval=1.0)
+
+      self.bar = tqdm.tqdm(
+        total=last_step,
+        initial=first_step,
+        desc="train",
+        dynamic_ncols=True,
+        mininterval=1.0,
+      )
       self.writer = summary_writer(os.path.join(workdir, TENSORBOARD))
 
   def __call__(self, step: int, metrics: dict[str, float]) -> None:
     last_step, last_time = self.last
     now = time.perf_counter()
-    metrics = dict(metrics, examples_per_second=(step - last_step) * self.batch_size
-                   / max(now - last_time, 1e-9))
+    metrics = dict(
+      metrics,
+      examples_per_second=(step - last_step)
+      * self.batch_size
+      / max(now - last_time, 1e-9),
+    )
     self.last = (step, now)
     if not self.active:
       return
@@ -237,8 +301,10 @@ class Reporter:
       self.writer.add_scalar(f"train/{name}", value, step)
     self.writer.flush()
     self.bar.update(step - self.bar.n)
-    self.bar.set_postfix(loss=f"{metrics['loss']:.4f}",
-                         ex_per_s=f"{metrics['examples_per_second']:.1f}")
+    self.bar.set_postfix(
+      loss=f"{metrics['loss']:.4f}",
+      ex_per_s=f"{metrics['examples_per_second']:.1f}",
+    )
 
   def close(self):
     if self.active:
@@ -251,10 +317,11 @@ def check_finite(step: int, metrics: dict[str, float], config) -> None:
   bad = [k for k in ("loss", "grad_norm") if not np.isfinite(metrics[k])]
   if bad:
     raise FloatingPointError(
-        f"{' and '.join(bad)} not finite at step {step} (loss {metrics['loss']}, gradient "
-        f"norm {metrics['grad_norm']}; method {config.method}, lr {config.optim.lr}). The "
-        "last checkpoint is unaffected: lower optim.lr, set optim.grad_clip_norm, or "
-        "check the inputs' normalisation.")
+      f"{' and '.join(bad)} not finite at step {step} (loss {metrics['loss']}, gradient "
+      f"norm {metrics['grad_norm']}; method {config.method}, lr {config.optim.lr}). The "
+      "last checkpoint is unaffected: lower optim.lr, set optim.grad_clip_norm, or "
+      "check the inputs' normalisation."
+    )
 
 
 class Preemption:
@@ -264,7 +331,10 @@ class Preemption:
     self.manager = manager
     self.received = False
     self.previous = None
-    if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
+    if (
+      jax.process_count() == 1
+      and threading.current_thread() is threading.main_thread()
+    ):
       self.previous = signal.signal(signal.SIGTERM, self._handle)
 
   def _handle(self, signum, frame):
@@ -283,6 +353,7 @@ class Preemption:
 
 # ============================================================= setup ====
 
+
 def initialize_distributed(config: ml_collections.ConfigDict) -> None:
   """`jax.distributed.initialize` from ``config.distributed`` (auto-detected when empty)."""
   d = config.distributed
@@ -292,8 +363,11 @@ def initialize_distributed(config: ml_collections.ConfigDict) -> None:
     jax.config.update("jax_cpu_collectives_implementation", d.cpu_collectives)
   kwargs = {}
   if d.coordinator_address:
-    kwargs = dict(coordinator_address=d.coordinator_address, num_processes=d.num_processes,
-                  process_id=d.process_id)
+    kwargs = dict(
+      coordinator_address=d.coordinator_address,
+      num_processes=d.num_processes,
+      process_id=d.process_id,
+    )
   jax.distributed.initialize(**kwargs)
 
 
@@ -304,29 +378,68 @@ def setup(config: ml_collections.ConfigDict, workdir: str) -> dict:
   model_rng, head_rng, step_rng = jax.random.split(rng, 3)
   mesh = sharding.make_mesh([tuple(axis) for axis in config.mesh])
   module, params = build_model(config, model_rng)
-  source, class_names = input_source(config, workdir, config.dataset.train_split)
-  tokenizer = models.tokenizer(module.config.family, module.config.text.context_length
-                               if module.config.family == "clip" else None)
+  source, class_names = input_source(
+    config, workdir, config.dataset.train_split
+  )
+  tokenizer = models.tokenizer(
+    module.config.family,
+    module.config.text.context_length
+    if module.config.family == "clip"
+    else None,
+  )
   task = methods.heads.make_task(tokenizer, class_names, config.head.templates)
   task.update(method.extend_task(config, tokenizer, class_names))
   cache_dir = config.head.cache_dir or os.path.join(workdir, "zero_shot_heads")
   zero_shot = functools.partial(
-      methods.heads.zero_shot_head, module, params, task, cache_dir,
-      {"model": model_key(config), "dataset": config.dataset.name,
-       "builder": config.dataset.builder_kwargs.to_dict(), "templates": config.head.templates})
-  head = method.init_head(methods.HeadInit(module=module, params=params, task=task,
-                                           config=config, rng=head_rng, zero_shot=zero_shot,
-                                           tokenizer=tokenizer))
+    methods.heads.zero_shot_head,
+    module,
+    params,
+    task,
+    cache_dir,
+    {
+      "model": model_key(config),
+      "dataset": config.dataset.name,
+      "builder": config.dataset.builder_kwargs.to_dict(),
+      "templates": config.head.templates,
+    },
+  )
+  head = method.init_head(
+    methods.HeadInit(
+      module=module,
+      params=params,
+      task=task,
+      config=config,
+      rng=head_rng,
+      zero_shot=zero_shot,
+      tokenizer=tokenizer,
+    )
+  )
   head = jax.tree.map(np.asarray, jax.device_get(head))
-  meta = {"method": config.method, "model": model_checkpoint.config_to_dict(module.config),
-          "model_path": config.model.path, "dataset": config.dataset.name,
-          "class_names": list(class_names), "templates": config.head.templates,
-          "config": json.loads(config.to_json_best_effort())}
-  return dict(method=method, mesh=mesh, module=module, params=params, head=head, task=task,
-              source=source, class_names=class_names, step_rng=step_rng, meta=meta)
+  meta = {
+    "method": config.method,
+    "model": model_checkpoint.config_to_dict(module.config),
+    "model_path": config.model.path,
+    "dataset": config.dataset.name,
+    "class_names": list(class_names),
+    "templates": config.head.templates,
+    "config": json.loads(config.to_json_best_effort()),
+  }
+  return dict(
+    method=method,
+    mesh=mesh,
+    module=module,
+    params=params,
+    head=head,
+    task=task,
+    source=source,
+    class_names=class_names,
+    step_rng=step_rng,
+    meta=meta,
+  )
 
 
 # ============================================================== loop ====
+
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains ``config.method`` in `workdir` (resuming if it has checkpoints).
@@ -345,29 +458,45 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   # ---------------------------------------------------- shardings & state
   trainable = {"params": s["params"], "head": s["head"]}
-  labels = optim.trainable_labels(trainable, config.trainable or method.trainable(config, module.config))
+  labels = optim.trainable_labels(
+    trainable, config.trainable or method.trainable(config, module.config)
+  )
   steps = total_steps(config, len(s["source"]))
   schedule = optim.schedule(config.optim, steps)
   tx = optim.make_optimizer(config.optim, labels, steps)
 
   def init_state(trainable, rng):
-    return {"step": jnp.zeros((), jnp.int32), **trainable, "opt_state": tx.init(trainable),
-            "rng": rng}
+    return {
+      "step": jnp.zeros((), jnp.int32),
+      **trainable,
+      "opt_state": tx.init(trainable),
+      "rng": rng,
+    }
 
   abstract = jax.eval_shape(init_state, trainable, s["step_rng"])
-  fsdp_axis = config.sharding.fsdp_axis if config.sharding.params == "fsdp" else None
+  fsdp_axis = (
+    config.sharding.fsdp_axis if config.sharding.params == "fsdp" else None
+  )
   state_shardings = sharding.fsdp_shardings(abstract, mesh, fsdp_axis)
   replicated = sharding.replicated(mesh)
-  trainable = sharding.put(trainable, {"params": state_shardings["params"],
-                                       "head": state_shardings["head"]})
+  trainable = sharding.put(
+    trainable,
+    {"params": state_shardings["params"], "head": state_shardings["head"]},
+  )
   state = jax.jit(init_state, out_shardings=state_shardings)(
-      trainable, sharding.put(s["step_rng"], replicated))
+    trainable, sharding.put(s["step_rng"], replicated)
+  )
   # The class prompts are only read by eval_head (outside the step).
-  task = sharding.put({k: v for k, v in s["task"].items() if not k.startswith("prompt_")},
-                      replicated)
-  train_step = jax.jit(make_train_step(method, module, config, tx, labels, schedule),
-                       in_shardings=(state_shardings, sharding.batch_sharding(mesh), replicated),
-                       out_shardings=(state_shardings, replicated), donate_argnums=(0,))
+  task = sharding.put(
+    {k: v for k, v in s["task"].items() if not k.startswith("prompt_")},
+    replicated,
+  )
+  train_step = jax.jit(
+    make_train_step(method, module, config, tx, labels, schedule),
+    in_shardings=(state_shardings, sharding.batch_sharding(mesh), replicated),
+    out_shardings=(state_shardings, replicated),
+    donate_argnums=(0,),
+  )
 
   # ----------------------------------------------------- resume if possible
   iterator = train_iterator(config, s["source"])
@@ -375,20 +504,31 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   meta = s["meta"]
   restored = manager.latest_step()
   if restored is not None:
-    target = jax.tree.map(lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh),
-                          abstract, state_shardings)
-    out = manager.restore(restored, args=ocp.args.Composite(
+    target = jax.tree.map(
+      lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh),
+      abstract,
+      state_shardings,
+    )
+    out = manager.restore(
+      restored,
+      args=ocp.args.Composite(
         state=ocp.args.StandardRestore(target),
-        data=grain.checkpoint.CheckpointRestore(iterator.grain_iterator)))
+        data=grain.checkpoint.CheckpointRestore(iterator.grain_iterator),
+      ),
+    )
     state = out["state"]
     logging.info("resumed %s from step %d", workdir, restored)
 
   def eval_head(state):
     params, head = state["params"], state["head"]
-    if jax.process_count() > 1:  # computed on each host from the gathered weights
+    if (
+      jax.process_count() > 1
+    ):  # computed on each host from the gathered weights
       params, head = to_host(params), to_host(head)
-    return jax.tree.map(np.asarray, jax.device_get(
-        method.eval_head(module, params, head, s["task"])))
+    return jax.tree.map(
+      np.asarray,
+      jax.device_get(method.eval_head(module, params, head, s["task"])),
+    )
 
   # ------------------------------------------------------------ the loop
   first = int(jax.device_get(state["step"]))
@@ -408,14 +548,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         reporter(step, metrics)
         history.append((step, metrics["loss"]))
       if preemption.requested(step):
-        save_checkpoint(manager, step, state, iterator, meta, eval_head, force=True)
+        save_checkpoint(
+          manager, step, state, iterator, meta, eval_head, force=True
+        )
         manager.wait_until_finished()
-        logging.warning("SIGTERM: saved step %d in %s; exiting.", step, manager.directory)
+        logging.warning(
+          "SIGTERM: saved step %d in %s; exiting.", step, manager.directory
+        )
         raise SystemExit(SIGTERM_EXIT)
       if step < steps:
         save_checkpoint(manager, step, state, iterator, meta, eval_head)
     if manager.latest_step() != steps:
-      save_checkpoint(manager, steps, state, iterator, meta, eval_head, force=True)
+      save_checkpoint(
+        manager, steps, state, iterator, meta, eval_head, force=True
+      )
     manager.wait_until_finished()
   finally:
     preemption.restore()
@@ -423,11 +569,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   accuracy = None
   if config.eval_split:
-    accuracy = evaluate_accuracy(config, workdir, mesh, module, method, state, eval_head(state))
+    accuracy = evaluate_accuracy(
+      config, workdir, mesh, module, method, state, eval_head(state)
+    )
     if jax.process_index() == 0:
-      logging.info("%s accuracy on %s: %.4f", config.method, config.eval_split, accuracy)
-  result = {"step": steps, "loss": None if metrics is None else metrics["loss"],
-            "losses": history, "accuracy": accuracy, "checkpoint_dir": str(manager.directory)}
+      logging.info(
+        "%s accuracy on %s: %.4f", config.method, config.eval_split, accuracy
+      )
+  result = {
+    "step": steps,
+    "loss": None if metrics is None else metrics["loss"],
+    "losses": history,
+    "accuracy": accuracy,
+    "checkpoint_dir": str(manager.directory),
+  }
   if jax.process_index() == 0:
     with open(os.path.join(workdir, "train_result.json"), "w") as f:
       json.dump(result, f, indent=1)
@@ -437,7 +592,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 # ======================================================== evaluation ====
 
-def evaluate_accuracy(config, workdir, mesh, module, method, state, head) -> float:
+
+def evaluate_accuracy(
+  config, workdir, mesh, module, method, state, head
+) -> float:
   """Top-1 accuracy of `method.classifier` on ``config.eval_split`` (all hosts together)."""
   source, _ = input_source(config, workdir, config.eval_split)
   batch_sharding = sharding.batch_sharding(mesh)
@@ -446,31 +604,50 @@ def evaluate_accuracy(config, workdir, mesh, module, method, state, head) -> flo
 
   @functools.partial(jax.jit, out_shardings=replicated)
   def correct(params, head, batch):
-    logits = module.apply({"params": params}, batch["image"], head, method=method.classifier)
+    logits = module.apply(
+      {"params": params}, batch["image"], head, method=method.classifier
+    )
     right = (jnp.argmax(logits, -1) == batch["label"]) & batch["valid"]
     return right.sum(), batch["valid"].sum()
 
-  iterator = data.make_iterator(source, config.pp_eval, config.batch_size, mesh=None,
-                                shuffle=False, num_epochs=1, drop_remainder=False,
-                                num_threads=config.input_threads)
+  iterator = data.make_iterator(
+    source,
+    config.pp_eval,
+    config.batch_size,
+    mesh=None,
+    shuffle=False,
+    num_epochs=1,
+    drop_remainder=False,
+    num_threads=config.input_threads,
+  )
   right = total = 0
   for local in iterator:
-    r, n = correct(state["params"], head, sharding.global_batch(local, batch_sharding))
+    r, n = correct(
+      state["params"], head, sharding.global_batch(local, batch_sharding)
+    )
     right, total = right + int(r), total + int(n)
   return right / max(total, 1)
 
 
 def _reader(directory: str) -> ocp.CheckpointManager:
   return ocp.CheckpointManager(
-      directory, item_names=ITEMS, options=ocp.CheckpointManagerOptions(read_only=True),
-      item_handlers={"state": ocp.StandardCheckpointHandler(),
-                     "eval_head": ocp.StandardCheckpointHandler(),
-                     "meta": ocp.JsonCheckpointHandler(),
-                     "data": grain.checkpoint.CheckpointHandler()})
+    directory,
+    item_names=ITEMS,
+    options=ocp.CheckpointManagerOptions(read_only=True),
+    item_handlers={
+      "state": ocp.StandardCheckpointHandler(),
+      "eval_head": ocp.StandardCheckpointHandler(),
+      "meta": ocp.JsonCheckpointHandler(),
+      "data": grain.checkpoint.CheckpointHandler(),
+    },
+  )
 
 
-def read_checkpoint(workdir: str, step: int | None = None,
-                    items: tuple[str, ...] = ("state", "eval_head", "meta")) -> dict:
+def read_checkpoint(
+  workdir: str,
+  step: int | None = None,
+  items: tuple[str, ...] = ("state", "eval_head", "meta"),
+) -> dict:
   """``{item: value, 'step': step}`` of the newest (or given) checkpoint, host numpy.
 
   Arrays are read whole onto this process's first device, whatever mesh or
@@ -489,10 +666,17 @@ def read_checkpoint(workdir: str, step: int | None = None,
         args[item] = ocp.args.JsonRestore()
       else:
         tree = getattr(metadata[item], "tree", metadata[item])
-        args[item] = ocp.args.StandardRestore(jax.tree.map(
-            lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), tree))
+        args[item] = ocp.args.StandardRestore(
+          jax.tree.map(
+            lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+            tree,
+          )
+        )
     out = manager.restore(step, args=ocp.args.Composite(**args))
-  out = {k: out[k] if k == "meta" else jax.tree.map(np.asarray, out[k]) for k in items}
+  out = {
+    k: out[k] if k == "meta" else jax.tree.map(np.asarray, out[k])
+    for k in items
+  }
   return dict(out, step=step)
 
 
@@ -506,14 +690,24 @@ def load_for_evaluation(workdir: str, step: int | None = None) -> dict:
   """
   ckpt = read_checkpoint(workdir, step)
   meta = ckpt["meta"]
-  module = models.VisionLanguageModel(model_checkpoint.config_from_dict(meta["model"]))
+  module = models.VisionLanguageModel(
+    model_checkpoint.config_from_dict(meta["model"])
+  )
   method = meta["method"]
   classifier = methods.get(meta.get("finetuned_method", method)).classifier
-  return {"module": module, "params": ckpt["state"]["params"], "head": ckpt["eval_head"],
-          "method": method, "classifier": classifier, "step": ckpt["step"], "meta": meta}
+  return {
+    "module": module,
+    "params": ckpt["state"]["params"],
+    "head": ckpt["eval_head"],
+    "method": method,
+    "classifier": classifier,
+    "step": ckpt["step"],
+    "meta": meta,
+  }
 
 
 # =========================================================== WiSE-FT ====
+
 
 def wise_ft(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Interpolates a finished run with its starting point at ``config.wise_ft.alphas``.
@@ -526,7 +720,9 @@ def wise_ft(config: ml_collections.ConfigDict, workdir: str) -> dict:
   Returns:
     {alpha: checkpoint directory}.
   """
-  finetuned = read_checkpoint(config.wise_ft.finetuned_workdir, items=("state", "meta"))
+  finetuned = read_checkpoint(
+    config.wise_ft.finetuned_workdir, items=("state", "meta")
+  )
   ft_config = ml_collections.ConfigDict(finetuned["meta"]["config"])
   s = setup(ft_config, config.wise_ft.finetuned_workdir)
   method, ft_state = s["method"], finetuned["state"]
@@ -534,17 +730,35 @@ def wise_ft(config: ml_collections.ConfigDict, workdir: str) -> dict:
   for alpha in config.wise_ft.alphas:
     params = wise_ft_lib.interpolate(s["params"], ft_state["params"], alpha)
     head = wise_ft_lib.interpolate(s["head"], ft_state["head"], alpha)
-    eval_head = jax.tree.map(np.asarray, jax.device_get(
-        method.eval_head(s["module"], params, head, s["task"])))
-    target = os.path.join(os.path.abspath(workdir), f"alpha_{alpha:g}", CHECKPOINTS)
-    meta = dict(finetuned["meta"], method="wise_ft", finetuned_method=method.name,
-                alpha=alpha, finetuned_workdir=os.path.abspath(config.wise_ft.finetuned_workdir))
+    eval_head = jax.tree.map(
+      np.asarray,
+      jax.device_get(method.eval_head(s["module"], params, head, s["task"])),
+    )
+    target = os.path.join(
+      os.path.abspath(workdir), f"alpha_{alpha:g}", CHECKPOINTS
+    )
+    meta = dict(
+      finetuned["meta"],
+      method="wise_ft",
+      finetuned_method=method.name,
+      alpha=alpha,
+      finetuned_workdir=os.path.abspath(config.wise_ft.finetuned_workdir),
+    )
     with ocp.CheckpointManager(target, item_names=ITEMS[:3]) as manager:
-      manager.save(finetuned["step"], args=ocp.args.Composite(
-          state=ocp.args.StandardSave({"step": np.int32(finetuned["step"]),
-                                       "params": params, "head": head}),
+      manager.save(
+        finetuned["step"],
+        args=ocp.args.Composite(
+          state=ocp.args.StandardSave(
+            {
+              "step": np.int32(finetuned["step"]),
+              "params": params,
+              "head": head,
+            }
+          ),
           eval_head=ocp.args.StandardSave(eval_head),
-          meta=ocp.args.JsonSave(dict(meta, step=finetuned["step"]))))
+          meta=ocp.args.JsonSave(dict(meta, step=finetuned["step"])),
+        ),
+      )
       manager.wait_until_finished()
     out[alpha] = target
   return out

@@ -11,37 +11,54 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _main(*args):
-    return subprocess.run([sys.executable, "-m", "rationality_jax.main", *args],
-                          cwd=REPO, capture_output=True, text=True, timeout=300,
-                          env=dict(os.environ, JAX_PLATFORMS="cpu"))
+  return subprocess.run(
+    [sys.executable, "-m", "rationality_jax.main", *args],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    env=dict(os.environ, JAX_PLATFORMS="cpu"),
+  )
 
 
 def test_selfcheck_runs_and_writes_results(tmp_path):
-    result = _main("--config=configs/metrics_selfcheck.py", f"--workdir={tmp_path}",
-                   "--config.num_samples=64")
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "all checks passed" in result.stdout
-    written = json.loads((tmp_path / "selfcheck.json").read_text())
-    assert written["num_samples"] == 64 and written["failures"] == []
-    assert written["max_abs_rma_error"] < 1e-5
-    assert sum(written["counts"].values()) == 64
+  result = _main(
+    "--config=configs/metrics_selfcheck.py",
+    f"--workdir={tmp_path}",
+    "--config.num_samples=64",
+  )
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "all checks passed" in result.stdout
+  written = json.loads((tmp_path / "selfcheck.json").read_text())
+  assert written["num_samples"] == 64 and written["failures"] == []
+  assert written["max_abs_rma_error"] < 1e-5
+  assert sum(written["counts"].values()) == 64
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--config=configs/metrics_selfcheck.py", "--config.nosuchkey=3"],
-     "nosuchkey"),
-    (["--config=configs/no_such_config.py"],
-     "config file 'configs/no_such_config.py' not found"),
-    (["--config=configs/metrics_selfcheck.py", "--config.seed=abc"],
-     "--config.seed=abc"),
-])
+@pytest.mark.parametrize(
+  "args, message",
+  [
+    (
+      ["--config=configs/metrics_selfcheck.py", "--config.nosuchkey=3"],
+      "nosuchkey",
+    ),
+    (
+      ["--config=configs/no_such_config.py"],
+      "config file 'configs/no_such_config.py' not found",
+    ),
+    (
+      ["--config=configs/metrics_selfcheck.py", "--config.seed=abc"],
+      "--config.seed=abc",
+    ),
+  ],
+)
 def test_bad_config_is_one_clear_error(tmp_path, args, message):
-    result = _main(*args, f"--workdir={tmp_path}")
-    assert result.returncode != 0
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
+  result = _main(*args, f"--workdir={tmp_path}")
+  assert result.returncode != 0
+  assert message in result.stderr
+  assert "Traceback" not in result.stderr
 
 
 def test_workdir_is_required():
-    result = _main("--config=configs/metrics_selfcheck.py")
-    assert result.returncode != 0 and "--workdir" in result.stderr
+  result = _main("--config=configs/metrics_selfcheck.py")
+  assert result.returncode != 0 and "--workdir" in result.stderr

@@ -25,21 +25,32 @@ the study's spec string per dataset. See docs/data.md.
 """
 
 from rationality_jax.data import preprocess
-from rationality_jax.data.classnames import class_names, imagenet_wnids, prompts, templates
+from rationality_jax.data.classnames import (
+  class_names,
+  imagenet_wnids,
+  prompts,
+  templates,
+)
 from rationality_jax.data.pipeline import GlobalBatchIterator, make_iterator
-from rationality_jax.data.sources import BUILDERS, Source, build, get_builder, get_source
+from rationality_jax.data.sources import (
+  BUILDERS,
+  Source,
+  build,
+  get_builder,
+  get_source,
+)
 
 __all__ = [
-    "BUILDERS",
-    "GlobalBatchIterator",
-    "Source",
-    "build",
-    "class_names",
-    "get_builder",
-    "get_source",
-    "imagenet_wnids",
-    "make_iterator",
-    "preprocess",
-    "prompts",
-    "templates",
+  "BUILDERS",
+  "GlobalBatchIterator",
+  "Source",
+  "build",
+  "class_names",
+  "get_builder",
+  "get_source",
+  "imagenet_wnids",
+  "make_iterator",
+  "preprocess",
+  "prompts",
+  "templates",
 ]

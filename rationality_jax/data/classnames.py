@@ -30,57 +30,67 @@ STUDY_TEMPLATE = "a photo of a {}"
 
 @functools.cache
 def imagenet_synsets() -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """((wnid, (synonym, ...)), ...) for the 1,000 classes in label order."""
-    path = THIRD_PARTY / "imagenet" / "synset_words.txt"
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        wnid, words = line.split(" ", 1)
-        rows.append((wnid, tuple(w.strip() for w in words.split(","))))
-    if len(rows) != 1000 or [w for w, _ in rows] != sorted(w for w, _ in rows):
-        raise ValueError(f"{path} must list 1,000 sorted wnids; found {len(rows)}.")
-    return tuple(rows)
+  """((wnid, (synonym, ...)), ...) for the 1,000 classes in label order."""
+  path = THIRD_PARTY / "imagenet" / "synset_words.txt"
+  rows = []
+  for line in path.read_text(encoding="utf-8").splitlines():
+    wnid, words = line.split(" ", 1)
+    rows.append((wnid, tuple(w.strip() for w in words.split(","))))
+  if len(rows) != 1000 or [w for w, _ in rows] != sorted(w for w, _ in rows):
+    raise ValueError(f"{path} must list 1,000 sorted wnids; found {len(rows)}.")
+  return tuple(rows)
 
 
 def imagenet_wnids() -> list[str]:
-    return [w for w, _ in imagenet_synsets()]
+  return [w for w, _ in imagenet_synsets()]
 
 
 @functools.cache
 def clip_imagenet_templates() -> tuple[str, ...]:
-    """CLIP's 80 ImageNet prompt templates ('{}' = class name)."""
-    lines = (THIRD_PARTY / "clip_templates" / "imagenet_templates.txt").read_text(encoding="utf-8").splitlines()
-    return tuple(line for line in lines if line)
+  """CLIP's 80 ImageNet prompt templates ('{}' = class name)."""
+  lines = (
+    (THIRD_PARTY / "clip_templates" / "imagenet_templates.txt")
+    .read_text(encoding="utf-8")
+    .splitlines()
+  )
+  return tuple(line for line in lines if line)
 
 
 def templates(kind: str = "study") -> tuple[str, ...]:
-    """'study' -> ("a photo of a {}",); 'clip80' -> CLIP's 80 ImageNet templates."""
-    if kind == "study":
-        return (STUDY_TEMPLATE,)
-    if kind == "clip80":
-        return clip_imagenet_templates()
-    raise ValueError(f"Unknown template set {kind!r}; choose 'study' or 'clip80'.")
+  """'study' -> ("a photo of a {}",); 'clip80' -> CLIP's 80 ImageNet templates."""
+  if kind == "study":
+    return (STUDY_TEMPLATE,)
+  if kind == "clip80":
+    return clip_imagenet_templates()
+  raise ValueError(
+    f"Unknown template set {kind!r}; choose 'study' or 'clip80'."
+  )
 
 
-def class_names(dataset: str, names: Sequence[str] | None = None, readable: bool = False) -> list[str]:
-    """Prompt class names for `dataset` from its label names (see module doc)."""
-    if dataset in ("imagenet2012_val_masks", "imagenet_c_masks", "imagenet"):
-        return [words[0] for _, words in imagenet_synsets()]
-    if names is None:
-        raise ValueError(f"class_names({dataset!r}) needs the builder's label names (info.features['label'].names).")
-    if dataset == "cub_200_2011":
-        return [re.sub(r"^\d+\.", "", n).replace("_", " ").lower() for n in names]
-    if dataset == "stanford_dogs_masks":
-        out = [re.sub(r"^n\d+-", "", n).lower() for n in names]
-    elif dataset == "caltech101_masks":
-        out = [n.lower() for n in names]
-    elif dataset == "synthetic_rationality":
-        return list(names)
-    else:
-        raise ValueError(f"No naming rule for dataset {dataset!r}.")
-    return [n.replace("_", " ") for n in out] if readable else out
+def class_names(
+  dataset: str, names: Sequence[str] | None = None, readable: bool = False
+) -> list[str]:
+  """Prompt class names for `dataset` from its label names (see module doc)."""
+  if dataset in ("imagenet2012_val_masks", "imagenet_c_masks", "imagenet"):
+    return [words[0] for _, words in imagenet_synsets()]
+  if names is None:
+    raise ValueError(
+      f"class_names({dataset!r}) needs the builder's label names (info.features['label'].names)."
+    )
+  if dataset == "cub_200_2011":
+    return [re.sub(r"^\d+\.", "", n).replace("_", " ").lower() for n in names]
+  if dataset == "stanford_dogs_masks":
+    out = [re.sub(r"^n\d+-", "", n).lower() for n in names]
+  elif dataset == "caltech101_masks":
+    out = [n.lower() for n in names]
+  elif dataset == "synthetic_rationality":
+    return list(names)
+  else:
+    raise ValueError(f"No naming rule for dataset {dataset!r}.")
+  return [n.replace("_", " ") for n in out] if readable else out
 
 
 def prompts(names: Sequence[str], kind: str = "study") -> list[list[str]]:
-    """[num_classes][num_templates] prompt strings."""
-    ts = templates(kind)
-    return [[t.format(n) for t in ts] for n in names]
+  """[num_classes][num_templates] prompt strings."""
+  ts = templates(kind)
+  return [[t.format(n) for t in ts] for n in names]

@@ -51,167 +51,217 @@ VARIABLE_FIELDS = ("boxes",)
 
 
 class _HostStream:
-    """Random access to this host's preprocessed examples, k -> example dict."""
+  """Random access to this host's preprocessed examples, k -> example dict."""
 
-    def __init__(self, source, preprocess: pp.Preprocess, seed, shuffle, num_epochs, process_index, process_count, length):
-        self.source = source
-        self.preprocess = preprocess
-        self.seed = seed
-        self.shuffle = shuffle
-        self.num_epochs = num_epochs
-        self.process_index = process_index
-        self.process_count = process_count
-        self.length = length
-        self.n = len(source)
+  def __init__(
+    self,
+    source,
+    preprocess: pp.Preprocess,
+    seed,
+    shuffle,
+    num_epochs,
+    process_index,
+    process_count,
+    length,
+  ):
+    self.source = source
+    self.preprocess = preprocess
+    self.seed = seed
+    self.shuffle = shuffle
+    self.num_epochs = num_epochs
+    self.process_index = process_index
+    self.process_count = process_count
+    self.length = length
+    self.n = len(source)
 
-    def __len__(self):
-        return self.length
+  def __len__(self):
+    return self.length
 
-    @functools.lru_cache(maxsize=4)
-    def _permutation(self, epoch: int) -> np.ndarray:
-        return np.random.default_rng([self.seed, epoch]).permutation(self.n)
+  @functools.lru_cache(maxsize=4)
+  def _permutation(self, epoch: int) -> np.ndarray:
+    return np.random.default_rng([self.seed, epoch]).permutation(self.n)
 
-    def position_to_index(self, q: int) -> tuple[int, int, bool]:
-        """Global position -> (epoch, source index, valid)."""
-        valid = self.num_epochs is None or q < self.n * self.num_epochs
-        if not valid:
-            return 0, 0, False
-        epoch, r = divmod(q, self.n)
-        return epoch, int(self._permutation(epoch)[r]) if self.shuffle else r, True
+  def position_to_index(self, q: int) -> tuple[int, int, bool]:
+    """Global position -> (epoch, source index, valid)."""
+    valid = self.num_epochs is None or q < self.n * self.num_epochs
+    if not valid:
+      return 0, 0, False
+    epoch, r = divmod(q, self.n)
+    return epoch, int(self._permutation(epoch)[r]) if self.shuffle else r, True
 
-    def __getitem__(self, k: int) -> dict:
-        q = int(k) * self.process_count + self.process_index
-        epoch, index, valid = self.position_to_index(q)
-        example = self.source[index]
-        out = self.preprocess(example, np.random.default_rng([self.seed, epoch, index]))
-        out = {key: v for key, v in out.items() if key not in VARIABLE_FIELDS}
-        out["index"] = np.int32(index)
-        out["valid"] = np.bool_(valid)
-        if "label" in out:
-            out["label"] = np.int32(out["label"])
-        return out
+  def __getitem__(self, k: int) -> dict:
+    q = int(k) * self.process_count + self.process_index
+    epoch, index, valid = self.position_to_index(q)
+    example = self.source[index]
+    out = self.preprocess(
+      example, np.random.default_rng([self.seed, epoch, index])
+    )
+    out = {key: v for key, v in out.items() if key not in VARIABLE_FIELDS}
+    out["index"] = np.int32(index)
+    out["valid"] = np.bool_(valid)
+    if "label" in out:
+      out["label"] = np.int32(out["label"])
+    return out
 
 
 def default_mesh(axis: str = "data") -> jax.sharding.Mesh:
-    return jax.make_mesh((jax.device_count(),), (axis,))
+  return jax.make_mesh((jax.device_count(),), (axis,))
 
 
 class GlobalBatchIterator:
-    """Iterator of global batches; see the module docstring."""
+  """Iterator of global batches; see the module docstring."""
 
-    def __init__(self, grain_iterator, num_steps, mesh, data_axis, process_count, config):
-        self.grain_iterator = grain_iterator
-        self.num_steps = num_steps
-        self.mesh = mesh
-        self.data_axis = data_axis
-        self.process_count = process_count
-        self.config = config
+  def __init__(
+    self, grain_iterator, num_steps, mesh, data_axis, process_count, config
+  ):
+    self.grain_iterator = grain_iterator
+    self.num_steps = num_steps
+    self.mesh = mesh
+    self.data_axis = data_axis
+    self.process_count = process_count
+    self.config = config
 
-    def __iter__(self):
-        return self
+  def __iter__(self):
+    return self
 
-    def __len__(self):
-        if self.num_steps is None:
-            raise TypeError("An iterator over infinite epochs has no length.")
-        return self.num_steps
+  def __len__(self):
+    if self.num_steps is None:
+      raise TypeError("An iterator over infinite epochs has no length.")
+    return self.num_steps
 
-    def __next__(self) -> dict[str, Any]:
-        local = next(self.grain_iterator)
-        if self.mesh is None:
-            return local
-        sharding = NamedSharding(self.mesh, PartitionSpec(self.data_axis))
-        out = {}
-        for k, v in local.items():
-            v = np.asarray(v)
-            if v.dtype.kind in "USO":
-                out[k] = v
-            else:
-                out[k] = jax.make_array_from_process_local_data(sharding, v, (v.shape[0] * self.process_count,) + v.shape[1:])
-        return out
+  def __next__(self) -> dict[str, Any]:
+    local = next(self.grain_iterator)
+    if self.mesh is None:
+      return local
+    sharding = NamedSharding(self.mesh, PartitionSpec(self.data_axis))
+    out = {}
+    for k, v in local.items():
+      v = np.asarray(v)
+      if v.dtype.kind in "USO":
+        out[k] = v
+      else:
+        out[k] = jax.make_array_from_process_local_data(
+          sharding, v, (v.shape[0] * self.process_count,) + v.shape[1:]
+        )
+    return out
 
-    def get_state(self) -> dict:
-        return {"grain": self.grain_iterator.get_state(), "config": self.config}
+  def get_state(self) -> dict:
+    return {"grain": self.grain_iterator.get_state(), "config": self.config}
 
-    def set_state(self, state: dict) -> None:
-        if state.get("config") != self.config:
-            raise ValueError(f"Iterator state was saved for {state.get('config')}, this iterator is {self.config}: the batches would differ.")
-        self.grain_iterator.set_state(state["grain"])
+  def set_state(self, state: dict) -> None:
+    if state.get("config") != self.config:
+      raise ValueError(
+        f"Iterator state was saved for {state.get('config')}, this iterator is {self.config}: the batches would differ."
+      )
+    self.grain_iterator.set_state(state["grain"])
 
-    def save(self, directory) -> str:
-        """Writes this host's state as <directory>/process_<i>-of-<n>.json."""
-        os.makedirs(directory, exist_ok=True)
-        path = os.path.join(directory, f"process_{self.config['process_index']}-of-{self.config['process_count']}.json")
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(self.get_state(), f, indent=2)
-        os.replace(tmp, path)
-        return path
+  def save(self, directory) -> str:
+    """Writes this host's state as <directory>/process_<i>-of-<n>.json."""
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(
+      directory,
+      f"process_{self.config['process_index']}-of-{self.config['process_count']}.json",
+    )
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+      json.dump(self.get_state(), f, indent=2)
+    os.replace(tmp, path)
+    return path
 
-    def restore(self, directory) -> None:
-        path = os.path.join(directory, f"process_{self.config['process_index']}-of-{self.config['process_count']}.json")
-        with open(path) as f:
-            self.set_state(json.load(f))
+  def restore(self, directory) -> None:
+    path = os.path.join(
+      directory,
+      f"process_{self.config['process_index']}-of-{self.config['process_count']}.json",
+    )
+    with open(path) as f:
+      self.set_state(json.load(f))
 
 
 def make_iterator(
-    source,
-    preprocess: "str | Sequence[str] | pp.Preprocess",
-    batch_size: int,
-    mesh: "jax.sharding.Mesh | None | str" = "default",
-    seed: int = 0,
-    shuffle: bool = True,
-    num_epochs: int | None = None,
-    drop_remainder: bool | None = None,
-    process_index: int | None = None,
-    process_count: int | None = None,
-    data_axis: str = "data",
-    num_threads: int = 4,
-    prefetch: int = 64,
+  source,
+  preprocess: "str | Sequence[str] | pp.Preprocess",
+  batch_size: int,
+  mesh: "jax.sharding.Mesh | None | str" = "default",
+  seed: int = 0,
+  shuffle: bool = True,
+  num_epochs: int | None = None,
+  drop_remainder: bool | None = None,
+  process_index: int | None = None,
+  process_count: int | None = None,
+  data_axis: str = "data",
+  num_threads: int = 4,
+  prefetch: int = 64,
 ) -> GlobalBatchIterator:
-    """Global batches of `batch_size` from `source` (len + __getitem__ -> dict).
+  """Global batches of `batch_size` from `source` (len + __getitem__ -> dict).
 
-    `mesh`: batches become jax.Arrays sharded on `data_axis` ('default': one
-    axis over all devices; None: host-local numpy batches). `process_index` /
-    `process_count` default to jax's. `num_epochs=None` repeats forever.
-    """
-    process_index = jax.process_index() if process_index is None else process_index
-    process_count = jax.process_count() if process_count is None else process_count
-    if batch_size % process_count:
-        raise ValueError(f"batch_size {batch_size} must be divisible by the process count {process_count}.")
-    if mesh == "default":
-        mesh = default_mesh(data_axis)
-    if mesh is not None and (process_index, process_count) != (jax.process_index(), jax.process_count()):
-        raise ValueError(
-            f"Simulated sharding (process {process_index} of {process_count}, jax has {jax.process_index()} of "
-            f"{jax.process_count()}) cannot build global arrays: pass mesh=None for host-local numpy batches."
-        )
-    if mesh is not None and batch_size % mesh.shape[data_axis]:
-        raise ValueError(f"batch_size {batch_size} must be divisible by the '{data_axis}' mesh axis ({mesh.shape[data_axis]}).")
-    drop_remainder = shuffle if drop_remainder is None else drop_remainder
-    n = len(source)
-    if n == 0:
-        raise ValueError("The source is empty.")
-    local_batch = batch_size // process_count
-    if num_epochs is None:
-        num_steps = None
-        length = sys.maxsize // process_count
-    else:
-        total = n * num_epochs
-        num_steps = total // batch_size if drop_remainder else math.ceil(total / batch_size)
-        length = num_steps * local_batch
-    preprocess = pp.parse(preprocess)
-    stream = _HostStream(source, preprocess, seed, shuffle, num_epochs, process_index, process_count, length)
-    ds = grain.MapDataset.source(stream).to_iter_dataset(grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch))
-    ds = ds.batch(local_batch, drop_remainder=True)
-    config = {
-        "num_examples": n,
-        "batch_size": batch_size,
-        "seed": seed,
-        "shuffle": shuffle,
-        "num_epochs": num_epochs,
-        "drop_remainder": drop_remainder,
-        "process_index": process_index,
-        "process_count": process_count,
-        "preprocess": preprocess.spec,
-    }
-    return GlobalBatchIterator(iter(ds), num_steps, mesh, data_axis, process_count, config)
+  `mesh`: batches become jax.Arrays sharded on `data_axis` ('default': one
+  axis over all devices; None: host-local numpy batches). `process_index` /
+  `process_count` default to jax's. `num_epochs=None` repeats forever.
+  """
+  process_index = (
+    jax.process_index() if process_index is None else process_index
+  )
+  process_count = (
+    jax.process_count() if process_count is None else process_count
+  )
+  if batch_size % process_count:
+    raise ValueError(
+      f"batch_size {batch_size} must be divisible by the process count {process_count}."
+    )
+  if mesh == "default":
+    mesh = default_mesh(data_axis)
+  if mesh is not None and (process_index, process_count) != (
+    jax.process_index(),
+    jax.process_count(),
+  ):
+    raise ValueError(
+      f"Simulated sharding (process {process_index} of {process_count}, jax has {jax.process_index()} of "
+      f"{jax.process_count()}) cannot build global arrays: pass mesh=None for host-local numpy batches."
+    )
+  if mesh is not None and batch_size % mesh.shape[data_axis]:
+    raise ValueError(
+      f"batch_size {batch_size} must be divisible by the '{data_axis}' mesh axis ({mesh.shape[data_axis]})."
+    )
+  drop_remainder = shuffle if drop_remainder is None else drop_remainder
+  n = len(source)
+  if n == 0:
+    raise ValueError("The source is empty.")
+  local_batch = batch_size // process_count
+  if num_epochs is None:
+    num_steps = None
+    length = sys.maxsize // process_count
+  else:
+    total = n * num_epochs
+    num_steps = (
+      total // batch_size if drop_remainder else math.ceil(total / batch_size)
+    )
+    length = num_steps * local_batch
+  preprocess = pp.parse(preprocess)
+  stream = _HostStream(
+    source,
+    preprocess,
+    seed,
+    shuffle,
+    num_epochs,
+    process_index,
+    process_count,
+    length,
+  )
+  ds = grain.MapDataset.source(stream).to_iter_dataset(
+    grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
+  )
+  ds = ds.batch(local_batch, drop_remainder=True)
+  config = {
+    "num_examples": n,
+    "batch_size": batch_size,
+    "seed": seed,
+    "shuffle": shuffle,
+    "num_epochs": num_epochs,
+    "drop_remainder": drop_remainder,
+    "process_index": process_index,
+    "process_count": process_count,
+    "preprocess": preprocess.spec,
+  }
+  return GlobalBatchIterator(
+    iter(ds), num_steps, mesh, data_axis, process_count, config
+  )

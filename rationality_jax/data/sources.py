@@ -22,95 +22,120 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 BUILDERS = {
-    "synthetic_rationality": "rationality_jax.data.builders.synthetic_rationality:SyntheticRationality",
-    "cub_200_2011": "rationality_jax.data.builders.cub_200_2011:Cub2002011",
-    "caltech101_masks": "rationality_jax.data.builders.caltech101_masks:Caltech101Masks",
-    "stanford_dogs_masks": "rationality_jax.data.builders.stanford_dogs_masks:StanfordDogsMasks",
-    "imagenet2012_val_masks": "rationality_jax.data.builders.imagenet2012_val_masks:Imagenet2012ValMasks",
-    "imagenet_c_masks": "rationality_jax.data.builders.imagenet_c_masks:ImagenetCMasks",
+  "synthetic_rationality": "rationality_jax.data.builders.synthetic_rationality:SyntheticRationality",
+  "cub_200_2011": "rationality_jax.data.builders.cub_200_2011:Cub2002011",
+  "caltech101_masks": "rationality_jax.data.builders.caltech101_masks:Caltech101Masks",
+  "stanford_dogs_masks": "rationality_jax.data.builders.stanford_dogs_masks:StanfordDogsMasks",
+  "imagenet2012_val_masks": "rationality_jax.data.builders.imagenet2012_val_masks:Imagenet2012ValMasks",
+  "imagenet_c_masks": "rationality_jax.data.builders.imagenet_c_masks:ImagenetCMasks",
 }
 
 
 def builder_class(name: str):
-    if name not in BUILDERS:
-        raise ValueError(f"Unknown dataset {name!r}; known: {sorted(BUILDERS)}.")
-    module, cls = BUILDERS[name].split(":")
-    return getattr(importlib.import_module(module), cls)
+  if name not in BUILDERS:
+    raise ValueError(f"Unknown dataset {name!r}; known: {sorted(BUILDERS)}.")
+  module, cls = BUILDERS[name].split(":")
+  return getattr(importlib.import_module(module), cls)
 
 
 def _config(cls, config_kwargs: dict):
-    base = cls.BUILDER_CONFIGS[0]
-    if not config_kwargs:
-        return base
-    fields = {f.name for f in dataclasses.fields(cls.BUILDER_CONFIG_CLASS)} - {"name", "version", "release_notes", "supported_versions", "description", "tags"}
-    unknown = set(config_kwargs) - fields
-    if unknown:
-        raise TypeError(f"{cls.name} has no config fields {sorted(unknown)}; it has {sorted(fields)}.")
-    changed = {k: v for k, v in sorted(config_kwargs.items()) if getattr(base, k) != v}
-    if not changed:
-        return base
-    name = "_".join(f"{k}-{v}" for k, v in changed.items())
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "", name.replace(",", "-").replace(" ", ""))
-    return dataclasses.replace(base, name=name, **config_kwargs)
+  base = cls.BUILDER_CONFIGS[0]
+  if not config_kwargs:
+    return base
+  fields = {f.name for f in dataclasses.fields(cls.BUILDER_CONFIG_CLASS)} - {
+    "name",
+    "version",
+    "release_notes",
+    "supported_versions",
+    "description",
+    "tags",
+  }
+  unknown = set(config_kwargs) - fields
+  if unknown:
+    raise TypeError(
+      f"{cls.name} has no config fields {sorted(unknown)}; it has {sorted(fields)}."
+    )
+  changed = {
+    k: v for k, v in sorted(config_kwargs.items()) if getattr(base, k) != v
+  }
+  if not changed:
+    return base
+  name = "_".join(f"{k}-{v}" for k, v in changed.items())
+  name = re.sub(
+    r"[^A-Za-z0-9_.-]+", "", name.replace(",", "-").replace(" ", "")
+  )
+  return dataclasses.replace(base, name=name, **config_kwargs)
 
 
 def get_builder(name: str, data_dir, **config):
-    cls = builder_class(name)
-    return cls(data_dir=os.fspath(data_dir), config=_config(cls, config), file_format="array_record")
+  cls = builder_class(name)
+  return cls(
+    data_dir=os.fspath(data_dir),
+    config=_config(cls, config),
+    file_format="array_record",
+  )
 
 
 def build(name: str, data_dir, manual_dir=None, **config):
-    """Prepares `name` in `data_dir` (array_record) from the archives in `manual_dir`.
+  """Prepares `name` in `data_dir` (array_record) from the archives in `manual_dir`.
 
-    Returns the TFDS builder (its `info` holds split sizes and class names).
-    Already prepared data is reused; a failed build leaves no partial dataset.
-    """
-    builder = get_builder(name, data_dir, **config)
-    download_config = tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir) if manual_dir is not None else None)
-    builder.download_and_prepare(download_config=download_config, file_format="array_record")
-    return builder
+  Returns the TFDS builder (its `info` holds split sizes and class names).
+  Already prepared data is reused; a failed build leaves no partial dataset.
+  """
+  builder = get_builder(name, data_dir, **config)
+  download_config = tfds.download.DownloadConfig(
+    manual_dir=os.fspath(manual_dir) if manual_dir is not None else None
+  )
+  builder.download_and_prepare(
+    download_config=download_config, file_format="array_record"
+  )
+  return builder
 
 
 class Source:
-    """Random-access examples of one split with plain numpy/python values.
+  """Random-access examples of one split with plain numpy/python values.
 
-    len(source); source[i] -> dict (see module docstring). Record order is the
-    storage order (not the generation order): use `id` to identify examples.
-    """
+  len(source); source[i] -> dict (see module docstring). Record order is the
+  storage order (not the generation order): use `id` to identify examples.
+  """
 
-    def __init__(self, data_source, info):
-        self._source = data_source
-        self.info = info
-        self.class_names = info.features["label"].names
+  def __init__(self, data_source, info):
+    self._source = data_source
+    self.info = info
+    self.class_names = info.features["label"].names
 
-    def __len__(self):
-        return len(self._source)
+  def __len__(self):
+    return len(self._source)
 
-    def __getitem__(self, index: int) -> dict:
-        return normalise_example(self._source[int(index)])
+  def __getitem__(self, index: int) -> dict:
+    return normalise_example(self._source[int(index)])
 
-    def __repr__(self):
-        return f"Source({self.info.name}/{self.info.config_name}, {len(self)} examples)"
+  def __repr__(self):
+    return (
+      f"Source({self.info.name}/{self.info.config_name}, {len(self)} examples)"
+    )
 
 
 def normalise_example(ex: dict) -> dict:
-    out = {}
-    for k, v in ex.items():
-        if isinstance(v, bytes):
-            v = v.decode("utf-8")
-        elif k == "mask":
-            v = np.asarray(v, np.uint8)[..., 0]
-        elif k == "label":
-            v = np.int32(v)
-        elif k == "boxes":
-            v = np.asarray(v, np.float32).reshape(-1, 4)
-        out[k] = v
-    return out
+  out = {}
+  for k, v in ex.items():
+    if isinstance(v, bytes):
+      v = v.decode("utf-8")
+    elif k == "mask":
+      v = np.asarray(v, np.uint8)[..., 0]
+    elif k == "label":
+      v = np.int32(v)
+    elif k == "boxes":
+      v = np.asarray(v, np.float32).reshape(-1, 4)
+    out[k] = v
+  return out
 
 
 def get_source(name: str, split: str, data_dir, **config) -> Source:
-    """Reads a prepared split (`build` it first) as a `Source`."""
-    builder = get_builder(name, data_dir, **config)
-    if not builder.is_prepared():
-        raise FileNotFoundError(f"{name} ({builder.builder_config.name}) is not prepared in {data_dir}: call build({name!r}, data_dir, manual_dir=...) first.")
-    return Source(builder.as_data_source(split), builder.info)
+  """Reads a prepared split (`build` it first) as a `Source`."""
+  builder = get_builder(name, data_dir, **config)
+  if not builder.is_prepared():
+    raise FileNotFoundError(
+      f"{name} ({builder.builder_config.name}) is not prepared in {data_dir}: call build({name!r}, data_dir, manual_dir=...) first."
+    )
+  return Source(builder.as_data_source(split), builder.info)

@@ -27,36 +27,37 @@ RULES = ("trapezoid", "right")
 
 
 def input_gradient_map(gradients: jax.Array) -> jax.Array:
-    """max_c |g|: [B, H, W, C] -> [B, H, W]."""
-    return jnp.abs(gradients).max(axis=-1)
+  """max_c |g|: [B, H, W, C] -> [B, H, W]."""
+  return jnp.abs(gradients).max(axis=-1)
 
 
 def gradient_x_input_map(images: jax.Array, gradients: jax.Array) -> jax.Array:
-    """sum_c x * g: [B, H, W, C] (both) -> [B, H, W]."""
-    return (images * gradients).sum(axis=-1)
+  """sum_c x * g: [B, H, W, C] (both) -> [B, H, W]."""
+  return (images * gradients).sum(axis=-1)
 
 
 def integration_points(steps: int, rule: str) -> tuple[np.ndarray, np.ndarray]:
-    """Path positions a_k in [0, 1] and quadrature weights w_k (sum to 1).
+  """Path positions a_k in [0, 1] and quadrature weights w_k (sum to 1).
 
-    trapezoid: a = 0, 1/m, ..., 1 with weights 1/(2m), 1/m, ..., 1/m, 1/(2m);
-    right:     a = 1/m, ..., 1 with weights 1/m.
-    """
-    if steps < 1:
-        raise ValueError(f"integrated gradients needs steps >= 1; got {steps}.")
-    if rule == "trapezoid":
-        alphas = np.arange(steps + 1, dtype=np.float64) / steps
-        weights = np.full(steps + 1, 1.0 / steps)
-        weights[[0, -1]] = 0.5 / steps
-    elif rule == "right":
-        alphas = np.arange(1, steps + 1, dtype=np.float64) / steps
-        weights = np.full(steps, 1.0 / steps)
-    else:
-        raise ValueError(f"rule {rule!r} is not one of {RULES}.")
-    return alphas.astype(np.float32), weights.astype(np.float32)
+  trapezoid: a = 0, 1/m, ..., 1 with weights 1/(2m), 1/m, ..., 1/m, 1/(2m);
+  right:     a = 1/m, ..., 1 with weights 1/m.
+  """
+  if steps < 1:
+    raise ValueError(f"integrated gradients needs steps >= 1; got {steps}.")
+  if rule == "trapezoid":
+    alphas = np.arange(steps + 1, dtype=np.float64) / steps
+    weights = np.full(steps + 1, 1.0 / steps)
+    weights[[0, -1]] = 0.5 / steps
+  elif rule == "right":
+    alphas = np.arange(1, steps + 1, dtype=np.float64) / steps
+    weights = np.full(steps, 1.0 / steps)
+  else:
+    raise ValueError(f"rule {rule!r} is not one of {RULES}.")
+  return alphas.astype(np.float32), weights.astype(np.float32)
 
 
-def integrated_gradients_map(images: jax.Array, baseline: jax.Array,
-                             mean_gradients: jax.Array) -> jax.Array:
-    """sum_c (x - x0) * mean path gradient: [B, H, W, C] -> [B, H, W]."""
-    return ((images - baseline) * mean_gradients).sum(axis=-1)
+def integrated_gradients_map(
+  images: jax.Array, baseline: jax.Array, mean_gradients: jax.Array
+) -> jax.Array:
+  """sum_c (x - x0) * mean path gradient: [B, H, W, C] -> [B, H, W]."""
+  return ((images - baseline) * mean_gradients).sum(axis=-1)

@@ -45,134 +45,141 @@ from rationality_jax.explain.relevance import chefer_relevance
 from rationality_jax.explain.rollout import attention_rollout
 from rationality_jax.models.vit import VisionTransformer
 
-Site = tuple[int, tuple[str, ...]]   # (block index, path inside the block)
+Site = tuple[int, tuple[str, ...]]  # (block index, path inside the block)
 
 ATTENTION = ("attn", "probs")
 GRAD_CAM_SITES = ("norm1", "tokens")
 
 
 def _blocks_from(start_layer: int, depth: int) -> range:
-    """Blocks start_layer .. depth-1; negative start counts from the end."""
-    start = start_layer + depth if start_layer < 0 else start_layer
-    if not 0 <= start < depth:
-        raise ValueError(f"start_layer {start_layer} is out of range for a tower of "
-                         f"{depth} blocks; use 0..{depth - 1} or -{depth}..-1.")
-    return range(start, depth)
+  """Blocks start_layer .. depth-1; negative start counts from the end."""
+  start = start_layer + depth if start_layer < 0 else start_layer
+  if not 0 <= start < depth:
+    raise ValueError(
+      f"start_layer {start_layer} is out of range for a tower of "
+      f"{depth} blocks; use 0..{depth - 1} or -{depth}..-1."
+    )
+  return range(start, depth)
 
 
 # ------------------------------------------------------------------- methods --
 
+
 @dataclasses.dataclass(frozen=True)
 class Chefer:
-    """Chefer et al.'s gradient-weighted attention relevance (the study's method).
+  """Chefer et al.'s gradient-weighted attention relevance (the study's method).
 
-    start_layer: first block used; -1 = last block only (the study's ZS/FLCP
-      choice), 0 = all blocks (its LP/FT choice). Negative counts from the end.
-    """
+  start_layer: first block used; -1 = last block only (the study's ZS/FLCP
+    choice), 0 = all blocks (its LP/FT choice). Negative counts from the end.
+  """
 
-    start_layer: int = -1
-    kind: ClassVar[str] = "tokens"
-    needs_gradients: ClassVar[bool] = True
+  start_layer: int = -1
+  kind: ClassVar[str] = "tokens"
+  needs_gradients: ClassVar[bool] = True
 
-    def sites(self, depth: int) -> tuple[Site, ...]:
-        return tuple((b, ATTENTION) for b in _blocks_from(self.start_layer, depth))
+  def sites(self, depth: int) -> tuple[Site, ...]:
+    return tuple((b, ATTENTION) for b in _blocks_from(self.start_layer, depth))
 
-    def relevance(self, activations, gradients) -> jax.Array:
-        return chefer_relevance(activations, gradients)
+  def relevance(self, activations, gradients) -> jax.Array:
+    return chefer_relevance(activations, gradients)
 
 
 @dataclasses.dataclass(frozen=True)
 class Rollout:
-    """Abnar & Zuidema's attention rollout (no gradient, class-agnostic).
+  """Abnar & Zuidema's attention rollout (no gradient, class-agnostic).
 
-    start_layer: first block used (default all blocks); residual: identity weight.
-    """
+  start_layer: first block used (default all blocks); residual: identity weight.
+  """
 
-    start_layer: int = 0
-    residual: float = 0.5
-    kind: ClassVar[str] = "tokens"
-    needs_gradients: ClassVar[bool] = False
+  start_layer: int = 0
+  residual: float = 0.5
+  kind: ClassVar[str] = "tokens"
+  needs_gradients: ClassVar[bool] = False
 
-    def sites(self, depth: int) -> tuple[Site, ...]:
-        return tuple((b, ATTENTION) for b in _blocks_from(self.start_layer, depth))
+  def sites(self, depth: int) -> tuple[Site, ...]:
+    return tuple((b, ATTENTION) for b in _blocks_from(self.start_layer, depth))
 
-    def relevance(self, activations, gradients) -> jax.Array:
-        del gradients
-        return attention_rollout(activations, self.residual)
+  def relevance(self, activations, gradients) -> jax.Array:
+    del gradients
+    return attention_rollout(activations, self.residual)
 
 
 @dataclasses.dataclass(frozen=True)
 class GradCAM:
-    """Grad-CAM on a block's tokens.
+  """Grad-CAM on a block's tokens.
 
-    layer: the block (default -1, the last). site: ``'norm1'`` (its first
-      LayerNorm output, the default, as pytorch-grad-cam advises for ViTs) or
-      ``'tokens'`` (the block output).
-    """
+  layer: the block (default -1, the last). site: ``'norm1'`` (its first
+    LayerNorm output, the default, as pytorch-grad-cam advises for ViTs) or
+    ``'tokens'`` (the block output).
+  """
 
-    layer: int = -1
-    site: str = "norm1"
-    kind: ClassVar[str] = "tokens"
-    needs_gradients: ClassVar[bool] = True
+  layer: int = -1
+  site: str = "norm1"
+  kind: ClassVar[str] = "tokens"
+  needs_gradients: ClassVar[bool] = True
 
-    def __post_init__(self):
-        if self.site not in GRAD_CAM_SITES:
-            raise ValueError(f"Grad-CAM site {self.site!r} is not one of {GRAD_CAM_SITES}.")
+  def __post_init__(self):
+    if self.site not in GRAD_CAM_SITES:
+      raise ValueError(
+        f"Grad-CAM site {self.site!r} is not one of {GRAD_CAM_SITES}."
+      )
 
-    def sites(self, depth: int) -> tuple[Site, ...]:
-        block = _blocks_from(self.layer, depth)[0]
-        return ((block, (self.site,)),)
+  def sites(self, depth: int) -> tuple[Site, ...]:
+    block = _blocks_from(self.layer, depth)[0]
+    return ((block, (self.site,)),)
 
-    def relevance(self, activations, gradients) -> jax.Array:
-        return grad_cam_tokens(activations[0], gradients[0])
+  def relevance(self, activations, gradients) -> jax.Array:
+    return grad_cam_tokens(activations[0], gradients[0])
 
 
 @dataclasses.dataclass(frozen=True)
 class InputGradients:
-    """Saliency: max over channels of |dS/dx| (Simonyan et al. 2014)."""
+  """Saliency: max over channels of |dS/dx| (Simonyan et al. 2014)."""
 
-    kind: ClassVar[str] = "pixels"
+  kind: ClassVar[str] = "pixels"
 
 
 @dataclasses.dataclass(frozen=True)
 class GradientXInput:
-    """Gradient x input, summed over channels (signed)."""
+  """Gradient x input, summed over channels (signed)."""
 
-    kind: ClassVar[str] = "pixels"
+  kind: ClassVar[str] = "pixels"
 
 
 @dataclasses.dataclass(frozen=True)
 class IntegratedGradients:
-    """Integrated gradients, summed over channels (signed).
+  """Integrated gradients, summed over channels (signed).
 
-    steps: number of intervals m on the straight path from the baseline.
-    baseline: in the model's input space (normalised images): a float or one
-      value per channel. 0.0 is the dataset-mean image; a black image is
-      ``-mean / std`` per channel (see `black_baseline`).
-    rule: ``'trapezoid'`` (m + 1 evaluations, default) or ``'right'`` (m).
-    """
+  steps: number of intervals m on the straight path from the baseline.
+  baseline: in the model's input space (normalised images): a float or one
+    value per channel. 0.0 is the dataset-mean image; a black image is
+    ``-mean / std`` per channel (see `black_baseline`).
+  rule: ``'trapezoid'`` (m + 1 evaluations, default) or ``'right'`` (m).
+  """
 
-    steps: int = 32
-    baseline: float | tuple[float, ...] = 0.0
-    rule: str = "trapezoid"
-    kind: ClassVar[str] = "pixels"
+  steps: int = 32
+  baseline: float | tuple[float, ...] = 0.0
+  rule: str = "trapezoid"
+  kind: ClassVar[str] = "pixels"
 
-    def __post_init__(self):
-        attribution.integration_points(self.steps, self.rule)  # validates
+  def __post_init__(self):
+    attribution.integration_points(self.steps, self.rule)  # validates
 
 
-def black_baseline(mean: Sequence[float], std: Sequence[float]) -> tuple[float, ...]:
-    """Per-channel value of a black image after ``(x - mean) / std``."""
-    return tuple(-m / s for m, s in zip(mean, std))
+def black_baseline(
+  mean: Sequence[float], std: Sequence[float]
+) -> tuple[float, ...]:
+  """Per-channel value of a black image after ``(x - mean) / std``."""
+  return tuple(-m / s for m, s in zip(mean, std))
 
 
 METHODS: dict[str, type] = {
-    "chefer": Chefer,
-    "rollout": Rollout,
-    "gradcam": GradCAM,
-    "input_gradients": InputGradients,
-    "gradient_x_input": GradientXInput,
-    "integrated_gradients": IntegratedGradients,
+  "chefer": Chefer,
+  "rollout": Rollout,
+  "gradcam": GradCAM,
+  "input_gradients": InputGradients,
+  "gradient_x_input": GradientXInput,
+  "integrated_gradients": IntegratedGradients,
 }
 
 
@@ -180,191 +187,243 @@ STUDY_START_LAYER = {"zs": -1, "flcp": -1, "lp": 0, "ft": 0}
 
 
 def study_method(adaptation: str) -> Chefer:
-    """The release's heatmap for an adaptation: Chefer relevance over the last
-    block for ZS and FLCP (image-text logit), over all blocks for LP and FT
-    (linear-head logit). The paper gives no choice for the other adaptations."""
-    if adaptation not in STUDY_START_LAYER:
-        raise ValueError(f"the study fixes the heatmap only for {sorted(STUDY_START_LAYER)}; "
-                         f"got {adaptation!r}: pick a method and start_layer explicitly.")
-    return Chefer(start_layer=STUDY_START_LAYER[adaptation])
+  """The release's heatmap for an adaptation: Chefer relevance over the last
+  block for ZS and FLCP (image-text logit), over all blocks for LP and FT
+  (linear-head logit). The paper gives no choice for the other adaptations."""
+  if adaptation not in STUDY_START_LAYER:
+    raise ValueError(
+      f"the study fixes the heatmap only for {sorted(STUDY_START_LAYER)}; "
+      f"got {adaptation!r}: pick a method and start_layer explicitly."
+    )
+  return Chefer(start_layer=STUDY_START_LAYER[adaptation])
 
 
 def get_method(name: str, **kwargs):
-    """A method from its config name (see `METHODS`) and its fields."""
-    if name not in METHODS:
-        raise ValueError(f"unknown heatmap method {name!r}; choose one of {sorted(METHODS)}.")
-    return METHODS[name](**kwargs)
+  """A method from its config name (see `METHODS`) and its fields."""
+  if name not in METHODS:
+    raise ValueError(
+      f"unknown heatmap method {name!r}; choose one of {sorted(METHODS)}."
+    )
+  return METHODS[name](**kwargs)
 
 
 # ------------------------------------------------------------------ explainer --
 
+
 def _vision(module, vision_path: tuple[str, ...] | None):
-    """(ViT config, path of the tower in the variable collections)."""
-    if isinstance(module, VisionTransformer):
-        return module.config, (() if vision_path is None else tuple(vision_path))
-    config = getattr(module, "config", None)
-    if config is None or not hasattr(config, "vision"):
-        raise TypeError(f"cannot find the image tower of {type(module).__name__}: expected "
-                        "a VisionTransformer or a module whose config has `.vision`.")
-    return config.vision, (("vision",) if vision_path is None else tuple(vision_path))
+  """(ViT config, path of the tower in the variable collections)."""
+  if isinstance(module, VisionTransformer):
+    return module.config, (() if vision_path is None else tuple(vision_path))
+  config = getattr(module, "config", None)
+  if config is None or not hasattr(config, "vision"):
+    raise TypeError(
+      f"cannot find the image tower of {type(module).__name__}: expected "
+      "a VisionTransformer or a module whose config has `.vision`."
+    )
+  return config.vision, (
+    ("vision",) if vision_path is None else tuple(vision_path)
+  )
 
 
 def _lookup(tree, path: tuple[str, ...]):
-    for key in path:
-        if key not in tree:
-            raise KeyError(f"the model did not sow/perturb {'/'.join(path)!r} (missing "
-                           f"{key!r}); does the tower follow the explain contract of "
-                           "rationality_jax.models.vit?")
-        tree = tree[key]
-    return tree
+  for key in path:
+    if key not in tree:
+      raise KeyError(
+        f"the model did not sow/perturb {'/'.join(path)!r} (missing "
+        f"{key!r}); does the tower follow the explain contract of "
+        "rationality_jax.models.vit?"
+      )
+    tree = tree[key]
+  return tree
 
 
-def make_explainer(module, classifier: targets_lib.Classifier, method, *,
-                   target: targets_lib.Target = "label",
-                   score: targets_lib.Score = targets_lib.class_logit,
-                   vision_path: tuple[str, ...] | None = None,
-                   negative: str = "clip",
-                   jit: bool = True) -> Callable[..., dict]:
-    """Build ``explain(params, head, images, labels=None, masks=None) -> dict``.
+def make_explainer(
+  module,
+  classifier: targets_lib.Classifier,
+  method,
+  *,
+  target: targets_lib.Target = "label",
+  score: targets_lib.Score = targets_lib.class_logit,
+  vision_path: tuple[str, ...] | None = None,
+  negative: str = "clip",
+  jit: bool = True,
+) -> Callable[..., dict]:
+  """Build ``explain(params, head, images, labels=None, masks=None) -> dict``.
 
-    Args:
-      module: a `VisionLanguageModel` (tower at ``vision``) or a bare
-        `VisionTransformer` (tower at the root), or any module whose config has
-        ``.vision`` and whose tower follows the explain contract.
-      classifier: ``classifier(module, images, head) -> logits [B, C]`` run inside
-        ``module.apply`` (`targets.zero_shot`, `targets.linear_probe`, ...).
-      method: a method dataclass (`Chefer`, `GradCAM`, `Rollout`,
-        `InputGradients`, `GradientXInput`, `IntegratedGradients`) or its name.
-      target: ``'label'`` (explain the ground-truth class) or ``'predicted'``.
-      score: ``score(logits, classes) -> [B]`` (default the class logit).
-      vision_path: where the tower sits in the variable collections (default
-        ``('vision',)`` for a VLM, ``()`` for a bare tower).
-      negative: RMA's policy for negative heatmap values (the normalised maps
-        are >= 0, so it does not matter for them).
-      jit: wrap in ``jax.jit`` (default). Under an outer jit/vmap pass False.
+  Args:
+    module: a `VisionLanguageModel` (tower at ``vision``) or a bare
+      `VisionTransformer` (tower at the root), or any module whose config has
+      ``.vision`` and whose tower follows the explain contract.
+    classifier: ``classifier(module, images, head) -> logits [B, C]`` run inside
+      ``module.apply`` (`targets.zero_shot`, `targets.linear_probe`, ...).
+    method: a method dataclass (`Chefer`, `GradCAM`, `Rollout`,
+      `InputGradients`, `GradientXInput`, `IntegratedGradients`) or its name.
+    target: ``'label'`` (explain the ground-truth class) or ``'predicted'``.
+    score: ``score(logits, classes) -> [B]`` (default the class logit).
+    vision_path: where the tower sits in the variable collections (default
+      ``('vision',)`` for a VLM, ``()`` for a bare tower).
+    negative: RMA's policy for negative heatmap values (the normalised maps
+      are >= 0, so it does not matter for them).
+    jit: wrap in ``jax.jit`` (default). Under an outer jit/vmap pass False.
 
-    Returns:
-      explain(params, head, images, labels=None, masks=None) with
-        params: the module's params; head: the classifier's pytree (may be None);
-        images: [B, S, S, 3] float normalised, S = the tower's image_size;
-        labels: [B] int (needed for target='label');
-        masks: [B, S, S] binary object masks, or None (then no 'rma').
-      returning {'logits' [B, C], 'classes' [B], 'heatmap' [B, S, S] in [0, 1],
-        'heatmap_patches' [B, gh, gw] (raw, before upsampling/normalising; for
-        pixel methods the per-patch mean of the pixel map), 'rma' [B]}.
-    """
-    if isinstance(method, str):
-        method = get_method(method)
-    if target not in targets_lib.TARGETS:
-        raise ValueError(f"target {target!r} is not one of {targets_lib.TARGETS}.")
-    config, path = _vision(module, vision_path)
-    grid = (config.grid_size, config.grid_size)
-    size = (config.image_size, config.image_size)
+  Returns:
+    explain(params, head, images, labels=None, masks=None) with
+      params: the module's params; head: the classifier's pytree (may be None);
+      images: [B, S, S, 3] float normalised, S = the tower's image_size;
+      labels: [B] int (needed for target='label');
+      masks: [B, S, S] binary object masks, or None (then no 'rma').
+    returning {'logits' [B, C], 'classes' [B], 'heatmap' [B, S, S] in [0, 1],
+      'heatmap_patches' [B, gh, gw] (raw, before upsampling/normalising; for
+      pixel methods the per-patch mean of the pixel map), 'rma' [B]}.
+  """
+  if isinstance(method, str):
+    method = get_method(method)
+  if target not in targets_lib.TARGETS:
+    raise ValueError(f"target {target!r} is not one of {targets_lib.TARGETS}.")
+  config, path = _vision(module, vision_path)
+  grid = (config.grid_size, config.grid_size)
+  size = (config.image_size, config.image_size)
 
-    def logits_of(params, head, images, perturbations=None, capture=False):
-        variables = {"params": params}
-        if perturbations:
-            variables["perturbations"] = perturbations
-        if not capture:
-            return module.apply(variables, images, head, method=classifier), {}
-        logits, state = module.apply(variables, images, head, method=classifier,
-                                     mutable=["intermediates"])
-        return logits, state.get("intermediates", {})
+  def logits_of(params, head, images, perturbations=None, capture=False):
+    variables = {"params": params}
+    if perturbations:
+      variables["perturbations"] = perturbations
+    if not capture:
+      return module.apply(variables, images, head, method=classifier), {}
+    logits, state = module.apply(
+      variables, images, head, method=classifier, mutable=["intermediates"]
+    )
+    return logits, state.get("intermediates", {})
 
-    def perturbation_zeros(params, head, images) -> dict:
-        """Zeros for every perturbed site of this call (flax needs all of them)."""
-        _, state = jax.eval_shape(functools.partial(
-            module.apply, {"params": params}, images, head, method=classifier,
-            mutable=["perturbations"]))
-        return traverse_util.flatten_dict(jax.tree.map(
-            lambda leaf: jnp.zeros(leaf.shape, leaf.dtype), state["perturbations"]))
+  def perturbation_zeros(params, head, images) -> dict:
+    """Zeros for every perturbed site of this call (flax needs all of them)."""
+    _, state = jax.eval_shape(
+      functools.partial(
+        module.apply,
+        {"params": params},
+        images,
+        head,
+        method=classifier,
+        mutable=["perturbations"],
+      )
+    )
+    return traverse_util.flatten_dict(
+      jax.tree.map(
+        lambda leaf: jnp.zeros(leaf.shape, leaf.dtype), state["perturbations"]
+      )
+    )
 
-    def token_map(params, head, images, labels):
-        batch = images.shape[0]
-        full = [path + (f"block_{b}",) + site for b, site in method.sites(config.depth)]
-        zeros = perturbation_zeros(params, head, images)
-        for p in full:
-            if p not in zeros:
-                raise KeyError(f"the model does not perturb {'/'.join(p)!r}; does its "
-                               "tower follow the explain contract of "
-                               "rationality_jax.models.vit?")
-        # Only the sites the method reads are differentiated; the other zeros are
-        # constants, so XLA prunes every backward path that does not reach them.
-        needed = {p: zeros[p] for p in full}
+  def token_map(params, head, images, labels):
+    batch = images.shape[0]
+    full = [
+      path + (f"block_{b}",) + site for b, site in method.sites(config.depth)
+    ]
+    zeros = perturbation_zeros(params, head, images)
+    for p in full:
+      if p not in zeros:
+        raise KeyError(
+          f"the model does not perturb {'/'.join(p)!r}; does its "
+          "tower follow the explain contract of "
+          "rationality_jax.models.vit?"
+        )
+    # Only the sites the method reads are differentiated; the other zeros are
+    # constants, so XLA prunes every backward path that does not reach them.
+    needed = {p: zeros[p] for p in full}
 
-        def total_score(needed):
-            perturbations = traverse_util.unflatten_dict({**zeros, **needed})
-            logits, inter = logits_of(params, head, images, perturbations, capture=True)
-            classes = targets_lib.explained_classes(target, logits, labels)
-            return score(logits, classes).sum(), (logits, classes, inter)
+    def total_score(needed):
+      perturbations = traverse_util.unflatten_dict({**zeros, **needed})
+      logits, inter = logits_of(
+        params, head, images, perturbations, capture=True
+      )
+      classes = targets_lib.explained_classes(target, logits, labels)
+      return score(logits, classes).sum(), (logits, classes, inter)
 
-        if method.needs_gradients:
-            grads, (logits, classes, inter) = jax.grad(total_score, has_aux=True)(needed)
-            gradients = [grads[p] for p in full]
-        else:
-            _, (logits, classes, inter) = total_score(needed)
-            gradients = None
-        activations = []
-        for p in full:
-            sown = _lookup(inter, p)
-            if len(sown) != 1:
-                raise ValueError(f"{'/'.join(p)} was sown {len(sown)} times in one call; "
-                                 "the classifier must run the image tower once.")
-            activations.append(sown[0])
-        patches = method.relevance(activations, gradients).reshape(batch, *grid)
-        pixels = postprocess.upsample(patches, size)
-        return logits, classes, patches, pixels
+    if method.needs_gradients:
+      grads, (logits, classes, inter) = jax.grad(total_score, has_aux=True)(
+        needed
+      )
+      gradients = [grads[p] for p in full]
+    else:
+      _, (logits, classes, inter) = total_score(needed)
+      gradients = None
+    activations = []
+    for p in full:
+      sown = _lookup(inter, p)
+      if len(sown) != 1:
+        raise ValueError(
+          f"{'/'.join(p)} was sown {len(sown)} times in one call; "
+          "the classifier must run the image tower once."
+        )
+      activations.append(sown[0])
+    patches = method.relevance(activations, gradients).reshape(batch, *grid)
+    pixels = postprocess.upsample(patches, size)
+    return logits, classes, patches, pixels
 
-    def pixel_map(params, head, images, labels):
-        def total_score(x, classes):
-            logits, _ = logits_of(params, head, x)
-            if classes is None:
-                classes = targets_lib.explained_classes(target, logits, labels)
-            return score(logits, classes).sum(), (logits, classes)
+  def pixel_map(params, head, images, labels):
+    def total_score(x, classes):
+      logits, _ = logits_of(params, head, x)
+      if classes is None:
+        classes = targets_lib.explained_classes(target, logits, labels)
+      return score(logits, classes).sum(), (logits, classes)
 
-        grad = jax.grad(total_score, has_aux=True)
-        if isinstance(method, IntegratedGradients):
-            baseline = jnp.broadcast_to(jnp.asarray(method.baseline, images.dtype),
-                                        images.shape)
-            if target == "predicted":
-                logits, _ = logits_of(params, head, images)
-                classes = targets_lib.explained_classes(target, logits, labels)
-            else:
-                classes = targets_lib.explained_classes(target, None, labels)
-            alphas, weights = attribution.integration_points(method.steps, method.rule)
+    grad = jax.grad(total_score, has_aux=True)
+    if isinstance(method, IntegratedGradients):
+      baseline = jnp.broadcast_to(
+        jnp.asarray(method.baseline, images.dtype), images.shape
+      )
+      if target == "predicted":
+        logits, _ = logits_of(params, head, images)
+        classes = targets_lib.explained_classes(target, logits, labels)
+      else:
+        classes = targets_lib.explained_classes(target, None, labels)
+      alphas, weights = attribution.integration_points(
+        method.steps, method.rule
+      )
 
-            def step(total, alpha_weight):
-                alpha, weight = alpha_weight
-                g, (step_logits, _) = grad(baseline + alpha * (images - baseline), classes)
-                return total + weight * g, step_logits
+      def step(total, alpha_weight):
+        alpha, weight = alpha_weight
+        g, (step_logits, _) = grad(
+          baseline + alpha * (images - baseline), classes
+        )
+        return total + weight * g, step_logits
 
-            mean_grads, step_logits = jax.lax.scan(
-                step, jnp.zeros_like(images), (jnp.asarray(alphas), jnp.asarray(weights)))
-            logits = step_logits[-1]          # the last path point is alpha = 1: the image
-            pixels = attribution.integrated_gradients_map(images, baseline, mean_grads)
-        else:
-            g, (logits, classes) = grad(images, None)
-            if isinstance(method, InputGradients):
-                pixels = attribution.input_gradient_map(g)
-            else:
-                pixels = attribution.gradient_x_input_map(images, g)
-        return logits, classes, postprocess.patch_pool(pixels, grid), pixels
+      mean_grads, step_logits = jax.lax.scan(
+        step,
+        jnp.zeros_like(images),
+        (jnp.asarray(alphas), jnp.asarray(weights)),
+      )
+      logits = step_logits[-1]  # the last path point is alpha = 1: the image
+      pixels = attribution.integrated_gradients_map(
+        images, baseline, mean_grads
+      )
+    else:
+      g, (logits, classes) = grad(images, None)
+      if isinstance(method, InputGradients):
+        pixels = attribution.input_gradient_map(g)
+      else:
+        pixels = attribution.gradient_x_input_map(images, g)
+    return logits, classes, postprocess.patch_pool(pixels, grid), pixels
 
-    def explain(params, head, images, labels=None, masks=None) -> dict:
-        chex.assert_rank(images, 4)
-        if images.shape[1:] != (*size, 3):
-            raise ValueError(f"images must be [B, {size[0]}, {size[1]}, 3] for this "
-                             f"model; got {images.shape}.")
-        if labels is not None:
-            chex.assert_shape(labels, (images.shape[0],))
-        compute = token_map if method.kind == "tokens" else pixel_map
-        logits, classes, patches, pixels = compute(params, head, images, labels)
-        out = {"logits": logits, "classes": classes,
-               "heatmap": postprocess.minmax_normalise(pixels.astype(jnp.float32)),
-               "heatmap_patches": patches.astype(jnp.float32)}
-        if masks is not None:
-            chex.assert_shape(masks, (images.shape[0], *size))
-            out["rma"] = metrics.rma(out["heatmap"], masks, negative=negative)
-        return out
+  def explain(params, head, images, labels=None, masks=None) -> dict:
+    chex.assert_rank(images, 4)
+    if images.shape[1:] != (*size, 3):
+      raise ValueError(
+        f"images must be [B, {size[0]}, {size[1]}, 3] for this "
+        f"model; got {images.shape}."
+      )
+    if labels is not None:
+      chex.assert_shape(labels, (images.shape[0],))
+    compute = token_map if method.kind == "tokens" else pixel_map
+    logits, classes, patches, pixels = compute(params, head, images, labels)
+    out = {
+      "logits": logits,
+      "classes": classes,
+      "heatmap": postprocess.minmax_normalise(pixels.astype(jnp.float32)),
+      "heatmap_patches": patches.astype(jnp.float32),
+    }
+    if masks is not None:
+      chex.assert_shape(masks, (images.shape[0], *size))
+      out["rma"] = metrics.rma(out["heatmap"], masks, negative=negative)
+    return out
 
-    return jax.jit(explain) if jit else explain
+  return jax.jit(explain) if jit else explain

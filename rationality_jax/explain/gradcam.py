@@ -18,19 +18,20 @@ import jax.numpy as jnp
 
 
 def grad_cam_tokens(activations: jax.Array, gradients: jax.Array) -> jax.Array:
-    """Grad-CAM over the patch tokens.
+  """Grad-CAM over the patch tokens.
 
-    Args:
-      activations: [B, N, D] token tensor (CLS at index 0).
-      gradients: dS/d activations, [B, N, D].
+  Args:
+    activations: [B, N, D] token tensor (CLS at index 0).
+    gradients: dS/d activations, [B, N, D].
 
-    Returns:
-      [B, N - 1] float32, >= 0, patch tokens in row-major grid order.
-    """
-    chex.assert_rank(activations, 3)
-    chex.assert_equal_shape([activations, gradients])
-    patches = activations[:, 1:].astype(jnp.float32)
-    weights = gradients[:, 1:].astype(jnp.float32).mean(axis=1)
-    cam = jnp.einsum("bnd,bd->bn", patches, weights,
-                     precision=jax.lax.Precision.HIGHEST)
-    return jnp.maximum(cam, 0.0)
+  Returns:
+    [B, N - 1] float32, >= 0, patch tokens in row-major grid order.
+  """
+  chex.assert_rank(activations, 3)
+  chex.assert_equal_shape([activations, gradients])
+  patches = activations[:, 1:].astype(jnp.float32)
+  weights = gradients[:, 1:].astype(jnp.float32).mean(axis=1)
+  cam = jnp.einsum(
+    "bnd,bd->bn", patches, weights, precision=jax.lax.Precision.HIGHEST
+  )
+  return jnp.maximum(cam, 0.0)

@@ -33,76 +33,82 @@ import numpy as np
 
 @functools.lru_cache(maxsize=64)
 def bilinear_matrix(in_size: int, out_size: int) -> np.ndarray:
-    """[out_size, in_size] float32 weights of a 1-D align_corners=False resize.
+  """[out_size, in_size] float32 weights of a 1-D align_corners=False resize.
 
-    Row i holds the two weights of output sample i (see the module docstring);
-    rows sum to 1. ``upsample(x)[i] = bilinear_matrix(n, m)[i] @ x``.
-    """
-    if in_size < 1 or out_size < 1:
-        raise ValueError(f"sizes must be >= 1; got in_size={in_size}, "
-                         f"out_size={out_size}.")
-    source = (np.arange(out_size, dtype=np.float64) + 0.5) * (in_size / out_size) - 0.5
-    source = np.clip(source, 0.0, in_size - 1)
-    low = np.floor(source).astype(int)
-    high = np.minimum(low + 1, in_size - 1)
-    frac = source - low
-    weights = np.zeros((out_size, in_size), np.float64)
-    np.add.at(weights, (np.arange(out_size), low), 1.0 - frac)
-    np.add.at(weights, (np.arange(out_size), high), frac)
-    return weights.astype(np.float32)
+  Row i holds the two weights of output sample i (see the module docstring);
+  rows sum to 1. ``upsample(x)[i] = bilinear_matrix(n, m)[i] @ x``.
+  """
+  if in_size < 1 or out_size < 1:
+    raise ValueError(
+      f"sizes must be >= 1; got in_size={in_size}, out_size={out_size}."
+    )
+  source = (np.arange(out_size, dtype=np.float64) + 0.5) * (
+    in_size / out_size
+  ) - 0.5
+  source = np.clip(source, 0.0, in_size - 1)
+  low = np.floor(source).astype(int)
+  high = np.minimum(low + 1, in_size - 1)
+  frac = source - low
+  weights = np.zeros((out_size, in_size), np.float64)
+  np.add.at(weights, (np.arange(out_size), low), 1.0 - frac)
+  np.add.at(weights, (np.arange(out_size), high), frac)
+  return weights.astype(np.float32)
 
 
 def upsample(maps: jax.Array, size: tuple[int, int]) -> jax.Array:
-    """Bilinear upsampling (align_corners=False) of [..., gh, gw] to [..., H, W].
+  """Bilinear upsampling (align_corners=False) of [..., gh, gw] to [..., H, W].
 
-    Computed as two small matrix products with `bilinear_matrix`, so it is
-    exact, jit/vmap/grad-safe and cheap. Works for any sizes (down-sampling
-    too, but then without antialiasing, like PyTorch's default).
+  Computed as two small matrix products with `bilinear_matrix`, so it is
+  exact, jit/vmap/grad-safe and cheap. Works for any sizes (down-sampling
+  too, but then without antialiasing, like PyTorch's default).
 
-    Args:
-      maps: [..., gh, gw] float.
-      size: (H, W) output size in pixels.
+  Args:
+    maps: [..., gh, gw] float.
+    size: (H, W) output size in pixels.
 
-    Returns:
-      [..., H, W], same dtype as `maps`.
-    """
-    maps = jnp.asarray(maps)
-    if maps.ndim < 2:
-        raise ValueError(f"upsample expects [..., gh, gw]; got shape {maps.shape}.")
-    rows = jnp.asarray(bilinear_matrix(maps.shape[-2], size[0]), maps.dtype)
-    cols = jnp.asarray(bilinear_matrix(maps.shape[-1], size[1]), maps.dtype)
-    return jnp.einsum("ih,...hw,jw->...ij", rows, maps, cols,
-                      precision=jax.lax.Precision.HIGHEST)
+  Returns:
+    [..., H, W], same dtype as `maps`.
+  """
+  maps = jnp.asarray(maps)
+  if maps.ndim < 2:
+    raise ValueError(f"upsample expects [..., gh, gw]; got shape {maps.shape}.")
+  rows = jnp.asarray(bilinear_matrix(maps.shape[-2], size[0]), maps.dtype)
+  cols = jnp.asarray(bilinear_matrix(maps.shape[-1], size[1]), maps.dtype)
+  return jnp.einsum(
+    "ih,...hw,jw->...ij", rows, maps, cols, precision=jax.lax.Precision.HIGHEST
+  )
 
 
 def minmax_normalise(maps: jax.Array) -> jax.Array:
-    """Per-map min-max to [0, 1] over the last two axes: [..., H, W] -> [..., H, W].
+  """Per-map min-max to [0, 1] over the last two axes: [..., H, W] -> [..., H, W].
 
-    A constant map gives zeros (not NaN); a map with a NaN gives NaN.
-    """
-    maps = jnp.asarray(maps)
-    low = jnp.min(maps, axis=(-2, -1), keepdims=True)
-    high = jnp.max(maps, axis=(-2, -1), keepdims=True)
-    spread = high - low
-    positive = spread > 0
-    # Double `where` keeps the gradient finite for constant maps.
-    safe = jnp.where(positive, spread, 1.0)
-    normalised = jnp.where(positive, (maps - low) / safe, 0.0)
-    return jnp.where(jnp.isnan(spread), jnp.nan, normalised).astype(maps.dtype)
+  A constant map gives zeros (not NaN); a map with a NaN gives NaN.
+  """
+  maps = jnp.asarray(maps)
+  low = jnp.min(maps, axis=(-2, -1), keepdims=True)
+  high = jnp.max(maps, axis=(-2, -1), keepdims=True)
+  spread = high - low
+  positive = spread > 0
+  # Double `where` keeps the gradient finite for constant maps.
+  safe = jnp.where(positive, spread, 1.0)
+  normalised = jnp.where(positive, (maps - low) / safe, 0.0)
+  return jnp.where(jnp.isnan(spread), jnp.nan, normalised).astype(maps.dtype)
 
 
 def patch_pool(maps: jax.Array, grid: tuple[int, int]) -> jax.Array:
-    """Mean of a pixel map over each patch: [..., H, W] -> [..., gh, gw].
+  """Mean of a pixel map over each patch: [..., H, W] -> [..., gh, gw].
 
-    Used to report a patch-level view of pixel-space attributions (input
-    gradients, gradient x input, integrated gradients). H and W must be
-    multiples of gh and gw.
-    """
-    maps = jnp.asarray(maps)
-    height, width = maps.shape[-2:]
-    gh, gw = grid
-    if height % gh or width % gw:
-        raise ValueError(f"map of {height}x{width} pixels does not split into a "
-                         f"{gh}x{gw} patch grid.")
-    blocks = maps.reshape(*maps.shape[:-2], gh, height // gh, gw, width // gw)
-    return blocks.mean(axis=(-3, -1))
+  Used to report a patch-level view of pixel-space attributions (input
+  gradients, gradient x input, integrated gradients). H and W must be
+  multiples of gh and gw.
+  """
+  maps = jnp.asarray(maps)
+  height, width = maps.shape[-2:]
+  gh, gw = grid
+  if height % gh or width % gw:
+    raise ValueError(
+      f"map of {height}x{width} pixels does not split into a "
+      f"{gh}x{gw} patch grid."
+    )
+  blocks = maps.reshape(*maps.shape[:-2], gh, height // gh, gw, width // gw)
+  return blocks.mean(axis=(-3, -1))

@@ -23,31 +23,36 @@ import jax
 import jax.numpy as jnp
 
 
-def chefer_relevance(attentions: Sequence[jax.Array],
-                     gradients: Sequence[jax.Array]) -> jax.Array:
-    """Relevance of every patch token for the CLS token.
+def chefer_relevance(
+  attentions: Sequence[jax.Array], gradients: Sequence[jax.Array]
+) -> jax.Array:
+  """Relevance of every patch token for the CLS token.
 
-    Args:
-      attentions: per used block, in forward order, the post-softmax attention
-        A_b: [B, heads, N, N] (N = 1 + patches, CLS at index 0).
-      gradients: dS/dA_b, same shapes.
+  Args:
+    attentions: per used block, in forward order, the post-softmax attention
+      A_b: [B, heads, N, N] (N = 1 + patches, CLS at index 0).
+    gradients: dS/dA_b, same shapes.
 
-    Returns:
-      [B, N - 1] float32 relevance of the patch tokens (row-major grid order),
-      >= 0. With no block (empty lists) there is nothing to explain: error.
-    """
-    if not attentions or len(attentions) != len(gradients):
-        raise ValueError(f"need one gradient per attention map and at least one "
-                         f"block; got {len(attentions)} attentions and "
-                         f"{len(gradients)} gradients.")
-    chex.assert_equal_shape([*attentions, *gradients])
-    chex.assert_rank(attentions[0], 4)
-    batch, _, tokens, _ = attentions[0].shape
-    relevance = jnp.broadcast_to(jnp.eye(tokens, dtype=jnp.float32),
-                                 (batch, tokens, tokens))
-    for attention, gradient in zip(attentions, gradients):
-        weighted = gradient.astype(jnp.float32) * attention.astype(jnp.float32)
-        cam = jnp.maximum(weighted, 0.0).mean(axis=1)
-        relevance = relevance + jnp.einsum(
-            "bij,bjk->bik", cam, relevance, precision=jax.lax.Precision.HIGHEST)
-    return relevance[:, 0, 1:]
+  Returns:
+    [B, N - 1] float32 relevance of the patch tokens (row-major grid order),
+    >= 0. With no block (empty lists) there is nothing to explain: error.
+  """
+  if not attentions or len(attentions) != len(gradients):
+    raise ValueError(
+      f"need one gradient per attention map and at least one "
+      f"block; got {len(attentions)} attentions and "
+      f"{len(gradients)} gradients."
+    )
+  chex.assert_equal_shape([*attentions, *gradients])
+  chex.assert_rank(attentions[0], 4)
+  batch, _, tokens, _ = attentions[0].shape
+  relevance = jnp.broadcast_to(
+    jnp.eye(tokens, dtype=jnp.float32), (batch, tokens, tokens)
+  )
+  for attention, gradient in zip(attentions, gradients):
+    weighted = gradient.astype(jnp.float32) * attention.astype(jnp.float32)
+    cam = jnp.maximum(weighted, 0.0).mean(axis=1)
+    relevance = relevance + jnp.einsum(
+      "bij,bjk->bik", cam, relevance, precision=jax.lax.Precision.HIGHEST
+    )
+  return relevance[:, 0, 1:]

@@ -21,29 +21,34 @@ import jax
 import jax.numpy as jnp
 
 
-def attention_rollout(attentions: Sequence[jax.Array], residual: float = 0.5) -> jax.Array:
-    """Rolled-out attention of the CLS token to every patch token.
+def attention_rollout(
+  attentions: Sequence[jax.Array], residual: float = 0.5
+) -> jax.Array:
+  """Rolled-out attention of the CLS token to every patch token.
 
-    Args:
-      attentions: per used block, in forward order, post-softmax A_b:
-        [B, heads, N, N] (N = 1 + patches, CLS at index 0).
-      residual: weight of the identity (the skip connection), in [0, 1].
+  Args:
+    attentions: per used block, in forward order, post-softmax A_b:
+      [B, heads, N, N] (N = 1 + patches, CLS at index 0).
+    residual: weight of the identity (the skip connection), in [0, 1].
 
-    Returns:
-      [B, N - 1] float32, >= 0 (rows of R sum to 1, so this sums to <= 1).
-    """
-    if not attentions:
-        raise ValueError("attention rollout needs at least one block.")
-    if not 0.0 <= residual <= 1.0:
-        raise ValueError(f"residual must be in [0, 1]; got {residual}.")
-    chex.assert_equal_shape(attentions)
-    chex.assert_rank(attentions[0], 4)
-    batch, _, tokens, _ = attentions[0].shape
-    eye = jnp.eye(tokens, dtype=jnp.float32)
-    rolled = jnp.broadcast_to(eye, (batch, tokens, tokens))
-    for attention in attentions:
-        mixed = residual * eye + (1.0 - residual) * attention.astype(jnp.float32).mean(axis=1)
-        mixed = mixed / mixed.sum(axis=-1, keepdims=True)
-        rolled = jnp.einsum("bij,bjk->bik", mixed, rolled,
-                            precision=jax.lax.Precision.HIGHEST)
-    return rolled[:, 0, 1:]
+  Returns:
+    [B, N - 1] float32, >= 0 (rows of R sum to 1, so this sums to <= 1).
+  """
+  if not attentions:
+    raise ValueError("attention rollout needs at least one block.")
+  if not 0.0 <= residual <= 1.0:
+    raise ValueError(f"residual must be in [0, 1]; got {residual}.")
+  chex.assert_equal_shape(attentions)
+  chex.assert_rank(attentions[0], 4)
+  batch, _, tokens, _ = attentions[0].shape
+  eye = jnp.eye(tokens, dtype=jnp.float32)
+  rolled = jnp.broadcast_to(eye, (batch, tokens, tokens))
+  for attention in attentions:
+    mixed = residual * eye + (1.0 - residual) * attention.astype(
+      jnp.float32
+    ).mean(axis=1)
+    mixed = mixed / mixed.sum(axis=-1, keepdims=True)
+    rolled = jnp.einsum(
+      "bij,bjk->bik", mixed, rolled, precision=jax.lax.Precision.HIGHEST
+    )
+  return rolled[:, 0, 1:]

@@ -33,20 +33,49 @@ are the trained model's logits [B, C] (``classifier`` is the same function).
 WiSE-FT writes the same layout under ``<workdir>/alpha_<alpha>/checkpoints``.
 """
 
-from rationality_jax.methods import adapter, coop, flcp, ft, heads, losses, lp, wise_ft, zs
+from rationality_jax.methods import (
+  adapter,
+  coop,
+  flcp,
+  ft,
+  heads,
+  losses,
+  lp,
+  wise_ft,
+  zs,
+)
 from rationality_jax.methods.base import HeadInit, Method, make_loss_fn
 
-METHODS = {m.name: m for m in (zs.METHOD, lp.METHOD, ft.METHOD, flcp.METHOD, coop.METHOD,
-                               adapter.METHOD)}
+METHODS = {
+  m.name: m
+  for m in (
+    zs.METHOD,
+    lp.METHOD,
+    ft.METHOD,
+    flcp.METHOD,
+    coop.METHOD,
+    adapter.METHOD,
+  )
+}
 
 
 def get(name: str) -> Method:
   """The `Method` called `name` (one of `METHODS`)."""
   if name not in METHODS:
-    raise ValueError(f"unknown method {name!r}; choose one of {sorted(METHODS)} "
-                     "(or 'wise_ft', which interpolates finished runs).")
+    raise ValueError(
+      f"unknown method {name!r}; choose one of {sorted(METHODS)} "
+      "(or 'wise_ft', which interpolates finished runs)."
+    )
   return METHODS[name]
 
 
-__all__ = ["HeadInit", "METHODS", "Method", "get", "heads", "losses", "make_loss_fn",
-           "wise_ft"]
+__all__ = [
+  "HeadInit",
+  "METHODS",
+  "Method",
+  "get",
+  "heads",
+  "losses",
+  "make_loss_fn",
+  "wise_ft",
+]

@@ -73,12 +73,18 @@ class Method:
   classifier: Callable[[Any, jax.Array, Any], jax.Array]
   loss: str = "cross_entropy"
   logits: Callable[[Any, jax.Array, Any, Any], jax.Array] | None = None
-  eval_head: Callable[[VisionLanguageModel, Any, Any, Any], Any] = identity_eval_head
-  extend_task: Callable[[ml_collections.ConfigDict, Any, Any], dict] = no_task_extension
+  eval_head: Callable[[VisionLanguageModel, Any, Any, Any], Any] = (
+    identity_eval_head
+  )
+  extend_task: Callable[[ml_collections.ConfigDict, Any, Any], dict] = (
+    no_task_extension
+  )
 
   def __post_init__(self):
     if self.loss not in ("cross_entropy", "contrastive"):
-      raise ValueError(f"{self.name}: loss {self.loss!r} is not 'cross_entropy' or 'contrastive'.")
+      raise ValueError(
+        f"{self.name}: loss {self.loss!r} is not 'cross_entropy' or 'contrastive'."
+      )
     if self.loss == "cross_entropy" and self.logits is None:
       raise ValueError(f"{self.name}: a cross-entropy method needs `logits`.")
 
@@ -90,8 +96,9 @@ def fixed_temperature(config, model_config) -> float:
   return float(config.flcp.temperature)
 
 
-def contrastive_multiplier(module, temperature: float,
-                           options: ml_collections.ConfigDict) -> jax.Array:
+def contrastive_multiplier(
+  module, temperature: float, options: ml_collections.ConfigDict
+) -> jax.Array:
   """Logit multiplier of FLCP's loss.
 
   ``temperature > 0``: fixed, 1 / temperature (CLIP in the release: 0.07).
@@ -105,7 +112,9 @@ def contrastive_multiplier(module, temperature: float,
   return 1.0 / jnp.clip(module.temp, *options.temp_range)
 
 
-def make_loss_fn(method: Method, module: VisionLanguageModel, config: ml_collections.ConfigDict):
+def make_loss_fn(
+  method: Method, module: VisionLanguageModel, config: ml_collections.ConfigDict
+):
   """``loss_fn(trainable, batch, task) -> (loss, {'accuracy'})`` for `jax.value_and_grad`.
 
   trainable: ``{'params', 'head'}``; batch: ``image [B, S, S, 3]``, ``label
@@ -119,8 +128,14 @@ def make_loss_fn(method: Method, module: VisionLanguageModel, config: ml_collect
     weights = batch.get("valid")
     if method.loss == "contrastive":
       image = normalize(mdl.encode_image(images))
-      text = normalize(mdl.encode_text(task["caption_ids"][labels], task["caption_mask"][labels]))
-      logits = contrastive_multiplier(mdl, temperature, config.flcp) * image @ text.T
+      text = normalize(
+        mdl.encode_text(
+          task["caption_ids"][labels], task["caption_mask"][labels]
+        )
+      )
+      logits = (
+        contrastive_multiplier(mdl, temperature, config.flcp) * image @ text.T
+      )
       targets = labels if config.flcp.targets == "same_label" else None
       loss = losses.contrastive(logits, targets)
       accuracy = (jnp.argmax(logits, -1) == jnp.arange(labels.shape[0])).mean()
@@ -131,7 +146,12 @@ def make_loss_fn(method: Method, module: VisionLanguageModel, config: ml_collect
     return loss, {"accuracy": accuracy}
 
   def loss_fn(trainable, batch, task):
-    return module.apply({"params": trainable["params"]}, trainable["head"], batch, task,
-                        method=forward)
+    return module.apply(
+      {"params": trainable["params"]},
+      trainable["head"],
+      batch,
+      task,
+      method=forward,
+    )
 
   return loss_fn

@@ -35,9 +35,11 @@ def extend_task(config, tokenizer, class_names):
   prefix = config.coop.init or " ".join([PLACEHOLDER] * n)
   ids, mask = tokenizer([f"{prefix} {name}." for name in class_names])
   prefix_ids, _ = tokenizer(prefix)
-  if not (ids[:, 1:1 + n] == prefix_ids[:, 1:1 + n]).all():
-    raise ValueError(f"the context prefix {prefix!r} does not tokenize to the same "
-                     f"{n} tokens in every class prompt.")
+  if not (ids[:, 1 : 1 + n] == prefix_ids[:, 1 : 1 + n]).all():
+    raise ValueError(
+      f"the context prefix {prefix!r} does not tokenize to the same "
+      f"{n} tokens in every class prompt."
+    )
   return {"coop_ids": ids, "coop_mask": mask}
 
 
@@ -47,7 +49,7 @@ def init_head(init):
   table = heads.token_embedding_table(init.params)
   width = table.shape[-1]
   if config.coop.init:
-    context = jnp.asarray(table)[jnp.asarray(task["coop_ids"][0, 1:1 + n])]
+    context = jnp.asarray(table)[jnp.asarray(task["coop_ids"][0, 1 : 1 + n])]
   else:
     context = 0.02 * jax.random.normal(init.rng, (n, width), jnp.float32)
   if config.coop.class_specific:
@@ -57,19 +59,31 @@ def init_head(init):
 
 def class_embeddings(module, head, task):
   """Inside apply: [C, E] projected text embeddings of the learned prompts."""
-  return heads.encode_with_context(module, task["coop_ids"], task["coop_mask"], head["context"])
+  return heads.encode_with_context(
+    module, task["coop_ids"], task["coop_mask"], head["context"]
+  )
 
 
 def logits(module, images, head, task):
-  return targets.zero_shot(module, images, {"class_embeddings": class_embeddings(module, head, task)})
+  return targets.zero_shot(
+    module, images, {"class_embeddings": class_embeddings(module, head, task)}
+  )
 
 
 def eval_head(module, params, head, task):
   embed = heads.jitted_apply(module, class_embeddings)
   task = {"coop_ids": task["coop_ids"], "coop_mask": task["coop_mask"]}
-  return {"class_embeddings": np.asarray(jax.device_get(embed(params, head, task)))}
+  return {
+    "class_embeddings": np.asarray(jax.device_get(embed(params, head, task)))
+  }
 
 
-METHOD = Method(name="coop", trainable=lambda config, model_config: r"head/context", init_head=init_head,
-                classifier=targets.zero_shot, logits=logits, eval_head=eval_head,
-                extend_task=extend_task)
+METHOD = Method(
+  name="coop",
+  trainable=lambda config, model_config: r"head/context",
+  init_head=init_head,
+  classifier=targets.zero_shot,
+  logits=logits,
+  eval_head=eval_head,
+  extend_task=extend_task,
+)

@@ -36,5 +36,11 @@ def eval_head(module, params, head, task):
   return {"class_embeddings": heads.zero_shot_embeddings(module, params, task)}
 
 
-METHOD = Method(name="flcp", trainable=trainable, init_head=init_head,
-                classifier=targets.zero_shot, loss="contrastive", eval_head=eval_head)
+METHOD = Method(
+  name="flcp",
+  trainable=trainable,
+  init_head=init_head,
+  classifier=targets.zero_shot,
+  loss="contrastive",
+  eval_head=eval_head,
+)

@@ -4,5 +4,8 @@ import dataclasses
 
 from rationality_jax.methods import lp
 
-METHOD = dataclasses.replace(lp.METHOD, name="ft",
-                             trainable=lambda config, model_config: r"params/vision(_proj)?/.*|head/.*")
+METHOD = dataclasses.replace(
+  lp.METHOD,
+  name="ft",
+  trainable=lambda config, model_config: r"params/vision(_proj)?/.*|head/.*",
+)

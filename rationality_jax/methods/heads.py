@@ -33,7 +33,9 @@ STUDY_CAPTION = "a photo of a {}"
 TOKEN_EMBEDDINGS = ("token_embedding", "word_embeddings")  # CLIP, BERT
 
 
-def make_task(tokenizer, class_names: Sequence[str], templates: str = "study") -> dict[str, np.ndarray]:
+def make_task(
+  tokenizer, class_names: Sequence[str], templates: str = "study"
+) -> dict[str, np.ndarray]:
   """Token ids of the class prompts and FLCP captions (see the module docstring).
 
   Args:
@@ -45,34 +47,47 @@ def make_task(tokenizer, class_names: Sequence[str], templates: str = "study") -
   num_templates = len(prompts[0])
   ids, mask = tokenizer([p for row in prompts for p in row])
   length = ids.shape[-1]
-  caption_ids, caption_mask = tokenizer([STUDY_CAPTION.format(n) for n in class_names])
+  caption_ids, caption_mask = tokenizer(
+    [STUDY_CAPTION.format(n) for n in class_names]
+  )
   return {
-      "prompt_ids": ids.reshape(len(class_names), num_templates, length),
-      "prompt_mask": mask.reshape(len(class_names), num_templates, length),
-      "caption_ids": caption_ids,
-      "caption_mask": caption_mask,
+    "prompt_ids": ids.reshape(len(class_names), num_templates, length),
+    "prompt_mask": mask.reshape(len(class_names), num_templates, length),
+    "caption_ids": caption_ids,
+    "caption_mask": caption_mask,
   }
 
 
 @functools.lru_cache(maxsize=16)
 def jitted_apply(module: VisionLanguageModel, method) -> Any:
   """``jax.jit(lambda params, *args: module.apply({'params': params}, *args, method=method))``, cached."""
-  return jax.jit(lambda params, *args: module.apply({"params": params}, *args, method=method))
+  return jax.jit(
+    lambda params, *args: module.apply({"params": params}, *args, method=method)
+  )
 
 
-def encode_texts(module: VisionLanguageModel, params: Any, ids: np.ndarray, mask: np.ndarray,
-                 chunk: int = 256) -> np.ndarray:
+def encode_texts(
+  module: VisionLanguageModel,
+  params: Any,
+  ids: np.ndarray,
+  mask: np.ndarray,
+  chunk: int = 256,
+) -> np.ndarray:
   """Projected text embeddings [N, E] float32 of [N, T] token ids, jitted in chunks."""
   encode = jitted_apply(module, VisionLanguageModel.encode_text)
   n = ids.shape[0]
   size = min(chunk, n)
   out = []
   for start in range(0, n, size):
-    part_ids, part_mask = ids[start:start + size], mask[start:start + size]
+    part_ids, part_mask = ids[start : start + size], mask[start : start + size]
     pad = size - part_ids.shape[0]
     part_ids = np.pad(part_ids, ((0, pad), (0, 0)))
     part_mask = np.pad(part_mask, ((0, pad), (0, 0)))
-    out.append(np.asarray(jax.device_get(encode(params, part_ids, part_mask)))[:size - pad])
+    out.append(
+      np.asarray(jax.device_get(encode(params, part_ids, part_mask)))[
+        : size - pad
+      ]
+    )
   return np.concatenate(out)
 
 
@@ -81,17 +96,25 @@ def ensemble(embeddings: jax.Array) -> jax.Array:
   return normalize(normalize(embeddings).mean(axis=1))
 
 
-def zero_shot_embeddings(module: VisionLanguageModel, params: Any,
-                         task: dict[str, np.ndarray]) -> np.ndarray:
+def zero_shot_embeddings(
+  module: VisionLanguageModel, params: Any, task: dict[str, np.ndarray]
+) -> np.ndarray:
   """[C, E] float32 unit-norm class embeddings from ``task['prompt_ids']``."""
   ids, mask = task["prompt_ids"], task["prompt_mask"]
   c, k, t = ids.shape
-  flat = encode_texts(module, params, ids.reshape(c * k, t), mask.reshape(c * k, t))
+  flat = encode_texts(
+    module, params, ids.reshape(c * k, t), mask.reshape(c * k, t)
+  )
   return np.asarray(ensemble(jnp.asarray(flat.reshape(c, k, -1))))
 
 
-def zero_shot_head(module: VisionLanguageModel, params: Any, task: dict[str, np.ndarray],
-                   cache_dir: str | None = None, cache_key: Any = None) -> dict[str, np.ndarray]:
+def zero_shot_head(
+  module: VisionLanguageModel,
+  params: Any,
+  task: dict[str, np.ndarray],
+  cache_dir: str | None = None,
+  cache_key: Any = None,
+) -> dict[str, np.ndarray]:
   """``{'class_embeddings': [C, E]}``, read from / written to `cache_dir` when given.
 
   The cache file is named by a hash of `cache_key` (what identifies the model,
@@ -100,7 +123,9 @@ def zero_shot_head(module: VisionLanguageModel, params: Any, task: dict[str, np.
   """
   path = None
   if cache_dir and cache_key is not None:
-    digest = hashlib.sha256(json.dumps(cache_key, sort_keys=True, default=str).encode())
+    digest = hashlib.sha256(
+      json.dumps(cache_key, sort_keys=True, default=str).encode()
+    )
     digest.update(np.ascontiguousarray(task["prompt_ids"]).tobytes())
     path = os.path.join(cache_dir, f"zero_shot_{digest.hexdigest()[:20]}.npz")
     if os.path.exists(path):
@@ -115,8 +140,12 @@ def zero_shot_head(module: VisionLanguageModel, params: Any, task: dict[str, np.
   return head
 
 
-def encode_with_context(module: VisionLanguageModel, token_ids: jax.Array,
-                        attention_mask: jax.Array, context: jax.Array) -> jax.Array:
+def encode_with_context(
+  module: VisionLanguageModel,
+  token_ids: jax.Array,
+  attention_mask: jax.Array,
+  context: jax.Array,
+) -> jax.Array:
   """Projected text embeddings with learned vectors in place of token embeddings 1..n.
 
   Inside ``module.apply``. The text tower's token-embedding lookup
@@ -137,10 +166,15 @@ def encode_with_context(module: VisionLanguageModel, token_ids: jax.Array,
 
   def interceptor(next_fun, args, kwargs, info):
     out = next_fun(*args, **kwargs)
-    if (info.method_name == "__call__" and isinstance(info.module, nn.Embed)
-        and info.module.name in TOKEN_EMBEDDINGS):
-      ctx = jnp.broadcast_to(context.astype(out.dtype), out.shape[:1] + context.shape[-2:])
-      out = out.at[:, 1:1 + n].set(ctx)
+    if (
+      info.method_name == "__call__"
+      and isinstance(info.module, nn.Embed)
+      and info.module.name in TOKEN_EMBEDDINGS
+    ):
+      ctx = jnp.broadcast_to(
+        context.astype(out.dtype), out.shape[:1] + context.shape[-2:]
+      )
+      out = out.at[:, 1 : 1 + n].set(ctx)
     return out
 
   with nn.intercept_methods(interceptor):
@@ -153,4 +187,6 @@ def token_embedding_table(params: Any) -> Any:
   for name in TOKEN_EMBEDDINGS:
     if name in text:
       return text[name]["embedding"]
-  raise KeyError(f"no token embedding among {list(text)}; expected one of {TOKEN_EMBEDDINGS}.")
+  raise KeyError(
+    f"no token embedding among {list(text)}; expected one of {TOKEN_EMBEDDINGS}."
+  )

@@ -7,8 +7,9 @@ import jax.numpy as jnp
 import optax
 
 
-def cross_entropy(logits: jax.Array, labels: jax.Array,
-                  weights: jax.Array | None = None) -> jax.Array:
+def cross_entropy(
+  logits: jax.Array, labels: jax.Array, weights: jax.Array | None = None
+) -> jax.Array:
   """Mean softmax cross-entropy.
 
   Args:
@@ -19,14 +20,17 @@ def cross_entropy(logits: jax.Array, labels: jax.Array,
     scalar float32, the weighted mean over the batch.
   """
   per_example = optax.softmax_cross_entropy_with_integer_labels(
-      logits.astype(jnp.float32), labels.astype(jnp.int32))
+    logits.astype(jnp.float32), labels.astype(jnp.int32)
+  )
   if weights is None:
     return per_example.mean()
   weights = weights.astype(jnp.float32)
   return (per_example * weights).sum() / jnp.maximum(weights.sum(), 1.0)
 
 
-def contrastive(logits: jax.Array, labels: jax.Array | None = None) -> jax.Array:
+def contrastive(
+  logits: jax.Array, labels: jax.Array | None = None
+) -> jax.Array:
   """CLIP's symmetric cross-entropy over an image x text logit matrix (FLYP).
 
   Args:

@@ -22,11 +22,15 @@ def feature(module, config) -> str:
   if name == "auto":
     name = "embedding" if module.config.family == "clip" else "cls"
   if name not in ("embedding", "cls"):
-    raise ValueError(f"lp.feature={name!r}; choose 'auto', 'embedding' or 'cls'.")
+    raise ValueError(
+      f"lp.feature={name!r}; choose 'auto', 'embedding' or 'cls'."
+    )
   if name == "cls" and module.config.vision.width == module.config.embed_dim:
-    raise ValueError("lp.feature='cls' needs the ViT width to differ from embed_dim "
-                     f"(both {module.config.embed_dim}): the classifier tells the "
-                     "features apart by the kernel's input size.")
+    raise ValueError(
+      "lp.feature='cls' needs the ViT width to differ from embed_dim "
+      f"(both {module.config.embed_dim}): the classifier tells the "
+      "features apart by the kernel's input size."
+    )
   return name
 
 
@@ -38,15 +42,28 @@ def init_head(init):
     if name != "embedding":
       raise ValueError("lp.init='zero_shot' needs lp.feature='embedding'.")
     kernel = np.asarray(init.zero_shot()["class_embeddings"], np.float32).T
-    return {"kernel": jnp.asarray(kernel), "bias": jnp.zeros((num_classes,), jnp.float32)}
+    return {
+      "kernel": jnp.asarray(kernel),
+      "bias": jnp.zeros((num_classes,), jnp.float32),
+    }
   if config.lp.init != "random":
-    raise ValueError(f"lp.init={config.lp.init!r}; choose 'random' or 'zero_shot'.")
-  features = module.config.embed_dim if name == "embedding" else module.config.vision.width
+    raise ValueError(
+      f"lp.init={config.lp.init!r}; choose 'random' or 'zero_shot'."
+    )
+  features = (
+    module.config.embed_dim
+    if name == "embedding"
+    else module.config.vision.width
+  )
   bound = 1.0 / np.sqrt(features)
   k_kernel, k_bias = jax.random.split(init.rng)
   return {
-      "kernel": jax.random.uniform(k_kernel, (features, num_classes), jnp.float32, -bound, bound),
-      "bias": jax.random.uniform(k_bias, (num_classes,), jnp.float32, -bound, bound),
+    "kernel": jax.random.uniform(
+      k_kernel, (features, num_classes), jnp.float32, -bound, bound
+    ),
+    "bias": jax.random.uniform(
+      k_bias, (num_classes,), jnp.float32, -bound, bound
+    ),
   }
 
 
@@ -55,5 +72,10 @@ def logits(module, images, head, task):
   return targets.linear_probe(module, images, head)
 
 
-METHOD = Method(name="lp", trainable=lambda config, model_config: r"head/.*", init_head=init_head,
-                classifier=targets.linear_probe, logits=logits)
+METHOD = Method(
+  name="lp",
+  trainable=lambda config, model_config: r"head/.*",
+  init_head=init_head,
+  classifier=targets.linear_probe,
+  logits=logits,
+)

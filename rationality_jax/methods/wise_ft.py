@@ -19,9 +19,15 @@ import jax.numpy as jnp
 def interpolate(zero_shot: Any, fine_tuned: Any, alpha: float) -> Any:
   """Leafwise (1 - alpha) * zero_shot + alpha * fine_tuned, in each leaf's dtype."""
   if jax.tree.structure(zero_shot) != jax.tree.structure(fine_tuned):
-    raise ValueError("WiSE-FT needs the same parameter structure on both ends; got "
-                     f"{jax.tree.structure(zero_shot)} and {jax.tree.structure(fine_tuned)}.")
+    raise ValueError(
+      "WiSE-FT needs the same parameter structure on both ends; got "
+      f"{jax.tree.structure(zero_shot)} and {jax.tree.structure(fine_tuned)}."
+    )
   return jax.tree.map(
-      lambda a, b: ((1.0 - alpha) * jnp.asarray(a, jnp.float32)
-                    + alpha * jnp.asarray(b, jnp.float32)).astype(jnp.asarray(b).dtype),
-      zero_shot, fine_tuned)
+    lambda a, b: (
+      (1.0 - alpha) * jnp.asarray(a, jnp.float32)
+      + alpha * jnp.asarray(b, jnp.float32)
+    ).astype(jnp.asarray(b).dtype),
+    zero_shot,
+    fine_tuned,
+  )

@@ -19,5 +19,10 @@ def logits(module, images, head, task):
   return targets.zero_shot(module, images, head)
 
 
-METHOD = Method(name="zs", trainable=lambda config, model_config: "", init_head=init_head,
-                classifier=targets.zero_shot, logits=logits)
+METHOD = Method(
+  name="zs",
+  trainable=lambda config, model_config: "",
+  init_head=init_head,
+  classifier=targets.zero_shot,
+  logits=logits,
+)

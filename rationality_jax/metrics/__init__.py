@@ -26,7 +26,15 @@ from rationality_jax.metrics.rationality import rationality_counts
 from rationality_jax.metrics.rationality import valid_evidence
 
 __all__ = [
-    "Accumulator", "Counts", "accuracy", "inference_reliability", "iou",
-    "pointing_game", "prediction_trustworthiness", "rationality_counts",
-    "relevance_rank_accuracy", "rma", "valid_evidence",
+  "Accumulator",
+  "Counts",
+  "accuracy",
+  "inference_reliability",
+  "iou",
+  "pointing_game",
+  "prediction_trustworthiness",
+  "rationality_counts",
+  "relevance_rank_accuracy",
+  "rma",
+  "valid_evidence",
 ]

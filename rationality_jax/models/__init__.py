@@ -11,11 +11,25 @@ from rationality_jax.models.checkpoint import load, save
 from rationality_jax.models.convert import CheckpointError
 from rationality_jax.models.text import BertConfig, CLIPTextConfig
 from rationality_jax.models.tokenize import Tokenizer, tokenizer
-from rationality_jax.models.vit import ViTConfig, VisionTransformer, resize_position_embedding
+from rationality_jax.models.vit import (
+  ViTConfig,
+  VisionTransformer,
+  resize_position_embedding,
+)
 from rationality_jax.models.vlm import VisionLanguageModel, VLMConfig, normalize
 
 __all__ = [
-    "BertConfig", "CLIPTextConfig", "CheckpointError", "Tokenizer", "VLMConfig",
-    "ViTConfig", "VisionLanguageModel", "VisionTransformer", "load", "normalize",
-    "resize_position_embedding", "save", "tokenizer",
+  "BertConfig",
+  "CLIPTextConfig",
+  "CheckpointError",
+  "Tokenizer",
+  "VLMConfig",
+  "ViTConfig",
+  "VisionLanguageModel",
+  "VisionTransformer",
+  "load",
+  "normalize",
+  "resize_position_embedding",
+  "save",
+  "tokenizer",
 ]

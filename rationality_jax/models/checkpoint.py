@@ -33,8 +33,10 @@ from rationality_jax.models.vlm import VisionLanguageModel, VLMConfig
 
 OWN_CONFIG = "rationality_jax_model.json"
 OVERRIDES = ("image_size", "dtype", "temp")
-TORCH_EXTRA_HINT = ("reading PyTorch checkpoints (.pt/.pth/.bin) needs torch: "
-                    "pip install 'rationality-jax[torch]'")
+TORCH_EXTRA_HINT = (
+  "reading PyTorch checkpoints (.pt/.pth/.bin) needs torch: "
+  "pip install 'rationality-jax[torch]'"
+)
 
 
 def _import_torch():
@@ -45,13 +47,17 @@ def _import_torch():
   return torch
 
 
-def _tensors_to_numpy(state: Mapping[str, Any], path: str) -> dict[str, np.ndarray]:
+def _tensors_to_numpy(
+  state: Mapping[str, Any], path: str
+) -> dict[str, np.ndarray]:
   torch = _import_torch()
   arrays = {}
   for key, value in state.items():
     if not isinstance(value, torch.Tensor):
-      raise CheckpointError(f"{path}: entry {key!r} is a {type(value).__name__}, "
-                            "not a tensor; is this a state dict?")
+      raise CheckpointError(
+        f"{path}: entry {key!r} is a {type(value).__name__}, "
+        "not a tensor; is this a state dict?"
+      )
     value = value.detach().cpu()
     if value.is_floating_point():
       value = value.to(torch.float32)
@@ -63,36 +69,59 @@ def _read_torch(path: str) -> dict[str, np.ndarray]:
   """A .pt/.pth/.bin file: TorchScript archive, state dict, or {'model': sd}."""
   torch = _import_torch()
   if zipfile.is_zipfile(path) and any(
-      name.split("/", 1)[-1].startswith("code/") for name in zipfile.ZipFile(path).namelist()):
+    name.split("/", 1)[-1].startswith("code/")
+    for name in zipfile.ZipFile(path).namelist()
+  ):
     try:
-      return _tensors_to_numpy(torch.jit.load(path, map_location="cpu").state_dict(), path)
+      return _tensors_to_numpy(
+        torch.jit.load(path, map_location="cpu").state_dict(), path
+      )
     except RuntimeError as error:
-      raise CheckpointError(f"cannot read TorchScript archive {path}: {error}") from error
+      raise CheckpointError(
+        f"cannot read TorchScript archive {path}: {error}"
+      ) from error
   try:
     obj = torch.load(path, map_location="cpu", weights_only=True)
-  except Exception as error:  # truncated zip, pickle error, ...: all say the same.
-    raise CheckpointError(f"cannot read PyTorch checkpoint {path} "
-                          f"({type(error).__name__}: {error}).") from error
-  if isinstance(obj, Mapping) and "model" in obj and isinstance(obj["model"], Mapping):
+  except (
+    Exception
+  ) as error:  # truncated zip, pickle error, ...: all say the same.
+    raise CheckpointError(
+      f"cannot read PyTorch checkpoint {path} "
+      f"({type(error).__name__}: {error})."
+    ) from error
+  if (
+    isinstance(obj, Mapping)
+    and "model" in obj
+    and isinstance(obj["model"], Mapping)
+  ):
     obj = obj["model"]
   elif isinstance(obj, Mapping) and "state_dict" in obj:
     obj = obj["state_dict"]
   if not isinstance(obj, Mapping):
-    raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state dict.")
+    raise CheckpointError(
+      f"{path} holds a {type(obj).__name__}, not a state dict."
+    )
   return _tensors_to_numpy(obj, path)
 
 
 def _read_safetensors(path: str) -> dict[str, np.ndarray]:
   from safetensors import SafetensorError  # pylint: disable=import-outside-toplevel
   from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
+
   try:
     return load_file(path)
   except (SafetensorError, OSError) as error:
-    raise CheckpointError(f"cannot read safetensors file {path}: {error}") from error
+    raise CheckpointError(
+      f"cannot read safetensors file {path}: {error}"
+    ) from error
 
 
 def _read_hf_weights(directory: str) -> dict[str, np.ndarray]:
-  for name in ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin"):
+  for name in (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+  ):
     path = os.path.join(directory, name)
     if not os.path.exists(path):
       continue
@@ -103,18 +132,38 @@ def _read_hf_weights(directory: str) -> dict[str, np.ndarray]:
       for shard in shards:
         state.update(_read_safetensors(os.path.join(directory, shard)))
       return state
-    return _read_safetensors(path) if name.endswith(".safetensors") else _read_torch(path)
-  raise CheckpointError(f"{directory} has a config.json but no model.safetensors, "
-                        "model.safetensors.index.json or pytorch_model.bin.")
+    return (
+      _read_safetensors(path)
+      if name.endswith(".safetensors")
+      else _read_torch(path)
+    )
+  raise CheckpointError(
+    f"{directory} has a config.json but no model.safetensors, "
+    "model.safetensors.index.json or pytorch_model.bin."
+  )
 
 
 # config.json fields `convert.hf_config` reads, per sub-config and layout.
-_HF_VISION_FIELDS = ("image_size", "patch_size", "hidden_size", "num_hidden_layers",
-                     "num_attention_heads", "intermediate_size", "hidden_act",
-                     "layer_norm_eps")
-_HF_TEXT_FIELDS = ("vocab_size", "max_position_embeddings", "hidden_size",
-                   "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                   "hidden_act", "layer_norm_eps")
+_HF_VISION_FIELDS = (
+  "image_size",
+  "patch_size",
+  "hidden_size",
+  "num_hidden_layers",
+  "num_attention_heads",
+  "intermediate_size",
+  "hidden_act",
+  "layer_norm_eps",
+)
+_HF_TEXT_FIELDS = (
+  "vocab_size",
+  "max_position_embeddings",
+  "hidden_size",
+  "num_hidden_layers",
+  "num_attention_heads",
+  "intermediate_size",
+  "hidden_act",
+  "layer_norm_eps",
+)
 
 
 def _read_hf_config(directory: str, layout: str):
@@ -127,27 +176,43 @@ def _read_hf_config(directory: str, layout: str):
   """
   with open(os.path.join(directory, "config.json")) as f:
     raw = json.load(f)
-  top = ("image_text_hidden_size",) if layout == "hf_blip_retrieval" else ("projection_dim",)
-  text_fields = _HF_TEXT_FIELDS + (("eos_token_id",) if layout == "hf_clip" else ())
+  top = (
+    ("image_text_hidden_size",)
+    if layout == "hf_blip_retrieval"
+    else ("projection_dim",)
+  )
+  text_fields = _HF_TEXT_FIELDS + (
+    ("eos_token_id",) if layout == "hf_clip" else ()
+  )
   vision, text = raw.get("vision_config", {}), raw.get("text_config", {})
-  if (all(k in raw for k in top) and all(k in vision for k in _HF_VISION_FIELDS)
-      and all(k in text for k in text_fields)):
+  if (
+    all(k in raw for k in top)
+    and all(k in vision for k in _HF_VISION_FIELDS)
+    and all(k in text for k in text_fields)
+  ):
     return types.SimpleNamespace(
-        **{k: raw[k] for k in top},
-        vision_config=types.SimpleNamespace(**{k: vision[k] for k in _HF_VISION_FIELDS}),
-        text_config=types.SimpleNamespace(**{k: text[k] for k in text_fields}))
+      **{k: raw[k] for k in top},
+      vision_config=types.SimpleNamespace(
+        **{k: vision[k] for k in _HF_VISION_FIELDS}
+      ),
+      text_config=types.SimpleNamespace(**{k: text[k] for k in text_fields}),
+    )
   import transformers  # pylint: disable=import-outside-toplevel
+
   return transformers.AutoConfig.from_pretrained(directory)
 
 
 def _with_image_size(config: VLMConfig, image_size: int | None) -> VLMConfig:
   if image_size is None:
     return config
-  return dataclasses.replace(config, vision=dataclasses.replace(config.vision,
-                                                                image_size=image_size))
+  return dataclasses.replace(
+    config, vision=dataclasses.replace(config.vision, image_size=image_size)
+  )
 
 
-def load(path: str | os.PathLike, **overrides) -> tuple[VisionLanguageModel, dict]:
+def load(
+  path: str | os.PathLike, **overrides
+) -> tuple[VisionLanguageModel, dict]:
   """Load a CLIP / ALBEF / BLIP checkpoint as a Flax module and its params.
 
   Args:
@@ -169,7 +234,9 @@ def load(path: str | os.PathLike, **overrides) -> tuple[VisionLanguageModel, dic
   """
   unknown = sorted(set(overrides) - set(OVERRIDES))
   if unknown:
-    raise TypeError(f"unknown override(s) {unknown}; allowed: {list(OVERRIDES)}.")
+    raise TypeError(
+      f"unknown override(s) {unknown}; allowed: {list(OVERRIDES)}."
+    )
   path = os.fspath(path)
   dtype = overrides.get("dtype", jnp.float32)
   image_size = overrides.get("image_size")
@@ -179,28 +246,44 @@ def load(path: str | os.PathLike, **overrides) -> tuple[VisionLanguageModel, dic
     state = _read_hf_weights(path)
     layout = convert.detect_layout(state)
     config = convert.hf_config(_read_hf_config(path, layout), layout)
-  elif os.path.isfile(path) and path.endswith((".pt", ".pth", ".bin", ".safetensors")):
-    state = _read_safetensors(path) if path.endswith(".safetensors") else _read_torch(path)
+  elif os.path.isfile(path) and path.endswith(
+    (".pt", ".pth", ".bin", ".safetensors")
+  ):
+    state = (
+      _read_safetensors(path)
+      if path.endswith(".safetensors")
+      else _read_torch(path)
+    )
     layout = convert.detect_layout(state)
     if layout.startswith("hf_"):
-      raise CheckpointError(f"{path} is in a Hugging Face layout ({layout}); load the "
-                            "directory with its config.json instead.")
-    config = (convert.openai_clip_config(state) if layout == "openai_clip"
-              else convert.albef_or_blip_config(state, layout))
+      raise CheckpointError(
+        f"{path} is in a Hugging Face layout ({layout}); load the "
+        "directory with its config.json instead."
+      )
+    config = (
+      convert.openai_clip_config(state)
+      if layout == "openai_clip"
+      else convert.albef_or_blip_config(state, layout)
+    )
   else:
     raise CheckpointError(
-        f"unknown checkpoint format at {path!r}: expected a directory with "
-        f"config.json (Hugging Face) or {OWN_CONFIG} (saved by rationality_jax), "
-        "or a .pt/.pth/.bin/.safetensors file.")
+      f"unknown checkpoint format at {path!r}: expected a directory with "
+      f"config.json (Hugging Face) or {OWN_CONFIG} (saved by rationality_jax), "
+      "or a .pt/.pth/.bin/.safetensors file."
+    )
   config = _with_image_size(config, image_size)
-  params = convert.convert_state_dict(state, layout, config, temp=overrides.get("temp"))
+  params = convert.convert_state_dict(
+    state, layout, config, temp=overrides.get("temp")
+  )
   return VisionLanguageModel(config, dtype=dtype), params
 
 
 def config_to_dict(config: VLMConfig) -> dict:
   """JSON-able dict of a VLMConfig (inverse: `config_from_dict`)."""
   out = dataclasses.asdict(config)
-  out["text_kind"] = "clip" if isinstance(config.text, CLIPTextConfig) else "bert"
+  out["text_kind"] = (
+    "clip" if isinstance(config.text, CLIPTextConfig) else "bert"
+  )
   return out
 
 
@@ -214,12 +297,15 @@ def config_from_dict(data: Mapping) -> VLMConfig:
   return VLMConfig(**data)
 
 
-def save(directory: str | os.PathLike, module: VisionLanguageModel, params: dict) -> None:
+def save(
+  directory: str | os.PathLike, module: VisionLanguageModel, params: dict
+) -> None:
   """Write ``params`` with orbax and the module config as JSON into ``directory``.
 
   ``load(directory)`` gives them back. The directory must not exist yet.
   """
   import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
+
   directory = os.path.abspath(os.fspath(directory))
   with ocp.StandardCheckpointer() as checkpointer:
     checkpointer.save(os.path.join(directory, "params"), params)
@@ -229,13 +315,16 @@ def save(directory: str | os.PathLike, module: VisionLanguageModel, params: dict
 
 def _restore(directory: str, dtype, image_size: int | None):
   import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
+
   directory = os.path.abspath(directory)
   with open(os.path.join(directory, OWN_CONFIG)) as f:
     config = config_from_dict(json.load(f))
   if image_size is not None and image_size != config.vision.image_size:
-    raise CheckpointError(f"{directory} was saved at image_size "
-                          f"{config.vision.image_size}; resizing a saved model is "
-                          "not supported, convert the original checkpoint again.")
+    raise CheckpointError(
+      f"{directory} was saved at image_size "
+      f"{config.vision.image_size}; resizing a saved model is "
+      "not supported, convert the original checkpoint again."
+    )
   abstract = convert.expected_params(config)
   with ocp.StandardCheckpointer() as checkpointer:
     params = checkpointer.restore(os.path.join(directory, "params"), abstract)

@@ -78,8 +78,9 @@ class CLIPTextTransformer(nn.Module):
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, token_ids: jax.Array,
-               attention_mask: jax.Array | None = None) -> jax.Array:
+  def __call__(
+    self, token_ids: jax.Array, attention_mask: jax.Array | None = None
+  ) -> jax.Array:
     """Encode tokens.
 
     Args:
@@ -95,26 +96,42 @@ class CLIPTextTransformer(nn.Module):
     chex.assert_rank(token_ids, 2)
     length = token_ids.shape[1]
     if length > cfg.context_length:
-      raise ValueError(f"token_ids has {length} positions, the model has "
-                       f"{cfg.context_length}; truncate the text.")
-    x = nn.Embed(cfg.vocab_size, cfg.width, dtype=self.dtype,
-                 name="token_embedding")(token_ids)
-    pos_embedding = self.param("pos_embedding", nn.initializers.normal(0.01),
-                               (cfg.context_length, cfg.width), jnp.float32)
+      raise ValueError(
+        f"token_ids has {length} positions, the model has "
+        f"{cfg.context_length}; truncate the text."
+      )
+    x = nn.Embed(
+      cfg.vocab_size, cfg.width, dtype=self.dtype, name="token_embedding"
+    )(token_ids)
+    pos_embedding = self.param(
+      "pos_embedding",
+      nn.initializers.normal(0.01),
+      (cfg.context_length, cfg.width),
+      jnp.float32,
+    )
     x = x + pos_embedding[:length].astype(self.dtype)
     mask = jnp.tril(jnp.ones((length, length), bool))[None, None]
     if attention_mask is not None:
       mask = mask & attention_mask.astype(bool)[:, None, None, :]
     for i in range(cfg.depth):
-      x = Block(cfg.num_heads, cfg.mlp_dim, cfg.activation, cfg.layer_norm_eps,
-                dtype=self.dtype, name=f"block_{i}")(x, mask)
-    return nn.LayerNorm(epsilon=cfg.layer_norm_eps, dtype=self.dtype,
-                        name="final_norm")(x)
+      x = Block(
+        cfg.num_heads,
+        cfg.mlp_dim,
+        cfg.activation,
+        cfg.layer_norm_eps,
+        dtype=self.dtype,
+        name=f"block_{i}",
+      )(x, mask)
+    return nn.LayerNorm(
+      epsilon=cfg.layer_norm_eps, dtype=self.dtype, name="final_norm"
+    )(x)
 
   def pooled(self, tokens: jax.Array, token_ids: jax.Array) -> jax.Array:
     """[B, T, D] outputs, [B, T] ids -> [B, D] at the end-of-text token."""
     eot = self.config.eot_token_id
-    position = jnp.argmax(token_ids if eot is None else token_ids == eot, axis=-1)
+    position = jnp.argmax(
+      token_ids if eot is None else token_ids == eot, axis=-1
+    )
     return jnp.take_along_axis(tokens, position[:, None, None], axis=1)[:, 0]
 
 
@@ -130,11 +147,13 @@ class BertLayer(nn.Module):
   def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:
     """[B, T, D] tokens, [B, 1, 1, T] bool mask -> [B, T, D]."""
     x = x + Attention(self.num_heads, dtype=self.dtype, name="attn")(x, mask)
-    x = nn.LayerNorm(epsilon=self.layer_norm_eps, dtype=self.dtype,
-                     name="attn_norm")(x)
+    x = nn.LayerNorm(
+      epsilon=self.layer_norm_eps, dtype=self.dtype, name="attn_norm"
+    )(x)
     x = x + MLP(self.mlp_dim, "gelu", dtype=self.dtype, name="mlp")(x)
-    x = nn.LayerNorm(epsilon=self.layer_norm_eps, dtype=self.dtype,
-                     name="mlp_norm")(x)
+    x = nn.LayerNorm(
+      epsilon=self.layer_norm_eps, dtype=self.dtype, name="mlp_norm"
+    )(x)
     x = self.perturb("tokens", x)
     self.sow("intermediates", "tokens", x)
     return x
@@ -152,8 +171,9 @@ class BertEncoder(nn.Module):
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, token_ids: jax.Array,
-               attention_mask: jax.Array | None = None) -> jax.Array:
+  def __call__(
+    self, token_ids: jax.Array, attention_mask: jax.Array | None = None
+  ) -> jax.Array:
     """Encode tokens.
 
     Args:
@@ -166,20 +186,38 @@ class BertEncoder(nn.Module):
     cfg = self.config
     chex.assert_rank(token_ids, 2)
     length = token_ids.shape[1]
-    x = nn.Embed(cfg.vocab_size, cfg.width, dtype=self.dtype,
-                 name="word_embeddings")(token_ids)
-    x = x + nn.Embed(cfg.max_positions, cfg.width, dtype=self.dtype,
-                     name="position_embeddings")(jnp.arange(length))[None]
+    x = nn.Embed(
+      cfg.vocab_size, cfg.width, dtype=self.dtype, name="word_embeddings"
+    )(token_ids)
+    x = (
+      x
+      + nn.Embed(
+        cfg.max_positions,
+        cfg.width,
+        dtype=self.dtype,
+        name="position_embeddings",
+      )(jnp.arange(length))[None]
+    )
     if cfg.type_vocab_size:
-      x = x + nn.Embed(cfg.type_vocab_size, cfg.width, dtype=self.dtype,
-                       name="token_type_embeddings")(jnp.zeros((1, length), jnp.int32))
-    x = nn.LayerNorm(epsilon=cfg.layer_norm_eps, dtype=self.dtype,
-                     name="embed_norm")(x)
+      x = x + nn.Embed(
+        cfg.type_vocab_size,
+        cfg.width,
+        dtype=self.dtype,
+        name="token_type_embeddings",
+      )(jnp.zeros((1, length), jnp.int32))
+    x = nn.LayerNorm(
+      epsilon=cfg.layer_norm_eps, dtype=self.dtype, name="embed_norm"
+    )(x)
     if attention_mask is None:
       attention_mask = jnp.ones(token_ids.shape, bool)
     chex.assert_equal_shape([token_ids, attention_mask])
     mask = attention_mask.astype(bool)[:, None, None, :]
     for i in range(cfg.depth):
-      x = BertLayer(cfg.num_heads, cfg.mlp_dim, cfg.layer_norm_eps,
-                    dtype=self.dtype, name=f"block_{i}")(x, mask)
+      x = BertLayer(
+        cfg.num_heads,
+        cfg.mlp_dim,
+        cfg.layer_norm_eps,
+        dtype=self.dtype,
+        name=f"block_{i}",
+      )(x, mask)
     return x

@@ -33,16 +33,20 @@ CONTEXT_LENGTH = {"clip": 77, "albef": 30, "blip": 35}
 def _vendored(path: pathlib.Path) -> str:
   if not path.is_file():
     raise FileNotFoundError(
-        f"vendored tokenizer vocabulary {path} is missing; rationality_jax reads it "
-        "from the repository's third_party/ folder. Install the package from a "
-        "checkout with `pip install -e .` and keep third_party/ next to it.")
+      f"vendored tokenizer vocabulary {path} is missing; rationality_jax reads it "
+      "from the repository's third_party/ folder. Install the package from a "
+      "checkout with `pip install -e .` and keep third_party/ next to it."
+    )
   return str(path)
 
 
 def _bytes_to_unicode() -> dict[int, str]:
   """OpenAI's byte -> printable unicode map (printable bytes map to themselves)."""
-  printable = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-               + list(range(ord("®"), ord("ÿ") + 1)))
+  printable = (
+    list(range(ord("!"), ord("~") + 1))
+    + list(range(ord("¡"), ord("¬") + 1))
+    + list(range(ord("®"), ord("ÿ") + 1))
+  )
   codes = printable[:]
   extra = 0
   for byte in range(256):
@@ -55,17 +59,21 @@ def _bytes_to_unicode() -> dict[int, str]:
 
 def _clip_backend():
   from transformers import CLIPTokenizer  # pylint: disable=import-outside-toplevel
+
   with gzip.open(_vendored(CLIP_BPE)) as f:
     lines = f.read().decode("utf-8").split("\n")
-  merges = [tuple(line.split()) for line in lines[1:49152 - 256 - 2 + 1]]
+  merges = [tuple(line.split()) for line in lines[1 : 49152 - 256 - 2 + 1]]
   symbols = list(_bytes_to_unicode().values())
   vocab = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges]
   vocab += ["<|startoftext|>", "<|endoftext|>"]
-  return CLIPTokenizer(vocab={token: i for i, token in enumerate(vocab)}, merges=merges)
+  return CLIPTokenizer(
+    vocab={token: i for i, token in enumerate(vocab)}, merges=merges
+  )
 
 
 def _bert_backend(blip: bool):
   from transformers import BertTokenizer  # pylint: disable=import-outside-toplevel
+
   backend = BertTokenizer(vocab=_vendored(BERT_VOCAB), do_lower_case=True)
   if blip:
     backend.add_special_tokens({"bos_token": "[DEC]"})
@@ -87,7 +95,9 @@ class Tokenizer:
   context_length: int
   backend: object
 
-  def __call__(self, texts: str | Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+  def __call__(
+    self, texts: str | Sequence[str]
+  ) -> tuple[np.ndarray, np.ndarray]:
     """Tokenize.
 
     Args:
@@ -99,13 +109,17 @@ class Tokenizer:
       attention_mask: [B, context_length] int32, 1 = real token.
     """
     texts = [texts] if isinstance(texts, str) else list(texts)
-    encoded = self.backend(texts, truncation=True, max_length=self.context_length,
-                           add_special_tokens=True)
+    encoded = self.backend(
+      texts,
+      truncation=True,
+      max_length=self.context_length,
+      add_special_tokens=True,
+    )
     token_ids = np.zeros((len(texts), self.context_length), np.int32)
     mask = np.zeros((len(texts), self.context_length), np.int32)
     for row, ids in enumerate(encoded["input_ids"]):
-      token_ids[row, :len(ids)] = ids
-      mask[row, :len(ids)] = 1
+      token_ids[row, : len(ids)] = ids
+      mask[row, : len(ids)] = 1
     return token_ids, mask
 
   @property
@@ -121,6 +135,10 @@ def tokenizer(family: str, context_length: int | None = None) -> Tokenizer:
   ``[49406, 320, 1125, 539, 320, 2368, 49407]``.
   """
   if family not in CONTEXT_LENGTH:
-    raise ValueError(f"unknown family {family!r}; expected one of {sorted(CONTEXT_LENGTH)}.")
-  backend = _clip_backend() if family == "clip" else _bert_backend(family == "blip")
+    raise ValueError(
+      f"unknown family {family!r}; expected one of {sorted(CONTEXT_LENGTH)}."
+    )
+  backend = (
+    _clip_backend() if family == "clip" else _bert_backend(family == "blip")
+  )
   return Tokenizer(family, context_length or CONTEXT_LENGTH[family], backend)

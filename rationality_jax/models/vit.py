@@ -42,8 +42,8 @@ def exact_gelu(x: jax.Array) -> jax.Array:
 
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
-    "quick_gelu": quick_gelu,
-    "gelu": exact_gelu,
+  "quick_gelu": quick_gelu,
+  "gelu": exact_gelu,
 }
 
 
@@ -79,14 +79,17 @@ class ViTConfig:
   def __post_init__(self):
     if self.image_size % self.patch_size:
       raise ValueError(
-          f"image_size {self.image_size} is not a multiple of patch_size "
-          f"{self.patch_size}; choose an image size divisible by the patch.")
+        f"image_size {self.image_size} is not a multiple of patch_size "
+        f"{self.patch_size}; choose an image size divisible by the patch."
+      )
     if self.num_heads < 1 or self.width % self.num_heads:
       raise ValueError(
-          f"width {self.width} is not divisible by num_heads {self.num_heads}.")
+        f"width {self.width} is not divisible by num_heads {self.num_heads}."
+      )
     if self.activation not in ACTIVATIONS:
-      raise ValueError(f"activation {self.activation!r} is not one of "
-                       f"{sorted(ACTIVATIONS)}.")
+      raise ValueError(
+        f"activation {self.activation!r} is not one of {sorted(ACTIVATIONS)}."
+      )
 
   @property
   def grid_size(self) -> int:
@@ -126,7 +129,9 @@ class Attention(nn.Module):
     qkv = nn.Dense(3 * width, dtype=self.dtype, name="qkv")(x)
     # [3, B, H, N, head_dim]: batch dims leading, so that XLA's batched dots
     # need no relayout (2.7x faster attention on CPU than 'bqhd,bkhd->bhqk').
-    qkv = qkv.reshape(batch, tokens, 3, self.num_heads, head_dim).transpose(2, 0, 3, 1, 4)
+    qkv = qkv.reshape(batch, tokens, 3, self.num_heads, head_dim).transpose(
+      2, 0, 3, 1, 4
+    )
     query, key, value = qkv[0], qkv[1], qkv[2]
     query = query * jnp.asarray(head_dim**-0.5, self.dtype)
     scores = jnp.einsum("bhqd,bhkd->bhqk", query, key).astype(jnp.float32)
@@ -172,11 +177,15 @@ class Block(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
     """[B, N, D] tokens (and optional attention mask, see `Attention`) -> [B, N, D]."""
-    y = nn.LayerNorm(epsilon=self.layer_norm_eps, dtype=self.dtype, name="layer_norm1")(x)
+    y = nn.LayerNorm(
+      epsilon=self.layer_norm_eps, dtype=self.dtype, name="layer_norm1"
+    )(x)
     y = self.perturb("norm1", y)
     self.sow("intermediates", "norm1", y)
     x = x + Attention(self.num_heads, dtype=self.dtype, name="attn")(y, mask)
-    y = nn.LayerNorm(epsilon=self.layer_norm_eps, dtype=self.dtype, name="layer_norm2")(x)
+    y = nn.LayerNorm(
+      epsilon=self.layer_norm_eps, dtype=self.dtype, name="layer_norm2"
+    )(x)
     x = x + MLP(self.mlp_dim, self.activation, dtype=self.dtype, name="mlp")(y)
     x = self.perturb("tokens", x)
     self.sow("intermediates", "tokens", x)
@@ -200,13 +209,20 @@ class PatchEmbedding(nn.Module):
     """[B, H, W, C] -> [B, (H/p)*(W/p), D], patches in row-major order."""
     batch, height, width, channels = images.shape
     p = self.patch_size
-    kernel = self.param("kernel", nn.initializers.lecun_normal(),
-                        (p, p, channels, self.width), jnp.float32)
+    kernel = self.param(
+      "kernel",
+      nn.initializers.lecun_normal(),
+      (p, p, channels, self.width),
+      jnp.float32,
+    )
     patches = images.reshape(batch, height // p, p, width // p, p, channels)
-    tokens = jnp.einsum("bhpwqc,pqcd->bhwd", patches.astype(self.dtype),
-                        kernel.astype(self.dtype))
+    tokens = jnp.einsum(
+      "bhpwqc,pqcd->bhwd", patches.astype(self.dtype), kernel.astype(self.dtype)
+    )
     if self.use_bias:
-      bias = self.param("bias", nn.initializers.zeros, (self.width,), jnp.float32)
+      bias = self.param(
+        "bias", nn.initializers.zeros, (self.width,), jnp.float32
+      )
       tokens = tokens + bias.astype(self.dtype)
     return tokens.reshape(batch, -1, self.width)
 
@@ -240,22 +256,44 @@ class VisionTransformer(nn.Module):
     chex.assert_axis_dimension(images, 2, cfg.image_size)
     chex.assert_axis_dimension(images, 3, 3)
     batch = images.shape[0]
-    x = PatchEmbedding(cfg.patch_size, cfg.width, cfg.patch_bias,
-                       dtype=self.dtype, name="patch_embed")(images)
-    cls_token = self.param("cls_token", nn.initializers.normal(0.02),
-                           (cfg.width,), jnp.float32)
-    pos_embedding = self.param("pos_embedding", nn.initializers.normal(0.02),
-                               (cfg.num_tokens, cfg.width), jnp.float32)
-    cls_tokens = jnp.broadcast_to(cls_token.astype(self.dtype), (batch, 1, cfg.width))
-    x = jnp.concatenate([cls_tokens, x], axis=1) + pos_embedding.astype(self.dtype)
+    x = PatchEmbedding(
+      cfg.patch_size,
+      cfg.width,
+      cfg.patch_bias,
+      dtype=self.dtype,
+      name="patch_embed",
+    )(images)
+    cls_token = self.param(
+      "cls_token", nn.initializers.normal(0.02), (cfg.width,), jnp.float32
+    )
+    pos_embedding = self.param(
+      "pos_embedding",
+      nn.initializers.normal(0.02),
+      (cfg.num_tokens, cfg.width),
+      jnp.float32,
+    )
+    cls_tokens = jnp.broadcast_to(
+      cls_token.astype(self.dtype), (batch, 1, cfg.width)
+    )
+    x = jnp.concatenate([cls_tokens, x], axis=1) + pos_embedding.astype(
+      self.dtype
+    )
     if cfg.pre_norm:
-      x = nn.LayerNorm(epsilon=cfg.layer_norm_eps, dtype=self.dtype,
-                       name="pre_norm")(x)
+      x = nn.LayerNorm(
+        epsilon=cfg.layer_norm_eps, dtype=self.dtype, name="pre_norm"
+      )(x)
     for i in range(cfg.depth):
-      x = Block(cfg.num_heads, cfg.mlp_dim, cfg.activation, cfg.layer_norm_eps,
-                dtype=self.dtype, name=f"block_{i}")(x)
-    return nn.LayerNorm(epsilon=cfg.layer_norm_eps, dtype=self.dtype,
-                        name="final_norm")(x)
+      x = Block(
+        cfg.num_heads,
+        cfg.mlp_dim,
+        cfg.activation,
+        cfg.layer_norm_eps,
+        dtype=self.dtype,
+        name=f"block_{i}",
+      )(x)
+    return nn.LayerNorm(
+      epsilon=cfg.layer_norm_eps, dtype=self.dtype, name="final_norm"
+    )(x)
 
 
 def _torch_bicubic_matrix(in_size: int, out_size: int) -> np.ndarray:
@@ -270,8 +308,10 @@ def _torch_bicubic_matrix(in_size: int, out_size: int) -> np.ndarray:
   def cubic(t):
     t = np.abs(t)
     return np.where(
-        t <= 1, ((a + 2) * t - (a + 3)) * t * t + 1,
-        np.where(t < 2, ((a * t - 5 * a) * t + 8 * a) * t - 4 * a, 0.0))
+      t <= 1,
+      ((a + 2) * t - (a + 3)) * t * t + 1,
+      np.where(t < 2, ((a * t - 5 * a) * t + 8 * a) * t - 4 * a, 0.0),
+    )
 
   scale = in_size / out_size
   source = (np.arange(out_size) + 0.5) * scale - 0.5
@@ -284,7 +324,9 @@ def _torch_bicubic_matrix(in_size: int, out_size: int) -> np.ndarray:
   return weights
 
 
-def resize_position_embedding(pos_embedding: np.ndarray, grid_size: int) -> np.ndarray:
+def resize_position_embedding(
+  pos_embedding: np.ndarray, grid_size: int
+) -> np.ndarray:
   """Resample ViT position embeddings to another patch grid.
 
   The CLS position is kept; the patch positions are resized as a square image
@@ -302,13 +344,17 @@ def resize_position_embedding(pos_embedding: np.ndarray, grid_size: int) -> np.n
   num_patches, width = pos_embedding.shape[0] - 1, pos_embedding.shape[1]
   old_grid = int(round(num_patches**0.5))
   if old_grid * old_grid != num_patches:
-    raise ValueError(f"position embedding with {num_patches} patch positions is "
-                     "not a square grid; cannot resize it.")
+    raise ValueError(
+      f"position embedding with {num_patches} patch positions is "
+      "not a square grid; cannot resize it."
+    )
   if old_grid == grid_size:
     return np.asarray(pos_embedding, np.float32)
-  grid = np.asarray(pos_embedding[1:], np.float64).reshape(old_grid, old_grid, width)
+  grid = np.asarray(pos_embedding[1:], np.float64).reshape(
+    old_grid, old_grid, width
+  )
   resize = _torch_bicubic_matrix(old_grid, grid_size)
   grid = np.einsum("ih,jw,hwd->ijd", resize, resize, grid)
   return np.concatenate(
-      [np.asarray(pos_embedding[:1], np.float64), grid.reshape(-1, width)]
+    [np.asarray(pos_embedding[:1], np.float64), grid.reshape(-1, width)]
   ).astype(np.float32)

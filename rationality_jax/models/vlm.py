@@ -18,7 +18,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from rationality_jax.models.text import BertConfig, BertEncoder, CLIPTextConfig, CLIPTextTransformer
+from rationality_jax.models.text import (
+  BertConfig,
+  BertEncoder,
+  CLIPTextConfig,
+  CLIPTextTransformer,
+)
 from rationality_jax.models.vit import ViTConfig, VisionTransformer
 
 FAMILIES = ("clip", "albef", "blip")
@@ -82,15 +87,20 @@ class VisionLanguageModel(nn.Module):
       self.text = BertEncoder(cfg.text, dtype=self.dtype)
     if cfg.text_pooler:
       self.text_pooler = nn.Dense(cfg.text.width, dtype=self.dtype)
-    self.vision_proj = nn.Dense(cfg.embed_dim, use_bias=cfg.projection_bias,
-                                dtype=self.dtype)
-    self.text_proj = nn.Dense(cfg.embed_dim, use_bias=cfg.projection_bias,
-                              dtype=self.dtype)
+    self.vision_proj = nn.Dense(
+      cfg.embed_dim, use_bias=cfg.projection_bias, dtype=self.dtype
+    )
+    self.text_proj = nn.Dense(
+      cfg.embed_dim, use_bias=cfg.projection_bias, dtype=self.dtype
+    )
     if cfg.logit == "logit_scale":
-      self.logit_scale = self.param("logit_scale", nn.initializers.constant(2.6592), (),
-                                    jnp.float32)
+      self.logit_scale = self.param(
+        "logit_scale", nn.initializers.constant(2.6592), (), jnp.float32
+      )
     else:
-      self.temp = self.param("temp", nn.initializers.constant(0.07), (), jnp.float32)
+      self.temp = self.param(
+        "temp", nn.initializers.constant(0.07), (), jnp.float32
+      )
 
   def encode_image(self, images: jax.Array, project: bool = True) -> jax.Array:
     """Image embeddings.
@@ -112,14 +122,22 @@ class VisionLanguageModel(nn.Module):
       norm = self.vision.variables["params"]["final_norm"]
       mean = cls.mean(-1, keepdims=True)
       variance = jnp.square(cls - mean).mean(-1, keepdims=True)
-      cls = (cls - mean) * jax.lax.rsqrt(variance + self.config.vision.layer_norm_eps)
-      cls = cls * norm["scale"].astype(self.dtype) + norm["bias"].astype(self.dtype)
+      cls = (cls - mean) * jax.lax.rsqrt(
+        variance + self.config.vision.layer_norm_eps
+      )
+      cls = cls * norm["scale"].astype(self.dtype) + norm["bias"].astype(
+        self.dtype
+      )
     if project:
       cls = self.vision_proj(cls)
     return cls.astype(jnp.float32)
 
-  def encode_text(self, token_ids: jax.Array, attention_mask: jax.Array | None = None,
-                  project: bool = True) -> jax.Array:
+  def encode_text(
+    self,
+    token_ids: jax.Array,
+    attention_mask: jax.Array | None = None,
+    project: bool = True,
+  ) -> jax.Array:
     """Text embeddings.
 
     Args:
@@ -153,7 +171,9 @@ class VisionLanguageModel(nn.Module):
       temp = jnp.clip(temp, *self.config.temp_range)
     return 1.0 / temp
 
-  def similarity(self, image_embeds: jax.Array, text_embeds: jax.Array) -> jax.Array:
+  def similarity(
+    self, image_embeds: jax.Array, text_embeds: jax.Array
+  ) -> jax.Array:
     """Logits from (un-normalised) embeddings, e.g. with cached class-prompt embeddings.
 
     Args:
@@ -164,10 +184,18 @@ class VisionLanguageModel(nn.Module):
       [B_img, B_txt] float32 = `logit_multiplier` x cosine similarity.
     """
     chex.assert_rank([image_embeds, text_embeds], 2)
-    return self.logit_multiplier() * normalize(image_embeds) @ normalize(text_embeds).T
+    return (
+      self.logit_multiplier()
+      * normalize(image_embeds)
+      @ normalize(text_embeds).T
+    )
 
-  def __call__(self, images: jax.Array, token_ids: jax.Array,
-               attention_mask: jax.Array | None = None) -> jax.Array:
+  def __call__(
+    self,
+    images: jax.Array,
+    token_ids: jax.Array,
+    attention_mask: jax.Array | None = None,
+  ) -> jax.Array:
     """Image-text logits.
 
     Args:
@@ -177,8 +205,9 @@ class VisionLanguageModel(nn.Module):
     Returns:
       logits_per_image: [B_img, B_txt] float32 = multiplier x cosine similarity.
     """
-    return self.similarity(self.encode_image(images),
-                           self.encode_text(token_ids, attention_mask))
+    return self.similarity(
+      self.encode_image(images), self.encode_text(token_ids, attention_mask)
+    )
 
 
 def normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:

@@ -9,37 +9,39 @@ from PIL import Image
 
 
 def jpeg(array, quality=95) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.asarray(array, np.uint8)).save(buf, format="JPEG", quality=quality)
-    return buf.getvalue()
+  buf = io.BytesIO()
+  Image.fromarray(np.asarray(array, np.uint8)).save(
+    buf, format="JPEG", quality=quality
+  )
+  return buf.getvalue()
 
 
 def png(array) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.asarray(array, np.uint8)).save(buf, format="PNG")
-    return buf.getvalue()
+  buf = io.BytesIO()
+  Image.fromarray(np.asarray(array, np.uint8)).save(buf, format="PNG")
+  return buf.getvalue()
 
 
 def write_tar(path, members: dict, mode="w"):
-    """members: {name: bytes}; mode 'w' (tar) or 'w:gz' (tgz)."""
-    with tarfile.open(path, mode) as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+  """members: {name: bytes}; mode 'w' (tar) or 'w:gz' (tgz)."""
+  with tarfile.open(path, mode) as tar:
+    for name, data in members.items():
+      info = tarfile.TarInfo(name)
+      info.size = len(data)
+      tar.addfile(info, io.BytesIO(data))
 
 
 def solid(h, w, seed=0):
-    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+  return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
 
 
 @pytest.fixture
 def fake():
-    """Namespace of archive helpers for builder tests."""
+  """Namespace of archive helpers for builder tests."""
 
-    class F:
-        pass
+  class F:
+    pass
 
-    for fn in (jpeg, png, write_tar, solid):
-        setattr(F, fn.__name__, staticmethod(fn))
-    return F
+  for fn in (jpeg, png, write_tar, solid):
+    setattr(F, fn.__name__, staticmethod(fn))
+  return F

@@ -8,28 +8,50 @@ from rationality_jax.data import classnames
 
 
 def test_imagenet_classes_in_standard_order():
-    wnids = classnames.imagenet_wnids()
-    tfds_labels = pathlib.Path(tfds.__file__).parent / "datasets" / "imagenet2012" / "labels.txt"
-    assert wnids == tfds_labels.read_text().split()
-    names = classnames.class_names("imagenet2012_val_masks")
-    assert len(names) == 1000
-    assert names[0] == "tench" and names[2] == "great white shark" and names[999] == "toilet tissue"
-    assert names[134] == names[517] == "crane"
-    assert names[wnids.index("n02099601")] == "golden retriever"
+  wnids = classnames.imagenet_wnids()
+  tfds_labels = (
+    pathlib.Path(tfds.__file__).parent
+    / "datasets"
+    / "imagenet2012"
+    / "labels.txt"
+  )
+  assert wnids == tfds_labels.read_text().split()
+  names = classnames.class_names("imagenet2012_val_masks")
+  assert len(names) == 1000
+  assert (
+    names[0] == "tench"
+    and names[2] == "great white shark"
+    and names[999] == "toilet tissue"
+  )
+  assert names[134] == names[517] == "crane"
+  assert names[wnids.index("n02099601")] == "golden retriever"
 
 
 def test_dataset_naming_rules():
-    assert classnames.class_names("cub_200_2011", ["001.Black_footed_Albatross", "200.Common_Yellowthroat"]) == ["black footed albatross", "common yellowthroat"]
-    dogs = ["n02085620-Chihuahua", "n02085782-Japanese_spaniel"]
-    assert classnames.class_names("stanford_dogs_masks", dogs) == ["chihuahua", "japanese_spaniel"]
-    assert classnames.class_names("stanford_dogs_masks", dogs, readable=True) == ["chihuahua", "japanese spaniel"]
-    assert classnames.class_names("caltech101_masks", ["Faces_easy", "airplanes"]) == ["faces_easy", "airplanes"]
+  assert classnames.class_names(
+    "cub_200_2011", ["001.Black_footed_Albatross", "200.Common_Yellowthroat"]
+  ) == ["black footed albatross", "common yellowthroat"]
+  dogs = ["n02085620-Chihuahua", "n02085782-Japanese_spaniel"]
+  assert classnames.class_names("stanford_dogs_masks", dogs) == [
+    "chihuahua",
+    "japanese_spaniel",
+  ]
+  assert classnames.class_names("stanford_dogs_masks", dogs, readable=True) == [
+    "chihuahua",
+    "japanese spaniel",
+  ]
+  assert classnames.class_names(
+    "caltech101_masks", ["Faces_easy", "airplanes"]
+  ) == ["faces_easy", "airplanes"]
 
 
 def test_templates():
-    clip = classnames.templates("clip80")
-    assert len(clip) == 80 and len(set(clip)) == 80
-    assert clip[0] == "a bad photo of a {}." and clip[-1] == "a tattoo of the {}."
-    assert all(t.count("{}") == 1 for t in clip)
-    assert classnames.prompts(["tench", "goldfish"]) == [["a photo of a tench"], ["a photo of a goldfish"]]
-    assert classnames.prompts(["x"], "clip80")[0][39] == "a photo of a x."
+  clip = classnames.templates("clip80")
+  assert len(clip) == 80 and len(set(clip)) == 80
+  assert clip[0] == "a bad photo of a {}." and clip[-1] == "a tattoo of the {}."
+  assert all(t.count("{}") == 1 for t in clip)
+  assert classnames.prompts(["tench", "goldfish"]) == [
+    ["a photo of a tench"],
+    ["a photo of a goldfish"],
+  ]
+  assert classnames.prompts(["x"], "clip80")[0][39] == "a photo of a x."

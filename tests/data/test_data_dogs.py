@@ -9,61 +9,98 @@ import scipy.io
 from rationality_jax.data import sources
 
 FOLDERS = ["n02085620-Chihuahua", "n02085782-Japanese_spaniel"]
-TRAIN = [("n02085620-Chihuahua/n02085620_5927", 1), ("n02085782-Japanese_spaniel/n02085782_2", 2)]
-TEST = [("n02085620-Chihuahua/n02085620_10074", 1), ("n02085782-Japanese_spaniel/n02085782_17", 2)]
+TRAIN = [
+  ("n02085620-Chihuahua/n02085620_5927", 1),
+  ("n02085782-Japanese_spaniel/n02085782_2", 2),
+]
+TEST = [
+  ("n02085620-Chihuahua/n02085620_10074", 1),
+  ("n02085782-Japanese_spaniel/n02085782_17", 2),
+]
 BOXES = {  # two dogs in one image, one elsewhere
-    "n02085620-Chihuahua/n02085620_10074": [(2, 3, 10, 12), (20, 15, 28, 25)],
+  "n02085620-Chihuahua/n02085620_10074": [(2, 3, 10, 12), (20, 15, 28, 25)],
 }
 
 
 def voc_xml(w, h, boxes):
-    objects = "".join(
-        f"<object><name>dog</name><pose>Unspecified</pose><truncated>0</truncated><difficult>0</difficult>"
-        f"<bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object>"
-        for x0, y0, x1, y1 in boxes
-    )
-    return (f"<annotation><folder>02085620</folder><filename>x</filename><source><database>ImageNet database</database></source>"
-            f"<size><width>{w}</width><height>{h}</height><depth>3</depth></size><segment>0</segment>{objects}</annotation>").encode()
+  objects = "".join(
+    f"<object><name>dog</name><pose>Unspecified</pose><truncated>0</truncated><difficult>0</difficult>"
+    f"<bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object>"
+    for x0, y0, x1, y1 in boxes
+  )
+  return (
+    f"<annotation><folder>02085620</folder><filename>x</filename><source><database>ImageNet database</database></source>"
+    f"<size><width>{w}</width><height>{h}</height><depth>3</depth></size><segment>0</segment>{objects}</annotation>"
+  ).encode()
 
 
 def list_mat(rows):
-    buf = io.BytesIO()
-    cell = lambda xs: np.array([[np.array([x])] for x in xs], dtype=object)  # noqa: E731
-    scipy.io.savemat(buf, {
-        "file_list": cell([f + ".jpg" for f, _ in rows]),
-        "annotation_list": cell([f for f, _ in rows]),
-        "labels": np.array([[lab] for _, lab in rows], np.float64),
-    })
-    return buf.getvalue()
+  buf = io.BytesIO()
+  cell = lambda xs: np.array([[np.array([x])] for x in xs], dtype=object)  # noqa: E731
+  scipy.io.savemat(
+    buf,
+    {
+      "file_list": cell([f + ".jpg" for f, _ in rows]),
+      "annotation_list": cell([f for f, _ in rows]),
+      "labels": np.array([[lab] for _, lab in rows], np.float64),
+    },
+  )
+  return buf.getvalue()
 
 
 def write_dogs(fake, root):
-    root.mkdir()
-    images, annotations = {}, {}
-    for i, (f, _) in enumerate(TRAIN + TEST):
-        images[f"Images/{f}.jpg"] = fake.jpeg(fake.solid(30, 40, i))
-        annotations[f"Annotation/{f}"] = voc_xml(40, 30, BOXES.get(f, [(5, 5, 15, 15)]))
-    fake.write_tar(root / "images.tar", images)
-    fake.write_tar(root / "annotation.tar", annotations)
-    fake.write_tar(root / "lists.tar", {"file_list.mat": list_mat(TRAIN + TEST), "train_list.mat": list_mat(TRAIN), "test_list.mat": list_mat(TEST)})
-    return root
+  root.mkdir()
+  images, annotations = {}, {}
+  for i, (f, _) in enumerate(TRAIN + TEST):
+    images[f"Images/{f}.jpg"] = fake.jpeg(fake.solid(30, 40, i))
+    annotations[f"Annotation/{f}"] = voc_xml(
+      40, 30, BOXES.get(f, [(5, 5, 15, 15)])
+    )
+  fake.write_tar(root / "images.tar", images)
+  fake.write_tar(root / "annotation.tar", annotations)
+  fake.write_tar(
+    root / "lists.tar",
+    {
+      "file_list.mat": list_mat(TRAIN + TEST),
+      "train_list.mat": list_mat(TRAIN),
+      "test_list.mat": list_mat(TEST),
+    },
+  )
+  return root
 
 
 @pytest.mark.parametrize("boxes", ["all", "last"])
 def test_dogs_splits_labels_and_box_masks(fake, tmp_path, boxes):
-    manual = write_dogs(fake, tmp_path / "manual")
-    builder = sources.build("stanford_dogs_masks", tmp_path / "data", manual_dir=manual, boxes=boxes)
-    assert builder.info.features["label"].names == FOLDERS
-    assert builder.info.splits["train"].num_examples == 2 and builder.info.splits["test"].num_examples == 2
-    test = sources.get_source("stanford_dogs_masks", "test", tmp_path / "data", boxes=boxes)
-    by_id = {test[i]["id"]: test[i] for i in range(len(test))}
-    assert {k: int(v["label"]) for k, v in by_id.items()} == {f: lab - 1 for f, lab in TEST}
-    ex = by_id["n02085620-Chihuahua/n02085620_10074"]
-    m = ex["mask"]
-    np.testing.assert_allclose(ex["boxes"], [[2, 3, 10, 12], [20, 15, 28, 25]])
-    # Second (last) box: rows 15..24, columns 20..27.
-    assert m[15, 20] == 1 and m[24, 27] == 1 and m[25, 27] == 0 and m[24, 28] == 0 and m[14, 20] == 0
-    # First box: rows 3..11, columns 2..9, only when filling all boxes.
-    assert m[3, 2] == (1 if boxes == "all" else 0) and m[11, 9] == (1 if boxes == "all" else 0)
-    assert m[12, 9] == 0 and m[11, 10] == 0
-    assert m.sum() == (72 + 80 if boxes == "all" else 80)
+  manual = write_dogs(fake, tmp_path / "manual")
+  builder = sources.build(
+    "stanford_dogs_masks", tmp_path / "data", manual_dir=manual, boxes=boxes
+  )
+  assert builder.info.features["label"].names == FOLDERS
+  assert (
+    builder.info.splits["train"].num_examples == 2
+    and builder.info.splits["test"].num_examples == 2
+  )
+  test = sources.get_source(
+    "stanford_dogs_masks", "test", tmp_path / "data", boxes=boxes
+  )
+  by_id = {test[i]["id"]: test[i] for i in range(len(test))}
+  assert {k: int(v["label"]) for k, v in by_id.items()} == {
+    f: lab - 1 for f, lab in TEST
+  }
+  ex = by_id["n02085620-Chihuahua/n02085620_10074"]
+  m = ex["mask"]
+  np.testing.assert_allclose(ex["boxes"], [[2, 3, 10, 12], [20, 15, 28, 25]])
+  # Second (last) box: rows 15..24, columns 20..27.
+  assert (
+    m[15, 20] == 1
+    and m[24, 27] == 1
+    and m[25, 27] == 0
+    and m[24, 28] == 0
+    and m[14, 20] == 0
+  )
+  # First box: rows 3..11, columns 2..9, only when filling all boxes.
+  assert m[3, 2] == (1 if boxes == "all" else 0) and m[11, 9] == (
+    1 if boxes == "all" else 0
+  )
+  assert m[12, 9] == 0 and m[11, 10] == 0
+  assert m.sum() == (72 + 80 if boxes == "all" else 80)

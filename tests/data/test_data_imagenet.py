@@ -8,95 +8,181 @@ from rationality_jax.data.builders import imagenet_c_masks
 
 # (stem, wnid, label, (H, W), boxes)
 VAL = [
-    ("ILSVRC2012_val_00000001", "n01440764", 0, (300, 400), [(100, 50, 300, 200), (10, 20, 50, 60)]),
-    ("ILSVRC2012_val_00000002", "n15075141", 999, (64, 48), [(4, 8, 20, 30)]),
+  (
+    "ILSVRC2012_val_00000001",
+    "n01440764",
+    0,
+    (300, 400),
+    [(100, 50, 300, 200), (10, 20, 50, 60)],
+  ),
+  ("ILSVRC2012_val_00000002", "n15075141", 999, (64, 48), [(4, 8, 20, 30)]),
 ]
 
 
 def val_xml(wnid, hw, boxes):
-    objs = "".join(
-        f"<object><name>{wnid}</name><pose>Unspecified</pose><truncated>0</truncated><difficult>0</difficult>"
-        f"<bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin><xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox></object>"
-        for b in boxes
-    )
-    return (f"<annotation><folder>val</folder><filename>x</filename><source><database>ILSVRC_2012</database></source>"
-            f"<size><width>{hw[1]}</width><height>{hw[0]}</height><depth>3</depth></size><segmented>0</segmented>{objs}</annotation>").encode()
+  objs = "".join(
+    f"<object><name>{wnid}</name><pose>Unspecified</pose><truncated>0</truncated><difficult>0</difficult>"
+    f"<bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin><xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox></object>"
+    for b in boxes
+  )
+  return (
+    f"<annotation><folder>val</folder><filename>x</filename><source><database>ILSVRC_2012</database></source>"
+    f"<size><width>{hw[1]}</width><height>{hw[0]}</height><depth>3</depth></size><segmented>0</segmented>{objs}</annotation>"
+  ).encode()
 
 
 def write_val(fake, root, layout):
-    root.mkdir(exist_ok=True)
-    fake.write_tar(root / "ILSVRC2012_img_val.tar", {f"{s}.JPEG": fake.jpeg(fake.solid(*hw, i)) for i, (s, _, _, hw, _) in enumerate(VAL)})
-    if layout == "xml":
-        fake.write_tar(root / "ILSVRC2012_bbox_val_v3.tgz", {f"val/{s}.xml": val_xml(w, hw, b) for s, w, _, hw, b in VAL}, "w:gz")
-    else:
-        rows = ["ImageId,PredictionString"] + [s + "," + " ".join(f"{w} {x0} {y0} {x1} {y1}" for x0, y0, x1, y1 in b) + " " for s, w, _, _, b in VAL]
-        (root / "LOC_val_solution.csv").write_text("\n".join(rows) + "\n")
-    return root
+  root.mkdir(exist_ok=True)
+  fake.write_tar(
+    root / "ILSVRC2012_img_val.tar",
+    {
+      f"{s}.JPEG": fake.jpeg(fake.solid(*hw, i))
+      for i, (s, _, _, hw, _) in enumerate(VAL)
+    },
+  )
+  if layout == "xml":
+    fake.write_tar(
+      root / "ILSVRC2012_bbox_val_v3.tgz",
+      {f"val/{s}.xml": val_xml(w, hw, b) for s, w, _, hw, b in VAL},
+      "w:gz",
+    )
+  else:
+    rows = ["ImageId,PredictionString"] + [
+      s
+      + ","
+      + " ".join(f"{w} {x0} {y0} {x1} {y1}" for x0, y0, x1, y1 in b)
+      + " "
+      for s, w, _, _, b in VAL
+    ]
+    (root / "LOC_val_solution.csv").write_text("\n".join(rows) + "\n")
+  return root
 
 
 @pytest.mark.parametrize("layout", ["xml", "csv"])
 def test_imagenet_val_labels_and_all_boxes(fake, tmp_path, layout):
-    manual = write_val(fake, tmp_path / "manual", layout)
-    builder = sources.build("imagenet2012_val_masks", tmp_path / "data", manual_dir=manual)
-    assert builder.info.features["label"].names[999] == "n15075141"
-    src = sources.get_source("imagenet2012_val_masks", "validation", tmp_path / "data")
-    by_id = {src[i]["id"]: src[i] for i in range(len(src))}
-    assert {k: int(v["label"]) for k, v in by_id.items()} == {s: lab for s, _, lab, _, _ in VAL}
-    m = by_id["ILSVRC2012_val_00000001"]["mask"]
-    assert m.shape == (300, 400)
-    assert m[50, 100] == 1 and m[199, 299] == 1 and m[200, 299] == 0 and m[199, 300] == 0 and m[49, 100] == 0
-    assert m[20, 10] == 1 and m[59, 49] == 1 and m[60, 49] == 0  # the second box is filled too
-    assert m.sum() == 200 * 150 + 40 * 40
-    np.testing.assert_allclose(by_id["ILSVRC2012_val_00000002"]["boxes"], [[4, 8, 20, 30]])
+  manual = write_val(fake, tmp_path / "manual", layout)
+  builder = sources.build(
+    "imagenet2012_val_masks", tmp_path / "data", manual_dir=manual
+  )
+  assert builder.info.features["label"].names[999] == "n15075141"
+  src = sources.get_source(
+    "imagenet2012_val_masks", "validation", tmp_path / "data"
+  )
+  by_id = {src[i]["id"]: src[i] for i in range(len(src))}
+  assert {k: int(v["label"]) for k, v in by_id.items()} == {
+    s: lab for s, _, lab, _, _ in VAL
+  }
+  m = by_id["ILSVRC2012_val_00000001"]["mask"]
+  assert m.shape == (300, 400)
+  assert (
+    m[50, 100] == 1
+    and m[199, 299] == 1
+    and m[200, 299] == 0
+    and m[199, 300] == 0
+    and m[49, 100] == 0
+  )
+  assert (
+    m[20, 10] == 1 and m[59, 49] == 1 and m[60, 49] == 0
+  )  # the second box is filled too
+  assert m.sum() == 200 * 150 + 40 * 40
+  np.testing.assert_allclose(
+    by_id["ILSVRC2012_val_00000002"]["boxes"], [[4, 8, 20, 30]]
+  )
 
 
 def write_imagenet_c(fake, root):
-    root.mkdir(exist_ok=True)
-    img = lambda i: fake.jpeg(fake.solid(224, 224, i))  # noqa: E731
-    fake.write_tar(root / "noise.tar", {
-        "gaussian_noise/3/n01440764/ILSVRC2012_val_00000001.JPEG": img(1),
-        "gaussian_noise/5/n15075141/ILSVRC2012_val_00000002.JPEG": img(2),
-        "shot_noise/1/n01440764/ILSVRC2012_val_00000001.JPEG": img(3),
-    })
-    (root / "fog" / "2" / "n15075141").mkdir(parents=True)
-    (root / "fog" / "2" / "n15075141" / "ILSVRC2012_val_00000002.JPEG").write_bytes(img(4))
-    return root
+  root.mkdir(exist_ok=True)
+  img = lambda i: fake.jpeg(fake.solid(224, 224, i))  # noqa: E731
+  fake.write_tar(
+    root / "noise.tar",
+    {
+      "gaussian_noise/3/n01440764/ILSVRC2012_val_00000001.JPEG": img(1),
+      "gaussian_noise/5/n15075141/ILSVRC2012_val_00000002.JPEG": img(2),
+      "shot_noise/1/n01440764/ILSVRC2012_val_00000001.JPEG": img(3),
+    },
+  )
+  (root / "fog" / "2" / "n15075141").mkdir(parents=True)
+  (
+    root / "fog" / "2" / "n15075141" / "ILSVRC2012_val_00000002.JPEG"
+  ).write_bytes(img(4))
+  return root
 
 
 @pytest.mark.parametrize("layout", ["xml", "csv"])
 def test_imagenet_c_splits_features_and_mapped_masks(fake, tmp_path, layout):
-    manual = write_imagenet_c(fake, write_val(fake, tmp_path / "manual", layout))
-    builder = sources.build("imagenet_c_masks", tmp_path / "data", manual_dir=manual)
-    assert {k: v.num_examples for k, v in builder.info.splits.items()} == {"gaussian_noise": 2, "shot_noise": 1, "fog": 1}
-    src = sources.get_source("imagenet_c_masks", "gaussian_noise", tmp_path / "data")
-    by_id = {src[i]["id"]: src[i] for i in range(len(src))}
-    ex = by_id["gaussian_noise/3/ILSVRC2012_val_00000001"]
-    assert ex["corruption"] == "gaussian_noise" and ex["severity"] == 3 and ex["label"] == 0
-    assert by_id["gaussian_noise/5/ILSVRC2012_val_00000002"]["label"] == 999
-    # 300x400 -> Resize(256) -> 256x341 -> CenterCrop(224): top 16, left round(58.5) = 58.
-    np.testing.assert_allclose(ex["boxes"][0], [100 * 341 / 400 - 58, 50 * 256 / 300 - 16, 300 * 341 / 400 - 58, 200 * 256 / 300 - 16], rtol=1e-5)
-    m = ex["mask"]
-    assert m.shape == (224, 224)
-    assert m[27, 27] == 1 and m[154, 197] == 1
-    assert m[26, 27] == 0 and m[27, 26] == 0 and m[155, 197] == 0 and m[154, 198] == 0
-    # The mapped mask matches the val mask pushed through our own resize + crop ops.
-    val_mask = np.zeros((300, 400), np.uint8)
-    for x0, y0, x1, y1 in VAL[0][4]:
-        val_mask[y0:y1, x0:x1] = 1
-    pushed = preprocess.parse("resize(256)|center_crop(224)")({"mask": val_mask})["mask"]
-    assert (pushed != m).sum() <= 4 * 224  # at most a one-pixel band along the edges
-    assert (pushed & m).sum() / (pushed | m).sum() > 0.98
+  manual = write_imagenet_c(fake, write_val(fake, tmp_path / "manual", layout))
+  builder = sources.build(
+    "imagenet_c_masks", tmp_path / "data", manual_dir=manual
+  )
+  assert {k: v.num_examples for k, v in builder.info.splits.items()} == {
+    "gaussian_noise": 2,
+    "shot_noise": 1,
+    "fog": 1,
+  }
+  src = sources.get_source(
+    "imagenet_c_masks", "gaussian_noise", tmp_path / "data"
+  )
+  by_id = {src[i]["id"]: src[i] for i in range(len(src))}
+  ex = by_id["gaussian_noise/3/ILSVRC2012_val_00000001"]
+  assert (
+    ex["corruption"] == "gaussian_noise"
+    and ex["severity"] == 3
+    and ex["label"] == 0
+  )
+  assert by_id["gaussian_noise/5/ILSVRC2012_val_00000002"]["label"] == 999
+  # 300x400 -> Resize(256) -> 256x341 -> CenterCrop(224): top 16, left round(58.5) = 58.
+  np.testing.assert_allclose(
+    ex["boxes"][0],
+    [
+      100 * 341 / 400 - 58,
+      50 * 256 / 300 - 16,
+      300 * 341 / 400 - 58,
+      200 * 256 / 300 - 16,
+    ],
+    rtol=1e-5,
+  )
+  m = ex["mask"]
+  assert m.shape == (224, 224)
+  assert m[27, 27] == 1 and m[154, 197] == 1
+  assert (
+    m[26, 27] == 0 and m[27, 26] == 0 and m[155, 197] == 0 and m[154, 198] == 0
+  )
+  # The mapped mask matches the val mask pushed through our own resize + crop ops.
+  val_mask = np.zeros((300, 400), np.uint8)
+  for x0, y0, x1, y1 in VAL[0][4]:
+    val_mask[y0:y1, x0:x1] = 1
+  pushed = preprocess.parse("resize(256)|center_crop(224)")({"mask": val_mask})[
+    "mask"
+  ]
+  assert (
+    pushed != m
+  ).sum() <= 4 * 224  # at most a one-pixel band along the edges
+  assert (pushed & m).sum() / (pushed | m).sum() > 0.98
 
 
 def test_imagenet_c_map_boxes_portrait():
-    # 500x375 (H x W): W is short -> 341x256, top round(58.5) = 58, left 16.
-    out = imagenet_c_masks.map_boxes_resize_crop([[0, 0, 375, 500]], 500, 375)
-    np.testing.assert_allclose(out, [[0, 0, 224, 224]])
-    out = imagenet_c_masks.map_boxes_resize_crop([[75, 100, 150, 200]], 500, 375)
-    np.testing.assert_allclose(out, [[75 * 256 / 375 - 16, 100 * 341 / 500 - 58, 150 * 256 / 375 - 16, 200 * 341 / 500 - 58]], rtol=1e-5)
+  # 500x375 (H x W): W is short -> 341x256, top round(58.5) = 58, left 16.
+  out = imagenet_c_masks.map_boxes_resize_crop([[0, 0, 375, 500]], 500, 375)
+  np.testing.assert_allclose(out, [[0, 0, 224, 224]])
+  out = imagenet_c_masks.map_boxes_resize_crop([[75, 100, 150, 200]], 500, 375)
+  np.testing.assert_allclose(
+    out,
+    [
+      [
+        75 * 256 / 375 - 16,
+        100 * 341 / 500 - 58,
+        150 * 256 / 375 - 16,
+        200 * 341 / 500 - 58,
+      ]
+    ],
+    rtol=1e-5,
+  )
 
 
 def test_imagenet_c_without_corruptions_names_the_tars(fake, tmp_path):
-    manual = write_val(fake, tmp_path / "manual", "xml")
-    with pytest.raises(FileNotFoundError, match=r"blur\.tar, digital\.tar, extra\.tar, noise\.tar, weather\.tar.*zenodo"):
-        sources.build("imagenet_c_masks", tmp_path / "data", manual_dir=manual)
+  manual = write_val(fake, tmp_path / "manual", "xml")
+  with pytest.raises(
+    FileNotFoundError,
+    match=r"blur\.tar, digital\.tar, extra\.tar, noise\.tar, weather\.tar.*zenodo",
+  ):
+    sources.build("imagenet_c_masks", tmp_path / "data", manual_dir=manual)

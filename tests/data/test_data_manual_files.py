@@ -5,34 +5,46 @@ import pytest
 from rationality_jax.data import sources
 
 EXPECTED = {
-    "cub_200_2011": ["CUB_200_2011.tgz", "segmentations.tgz", "data.caltech.edu"],
-    "caltech101_masks": ["caltech-101.zip or 101_ObjectCategories.tar.gz", "caltech-101.zip or Annotations.tar"],
-    "stanford_dogs_masks": ["images.tar", "annotation.tar", "lists.tar", "vision.stanford.edu"],
-    "imagenet2012_val_masks": ["ILSVRC2012_img_val.tar", "ILSVRC2012_bbox_val_v3.tgz or LOC_val_solution.csv", "image-net.org"],
-    "imagenet_c_masks": ["ILSVRC2012_bbox_val_v3.tgz or LOC_val_solution.csv"],
+  "cub_200_2011": ["CUB_200_2011.tgz", "segmentations.tgz", "data.caltech.edu"],
+  "caltech101_masks": [
+    "caltech-101.zip or 101_ObjectCategories.tar.gz",
+    "caltech-101.zip or Annotations.tar",
+  ],
+  "stanford_dogs_masks": [
+    "images.tar",
+    "annotation.tar",
+    "lists.tar",
+    "vision.stanford.edu",
+  ],
+  "imagenet2012_val_masks": [
+    "ILSVRC2012_img_val.tar",
+    "ILSVRC2012_bbox_val_v3.tgz or LOC_val_solution.csv",
+    "image-net.org",
+  ],
+  "imagenet_c_masks": ["ILSVRC2012_bbox_val_v3.tgz or LOC_val_solution.csv"],
 }
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 @pytest.mark.parametrize("manual", ["none", "empty", "partial"])
 def test_missing_manual_files_are_named(tmp_path, name, manual):
-    manual_dir = None
-    if manual != "none":
-        manual_dir = tmp_path / "manual"
-        manual_dir.mkdir()
-        if manual == "partial":
-            (manual_dir / "unrelated.txt").write_text("x")
-    with pytest.raises(FileNotFoundError) as err:
-        sources.build(name, tmp_path / "data", manual_dir=manual_dir)
-    for text in EXPECTED[name]:
-        assert text in str(err.value)
-    assert not (tmp_path / "data" / name / "default" / "1.0.0").exists()
+  manual_dir = None
+  if manual != "none":
+    manual_dir = tmp_path / "manual"
+    manual_dir.mkdir()
+    if manual == "partial":
+      (manual_dir / "unrelated.txt").write_text("x")
+  with pytest.raises(FileNotFoundError) as err:
+    sources.build(name, tmp_path / "data", manual_dir=manual_dir)
+  for text in EXPECTED[name]:
+    assert text in str(err.value)
+  assert not (tmp_path / "data" / name / "default" / "1.0.0").exists()
 
 
 def test_unknown_dataset_and_config_field(tmp_path):
-    with pytest.raises(ValueError, match="Unknown dataset 'cub'"):
-        sources.build("cub", tmp_path)
-    with pytest.raises(TypeError, match="has no config fields \\['colour'\\]"):
-        sources.build("synthetic_rationality", tmp_path, colour=3)
-    with pytest.raises(FileNotFoundError, match="not prepared"):
-        sources.get_source("synthetic_rationality", "train", tmp_path / "empty")
+  with pytest.raises(ValueError, match="Unknown dataset 'cub'"):
+    sources.build("cub", tmp_path)
+  with pytest.raises(TypeError, match="has no config fields \\['colour'\\]"):
+    sources.build("synthetic_rationality", tmp_path, colour=3)
+  with pytest.raises(FileNotFoundError, match="not prepared"):
+    sources.get_source("synthetic_rationality", "train", tmp_path / "empty")

@@ -9,92 +9,139 @@ import sys
 import numpy as np
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(
+  os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+)
 
 
 def _records(path):
-    with open(path) as f:
-        rows = list(csv.DictReader(f))
-    return {k: np.asarray([r[k] for r in rows]) for k in rows[0]}
+  with open(path) as f:
+    rows = list(csv.DictReader(f))
+  return {k: np.asarray([r[k] for r in rows]) for k in rows[0]}
 
 
 def _from_records(records, threshold=0.5):
-    """Accuracy, PT, IR, counts and means, computed here with plain numpy."""
-    label, prediction = records["label"].astype(int), records["prediction"].astype(int)
-    correct = records["correct"].astype(int) == 1
-    rma = records["rma"].astype(float)
-    assert np.array_equal(correct, label == prediction)
-    valid = rma >= threshold
-    rr, rw = int(np.sum(correct & valid)), int(np.sum(correct & ~valid))
-    wr, ww = int(np.sum(~correct & valid)), int(np.sum(~correct & ~valid))
-    return {"n": len(label), "accuracy": correct.mean(), "rr": rr, "rw": rw, "wr": wr, "ww": ww,
-            "pt": rr / (rr + rw) if rr + rw else float("nan"),
-            "ir": rr / (rr + wr) if rr + wr else float("nan"),
-            "mean_rma": rma.mean(), "mean_rra": records["rra"].astype(float).mean(),
-            "mean_pointing_game": records["pointing_game"].astype(float).mean()}
+  """Accuracy, PT, IR, counts and means, computed here with plain numpy."""
+  label, prediction = (
+    records["label"].astype(int),
+    records["prediction"].astype(int),
+  )
+  correct = records["correct"].astype(int) == 1
+  rma = records["rma"].astype(float)
+  assert np.array_equal(correct, label == prediction)
+  valid = rma >= threshold
+  rr, rw = int(np.sum(correct & valid)), int(np.sum(correct & ~valid))
+  wr, ww = int(np.sum(~correct & valid)), int(np.sum(~correct & ~valid))
+  return {
+    "n": len(label),
+    "accuracy": correct.mean(),
+    "rr": rr,
+    "rw": rw,
+    "wr": wr,
+    "ww": ww,
+    "pt": rr / (rr + rw) if rr + rw else float("nan"),
+    "ir": rr / (rr + wr) if rr + wr else float("nan"),
+    "mean_rma": rma.mean(),
+    "mean_rra": records["rra"].astype(float).mean(),
+    "mean_pointing_game": records["pointing_game"].astype(float).mean(),
+  }
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("demo")
-    result = subprocess.run(
-        [sys.executable, "-m", "rationality_jax.main", "--config=configs/demo.py:quick=1",
-         f"--workdir={workdir}"],
-        cwd=REPO, capture_output=True, text=True, timeout=900,
-        env=dict(os.environ, JAX_PLATFORMS="cpu"))
-    assert result.returncode == 0, result.stderr[-3000:]
-    return workdir, result
+  workdir = tmp_path_factory.mktemp("demo")
+  result = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "rationality_jax.main",
+      "--config=configs/demo.py:quick=1",
+      f"--workdir={workdir}",
+    ],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=900,
+    env=dict(os.environ, JAX_PLATFORMS="cpu"),
+  )
+  assert result.returncode == 0, result.stderr[-3000:]
+  return workdir, result
 
 
 def test_demo_writes_report_tables_and_figures(demo):
-    workdir, result = demo
-    report = (workdir / "report.md").read_text()
-    for heading in ("## All runs", "Prediction trustworthiness (PT, %), the study's Table 1",
-                    "Inference reliability (IR, %), the study's Table 2"):
-        assert heading in report
-    assert "## All runs" in result.stdout          # the report is printed at the end
-    for name in ("pt_ir_threshold.png", "heatmaps_demo_clip_synthetic.png"):
-        png = workdir / "figures" / name
-        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
-    rows = json.loads((workdir / "results.json").read_text())["rows"]
-    assert [r["method"] for r in rows] == ["zs", "lp", "ft"]
-    with open(workdir / "results.csv") as f:
-        assert [r["method"] for r in csv.DictReader(f)] == ["zs", "lp", "ft"]
+  workdir, result = demo
+  report = (workdir / "report.md").read_text()
+  for heading in (
+    "## All runs",
+    "Prediction trustworthiness (PT, %), the study's Table 1",
+    "Inference reliability (IR, %), the study's Table 2",
+  ):
+    assert heading in report
+  assert "## All runs" in result.stdout  # the report is printed at the end
+  for name in ("pt_ir_threshold.png", "heatmaps_demo_clip_synthetic.png"):
+    png = workdir / "figures" / name
+    assert (
+      png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+      and png.stat().st_size > 10_000
+    )
+  rows = json.loads((workdir / "results.json").read_text())["rows"]
+  assert [r["method"] for r in rows] == ["zs", "lp", "ft"]
+  with open(workdir / "results.csv") as f:
+    assert [r["method"] for r in csv.DictReader(f)] == ["zs", "lp", "ft"]
 
 
 def test_report_numbers_are_the_records_numbers(demo):
-    workdir, _ = demo
-    rows = json.loads((workdir / "results.json").read_text())["rows"]
-    report = (workdir / "report.md").read_text()
-    with open(workdir / "results.csv") as f:
-        csv_rows = list(csv.DictReader(f))
-    for row, csv_row in zip(rows, csv_rows):
-        expected = _from_records(_records(workdir / "eval" / row["name"] / "records.csv"))
-        assert expected["n"] == 100
-        for key, value in expected.items():
-            for got in (row[key], float(csv_row[key])):
-                if np.isnan(value):
-                    assert np.isnan(got), key
-                else:
-                    assert got == pytest.approx(value, abs=1e-6), (row["name"], key)
-        line = next(l for l in report.splitlines() if l.startswith(f"| {row['name']} |"))
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        assert cells[5:8] == [f"{100 * expected[k]:.2f}" if not np.isnan(expected[k]) else "-"
-                              for k in ("accuracy", "pt", "ir")]
-        assert [int(c) for c in cells[11:16]] == [expected[k] for k in ("rr", "rw", "wr", "ww", "n")]
-        run = json.loads((workdir / "eval" / row["name"] / "summary.json").read_text())
-        assert run["rr"] == expected["rr"] and run["n"] == 100
+  workdir, _ = demo
+  rows = json.loads((workdir / "results.json").read_text())["rows"]
+  report = (workdir / "report.md").read_text()
+  with open(workdir / "results.csv") as f:
+    csv_rows = list(csv.DictReader(f))
+  for row, csv_row in zip(rows, csv_rows):
+    expected = _from_records(
+      _records(workdir / "eval" / row["name"] / "records.csv")
+    )
+    assert expected["n"] == 100
+    for key, value in expected.items():
+      for got in (row[key], float(csv_row[key])):
+        if np.isnan(value):
+          assert np.isnan(got), key
+        else:
+          assert got == pytest.approx(value, abs=1e-6), (row["name"], key)
+    line = next(
+      l for l in report.splitlines() if l.startswith(f"| {row['name']} |")
+    )
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[5:8] == [
+      f"{100 * expected[k]:.2f}" if not np.isnan(expected[k]) else "-"
+      for k in ("accuracy", "pt", "ir")
+    ]
+    assert [int(c) for c in cells[11:16]] == [
+      expected[k] for k in ("rr", "rw", "wr", "ww", "n")
+    ]
+    run = json.loads(
+      (workdir / "eval" / row["name"] / "summary.json").read_text()
+    )
+    assert run["rr"] == expected["rr"] and run["n"] == 100
 
 
 def test_rerun_resumes_everything_and_changes_nothing(demo):
-    workdir, _ = demo
-    before = (workdir / "results.csv").read_text()
-    result = subprocess.run(
-        [sys.executable, "-m", "rationality_jax.main", "--config=configs/demo.py:quick=1",
-         f"--workdir={workdir}"],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
-        env=dict(os.environ, JAX_PLATFORMS="cpu"))
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert (workdir / "results.csv").read_text() == before
-    timings = json.loads((workdir / "timings.json").read_text())
-    assert timings["train lp"] < 1 and timings["evaluate lp"] < 5
+  workdir, _ = demo
+  before = (workdir / "results.csv").read_text()
+  result = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "rationality_jax.main",
+      "--config=configs/demo.py:quick=1",
+      f"--workdir={workdir}",
+    ],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=600,
+    env=dict(os.environ, JAX_PLATFORMS="cpu"),
+  )
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert (workdir / "results.csv").read_text() == before
+  timings = json.loads((workdir / "timings.json").read_text())
+  assert timings["train lp"] < 1 and timings["evaluate lp"] < 5

@@ -28,29 +28,37 @@ WORKER = textwrap.dedent("""
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
 
 
 def test_sum_over_hosts_matches_all_samples():
-    port = str(_free_port())
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(i), port], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True) for i in range(2)]
-    outputs = [w.communicate(timeout=240) for w in workers]
-    for w, (out, err) in zip(workers, outputs):
-        assert w.returncode == 0, err[-3000:]
-    totals = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
-    rma, correct = [], []
-    for i in range(2):
-        rng = np.random.default_rng(i)
-        r, c = rng.random(10).astype(np.float32), rng.random(10) < 0.5
-        r[0] = np.nan
-        rma.append(r)
-        correct.append(c)
-    expected = metrics.rationality_counts(
-        np.concatenate(correct), metrics.valid_evidence(np.concatenate(rma))).as_dict()
-    assert totals[0] == totals[1] == expected
-    assert expected["right_undefined"] + expected["wrong_undefined"] == 2
+  port = str(_free_port())
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  workers = [
+    subprocess.Popen(
+      [sys.executable, "-c", WORKER, str(i), port],
+      env=env,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+    )
+    for i in range(2)
+  ]
+  outputs = [w.communicate(timeout=240) for w in workers]
+  for w, (out, err) in zip(workers, outputs):
+    assert w.returncode == 0, err[-3000:]
+  totals = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+  rma, correct = [], []
+  for i in range(2):
+    rng = np.random.default_rng(i)
+    r, c = rng.random(10).astype(np.float32), rng.random(10) < 0.5
+    r[0] = np.nan
+    rma.append(r)
+    correct.append(c)
+  expected = metrics.rationality_counts(
+    np.concatenate(correct), metrics.valid_evidence(np.concatenate(rma))
+  ).as_dict()
+  assert totals[0] == totals[1] == expected
+  assert expected["right_undefined"] + expected["wrong_undefined"] == 2

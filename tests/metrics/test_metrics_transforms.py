@@ -16,46 +16,54 @@ SCORES = ("rma", "relevance_rank_accuracy", "pointing_game", "iou")
 
 
 def _problem(n=16, size=12, seed=0):
-    rng = np.random.default_rng(seed)
-    heatmaps = rng.random((n, size, size)).astype(np.float32)
-    heatmaps[1] = 0.0                        # zero map
-    heatmaps[2, 3, 3] = np.nan               # NaN map
-    masks = (rng.random((n, size, size)) < 0.3).astype(np.uint8)
-    masks[3] = 0                             # empty mask
-    correct = rng.random(n) < 0.5
-    return heatmaps, masks, correct
+  rng = np.random.default_rng(seed)
+  heatmaps = rng.random((n, size, size)).astype(np.float32)
+  heatmaps[1] = 0.0  # zero map
+  heatmaps[2, 3, 3] = np.nan  # NaN map
+  masks = (rng.random((n, size, size)) < 0.3).astype(np.uint8)
+  masks[3] = 0  # empty mask
+  correct = rng.random(n) < 0.5
+  return heatmaps, masks, correct
 
 
 def _evaluate(heatmaps, masks, correct):
-    out = {name: getattr(metrics, name)(heatmaps, masks) for name in SCORES}
-    counts = metrics.rationality_counts(correct, metrics.valid_evidence(out["rma"]))
-    out["pt"] = metrics.prediction_trustworthiness(counts)
-    out["ir"] = metrics.inference_reliability(counts)
-    out["accuracy"] = metrics.accuracy(counts)
-    return out
+  out = {name: getattr(metrics, name)(heatmaps, masks) for name in SCORES}
+  counts = metrics.rationality_counts(
+    correct, metrics.valid_evidence(out["rma"])
+  )
+  out["pt"] = metrics.prediction_trustworthiness(counts)
+  out["ir"] = metrics.inference_reliability(counts)
+  out["accuracy"] = metrics.accuracy(counts)
+  return out
 
 
 def _assert_same(a, b):
-    for name in a:
-        np.testing.assert_allclose(np.asarray(a[name]), np.asarray(b[name]),
-                                   rtol=1e-6, atol=1e-7, err_msg=name)
+  for name in a:
+    np.testing.assert_allclose(
+      np.asarray(a[name]),
+      np.asarray(b[name]),
+      rtol=1e-6,
+      atol=1e-7,
+      err_msg=name,
+    )
 
 
 def test_plain_jit_vmap_agree():
-    heatmaps, masks, correct = _problem()
-    plain = _evaluate(heatmaps, masks, correct)
-    assert np.isnan(plain["rma"][2]) and np.isnan(plain["rma"][3])
-    assert plain["rma"][1] == 0.0
-    _assert_same(plain, jax.jit(_evaluate)(heatmaps, masks, correct))
-    per_sample = jax.vmap(lambda h, m: {n: getattr(metrics, n)(h, m) for n in SCORES})(
-        heatmaps, masks)
-    _assert_same({n: plain[n] for n in SCORES}, per_sample)
+  heatmaps, masks, correct = _problem()
+  plain = _evaluate(heatmaps, masks, correct)
+  assert np.isnan(plain["rma"][2]) and np.isnan(plain["rma"][3])
+  assert plain["rma"][1] == 0.0
+  _assert_same(plain, jax.jit(_evaluate)(heatmaps, masks, correct))
+  per_sample = jax.vmap(
+    lambda h, m: {n: getattr(metrics, n)(h, m) for n in SCORES}
+  )(heatmaps, masks)
+  _assert_same({n: plain[n] for n in SCORES}, per_sample)
 
 
 def test_sharded_over_8_devices():
-    heatmaps, masks, correct = _problem()
-    plain = _evaluate(heatmaps, masks, correct)
-    script = textwrap.dedent(f"""
+  heatmaps, masks, correct = _problem()
+  plain = _evaluate(heatmaps, masks, correct)
+  script = textwrap.dedent(f"""
         import json, jax, numpy as np
         from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
         import sys; sys.path.insert(0, {os.path.dirname(__file__)!r})
@@ -68,10 +76,20 @@ def test_sharded_over_8_devices():
         assert len(out["rma"].sharding.device_set) == 8
         print(json.dumps({{k: np.asarray(v).tolist() for k, v in out.items()}}))
     """)
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-               JAX_PLATFORMS="cpu")
-    result = subprocess.run([sys.executable, "-c", script], env=env,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    sharded = json.loads(result.stdout.strip().splitlines()[-1])
-    _assert_same(plain, {k: np.asarray(v, np.float32) for k, v in sharded.items()})
+  env = dict(
+    os.environ,
+    XLA_FLAGS="--xla_force_host_platform_device_count=8",
+    JAX_PLATFORMS="cpu",
+  )
+  result = subprocess.run(
+    [sys.executable, "-c", script],
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
+  assert result.returncode == 0, result.stderr[-3000:]
+  sharded = json.loads(result.stdout.strip().splitlines()[-1])
+  _assert_same(
+    plain, {k: np.asarray(v, np.float32) for k, v in sharded.items()}
+  )

@@ -35,18 +35,30 @@ def test_missing_key_is_named(tiny_clip, tmp_path):
 
 def test_extra_key_is_named_with_its_shape(tiny_clip, tmp_path):
   _, directory = tiny_clip
-  path = copy_hf_dir(directory, tmp_path, lambda state: state.update(
-      {"vision_model.extra_head.weight": np.zeros((3, 5), np.float32)}))
-  with pytest.raises(models.CheckpointError,
-                     match=r"1 unexpected key.*'vision_model.extra_head.weight' \(3, 5\)"):
+  path = copy_hf_dir(
+    directory,
+    tmp_path,
+    lambda state: state.update(
+      {"vision_model.extra_head.weight": np.zeros((3, 5), np.float32)}
+    ),
+  )
+  with pytest.raises(
+    models.CheckpointError,
+    match=r"1 unexpected key.*'vision_model.extra_head.weight' \(3, 5\)",
+  ):
     models.load(path)
 
 
 def test_wrong_shape_names_key_and_both_shapes(tiny_clip, tmp_path):
   _, directory = tiny_clip
-  key = "text_model.encoder.layers.0.mlp.fc1.weight"  # [37, 32] in the tiny model
-  path = copy_hf_dir(directory, tmp_path,
-                     lambda state: state.update({key: np.zeros((36, 32), np.float32)}))
+  key = (
+    "text_model.encoder.layers.0.mlp.fc1.weight"  # [37, 32] in the tiny model
+  )
+  path = copy_hf_dir(
+    directory,
+    tmp_path,
+    lambda state: state.update({key: np.zeros((36, 32), np.float32)}),
+  )
   with pytest.raises(models.CheckpointError) as error:
     models.load(path)
   message = str(error.value)
@@ -60,12 +72,16 @@ def test_truncated_files_are_reported(tiny_clip, tmp_path):
   shutil.copytree(directory, truncated)
   weights = truncated / "model.safetensors"
   weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
-  with pytest.raises(models.CheckpointError, match="cannot read safetensors file"):
+  with pytest.raises(
+    models.CheckpointError, match="cannot read safetensors file"
+  ):
     models.load(str(truncated))
   pth = tmp_path / "model.pth"
   torch.save({"model": model.state_dict()}, str(pth))
   pth.write_bytes(pth.read_bytes()[:1000])
-  with pytest.raises(models.CheckpointError, match="cannot read PyTorch checkpoint"):
+  with pytest.raises(
+    models.CheckpointError, match="cannot read PyTorch checkpoint"
+  ):
     models.load(str(pth))
 
 
@@ -88,14 +104,18 @@ def test_pytorch_files_without_torch_say_which_extra(tmp_path, monkeypatch):
   path = tmp_path / "model.pth"
   path.write_bytes(b"anything")
   monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now fails
-  with pytest.raises(ImportError, match=r"pip install 'rationality-jax\[torch\]'"):
+  with pytest.raises(
+    ImportError, match=r"pip install 'rationality-jax\[torch\]'"
+  ):
     models.load(str(path))
 
 
 def test_importing_models_does_not_import_torch():
-  code = ("import sys, rationality_jax.models; "
-          "assert 'torch' not in sys.modules, 'torch imported'; "
-          "assert 'transformers' not in sys.modules, 'transformers imported'")
+  code = (
+    "import sys, rationality_jax.models; "
+    "assert 'torch' not in sys.modules, 'torch imported'; "
+    "assert 'transformers' not in sys.modules, 'transformers imported'"
+  )
   subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ))
 
 
@@ -105,14 +125,23 @@ def test_orbax_round_trip(tiny_blip, tmp_path, ref):
   models.save(tmp_path / "saved", module, params)
   restored_module, restored = models.load(tmp_path / "saved")
   assert restored_module.config == module.config
-  flat, restored_flat = jax.tree.leaves_with_path(params), jax.tree.leaves_with_path(restored)
+  flat, restored_flat = (
+    jax.tree.leaves_with_path(params),
+    jax.tree.leaves_with_path(restored),
+  )
   assert [p for p, _ in flat] == [p for p, _ in restored_flat]
   for (path, a), (_, b) in zip(flat, restored_flat):
-    np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=str(path))
-  _, images = ref.random_images(np.random.RandomState(0), 1, module.config.vision.image_size)
+    np.testing.assert_array_equal(
+      np.asarray(a), np.asarray(b), err_msg=str(path)
+    )
+  _, images = ref.random_images(
+    np.random.RandomState(0), 1, module.config.vision.image_size
+  )
   ids = np.array([[3, 5, 98]])
-  np.testing.assert_array_equal(module.apply({"params": params}, images, ids),
-                                restored_module.apply({"params": restored}, images, ids))
+  np.testing.assert_array_equal(
+    module.apply({"params": params}, images, ids),
+    restored_module.apply({"params": restored}, images, ids),
+  )
   with pytest.raises(models.CheckpointError, match="resizing a saved model"):
     models.load(tmp_path / "saved", image_size=64)
 

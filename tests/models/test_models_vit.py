@@ -14,9 +14,14 @@ def test_resize_position_embedding_is_torch_bicubic(old_grid, new_grid):
   rng = np.random.RandomState(old_grid)
   pos = rng.randn(1 + old_grid * old_grid, 5).astype(np.float32)
   got = models.resize_position_embedding(pos, new_grid)
-  grid = torch.tensor(pos[1:], dtype=torch.float64).reshape(1, old_grid, old_grid, 5).permute(0, 3, 1, 2)
-  expected = torch.nn.functional.interpolate(grid, size=(new_grid, new_grid), mode="bicubic",
-                                             align_corners=False)
+  grid = (
+    torch.tensor(pos[1:], dtype=torch.float64)
+    .reshape(1, old_grid, old_grid, 5)
+    .permute(0, 3, 1, 2)
+  )
+  expected = torch.nn.functional.interpolate(
+    grid, size=(new_grid, new_grid), mode="bicubic", align_corners=False
+  )
   expected = expected.permute(0, 2, 3, 1).reshape(-1, 5).numpy()
   assert got.shape == (1 + new_grid * new_grid, 5)
   np.testing.assert_array_equal(got[0], pos[0])
@@ -28,9 +33,14 @@ def test_block_names_and_sown_attention(tiny_clip, ref):
   module, params = models.load(directory)
   _, images = ref.random_images(np.random.RandomState(0), 2, 32)
   ids = np.array([[97, 5, 98]])
-  logits, state = module.apply({"params": params}, images, ids, mutable=["intermediates"])
+  logits, state = module.apply(
+    {"params": params}, images, ids, mutable=["intermediates"]
+  )
   vision = state["intermediates"]["vision"]
-  assert sorted(k for k in vision if k.startswith("block_")) == ["block_0", "block_1"]
+  assert sorted(k for k in vision if k.startswith("block_")) == [
+    "block_0",
+    "block_1",
+  ]
   probs = vision["block_1"]["attn"]["probs"][0]
   assert probs.shape == (2, 4, 17, 17)  # [B, heads, 1 + 4x4 patches, same]
   np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-6)
@@ -44,14 +54,20 @@ def test_perturbation_gradients_are_the_gradients_of_attention(tiny_clip, ref):
   module, params = models.load(directory)
   _, images = ref.random_images(np.random.RandomState(0), 2, 32)
   ids = np.array([[97, 5, 98], [97, 6, 98]])
-  shapes = jax.eval_shape(module.init, jax.random.key(0), images, ids)["perturbations"]
+  shapes = jax.eval_shape(module.init, jax.random.key(0), images, ids)[
+    "perturbations"
+  ]
   perturbations = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
   def score(perturbations):
-    logits = module.apply({"params": params, "perturbations": perturbations}, images, ids)
+    logits = module.apply(
+      {"params": params, "perturbations": perturbations}, images, ids
+    )
     return logits[0, 1] + 0.5 * logits[1, 0]
 
-  score_and_grad = jax.jit(jax.value_and_grad(score))  # one compilation for all calls
+  score_and_grad = jax.jit(
+    jax.value_and_grad(score)
+  )  # one compilation for all calls
   _, grads = score_and_grad(perturbations)
   grad = grads["vision"]["block_1"]["attn"]["probs"]
   assert grad.shape == (2, 4, 17, 17) and float(jnp.abs(grad).max()) > 0
@@ -65,7 +81,9 @@ def test_perturbation_gradients_are_the_gradients_of_attention(tiny_clip, ref):
     return score_and_grad(p)[0]
 
   finite_difference = (shifted(1.0) - shifted(-1.0)) / (2 * step)
-  np.testing.assert_allclose(finite_difference, jnp.vdot(grad, direction), rtol=2e-3)
+  np.testing.assert_allclose(
+    finite_difference, jnp.vdot(grad, direction), rtol=2e-3
+  )
 
 
 def test_bfloat16_compute_is_close_to_float32(tiny_clip, ref):

@@ -28,11 +28,16 @@ def compilation_cache(tmp_path_factory):
   their compile time. Restored at the end of the session.
   """
   import jax  # pylint: disable=import-outside-toplevel
+
   directory = str(tmp_path_factory.mktemp("xla_cache"))
-  names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
-           "jax_persistent_cache_min_entry_size_bytes")
+  names = (
+    "jax_compilation_cache_dir",
+    "jax_persistent_cache_min_compile_time_secs",
+    "jax_persistent_cache_min_entry_size_bytes",
+  )
   previous = {name: getattr(jax.config, name) for name in names}
   from jax._src import compilation_cache  # pylint: disable=import-outside-toplevel
+
   for name, value in zip(names, (directory, 0.0, 0)):
     jax.config.update(name, value)
   compilation_cache.reset_cache()  # re-read the settings even if jax compiled before
@@ -50,12 +55,23 @@ def worker(compilation_cache):
   def start(spec, stdout=subprocess.PIPE, **env):
     """Runs the worker on `spec` in a subprocess (stdout: a pipe or a file; stderr follows)."""
     import json  # pylint: disable=import-outside-toplevel
-    environ = dict(os.environ, JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=compilation_cache,
-                   JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-                   JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0", **env)
+
+    environ = dict(
+      os.environ,
+      JAX_PLATFORMS="cpu",
+      JAX_COMPILATION_CACHE_DIR=compilation_cache,
+      JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+      JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
+      **env,
+    )
     stderr = subprocess.PIPE if stdout is subprocess.PIPE else subprocess.STDOUT
-    return subprocess.Popen([sys.executable, str(WORKER), json.dumps(spec)], env=environ,
-                            stdout=stdout, stderr=stderr, text=True)
+    return subprocess.Popen(
+      [sys.executable, str(WORKER), json.dumps(spec)],
+      env=environ,
+      stdout=stdout,
+      stderr=stderr,
+      text=True,
+    )
 
   module.start = start
   return module
@@ -65,7 +81,10 @@ def worker(compilation_cache):
 def data_dir(tmp_path_factory, worker):
   """synthetic_rationality at 16 px: 64 train / 32 test examples, built once."""
   from rationality_jax import data  # pylint: disable=import-outside-toplevel
+
   directory = str(tmp_path_factory.mktemp("train_data"))
   config = worker.tiny_config("lp", directory)
-  data.build("synthetic_rationality", directory, **config.dataset.builder_kwargs)
+  data.build(
+    "synthetic_rationality", directory, **config.dataset.builder_kwargs
+  )
   return directory

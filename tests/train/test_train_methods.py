@@ -12,12 +12,12 @@ from rationality_jax.methods import heads
 TOWERS = r"params/(vision|text|vision_proj|text_proj)/.*"
 # What each method must train on a CLIP model, written independently of the methods.
 EXPECTED_TRAINABLE = {
-    "zs": r"(?!)",
-    "lp": r"head/(kernel|bias)",
-    "ft": r"params/(vision|vision_proj)/.*|head/(kernel|bias)",
-    "flcp": TOWERS,                      # CLIP: temperature fixed at 0.07, logit_scale frozen
-    "coop": r"head/context",
-    "adapter": r"head/adapter/(down|up)",
+  "zs": r"(?!)",
+  "lp": r"head/(kernel|bias)",
+  "ft": r"params/(vision|vision_proj)/.*|head/(kernel|bias)",
+  "flcp": TOWERS,  # CLIP: temperature fixed at 0.07, logit_scale frozen
+  "coop": r"head/context",
+  "adapter": r"head/adapter/(down|up)",
 }
 
 _RUNS = {}
@@ -41,72 +41,119 @@ def trained(tmp_path_factory, data_dir, worker):
 @pytest.mark.parametrize("method", sorted(EXPECTED_TRAINABLE))
 def test_train_method_trains_only_its_parameters(method, trained, worker):
   workdir, result, _ = trained(method)
-  before, after = worker.flat_params(workdir, step=0), worker.flat_params(workdir)
+  before, after = (
+    worker.flat_params(workdir, step=0),
+    worker.flat_params(workdir),
+  )
   assert before.keys() == after.keys()
   expected = re.compile(EXPECTED_TRAINABLE[method])
-  changed = {name for name in before if not np.array_equal(before[name], after[name])}
+  changed = {
+    name for name in before if not np.array_equal(before[name], after[name])
+  }
   should = {name for name in before if expected.fullmatch(name)}
-  assert changed == should, (sorted(changed - should)[:5], sorted(should - changed)[:5])
+  assert changed == should, (
+    sorted(changed - should)[:5],
+    sorted(should - changed)[:5],
+  )
   for name in set(before) - should:  # bit-identical, not just close
     assert before[name].tobytes() == after[name].tobytes(), name
   losses = [loss for _, loss in result["losses"]]
   assert len(losses) == 6 and all(np.isfinite(losses))
-  if method == "zs":  # nothing trains; each step sums the same 64 examples in a new order
+  if (
+    method == "zs"
+  ):  # nothing trains; each step sums the same 64 examples in a new order
     assert max(losses) - min(losses) < 1e-5, losses
   else:
     assert losses[-1] < losses[0] - 1e-3, losses
 
 
 @pytest.mark.parametrize("method", ["flcp", "coop", "lp"])
-def test_train_checkpoint_gives_the_classifier_and_its_head(method, trained, data_dir):
+def test_train_checkpoint_gives_the_classifier_and_its_head(
+  method, trained, data_dir
+):
   workdir, _, config = trained(method)
   model = train.load_for_evaluation(workdir)
   assert model["method"] == method and model["step"] == 6
   assert model["classifier"] is methods.get(method).classifier
   source, class_names = train.input_source(config, workdir, "test")
-  images = np.stack([(source[i]["image"] / 255.0).astype(np.float32) for i in range(4)])
-  logits = model["module"].apply({"params": model["params"]}, images, model["head"],
-                                 method=model["classifier"])
+  images = np.stack(
+    [(source[i]["image"] / 255.0).astype(np.float32) for i in range(4)]
+  )
+  logits = model["module"].apply(
+    {"params": model["params"]},
+    images,
+    model["head"],
+    method=model["classifier"],
+  )
   assert logits.shape == (4, len(class_names)) and np.isfinite(logits).all()
-  if method == "flcp":  # the zero-shot head rebuilt from the fine-tuned text tower
+  if (
+    method == "flcp"
+  ):  # the zero-shot head rebuilt from the fine-tuned text tower
     task = heads.make_task(models.tokenizer("clip", 16), class_names)
     rebuilt = heads.zero_shot_embeddings(model["module"], model["params"], task)
-    np.testing.assert_allclose(model["head"]["class_embeddings"], rebuilt, atol=1e-6)
+    np.testing.assert_allclose(
+      model["head"]["class_embeddings"], rebuilt, atol=1e-6
+    )
     initial = train.read_checkpoint(workdir, 0)["eval_head"]["class_embeddings"]
     assert np.abs(initial - rebuilt).max() > 1e-4
 
 
-def test_train_coop_initialised_from_a_phrase_is_the_zero_shot_head(data_dir, worker, tmp_path):
+def test_train_coop_initialised_from_a_phrase_is_the_zero_shot_head(
+  data_dir, worker, tmp_path
+):
   """Contexts = the embeddings of "a photo of a": CoOp's text path equals ZS's on the same prompts."""
   config = worker.tiny_config("coop", data_dir, **{"coop.init": "a photo of a"})
   s = train.setup(config, str(tmp_path))
   assert s["head"]["context"].shape == (4, 32)  # 4 tokens, text width 32
-  coop = methods.get("coop").eval_head(s["module"], s["params"], s["head"], s["task"])
+  coop = methods.get("coop").eval_head(
+    s["module"], s["params"], s["head"], s["task"]
+  )
   tokenizer = models.tokenizer("clip", 16)
   ids, mask = tokenizer([f"a photo of a {name}." for name in s["class_names"]])
   plain = heads.encode_texts(s["module"], s["params"], ids, mask)
-  np.testing.assert_allclose(coop["class_embeddings"], plain, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+    coop["class_embeddings"], plain, rtol=1e-5, atol=1e-6
+  )
 
 
 def test_train_wise_ft_interpolates_start_and_end(trained, worker, tmp_path):
   workdir, _, config = trained("ft")
-  wise = worker.tiny_config("wise_ft", config.dataset.data_dir, **{
-      "wise_ft.finetuned_workdir": workdir, "wise_ft.alphas": (0.0, 0.5, 1.0)})
+  wise = worker.tiny_config(
+    "wise_ft",
+    config.dataset.data_dir,
+    **{"wise_ft.finetuned_workdir": workdir, "wise_ft.alphas": (0.0, 0.5, 1.0)},
+  )
   out = train.train_and_evaluate(wise, str(tmp_path))
   assert sorted(out) == [0.0, 0.5, 1.0]
   start, end = worker.flat_params(workdir, step=0), worker.flat_params(workdir)
   for alpha in (0.0, 0.5, 1.0):
     model = train.load_for_evaluation(str(tmp_path / f"alpha_{alpha:g}"))
     assert model["classifier"] is methods.get("ft").classifier
-    got = dict(optim.named_leaves({"params": model["params"], "head": model["head"]}))
+    got = dict(
+      optim.named_leaves({"params": model["params"], "head": model["head"]})
+    )
     for name, value in got.items():
-      np.testing.assert_allclose(value, (1 - alpha) * start[name] + alpha * end[name],
-                                 rtol=1e-6, atol=1e-7, err_msg=name)
+      np.testing.assert_allclose(
+        value,
+        (1 - alpha) * start[name] + alpha * end[name],
+        rtol=1e-6,
+        atol=1e-7,
+        err_msg=name,
+      )
 
 
 def test_train_trainable_labels_follow_the_regex():
-  tree = {"params": {"vision": {"k": 1}, "text": {"k": 2}, "logit_scale": 3}, "head": {"kernel": 4}}
+  tree = {
+    "params": {"vision": {"k": 1}, "text": {"k": 2}, "logit_scale": 3},
+    "head": {"kernel": 4},
+  }
   labels = optim.trainable_labels(tree, r"params/vision/.*|head/.*")
-  assert labels == {"params": {"vision": {"k": "train"}, "text": {"k": "freeze"},
-                               "logit_scale": "freeze"}, "head": {"kernel": "train"}}
+  assert labels == {
+    "params": {
+      "vision": {"k": "train"},
+      "text": {"k": "freeze"},
+      "logit_scale": "freeze",
+    },
+    "head": {"kernel": "train"},
+  }
   assert jax.tree.leaves(optim.trainable_labels(tree, "")) == ["freeze"] * 4

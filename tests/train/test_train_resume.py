@@ -9,16 +9,24 @@ import numpy as np
 from rationality_jax import train
 
 STEPS = 60
-OVERRIDES = {"total_steps": STEPS, "checkpoint.every_steps": 5, "checkpoint.keep": 2,
-             "log_every": 5}
+OVERRIDES = {
+  "total_steps": STEPS,
+  "checkpoint.every_steps": 5,
+  "checkpoint.keep": 2,
+  "log_every": 5,
+}
 
 
 def _steps(workdir):
   directory = os.path.join(workdir, "checkpoints")
   if not os.path.isdir(directory):
     return []
-  return sorted(int(d) for d in os.listdir(directory)
-                if d.isdigit() and os.path.exists(os.path.join(directory, d, "commit_success.txt")))
+  return sorted(
+    int(d)
+    for d in os.listdir(directory)
+    if d.isdigit()
+    and os.path.exists(os.path.join(directory, d, "commit_success.txt"))
+  )
 
 
 def _start(worker, spec, log):
@@ -31,30 +39,43 @@ def _wait_for_checkpoint_after(process, workdir, step, log_path, timeout=600):
     if [s for s in _steps(workdir) if s > step]:
       return
     if process.poll() is not None:
-      raise AssertionError(f"run ended (rc {process.returncode}) before a checkpoint after "
-                           f"step {step}:\n" + open(log_path).read()[-3000:])
+      raise AssertionError(
+        f"run ended (rc {process.returncode}) before a checkpoint after "
+        f"step {step}:\n" + open(log_path).read()[-3000:]
+      )
     time.sleep(0.01)
   raise AssertionError("no checkpoint in time")
 
 
 def test_train_sigterm_and_kill_then_resume_bitwise(data_dir, worker, tmp_path):
   reference_dir = str(tmp_path / "reference")
-  train.train_and_evaluate(worker.tiny_config("flcp", data_dir, **OVERRIDES), reference_dir)
+  train.train_and_evaluate(
+    worker.tiny_config("flcp", data_dir, **OVERRIDES), reference_dir
+  )
   reference = worker.flat_params(reference_dir)
 
   workdir = str(tmp_path / "interrupted")
-  spec = {"method": "flcp", "data_dir": data_dir, "workdir": workdir, "overrides": OVERRIDES}
+  spec = {
+    "method": "flcp",
+    "data_dir": data_dir,
+    "workdir": workdir,
+    "overrides": OVERRIDES,
+  }
   log_path = str(tmp_path / "log.txt")
 
-  with open(log_path, "w") as log:   # 1) SIGTERM after the first periodic save
+  with open(log_path, "w") as log:  # 1) SIGTERM after the first periodic save
     process = _start(worker, spec, log)
     _wait_for_checkpoint_after(process, workdir, 0, log_path)
     process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=300) == train.SIGTERM_EXIT, open(log_path).read()[-3000:]
+    assert process.wait(timeout=300) == train.SIGTERM_EXIT, open(
+      log_path
+    ).read()[-3000:]
   stopped = _steps(workdir)[-1]
   assert 5 <= stopped < STEPS
 
-  with open(log_path, "w") as log:   # 2) resume, then kill -9 after the next save
+  with open(
+    log_path, "w"
+  ) as log:  # 2) resume, then kill -9 after the next save
     process = _start(worker, spec, log)
     _wait_for_checkpoint_after(process, workdir, stopped, log_path)
     process.kill()
@@ -62,7 +83,9 @@ def test_train_sigterm_and_kill_then_resume_bitwise(data_dir, worker, tmp_path):
   killed = _steps(workdir)[-1]
   assert stopped < killed < STEPS
 
-  result = train.train_and_evaluate(worker.tiny_config("flcp", data_dir, **OVERRIDES), workdir)
+  result = train.train_and_evaluate(
+    worker.tiny_config("flcp", data_dir, **OVERRIDES), workdir
+  )
   assert result["step"] == STEPS and result["losses"][0][0] > killed
   resumed = worker.flat_params(workdir)
   assert resumed.keys() == reference.keys()

@@ -21,7 +21,7 @@ def _result(process):
   out, err = process.communicate(timeout=900)
   assert process.returncode == 0, err[-4000:]
   line = [l for l in out.splitlines() if l.startswith("RESULT ")][-1]
-  return json.loads(line[len("RESULT "):])
+  return json.loads(line[len("RESULT ") :])
 
 
 @pytest.fixture(scope="module")
@@ -35,35 +35,61 @@ def single_device(tmp_path_factory, data_dir, worker):
 def _assert_same(params, reference):
   assert params.keys() == reference.keys()
   for name in reference:
-    np.testing.assert_allclose(params[name], reference[name], rtol=0, atol=1e-5, err_msg=name)
+    np.testing.assert_allclose(
+      params[name], reference[name], rtol=0, atol=1e-5, err_msg=name
+    )
 
 
-@pytest.mark.parametrize("mesh", [[["data", 8], ["fsdp", 1]], [["data", 2], ["fsdp", 4]]],
-                         ids=["data_parallel", "fsdp"])
-def test_train_eight_devices_match_one(mesh, single_device, data_dir, worker, tmp_path):
+@pytest.mark.parametrize(
+  "mesh",
+  [[["data", 8], ["fsdp", 1]], [["data", 2], ["fsdp", 4]]],
+  ids=["data_parallel", "fsdp"],
+)
+def test_train_eight_devices_match_one(
+  mesh, single_device, data_dir, worker, tmp_path
+):
   reference, reference_result, _ = single_device
-  spec = {"method": "flcp", "data_dir": data_dir, "workdir": str(tmp_path / "run"),
-          "params_out": str(tmp_path / "params.npz"),
-          "overrides": dict(OVERRIDES, mesh=mesh)}
-  result = _result(worker.start(spec, XLA_FLAGS="--xla_force_host_platform_device_count=8"))
+  spec = {
+    "method": "flcp",
+    "data_dir": data_dir,
+    "workdir": str(tmp_path / "run"),
+    "params_out": str(tmp_path / "params.npz"),
+    "overrides": dict(OVERRIDES, mesh=mesh),
+  }
+  result = _result(
+    worker.start(spec, XLA_FLAGS="--xla_force_host_platform_device_count=8")
+  )
   assert result["devices"] == 8
-  np.testing.assert_allclose([l for _, l in result["losses"]],
-                             [l for _, l in reference_result["losses"]], atol=1e-5)
+  np.testing.assert_allclose(
+    [l for _, l in result["losses"]],
+    [l for _, l in reference_result["losses"]],
+    atol=1e-5,
+  )
   with np.load(tmp_path / "params.npz") as f:
     _assert_same(dict(f), reference)
 
 
-def test_train_two_processes_match_one(single_device, data_dir, worker, tmp_path):
+def test_train_two_processes_match_one(
+  single_device, data_dir, worker, tmp_path
+):
   reference, _, reference_dir = single_device
   with socket.socket() as s:
     s.bind(("localhost", 0))
     port = s.getsockname()[1]
   processes = []
   for i in range(2):
-    spec = {"method": "flcp", "data_dir": data_dir, "workdir": str(tmp_path / "run"),
-            "params_out": str(tmp_path / "params.npz"), "overrides": OVERRIDES,
-            "distributed": {"distributed.coordinator_address": f"localhost:{port}",
-                            "distributed.num_processes": 2, "distributed.process_id": i}}
+    spec = {
+      "method": "flcp",
+      "data_dir": data_dir,
+      "workdir": str(tmp_path / "run"),
+      "params_out": str(tmp_path / "params.npz"),
+      "overrides": OVERRIDES,
+      "distributed": {
+        "distributed.coordinator_address": f"localhost:{port}",
+        "distributed.num_processes": 2,
+        "distributed.process_id": i,
+      },
+    }
     processes.append(worker.start(spec))
   results = [_result(p) for p in processes]
   assert [r["processes"] for r in results] == [2, 2]
@@ -71,7 +97,11 @@ def test_train_two_processes_match_one(single_device, data_dir, worker, tmp_path
   with np.load(tmp_path / "params.npz") as f:
     _assert_same(dict(f), reference)
   # FLCP's evaluation head, rebuilt on each host from the gathered text tower.
-  heads = [train.read_checkpoint(d, items=("eval_head",))["eval_head"]["class_embeddings"]
-           for d in (str(tmp_path / "run"), reference_dir)]
+  heads = [
+    train.read_checkpoint(d, items=("eval_head",))["eval_head"][
+      "class_embeddings"
+    ]
+    for d in (str(tmp_path / "run"), reference_dir)
+  ]
   assert heads[0].shape == heads[1].shape == (4, 16)
   np.testing.assert_allclose(heads[0], heads[1], atol=1e-5)

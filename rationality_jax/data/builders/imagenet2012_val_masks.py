@@ -31,95 +31,115 @@ from rationality_jax.data.builders import common
 
 _IMAGENET = "https://image-net.org/challenges/LSVRC/2012/2012-downloads.php (registration required)"
 BOX_FILES = common.ManualFile(
-    ("ILSVRC2012_bbox_val_v3.tgz", "LOC_val_solution.csv"),
-    _IMAGENET + "; or LOC_val_solution.csv from https://www.kaggle.com/c/imagenet-object-localization-challenge/data",
+  ("ILSVRC2012_bbox_val_v3.tgz", "LOC_val_solution.csv"),
+  _IMAGENET
+  + "; or LOC_val_solution.csv from https://www.kaggle.com/c/imagenet-object-localization-challenge/data",
 )
-IMAGES_FILE = common.ManualFile(("ILSVRC2012_img_val.tar",), _IMAGENET + " (ILSVRC2012_img_val.tar, 6.3 GB)")
+IMAGES_FILE = common.ManualFile(
+  ("ILSVRC2012_img_val.tar",), _IMAGENET + " (ILSVRC2012_img_val.tar, 6.3 GB)"
+)
 VAL_NAME = re.compile(r"(ILSVRC2012_val_\d{8})")
 
 
 @dataclasses.dataclass
 class ValAnnotation:
-    wnid: str
-    boxes: np.ndarray  # [N, 4] (x_min, y_min, x_max, y_max), original pixels
-    size: tuple[int, int] | None  # (height, width) when the source gives it
+  wnid: str
+  boxes: np.ndarray  # [N, 4] (x_min, y_min, x_max, y_max), original pixels
+  size: tuple[int, int] | None  # (height, width) when the source gives it
 
 
 def _parse_xml(data: bytes) -> ValAnnotation:
-    root = ET.fromstring(data)
-    size = root.find("size")
-    hw = (int(size.find("height").text), int(size.find("width").text)) if size is not None else None
-    wnids, boxes = [], []
-    for obj in root.iter("object"):
-        wnids.append(obj.find("name").text.strip())
-        b = obj.find("bndbox")
-        boxes.append([float(b.find(k).text) for k in ("xmin", "ymin", "xmax", "ymax")])
-    if not wnids:
-        raise ValueError("validation XML without <object>")
-    return ValAnnotation(wnids[0], np.array(boxes, np.float32).reshape(-1, 4), hw)
+  root = ET.fromstring(data)
+  size = root.find("size")
+  hw = (
+    (int(size.find("height").text), int(size.find("width").text))
+    if size is not None
+    else None
+  )
+  wnids, boxes = [], []
+  for obj in root.iter("object"):
+    wnids.append(obj.find("name").text.strip())
+    b = obj.find("bndbox")
+    boxes.append(
+      [float(b.find(k).text) for k in ("xmin", "ymin", "xmax", "ymax")]
+    )
+  if not wnids:
+    raise ValueError("validation XML without <object>")
+  return ValAnnotation(wnids[0], np.array(boxes, np.float32).reshape(-1, 4), hw)
 
 
 def _parse_csv(text: str) -> dict[str, ValAnnotation]:
-    out = {}
-    for row in csv.DictReader(io.StringIO(text)):
-        tokens = row["PredictionString"].split()
-        if len(tokens) % 5:
-            raise ValueError(f"LOC_val_solution.csv row {row['ImageId']}: PredictionString is not groups of 'wnid x0 y0 x1 y1'.")
-        groups = [tokens[i : i + 5] for i in range(0, len(tokens), 5)]
-        boxes = np.array([[float(v) for v in g[1:]] for g in groups], np.float32).reshape(-1, 4)
-        out[row["ImageId"]] = ValAnnotation(groups[0][0], boxes, None)
-    return out
+  out = {}
+  for row in csv.DictReader(io.StringIO(text)):
+    tokens = row["PredictionString"].split()
+    if len(tokens) % 5:
+      raise ValueError(
+        f"LOC_val_solution.csv row {row['ImageId']}: PredictionString is not groups of 'wnid x0 y0 x1 y1'."
+      )
+    groups = [tokens[i : i + 5] for i in range(0, len(tokens), 5)]
+    boxes = np.array(
+      [[float(v) for v in g[1:]] for g in groups], np.float32
+    ).reshape(-1, 4)
+    out[row["ImageId"]] = ValAnnotation(groups[0][0], boxes, None)
+  return out
 
 
 def read_val_annotations(path: str) -> dict[str, ValAnnotation]:
-    """{"ILSVRC2012_val_00000001": ValAnnotation} from the XML tgz or the CSV."""
-    if path.endswith(".csv"):
-        with open(path, encoding="utf-8") as f:
-            return _parse_csv(f.read())
-    out = {}
-    for name, data in common.iter_tar(path, lambda n: n.endswith(".xml")):
-        m = VAL_NAME.search(name)
-        if m:
-            out[m.group(1)] = _parse_xml(data)
-    return out
+  """{"ILSVRC2012_val_00000001": ValAnnotation} from the XML tgz or the CSV."""
+  if path.endswith(".csv"):
+    with open(path, encoding="utf-8") as f:
+      return _parse_csv(f.read())
+  out = {}
+  for name, data in common.iter_tar(path, lambda n: n.endswith(".xml")):
+    m = VAL_NAME.search(name)
+    if m:
+      out[m.group(1)] = _parse_xml(data)
+  return out
 
 
 class Imagenet2012ValMasks(common.MaskedImageBuilder):
-    """ImageNet-1k validation images with all boxes filled."""
+  """ImageNet-1k validation images with all boxes filled."""
 
-    name = "imagenet2012_val_masks"
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "First version."}
-    MANUAL_FILES = {"images": IMAGES_FILE, "boxes": BOX_FILES}
-    MANUAL_DOWNLOAD_INSTRUCTIONS = common.manual_instructions(MANUAL_FILES)
-    DESCRIPTION = __doc__
-    HOMEPAGE = "https://image-net.org/"
+  name = "imagenet2012_val_masks"
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "First version."}
+  MANUAL_FILES = {"images": IMAGES_FILE, "boxes": BOX_FILES}
+  MANUAL_DOWNLOAD_INSTRUCTIONS = common.manual_instructions(MANUAL_FILES)
+  DESCRIPTION = __doc__
+  HOMEPAGE = "https://image-net.org/"
 
-    def _info_features(self):
-        return common.features(classnames.imagenet_wnids())
+  def _info_features(self):
+    return common.features(classnames.imagenet_wnids())
 
-    def _split_generators(self, dl_manager):
-        files = self._manual(dl_manager)
-        return {"validation": self._generate_examples(files)}
+  def _split_generators(self, dl_manager):
+    files = self._manual(dl_manager)
+    return {"validation": self._generate_examples(files)}
 
-    def _generate_examples(self, files):
-        bad = self._bad_images("validation")
-        annotations = read_val_annotations(files["boxes"])
-        label_of = {w: i for i, w in enumerate(classnames.imagenet_wnids())}
-        for name, data in common.iter_tar(files["images"], lambda n: VAL_NAME.search(n) is not None):
-            stem = VAL_NAME.search(name).group(1)
-            if stem not in annotations:
-                raise common.ManualFilesMissingError(f"{files['boxes']} has no boxes for {name}.")
-            ann = annotations.pop(stem)
-            try:
-                image, h, w = common.read_image(data, name)
-            except Exception as e:  # noqa: BLE001
-                bad.handle(name, e)
-                continue
-            yield stem, {
-                "image": image,
-                "mask": common.mask_feature(common.fill_boxes(h, w, ann.boxes)),
-                "label": label_of[ann.wnid],
-                "id": stem,
-                "boxes": ann.boxes,
-            }
+  def _generate_examples(self, files):
+    bad = self._bad_images("validation")
+    annotations = read_val_annotations(files["boxes"])
+    label_of = {w: i for i, w in enumerate(classnames.imagenet_wnids())}
+    for name, data in common.iter_tar(
+      files["images"], lambda n: VAL_NAME.search(n) is not None
+    ):
+      stem = VAL_NAME.search(name).group(1)
+      if stem not in annotations:
+        raise common.ManualFilesMissingError(
+          f"{files['boxes']} has no boxes for {name}."
+        )
+      ann = annotations.pop(stem)
+      try:
+        image, h, w = common.read_image(data, name)
+      except Exception as e:  # noqa: BLE001
+        bad.handle(name, e)
+        continue
+      yield (
+        stem,
+        {
+          "image": image,
+          "mask": common.mask_feature(common.fill_boxes(h, w, ann.boxes)),
+          "label": label_of[ann.wnid],
+          "id": stem,
+          "boxes": ann.boxes,
+        },
+      )

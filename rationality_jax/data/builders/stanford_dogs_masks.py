@@ -28,106 +28,138 @@ from rationality_jax.data.builders import common
 
 _SOURCE = "http://vision.stanford.edu/aditya86/ImageNetDogs/"
 MANUAL_FILES = {
-    "images": common.ManualFile(("images.tar",), _SOURCE + "images.tar (757 MB)"),
-    "annotations": common.ManualFile(("annotation.tar",), _SOURCE + "annotation.tar (21 MB)"),
-    "lists": common.ManualFile(("lists.tar",), _SOURCE + "lists.tar (0.5 MB)"),
+  "images": common.ManualFile(("images.tar",), _SOURCE + "images.tar (757 MB)"),
+  "annotations": common.ManualFile(
+    ("annotation.tar",), _SOURCE + "annotation.tar (21 MB)"
+  ),
+  "lists": common.ManualFile(("lists.tar",), _SOURCE + "lists.tar (0.5 MB)"),
 }
 
 
 @dataclasses.dataclass(eq=False)
 class StanfordDogsConfig(common.MaskedBuilderConfig):
-    boxes: str = "all"
+  boxes: str = "all"
 
 
 def parse_voc_boxes(xml_bytes: bytes) -> np.ndarray:
-    """[N, 4] float32 (xmin, ymin, xmax, ymax) of every <object><bndbox>, in file order."""
-    root = ET.fromstring(xml_bytes)
-    boxes = []
-    for obj in root.iter("object"):
-        b = obj.find("bndbox")
-        boxes.append([float(b.find(k).text) for k in ("xmin", "ymin", "xmax", "ymax")])
-    return np.array(boxes, np.float32).reshape(-1, 4)
+  """[N, 4] float32 (xmin, ymin, xmax, ymax) of every <object><bndbox>, in file order."""
+  root = ET.fromstring(xml_bytes)
+  boxes = []
+  for obj in root.iter("object"):
+    b = obj.find("bndbox")
+    boxes.append(
+      [float(b.find(k).text) for k in ("xmin", "ymin", "xmax", "ymax")]
+    )
+  return np.array(boxes, np.float32).reshape(-1, 4)
 
 
 def _cell_strings(cell) -> list[str]:
-    return [str(np.asarray(c).reshape(-1)[0]) for c in np.asarray(cell, dtype=object).reshape(-1)]
+  return [
+    str(np.asarray(c).reshape(-1)[0])
+    for c in np.asarray(cell, dtype=object).reshape(-1)
+  ]
 
 
 def read_list(mat_bytes: bytes) -> list[tuple[str, str, int]]:
-    """(image path, annotation path, 0-based label) rows of train_list.mat / test_list.mat."""
-    mat = scipy.io.loadmat(io.BytesIO(mat_bytes))
-    files = _cell_strings(mat["file_list"])
-    annotations = _cell_strings(mat["annotation_list"])
-    labels = np.asarray(mat["labels"]).reshape(-1).astype(int) - 1
-    return list(zip(files, annotations, labels.tolist()))
+  """(image path, annotation path, 0-based label) rows of train_list.mat / test_list.mat."""
+  mat = scipy.io.loadmat(io.BytesIO(mat_bytes))
+  files = _cell_strings(mat["file_list"])
+  annotations = _cell_strings(mat["annotation_list"])
+  labels = np.asarray(mat["labels"]).reshape(-1).astype(int) - 1
+  return list(zip(files, annotations, labels.tolist()))
 
 
 class StanfordDogsMasks(common.MaskedImageBuilder):
-    """Stanford Dogs with box masks."""
+  """Stanford Dogs with box masks."""
 
-    name = "stanford_dogs_masks"
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "First version."}
-    BUILDER_CONFIG_CLASS = StanfordDogsConfig
-    BUILDER_CONFIGS = [StanfordDogsConfig(name="default")]
-    MANUAL_FILES = MANUAL_FILES
-    MANUAL_DOWNLOAD_INSTRUCTIONS = common.manual_instructions(MANUAL_FILES)
-    DESCRIPTION = __doc__
-    HOMEPAGE = _SOURCE
+  name = "stanford_dogs_masks"
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "First version."}
+  BUILDER_CONFIG_CLASS = StanfordDogsConfig
+  BUILDER_CONFIGS = [StanfordDogsConfig(name="default")]
+  MANUAL_FILES = MANUAL_FILES
+  MANUAL_DOWNLOAD_INSTRUCTIONS = common.manual_instructions(MANUAL_FILES)
+  DESCRIPTION = __doc__
+  HOMEPAGE = _SOURCE
 
-    def _info_features(self):
-        return common.features(None)
+  def _info_features(self):
+    return common.features(None)
 
-    def _split_generators(self, dl_manager):
-        if self.builder_config.boxes not in ("all", "last"):
-            raise ValueError(f"boxes must be 'all' or 'last', got {self.builder_config.boxes!r}.")
-        files = self._manual(dl_manager)
-        lists = common.read_tar_files(files["lists"], r"(^|/)(train|test)_list\.mat$")
-        rows = {}
-        for split in ("train", "test"):
-            found = [v for k, v in lists.items() if k.endswith(f"{split}_list.mat")]
-            if not found:
-                raise common.ManualFilesMissingError(f"lists.tar has no {split}_list.mat; members found: {sorted(lists)}.")
-            rows[split] = read_list(found[0])
-        label_of_folder = {}
-        for f, _, label in rows["train"] + rows["test"]:
-            if label_of_folder.setdefault(f.split("/")[0], label) != label:
-                raise ValueError(f"lists.tar gives folder {f.split('/')[0]} two labels.")
-        classes = sorted(label_of_folder)
-        if [label_of_folder[c] for c in classes] != list(range(len(classes))):
-            raise ValueError("Labels in lists.tar do not follow the sorted breed folders.")
-        self.info.features["label"].names = classes
-        annotations = {
-            name.split("Annotation/", 1)[-1]: data for name, data in common.iter_tar(files["annotations"], lambda n: "Annotation/" in "/" + n)
-        }
-        return {split: self._generate_examples(files, rows[split], annotations, split) for split in ("train", "test")}
+  def _split_generators(self, dl_manager):
+    if self.builder_config.boxes not in ("all", "last"):
+      raise ValueError(
+        f"boxes must be 'all' or 'last', got {self.builder_config.boxes!r}."
+      )
+    files = self._manual(dl_manager)
+    lists = common.read_tar_files(
+      files["lists"], r"(^|/)(train|test)_list\.mat$"
+    )
+    rows = {}
+    for split in ("train", "test"):
+      found = [v for k, v in lists.items() if k.endswith(f"{split}_list.mat")]
+      if not found:
+        raise common.ManualFilesMissingError(
+          f"lists.tar has no {split}_list.mat; members found: {sorted(lists)}."
+        )
+      rows[split] = read_list(found[0])
+    label_of_folder = {}
+    for f, _, label in rows["train"] + rows["test"]:
+      if label_of_folder.setdefault(f.split("/")[0], label) != label:
+        raise ValueError(
+          f"lists.tar gives folder {f.split('/')[0]} two labels."
+        )
+    classes = sorted(label_of_folder)
+    if [label_of_folder[c] for c in classes] != list(range(len(classes))):
+      raise ValueError(
+        "Labels in lists.tar do not follow the sorted breed folders."
+      )
+    self.info.features["label"].names = classes
+    annotations = {
+      name.split("Annotation/", 1)[-1]: data
+      for name, data in common.iter_tar(
+        files["annotations"], lambda n: "Annotation/" in "/" + n
+      )
+    }
+    return {
+      split: self._generate_examples(files, rows[split], annotations, split)
+      for split in ("train", "test")
+    }
 
-    def _generate_examples(self, files, rows, annotations, split):
-        bad = self._bad_images(split)
-        wanted = {f: (a, label) for f, a, label in rows}
+  def _generate_examples(self, files, rows, annotations, split):
+    bad = self._bad_images(split)
+    wanted = {f: (a, label) for f, a, label in rows}
 
-        def key(name):
-            return name.split("Images/", 1)[-1] if "/Images/" in "/" + name else None
+    def key(name):
+      return name.split("Images/", 1)[-1] if "/Images/" in "/" + name else None
 
-        for name, data in common.iter_tar(files["images"], lambda n: key(n) in wanted):
-            rel = key(name)
-            annotation, label = wanted.pop(rel)
-            if annotation not in annotations:
-                raise common.ManualFilesMissingError(f"annotation.tar has no Annotation/{annotation} for {rel}.")
-            try:
-                image, h, w = common.read_image(data, name)
-            except Exception as e:  # noqa: BLE001
-                bad.handle(name, e)
-                continue
-            boxes = parse_voc_boxes(annotations[annotation])
-            filled = boxes if self.builder_config.boxes == "all" else boxes[-1:]
-            stem = rel.rsplit(".", 1)[0]
-            yield stem, {
-                "image": image,
-                "mask": common.mask_feature(common.fill_boxes(h, w, filled)),
-                "label": label,
-                "id": stem,
-                "boxes": boxes,
-            }
-        if wanted:
-            raise common.ManualFilesMissingError(f"images.tar lacks {len(wanted)} {split} images, e.g. {sorted(wanted)[:3]}.")
+    for name, data in common.iter_tar(
+      files["images"], lambda n: key(n) in wanted
+    ):
+      rel = key(name)
+      annotation, label = wanted.pop(rel)
+      if annotation not in annotations:
+        raise common.ManualFilesMissingError(
+          f"annotation.tar has no Annotation/{annotation} for {rel}."
+        )
+      try:
+        image, h, w = common.read_image(data, name)
+      except Exception as e:  # noqa: BLE001
+        bad.handle(name, e)
+        continue
+      boxes = parse_voc_boxes(annotations[annotation])
+      filled = boxes if self.builder_config.boxes == "all" else boxes[-1:]
+      stem = rel.rsplit(".", 1)[0]
+      yield (
+        stem,
+        {
+          "image": image,
+          "mask": common.mask_feature(common.fill_boxes(h, w, filled)),
+          "label": label,
+          "id": stem,
+          "boxes": boxes,
+        },
+      )
+    if wanted:
+      raise common.ManualFilesMissingError(
+        f"images.tar lacks {len(wanted)} {split} images, e.g. {sorted(wanted)[:3]}."
+      )
