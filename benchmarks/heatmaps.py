@@ -32,14 +32,15 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import transformers  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
+import torch
+import transformers
 
-from rationality_jax import explain, models  # noqa: E402
-from rationality_jax.explain import reference_torch as ref  # noqa: E402
+from rationality_jax import explain
+from rationality_jax import models
+from rationality_jax.explain import reference_torch as ref
 
 
 def _build(directory: str):
@@ -96,7 +97,7 @@ def main():
       module, explain.targets.zero_shot, explain.Chefer(start_layer=start_layer)
     )
 
-    def ours():
+    def ours(explainer=explainer):
       out = explainer(params, head_j, images_j, labels_j, masks_j)
       return jax.block_until_ready(out)
 
@@ -104,7 +105,7 @@ def main():
     references = {}
     for mode in args.torch_modes:
 
-      def reference(weights_grad=mode == "weights"):
+      def reference(weights_grad=mode == "weights", start_layer=start_layer):
         _, _, heatmap = ref.chefer(
           model,
           images_t,

@@ -26,7 +26,10 @@ import numpy as np
 from PIL import Image
 
 EVAL = "resize(256)|center_crop(224)|normalize('clip')"
-TRAIN = "random_resized_crop(224)|random_flip_lr|color_jitter(0.2, 0.2, 0.2, 0.2)|rotate(30)|normalize('clip')"
+TRAIN = (
+  "random_resized_crop(224)|random_flip_lr|color_jitter(0.2, 0.2, 0.2, 0.2)|"
+  "rotate(30)|normalize('clip')"
+)
 
 
 def write_fake_val(root: str, n: int) -> None:
@@ -96,7 +99,10 @@ def main():
           f"+ preprocess {name}: `{spec}`",
           "1",
           rate(
-            lambda: [fn(src[i], np.random.default_rng(i)) for i in range(n)], n
+            lambda fn=fn: [
+              fn(src[i], np.random.default_rng(i)) for i in range(n)
+            ],
+            n,
           ),
         )
       )
@@ -113,7 +119,7 @@ def main():
         )
         steps = len(it)
 
-        def consume():
+        def consume(it=it):
           for batch in it:
             batch["image"].block_until_ready()
 

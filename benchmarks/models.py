@@ -40,8 +40,8 @@ VARIANTS = {
 
 def make_checkpoint(directory: str) -> None:
   """A random full-size CLIP ViT-B/16 saved with save_pretrained."""
-  import torch  # pylint: disable=import-outside-toplevel
-  import transformers  # pylint: disable=import-outside-toplevel
+  import torch
+  import transformers
 
   torch.manual_seed(0)
   config = transformers.CLIPConfig(
@@ -59,12 +59,13 @@ def measure(
   iters: int,
 ) -> dict:
   """Time torch and Flax in alternating rounds; returns images/s and the ratio."""
-  import jax  # pylint: disable=import-outside-toplevel
-  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  import numpy as np  # pylint: disable=import-outside-toplevel
-  import torch  # pylint: disable=import-outside-toplevel
-  import transformers  # pylint: disable=import-outside-toplevel
-  from rationality_jax import models  # pylint: disable=import-outside-toplevel
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  import torch
+  import transformers
+
+  from rationality_jax import models
 
   _, dtype, precision = VARIANTS[variant]
   # HF's default attention is SDPA: a fused CPU kernel that never materialises

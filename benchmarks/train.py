@@ -9,8 +9,9 @@ captions at text length 77, the symmetric contrastive loss with the CLIP
 temperature fixed at 0.07 (FLCP as in the release), Adam (0.9, 0.999, 1e-8,
 lr 1e-5) on both towers and projections. Ours is `rationality_jax.train`'s own
 step (`make_train_step`: value_and_grad + multi_transform Adam, donated state),
-PyTorch's is forward + backward + `torch.optim.Adam.step`. Random values: ours draws them with numpy by shape (`quick_params`), PyTorch
-with its own initialisers; the cost of a step does not depend on them. Prints one table
+PyTorch's is forward + backward + `torch.optim.Adam.step`. Random values: ours
+draws them with numpy by shape (`quick_params`), PyTorch with its own
+initialisers; the cost of a step does not depend on them. Prints one table
 (median over `--steps` timed steps after one warm-up step; compilation shown
 separately) and, on a GPU/TPU, the model FLOPs utilisation from XLA's cost
 analysis against `--peak-tflops`.
@@ -28,7 +29,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from rationality_jax import methods, models, optim, sharding, train
+from rationality_jax import methods
+from rationality_jax import models
+from rationality_jax import optim
+from rationality_jax import sharding
+from rationality_jax import train
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -158,8 +163,8 @@ def features(output):
 
 
 def pytorch(config, images, labels, class_names, steps: int, threads: int):
-  import torch  # pylint: disable=import-outside-toplevel
-  import transformers  # pylint: disable=import-outside-toplevel
+  import torch
+  import transformers
 
   torch.set_num_threads(threads)
   torch.manual_seed(0)
@@ -251,7 +256,7 @@ def main():
   ]
   print(f"ours: {rows[0][1]}", flush=True)
   if not args.skip_torch:
-    import torch  # pylint: disable=import-outside-toplevel
+    import torch
 
     rows.append(
       (

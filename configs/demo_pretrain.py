@@ -16,8 +16,8 @@ checkpoint at 240 kB.
 This is how `assets/demo_clip` (the demo's shipped model) was made.
 Expected on 2 CPU cores: 10-15 minutes; the loss falls from 2.77 (chance)
 to about 2.0 (its floor is ln(16) / 2 = 1.39: with about 16 images per
-caption in a batch, the text->image half cannot go below ln 16), and the batch image->caption accuracy rises from 0.25
-to about 0.7 (4 captions).
+caption in a batch, the text->image half cannot go below ln 16), and the batch
+image->caption accuracy rises from 0.25 to about 0.7 (4 captions).
 """
 
 import ml_collections

@@ -61,7 +61,7 @@ def get_config(arg=None):
       "give exactly one of train_dir=<training workdir> or "
       "model=<checkpoint path> (zero-shot)."
     )
-  from rationality_jax.data import preprocess  # pylint: disable=import-outside-toplevel
+  from rationality_jax.data import preprocess
 
   keep = "|keep('image', 'mask', 'label', 'id')"
   name = args["dataset"]

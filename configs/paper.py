@@ -110,7 +110,7 @@ def get_config(arg=None):
     )
 
   train = grid.config_file("train", "method=flcp,model=b16,recipe=study")
-  from rationality_jax.data import preprocess  # pylint: disable=import-outside-toplevel
+  from rationality_jax.data import preprocess
 
   normalization = "imagenet" if preset == "paper" else "clip"
   train.pp_train = (
@@ -125,7 +125,7 @@ def get_config(arg=None):
   config.mode = "grid"
   config.preset = preset
   config.data_dir = ""
-  config.models = {name: "" for name in MODELS}
+  config.models = dict.fromkeys(MODELS, "")
   keep = "|keep('image', 'mask', 'label', 'id')"
   config.datasets = {}
   for name, (builder, study_key) in DATASETS.items():

@@ -161,7 +161,10 @@ def get_config(arg=None):
       "normalize('clip')|keep('image', 'label')"
     )
   else:
-    config.pp_train = f"resize({image_size})|random_flip_lr|normalize('clip')|keep('image', 'label')"
+    config.pp_train = (
+      f"resize({image_size})|random_flip_lr|normalize('clip')|"
+      "keep('image', 'label')"
+    )
   config.pp_eval = (
     f"resize({image_size})|normalize('clip')|keep('image', 'label')"
   )

@@ -30,12 +30,13 @@ recomputes accuracy, PT, IR and the mean scores at any threshold from them.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 import functools
 import glob
 import json
 import os
 import time
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from absl import logging
 import jax
@@ -274,8 +275,8 @@ def run_evaluation(
   )
   step = make_eval_step(explain_fn)
   figure_ids = set(figure_ids)
-  acc, figures, batches = metrics.Accumulator(), {}, 0
-  for local in it:
+  acc, figures = metrics.Accumulator(), {}
+  for batches, local in enumerate(it, start=1):
     ids = np.asarray(
       [i.decode() if isinstance(i, bytes) else str(i) for i in local["id"]]
     )
@@ -300,7 +301,6 @@ def run_evaluation(
       heatmaps = np.asarray(jax.device_get(out["heatmap"][np.asarray(rows)]))
       figures.update(zip(ids[rows].tolist(), heatmaps))
     done_ids.update(ids[keep].tolist())
-    batches += 1
     if batches % batches_per_chunk == 0:
       chunk = _write_chunk(out_dir, chunk, acc, figures, it, len(done_ids))
       acc, figures = metrics.Accumulator(), {}

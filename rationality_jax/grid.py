@@ -35,7 +35,6 @@ import copy
 import json
 import os
 import time
-from typing import Any
 
 from absl import logging
 import jax
@@ -69,7 +68,7 @@ def ensure_pretrained(config, workdir: str) -> str | None:
   if os.path.exists(os.path.join(out, "rationality_jax_model.json")):
     logging.info("pretrained model found at %s", out)
     return out
-  from rationality_jax import pretrain  # pylint: disable=import-outside-toplevel
+  from rationality_jax import pretrain
 
   pcfg = copy.deepcopy(config.pretrain)
   with pcfg.unlocked():
@@ -132,7 +131,7 @@ def ensure_trained(config, cell, workdir: str) -> str:
   out = train_dir(cell, workdir)
   if os.path.exists(os.path.join(out, "train_result.json")):
     return out
-  from rationality_jax import train  # pylint: disable=import-outside-toplevel
+  from rationality_jax import train
 
   start = time.perf_counter()
   result = train.train_and_evaluate(train_config(config, cell, workdir), out)
@@ -179,7 +178,7 @@ def evaluate_cell(config, cell, workdir: str, **kwargs) -> str:
   if evaluate.is_complete(out):
     return out
   trained = ensure_trained(config, cell, workdir)
-  from rationality_jax import train  # pylint: disable=import-outside-toplevel
+  from rationality_jax import train
 
   loaded = train.load_for_evaluation(trained)
   method = explain.get_method(
@@ -352,7 +351,7 @@ def run(config, workdir: str) -> dict:
 
 def config_file(name: str, arg: str | None = None) -> ml_collections.ConfigDict:
   """`get_config(arg)` of configs/<name>.py (for configs built on other configs)."""
-  import importlib.util  # pylint: disable=import-outside-toplevel
+  import importlib.util
 
   path = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))),

@@ -35,8 +35,8 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def _pretrain(config, workdir):
-  from rationality_jax import pretrain  # pylint: disable=import-outside-toplevel
-  from rationality_jax import data  # pylint: disable=import-outside-toplevel
+  from rationality_jax import data
+  from rationality_jax import pretrain
 
   data_dir = config.data_dir or os.path.join(workdir, "data")
   with config.unlocked():
@@ -46,19 +46,19 @@ def _pretrain(config, workdir):
 
 
 def _train(config, workdir):
-  from rationality_jax import train  # pylint: disable=import-outside-toplevel
+  from rationality_jax import train
 
   return train.train_and_evaluate(config, workdir)
 
 
 def _grid(config, workdir):
-  from rationality_jax import grid  # pylint: disable=import-outside-toplevel
+  from rationality_jax import grid
 
   return grid.run(config, workdir)
 
 
 def _modes():
-  from rationality_jax import selfcheck  # pylint: disable=import-outside-toplevel
+  from rationality_jax import selfcheck
 
   # 'evaluate' is a grid of one cell (configs/evaluate.py): same stages, same layout.
   return {

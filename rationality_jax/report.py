@@ -20,12 +20,12 @@ per (model, dataset), plus the average over the columns. With `published`
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 import csv
 import io
 import json
 import os
 import re
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -369,10 +369,10 @@ def write(
 
 
 def _pyplot():
-  import matplotlib  # pylint: disable=import-outside-toplevel
+  import matplotlib
 
   matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  import matplotlib.pyplot as plt
 
   return plt
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import os
 
+from absl import logging
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import logging
 
 from rationality_jax import metrics
 

@@ -16,13 +16,16 @@ no `pmap`). With an ``fsdp`` axis of size 1 this is plain data parallelism.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import math
-from typing import Any, Sequence
+from typing import Any
 
 import jax
-import numpy as np
 from jax.experimental import mesh_utils
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec
+import numpy as np
 
 
 def make_mesh(
@@ -120,7 +123,7 @@ def global_batch(
     value = np.asarray(value)
     if value.dtype.kind in "USO":
       continue
-    shape = (value.shape[0] * jax.process_count(),) + value.shape[1:]
+    shape = (value.shape[0] * jax.process_count(), *value.shape[1:])
     out[name] = jax.make_array_from_process_local_data(sharding, value, shape)
   return out
 

@@ -43,8 +43,8 @@ from typing import Any
 from absl import logging
 import grain
 import jax
-import jax.numpy as jnp
 from jax.experimental import multihost_utils
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
@@ -162,7 +162,7 @@ def train_iterator(config: ml_collections.ConfigDict, source):
 def total_steps(config: ml_collections.ConfigDict, num_examples: int) -> int:
   if config.total_steps >= 0:
     return int(config.total_steps)
-  return int(math.ceil(config.num_epochs * num_examples / config.batch_size))
+  return math.ceil(config.num_epochs * num_examples / config.batch_size)
 
 
 # ====================================================== checkpoints ====
@@ -248,17 +248,17 @@ def make_train_step(method, module, config, tx, labels, schedule):
 
 def summary_writer(logdir: str):
   """A tensorboardX SummaryWriter (scalars only, so torch is kept from loading with it)."""
-  import sys  # pylint: disable=import-outside-toplevel
+  import sys
 
   if "tensorboardX" not in sys.modules and "torch" not in sys.modules:
     sys.modules["torch"] = (
       None  # tensorboardX imports torch only to accept its tensors.
     )
     try:
-      import tensorboardX  # pylint: disable=import-outside-toplevel,unused-import
+      pass
     finally:
       del sys.modules["torch"]
-  from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
+  from tensorboardX import SummaryWriter
 
   return SummaryWriter(logdir)
 
@@ -274,7 +274,7 @@ class Reporter:
     self.last = (first_step, time.perf_counter())
     self.bar = self.writer = None
     if self.active:
-      import tqdm  # pylint: disable=import-outside-toplevel
+      import tqdm
 
       self.bar = tqdm.tqdm(
         total=last_step,

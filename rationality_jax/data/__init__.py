@@ -25,20 +25,17 @@ the study's spec string per dataset. See docs/data.md.
 """
 
 from rationality_jax.data import preprocess
-from rationality_jax.data.classnames import (
-  class_names,
-  imagenet_wnids,
-  prompts,
-  templates,
-)
-from rationality_jax.data.pipeline import GlobalBatchIterator, make_iterator
-from rationality_jax.data.sources import (
-  BUILDERS,
-  Source,
-  build,
-  get_builder,
-  get_source,
-)
+from rationality_jax.data.classnames import class_names
+from rationality_jax.data.classnames import imagenet_wnids
+from rationality_jax.data.classnames import prompts
+from rationality_jax.data.classnames import templates
+from rationality_jax.data.pipeline import GlobalBatchIterator
+from rationality_jax.data.pipeline import make_iterator
+from rationality_jax.data.sources import BUILDERS
+from rationality_jax.data.sources import Source
+from rationality_jax.data.sources import build
+from rationality_jax.data.sources import get_builder
+from rationality_jax.data.sources import get_source
 
 __all__ = [
   "BUILDERS",

@@ -19,10 +19,10 @@ not the study's choice.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import functools
 import pathlib
 import re
-from typing import Sequence
 
 THIRD_PARTY = pathlib.Path(__file__).resolve().parents[2] / "third_party"
 STUDY_TEMPLATE = "a photo of a {}"

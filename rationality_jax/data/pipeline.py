@@ -33,21 +33,29 @@ layout of grain's orbax handler; with orbax directly use
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import functools
 import json
 import math
 import os
 import sys
-from typing import Any, Sequence
+from typing import Any
 
 import grain
 import jax
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec
 
 from rationality_jax.data import preprocess as pp
 
 VARIABLE_FIELDS = ("boxes",)
+
+
+@functools.lru_cache(maxsize=4)
+def _permutation(seed: int, epoch: int, n: int) -> np.ndarray:
+  """The shuffled order of `n` indices in `epoch` (cached: read per example)."""
+  return np.random.default_rng([seed, epoch]).permutation(n)
 
 
 class _HostStream:
@@ -77,9 +85,8 @@ class _HostStream:
   def __len__(self):
     return self.length
 
-  @functools.lru_cache(maxsize=4)
   def _permutation(self, epoch: int) -> np.ndarray:
-    return np.random.default_rng([self.seed, epoch]).permutation(self.n)
+    return _permutation(self.seed, epoch, self.n)
 
   def position_to_index(self, q: int) -> tuple[int, int, bool]:
     """Global position -> (epoch, source index, valid)."""
@@ -141,7 +148,7 @@ class GlobalBatchIterator:
         out[k] = v
       else:
         out[k] = jax.make_array_from_process_local_data(
-          sharding, v, (v.shape[0] * self.process_count,) + v.shape[1:]
+          sharding, v, (v.shape[0] * self.process_count, *v.shape[1:])
         )
     return out
 
@@ -151,7 +158,8 @@ class GlobalBatchIterator:
   def set_state(self, state: dict) -> None:
     if state.get("config") != self.config:
       raise ValueError(
-        f"Iterator state was saved for {state.get('config')}, this iterator is {self.config}: the batches would differ."
+        f"Iterator state was saved for {state.get('config')}, this iterator "
+        f"is {self.config}: the batches would differ."
       )
     self.grain_iterator.set_state(state["grain"])
 
@@ -179,9 +187,9 @@ class GlobalBatchIterator:
 
 def make_iterator(
   source,
-  preprocess: "str | Sequence[str] | pp.Preprocess",
+  preprocess: str | Sequence[str] | pp.Preprocess,
   batch_size: int,
-  mesh: "jax.sharding.Mesh | None | str" = "default",
+  mesh: jax.sharding.Mesh | str | None = "default",
   seed: int = 0,
   shuffle: bool = True,
   num_epochs: int | None = None,
@@ -215,12 +223,15 @@ def make_iterator(
     jax.process_count(),
   ):
     raise ValueError(
-      f"Simulated sharding (process {process_index} of {process_count}, jax has {jax.process_index()} of "
-      f"{jax.process_count()}) cannot build global arrays: pass mesh=None for host-local numpy batches."
+      f"Simulated sharding (process {process_index} of {process_count}, jax "
+      f"has {jax.process_index()} of "
+      f"{jax.process_count()}) cannot build global arrays: pass mesh=None for "
+      "host-local numpy batches."
     )
   if mesh is not None and batch_size % mesh.shape[data_axis]:
     raise ValueError(
-      f"batch_size {batch_size} must be divisible by the '{data_axis}' mesh axis ({mesh.shape[data_axis]})."
+      f"batch_size {batch_size} must be divisible by the '{data_axis}' mesh "
+      f"axis ({mesh.shape[data_axis]})."
     )
   drop_remainder = shuffle if drop_remainder is None else drop_remainder
   n = len(source)

@@ -31,11 +31,13 @@ round((H - h) / 2) and it zero-pads an image smaller than the crop.
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable, Sequence
 import math
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
-from PIL import Image, ImageEnhance
+from PIL import Image
+from PIL import ImageEnhance
 
 Data = dict[str, Any]
 Op = Callable[[Data, "np.random.Generator | None"], Data]
@@ -64,7 +66,10 @@ STUDY_EVAL_GEOMETRY = {
 }
 # The release's training augmentation (RandomResizedCrop(224), horizontal flip,
 # ColorJitter(0.2, 0.2, 0.2, 0.2), RandomRotation(30)).
-STUDY_TRAIN_AUGMENTATION = "random_resized_crop(224)|random_flip_lr|color_jitter(0.2, 0.2, 0.2, 0.2)|rotate(30)"
+STUDY_TRAIN_AUGMENTATION = (
+  "random_resized_crop(224)|random_flip_lr|color_jitter(0.2, 0.2, 0.2, 0.2)|"
+  "rotate(30)"
+)
 
 _RESAMPLE = {
   "nearest": Image.NEAREST,
@@ -131,7 +136,7 @@ def _parse_call(text: str) -> tuple[str, tuple, dict]:
   return node.func.id, args, kwargs
 
 
-def parse(spec: "str | Sequence[str] | Preprocess") -> Preprocess:
+def parse(spec: str | Sequence[str] | Preprocess) -> Preprocess:
   """Builds a `Preprocess` from "op1(...)|op2(...)" or a list of op strings."""
   if isinstance(spec, Preprocess):
     return spec
@@ -214,23 +219,23 @@ def _crop_boxes(boxes, top, left, h, w):
 
 
 def _resize_all(data, keys, out_hw, method, box=None):
-  """Resizes the (crop `box` = (l, t, r, b) of the) image/mask/boxes to out_hw."""
+  """Resizes the (crop `box` = (left, top, right, bottom) of the) image/mask/boxes to out_hw."""
   h, w = _hw(data, keys)
-  l, t, r, b = box if box is not None else (0, 0, w, h)
+  left, top, right, bottom = box if box is not None else (0, 0, w, h)
   oh, ow = out_hw
   if "image" in keys and "image" in data:
     data["image"] = _pil_resize(
-      data["image"], out_hw, _RESAMPLE[method], (l, t, r, b)
+      data["image"], out_hw, _RESAMPLE[method], (left, top, right, bottom)
     )
   if "mask" in keys and "mask" in data:
     data["mask"] = _pil_resize(
-      data["mask"], out_hw, Image.NEAREST, (l, t, r, b)
+      data["mask"], out_hw, Image.NEAREST, (left, top, right, bottom)
     )
   if "boxes" in keys and "boxes" in data:
-    sx, sy = ow / (r - l), oh / (b - t)
+    sx, sy = ow / (right - left), oh / (bottom - top)
 
     def f(bx):
-      bx = (bx - np.array([l, t, l, t], np.float32)) * np.array(
+      bx = (bx - np.array([left, top, left, top], np.float32)) * np.array(
         [sx, sy, sx, sy], np.float32
       )
       return np.clip(bx, 0, [ow, oh, ow, oh])
@@ -268,7 +273,7 @@ def _crop_all(data, keys, top, left, ch, cw):
   for k in ("image", "mask"):
     if k in keys and k in data:
       a = data[k]
-      out = np.zeros((ch, cw) + a.shape[2:], a.dtype)
+      out = np.zeros((ch, cw, *a.shape[2:]), a.dtype)
       y0, x0 = max(top, 0), max(left, 0)
       y1, x1 = min(top + ch, h), min(left + cw, w)
       if y1 > y0 and x1 > x0:
@@ -286,8 +291,8 @@ def get_center_crop(size, keys: Sequence[str] = GEOMETRIC_KEYS) -> Op:
 
   def op(data, rng=None):
     h, w = _hw(data, keys)
-    top = int(round((h - ch) / 2.0))
-    left = int(round((w - cw) / 2.0))
+    top = round((h - ch) / 2.0)
+    left = round((w - cw) / 2.0)
     return _crop_all(data, keys, top, left, ch, cw)
 
   return op
@@ -318,17 +323,17 @@ def random_resized_crop_box(
   for _ in range(10):
     target_area = area * rng.uniform(scale[0], scale[1])
     aspect = math.exp(rng.uniform(*log_ratio))
-    cw = int(round(math.sqrt(target_area * aspect)))
-    ch = int(round(math.sqrt(target_area / aspect)))
+    cw = round(math.sqrt(target_area * aspect))
+    ch = round(math.sqrt(target_area / aspect))
     if 0 < cw <= w and 0 < ch <= h:
       top = int(rng.integers(0, h - ch + 1))
       left = int(rng.integers(0, w - cw + 1))
       return top, left, ch, cw
   in_ratio = w / h
   if in_ratio < min(ratio):
-    cw, ch = w, int(round(w / min(ratio)))
+    cw, ch = w, round(w / min(ratio))
   elif in_ratio > max(ratio):
-    ch, cw = h, int(round(h * max(ratio)))
+    ch, cw = h, round(h * max(ratio))
   else:
     cw, ch = w, h
   return (h - ch) // 2, (w - cw) // 2, ch, cw
@@ -357,7 +362,7 @@ def get_random_resized_crop(
 
 
 def _flip_all(data, keys):
-  h, w = _hw(data, keys)
+  _h, w = _hw(data, keys)
   for k in ("image", "mask"):
     if k in keys and k in data:
       data[k] = np.ascontiguousarray(data[k][:, ::-1])
@@ -450,7 +455,7 @@ def _adjust_hue(im: Image.Image, shift: float) -> Image.Image:
   """torchvision's PIL adjust_hue: rotate the uint8 hue channel by shift * 255."""
   h, s, v = im.convert("HSV").split()
   h = Image.fromarray(
-    (np.asarray(h, np.int16) + int(round(shift * 255))).astype(np.uint8), "L"
+    (np.asarray(h, np.int16) + round(shift * 255)).astype(np.uint8), "L"
   )
   return Image.merge("HSV", (h, s, v)).convert("RGB")
 

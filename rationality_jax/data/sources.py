@@ -22,11 +22,15 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 BUILDERS = {
-  "synthetic_rationality": "rationality_jax.data.builders.synthetic_rationality:SyntheticRationality",
+  "synthetic_rationality": (
+    "rationality_jax.data.builders.synthetic_rationality:SyntheticRationality"
+  ),
   "cub_200_2011": "rationality_jax.data.builders.cub_200_2011:Cub2002011",
   "caltech101_masks": "rationality_jax.data.builders.caltech101_masks:Caltech101Masks",
   "stanford_dogs_masks": "rationality_jax.data.builders.stanford_dogs_masks:StanfordDogsMasks",
-  "imagenet2012_val_masks": "rationality_jax.data.builders.imagenet2012_val_masks:Imagenet2012ValMasks",
+  "imagenet2012_val_masks": (
+    "rationality_jax.data.builders.imagenet2012_val_masks:Imagenet2012ValMasks"
+  ),
   "imagenet_c_masks": "rationality_jax.data.builders.imagenet_c_masks:ImagenetCMasks",
 }
 
@@ -136,6 +140,7 @@ def get_source(name: str, split: str, data_dir, **config) -> Source:
   builder = get_builder(name, data_dir, **config)
   if not builder.is_prepared():
     raise FileNotFoundError(
-      f"{name} ({builder.builder_config.name}) is not prepared in {data_dir}: call build({name!r}, data_dir, manual_dir=...) first."
+      f"{name} ({builder.builder_config.name}) is not prepared in {data_dir}: "
+      f"call build({name!r}, data_dir, manual_dir=...) first."
     )
   return Source(builder.as_data_source(split), builder.info)

@@ -27,9 +27,10 @@ and static arguments); `get_method` builds one from a name.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 import dataclasses
 import functools
-from typing import Callable, ClassVar, Sequence
+from typing import ClassVar
 
 import chex
 from flax import traverse_util
@@ -316,7 +317,7 @@ def make_explainer(
   def token_map(params, head, images, labels):
     batch = images.shape[0]
     full = [
-      path + (f"block_{b}",) + site for b, site in method.sites(config.depth)
+      (*path, f"block_{b}", *site) for b, site in method.sites(config.depth)
     ]
     zeros = perturbation_zeros(params, head, images)
     for p in full:

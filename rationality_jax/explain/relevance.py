@@ -16,7 +16,7 @@ attention) for every sample of a batch at once.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import chex
 import jax

@@ -14,7 +14,7 @@ class (no gradient is involved).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import chex
 import jax

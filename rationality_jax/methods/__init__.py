@@ -33,18 +33,18 @@ are the trained model's logits [B, C] (``classifier`` is the same function).
 WiSE-FT writes the same layout under ``<workdir>/alpha_<alpha>/checkpoints``.
 """
 
-from rationality_jax.methods import (
-  adapter,
-  coop,
-  flcp,
-  ft,
-  heads,
-  losses,
-  lp,
-  wise_ft,
-  zs,
-)
-from rationality_jax.methods.base import HeadInit, Method, make_loss_fn
+from rationality_jax.methods import adapter
+from rationality_jax.methods import coop
+from rationality_jax.methods import flcp
+from rationality_jax.methods import ft
+from rationality_jax.methods import heads
+from rationality_jax.methods import losses
+from rationality_jax.methods import lp
+from rationality_jax.methods import wise_ft
+from rationality_jax.methods import zs
+from rationality_jax.methods.base import HeadInit
+from rationality_jax.methods.base import Method
+from rationality_jax.methods.base import make_loss_fn
 
 METHODS = {
   m.name: m
@@ -70,8 +70,8 @@ def get(name: str) -> Method:
 
 
 __all__ = [
-  "HeadInit",
   "METHODS",
+  "HeadInit",
   "Method",
   "get",
   "heads",

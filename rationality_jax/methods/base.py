@@ -18,8 +18,9 @@ The one training loop (`rationality_jax.train`) asks a `Method` for:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import dataclasses
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -27,7 +28,8 @@ import ml_collections
 import numpy as np
 
 from rationality_jax.methods import losses
-from rationality_jax.models.vlm import VisionLanguageModel, normalize
+from rationality_jax.models.vlm import VisionLanguageModel
+from rationality_jax.models.vlm import normalize
 
 
 @dataclasses.dataclass

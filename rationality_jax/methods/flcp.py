@@ -15,7 +15,8 @@ from the fine-tuned text tower (`eval_head`).
 
 from rationality_jax.explain import targets
 from rationality_jax.methods import heads
-from rationality_jax.methods.base import Method, fixed_temperature
+from rationality_jax.methods.base import Method
+from rationality_jax.methods.base import fixed_temperature
 
 TOWERS = r"params/(vision|text|vision_proj|text_proj|text_pooler)/.*"
 

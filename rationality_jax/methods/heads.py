@@ -15,11 +15,12 @@ again. `zero_shot_head` caches them on disk per (model, dataset, templates).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import functools
 import hashlib
 import json
 import os
-from typing import Any, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -27,7 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from rationality_jax import data
-from rationality_jax.models.vlm import VisionLanguageModel, normalize
+from rationality_jax.models.vlm import VisionLanguageModel
+from rationality_jax.models.vlm import normalize
 
 STUDY_CAPTION = "a photo of a {}"
 TOKEN_EMBEDDINGS = ("token_embedding", "word_embeddings")  # CLIP, BERT
@@ -60,7 +62,11 @@ def make_task(
 
 @functools.lru_cache(maxsize=16)
 def jitted_apply(module: VisionLanguageModel, method) -> Any:
-  """``jax.jit(lambda params, *args: module.apply({'params': params}, *args, method=method))``, cached."""
+  """`module.apply` of `method` with params first, jitted and cached.
+
+  ``jax.jit(lambda params, *args: module.apply({'params': params}, *args,
+  method=method))``.
+  """
   return jax.jit(
     lambda params, *args: module.apply({"params": params}, *args, method=method)
   )

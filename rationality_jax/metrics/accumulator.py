@@ -18,9 +18,9 @@ need the model again:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 import os
 import zipfile
-from typing import Iterable, Mapping, Sequence
 
 import jax
 import numpy as np
@@ -44,7 +44,7 @@ class Accumulator:
 
   def add(
     self, *, correct, rma, where=None, ids=None, mask_area=None, **scores
-  ) -> "Accumulator":
+  ) -> Accumulator:
     """Appends one batch. Arrays are [B] (or any shape, flattened in C order).
 
     Args:
@@ -108,7 +108,7 @@ class Accumulator:
     return dict(merged)
 
   @classmethod
-  def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> "Accumulator":
+  def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> Accumulator:
     """Rebuilds an accumulator from `arrays()` output or saved records."""
     missing = [name for name in _REQUIRED if name not in arrays]
     if missing:
@@ -128,7 +128,7 @@ class Accumulator:
     return acc
 
   @classmethod
-  def merge(cls, parts: Iterable["Accumulator"]) -> "Accumulator":
+  def merge(cls, parts: Iterable[Accumulator]) -> Accumulator:
     """One accumulator holding the samples of all `parts`, in order."""
     merged = cls()
     for part in parts:
@@ -151,7 +151,7 @@ class Accumulator:
     os.replace(tmp, path)
 
   @classmethod
-  def load(cls, path: str | os.PathLike) -> "Accumulator":
+  def load(cls, path: str | os.PathLike) -> Accumulator:
     path = os.fspath(path)
     try:
       with np.load(path, allow_pickle=False) as data:

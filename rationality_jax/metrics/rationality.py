@@ -21,10 +21,10 @@ so that nothing disappears silently, and it still counts for accuracy.
 
 from __future__ import annotations
 
+from flax import struct
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import struct
 
 
 def valid_evidence(
@@ -67,7 +67,7 @@ class Counts:
   right_undefined: jax.Array
   wrong_undefined: jax.Array
 
-  def __add__(self, other: "Counts") -> "Counts":
+  def __add__(self, other: Counts) -> Counts:
     return jax.tree.map(lambda a, b: a + b, self, other)
 
   @property
@@ -84,11 +84,11 @@ class Counts:
   def total(self) -> jax.Array:
     return self.defined + self.undefined
 
-  def psum(self, axis_name) -> "Counts":
+  def psum(self, axis_name) -> Counts:
     """Sum over a named mapped axis (inside shard_map / pmap)."""
     return jax.tree.map(lambda x: jax.lax.psum(x, axis_name), self)
 
-  def sum_over_hosts(self) -> "Counts":
+  def sum_over_hosts(self) -> Counts:
     """Sum host-local counts over all JAX processes (identity on one host)."""
     if jax.process_count() == 1:
       return self
@@ -100,7 +100,7 @@ class Counts:
     return jax.tree.map(lambda x: np.sum(x, axis=0), gathered)
 
   @classmethod
-  def zeros(cls, shape=()) -> "Counts":
+  def zeros(cls, shape=()) -> Counts:
     z = jnp.zeros(shape, jnp.int32)
     return cls(z, z, z, z, z, z)
 

@@ -7,16 +7,19 @@
 Nothing here imports torch; reading .pt/.pth files imports it on demand.
 """
 
-from rationality_jax.models.checkpoint import load, save
+from rationality_jax.models.checkpoint import load
+from rationality_jax.models.checkpoint import save
 from rationality_jax.models.convert import CheckpointError
-from rationality_jax.models.text import BertConfig, CLIPTextConfig
-from rationality_jax.models.tokenize import Tokenizer, tokenizer
-from rationality_jax.models.vit import (
-  ViTConfig,
-  VisionTransformer,
-  resize_position_embedding,
-)
-from rationality_jax.models.vlm import VisionLanguageModel, VLMConfig, normalize
+from rationality_jax.models.text import BertConfig
+from rationality_jax.models.text import CLIPTextConfig
+from rationality_jax.models.tokenize import Tokenizer
+from rationality_jax.models.tokenize import tokenizer
+from rationality_jax.models.vit import VisionTransformer
+from rationality_jax.models.vit import ViTConfig
+from rationality_jax.models.vit import resize_position_embedding
+from rationality_jax.models.vlm import VisionLanguageModel
+from rationality_jax.models.vlm import VLMConfig
+from rationality_jax.models.vlm import normalize
 
 __all__ = [
   "BertConfig",

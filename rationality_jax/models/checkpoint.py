@@ -15,21 +15,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 import dataclasses
 import json
 import os
 import types
+from typing import Any
 import zipfile
-from typing import Any, Mapping
 
 import jax.numpy as jnp
 import numpy as np
 
 from rationality_jax.models import convert
 from rationality_jax.models.convert import CheckpointError
-from rationality_jax.models.text import BertConfig, CLIPTextConfig
+from rationality_jax.models.text import BertConfig
+from rationality_jax.models.text import CLIPTextConfig
 from rationality_jax.models.vit import ViTConfig
-from rationality_jax.models.vlm import VisionLanguageModel, VLMConfig
+from rationality_jax.models.vlm import VisionLanguageModel
+from rationality_jax.models.vlm import VLMConfig
 
 OWN_CONFIG = "rationality_jax_model.json"
 OVERRIDES = ("image_size", "dtype", "temp")
@@ -41,7 +44,7 @@ TORCH_EXTRA_HINT = (
 
 def _import_torch():
   try:
-    import torch  # pylint: disable=import-outside-toplevel
+    import torch
   except ImportError as error:
     raise ImportError(TORCH_EXTRA_HINT) from error
   return torch
@@ -105,8 +108,8 @@ def _read_torch(path: str) -> dict[str, np.ndarray]:
 
 
 def _read_safetensors(path: str) -> dict[str, np.ndarray]:
-  from safetensors import SafetensorError  # pylint: disable=import-outside-toplevel
-  from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
+  from safetensors import SafetensorError
+  from safetensors.numpy import load_file
 
   try:
     return load_file(path)
@@ -197,7 +200,7 @@ def _read_hf_config(directory: str, layout: str):
       ),
       text_config=types.SimpleNamespace(**{k: text[k] for k in text_fields}),
     )
-  import transformers  # pylint: disable=import-outside-toplevel
+  import transformers
 
   return transformers.AutoConfig.from_pretrained(directory)
 
@@ -304,7 +307,7 @@ def save(
 
   ``load(directory)`` gives them back. The directory must not exist yet.
   """
-  import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
+  import orbax.checkpoint as ocp
 
   directory = os.path.abspath(os.fspath(directory))
   with ocp.StandardCheckpointer() as checkpointer:
@@ -314,7 +317,7 @@ def save(
 
 
 def _restore(directory: str, dtype, image_size: int | None):
-  import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
+  import orbax.checkpoint as ocp
 
   directory = os.path.abspath(directory)
   with open(os.path.join(directory, OWN_CONFIG)) as f:

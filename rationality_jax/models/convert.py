@@ -27,19 +27,22 @@ Violations raise `CheckpointError` naming the key(s) and both shapes.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 import dataclasses
 import functools
 import re
-from typing import Iterable, Mapping
 
 import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rationality_jax.models.text import BertConfig, CLIPTextConfig
-from rationality_jax.models.vit import ViTConfig, resize_position_embedding
-from rationality_jax.models.vlm import VisionLanguageModel, VLMConfig
+from rationality_jax.models.text import BertConfig
+from rationality_jax.models.text import CLIPTextConfig
+from rationality_jax.models.vit import ViTConfig
+from rationality_jax.models.vit import resize_position_embedding
+from rationality_jax.models.vlm import VisionLanguageModel
+from rationality_jax.models.vlm import VLMConfig
 
 BLIP_TEMP_INIT = 0.07
 TEMP_RANGE = (0.001, 0.5)
@@ -68,14 +71,14 @@ IGNORED: dict[str, tuple[str, ...]] = {
   ),
   "openai_clip": (r"^(input_resolution|context_length|vocab_size)$",),
   # ALBEF: layers >= fusion_layer are the fusion encoder; added per checkpoint.
-  "albef": _MOMENTUM_AND_QUEUES
-  + (
+  "albef": (
+    *_MOMENTUM_AND_QUEUES,
     r"\.position_ids$",
     r"^itm_head\.",
     r"^text_encoder\.cls\.",  # BertForMaskedLM's MLM head
   ),
-  "blip": _MOMENTUM_AND_QUEUES
-  + (
+  "blip": (
+    *_MOMENTUM_AND_QUEUES,
     r"\.position_ids$",
     r"^itm_head\.",
     r"^text_decoder\.",  # captioning decoder of model_base.pth
@@ -123,7 +126,7 @@ def _count_layers(keys: Iterable[str], pattern: str) -> int:
 
 
 def _grid(num_positions: int) -> int:
-  return int(round((num_positions - 1) ** 0.5))
+  return round((num_positions - 1) ** 0.5)
 
 
 def openai_clip_config(state: Mapping[str, np.ndarray]) -> VLMConfig:

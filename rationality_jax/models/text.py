@@ -14,7 +14,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from rationality_jax.models.vit import MLP, Attention, Block
+from rationality_jax.models.vit import MLP
+from rationality_jax.models.vit import Attention
+from rationality_jax.models.vit import Block
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,11 +16,11 @@ is used as an editable install).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import dataclasses
 import functools
 import gzip
 import pathlib
-from typing import Sequence
 
 import numpy as np
 
@@ -58,7 +58,7 @@ def _bytes_to_unicode() -> dict[int, str]:
 
 
 def _clip_backend():
-  from transformers import CLIPTokenizer  # pylint: disable=import-outside-toplevel
+  from transformers import CLIPTokenizer
 
   with gzip.open(_vendored(CLIP_BPE)) as f:
     lines = f.read().decode("utf-8").split("\n")
@@ -72,7 +72,7 @@ def _clip_backend():
 
 
 def _bert_backend(blip: bool):
-  from transformers import BertTokenizer  # pylint: disable=import-outside-toplevel
+  from transformers import BertTokenizer
 
   backend = BertTokenizer(vocab=_vendored(BERT_VOCAB), do_lower_case=True)
   if blip:
@@ -127,7 +127,7 @@ class Tokenizer:
     return len(self.backend)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tokenizer(family: str, context_length: int | None = None) -> Tokenizer:
   """The real tokenizer of ``family`` ('clip', 'albef', 'blip'), offline.
 

@@ -21,8 +21,8 @@ collection gives every layer's gradient in one pass.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import dataclasses
-from typing import Callable
 
 import chex
 import flax.linen as nn
@@ -342,7 +342,7 @@ def resize_position_embedding(
     [1 + G*G, D] float32 (computed in float64).
   """
   num_patches, width = pos_embedding.shape[0] - 1, pos_embedding.shape[1]
-  old_grid = int(round(num_patches**0.5))
+  old_grid = round(num_patches**0.5)
   if old_grid * old_grid != num_patches:
     raise ValueError(
       f"position embedding with {num_patches} patch positions is "

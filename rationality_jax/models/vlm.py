@@ -18,13 +18,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from rationality_jax.models.text import (
-  BertConfig,
-  BertEncoder,
-  CLIPTextConfig,
-  CLIPTextTransformer,
-)
-from rationality_jax.models.vit import ViTConfig, VisionTransformer
+from rationality_jax.models.text import BertConfig
+from rationality_jax.models.text import BertEncoder
+from rationality_jax.models.text import CLIPTextConfig
+from rationality_jax.models.text import CLIPTextTransformer
+from rationality_jax.models.vit import VisionTransformer
+from rationality_jax.models.vit import ViTConfig
 
 FAMILIES = ("clip", "albef", "blip")
 

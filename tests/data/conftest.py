@@ -4,8 +4,8 @@ import io
 import tarfile
 
 import numpy as np
-import pytest
 from PIL import Image
+import pytest
 
 
 def jpeg(array, quality=95) -> bytes:

@@ -18,9 +18,10 @@ IMAGES = [  # (id, class, file, is_train)
 
 def write_cub(fake, root, broken=None):
   root.mkdir(exist_ok=True)
-  txt = lambda rows: (
-    "\n".join(" ".join(map(str, r)) for r in rows) + "\n"
-  ).encode()  # noqa: E731
+
+  def txt(rows):
+    return ("\n".join(" ".join(map(str, r)) for r in rows) + "\n").encode()
+
   members = {
     "CUB_200_2011/classes.txt": txt(
       [(i + 1, c) for i, c in enumerate(CLASSES)]
@@ -103,7 +104,7 @@ def test_cub_missing_and_broken_files(fake, tmp_path):
     broken="002.Laysan_Albatross/Laysan_Albatross_0082_524.jpg",
   )
   with pytest.raises(
-    common.UnreadableImageError, match="Laysan_Albatross_0082_524.jpg"
+    common.UnreadableImageError, match=r"Laysan_Albatross_0082_524\.jpg"
   ):
     sources.build("cub_200_2011", tmp_path / "data", manual_dir=manual)
   # TFDS wrote into a temporary directory and removed it: no partial dataset.

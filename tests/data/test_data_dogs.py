@@ -29,8 +29,10 @@ def voc_xml(w, h, boxes):
     for x0, y0, x1, y1 in boxes
   )
   return (
-    f"<annotation><folder>02085620</folder><filename>x</filename><source><database>ImageNet database</database></source>"
-    f"<size><width>{w}</width><height>{h}</height><depth>3</depth></size><segment>0</segment>{objects}</annotation>"
+    "<annotation><folder>02085620</folder><filename>x</filename>"
+    "<source><database>ImageNet database</database></source>"
+    f"<size><width>{w}</width><height>{h}</height><depth>3</depth></size>"
+    f"<segment>0</segment>{objects}</annotation>"
   ).encode()
 
 

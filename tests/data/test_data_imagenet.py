@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from rationality_jax.data import preprocess, sources
+from rationality_jax.data import preprocess
+from rationality_jax.data import sources
 from rationality_jax.data.builders import imagenet_c_masks
 
 # (stem, wnid, label, (H, W), boxes)

@@ -10,7 +10,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from rationality_jax.data import pipeline, sources
+from rationality_jax.data import pipeline
+from rationality_jax.data import sources
 
 PP = "resize(16)|random_flip_lr|normalize('imagenet')"
 
@@ -117,7 +118,7 @@ def test_augmentation_is_independent_of_host_count(source):
 
 def test_restored_iterator_resumes_exactly(source, tmp_path):
   kw = dict(batch_size=4, mesh="default", seed=1, shuffle=True, num_epochs=3)
-  reference = [b for b in pipeline.make_iterator(source, PP, **kw)]
+  reference = list(pipeline.make_iterator(source, PP, **kw))
   assert len(reference) == 37 * 3 // 4
   it = pipeline.make_iterator(source, PP, **kw)
   for _ in range(11):
@@ -174,19 +175,29 @@ WORKER = textwrap.dedent(
     import jax, numpy as np
     mode, data_dir, out = sys.argv[1], sys.argv[2], sys.argv[3]
     if mode == "multiprocess":
-        jax.distributed.initialize(coordinator_address=sys.argv[4], num_processes=2, process_id=int(sys.argv[5]))
+        jax.distributed.initialize(
+            coordinator_address=sys.argv[4], num_processes=2,
+            process_id=int(sys.argv[5]))
     from rationality_jax.data import pipeline, sources
-    src = sources.get_source("synthetic_rationality", "test", data_dir, image_size=24, train_size=50, test_size=37)
-    it = pipeline.make_iterator(src, "resize(16)|normalize('clip')", batch_size=8, seed=0, shuffle=True, num_epochs=1, drop_remainder=False)
+    src = sources.get_source("synthetic_rationality", "test", data_dir,
+                             image_size=24, train_size=50, test_size=37)
+    it = pipeline.make_iterator(src, "resize(16)|normalize('clip')",
+                                batch_size=8, seed=0, shuffle=True,
+                                num_epochs=1, drop_remainder=False)
     rows, shapes = [], []
     for b in it:
         img = b["image"]
         assert img.sharding.spec[0] == "data", img.sharding
-        shapes.append([list(img.shape), len(img.sharding.device_set), len(img.addressable_shards), list(img.addressable_shards[0].data.shape)])
+        shapes.append([list(img.shape), len(img.sharding.device_set),
+                       len(img.addressable_shards),
+                       list(img.addressable_shards[0].data.shape)])
         idx = np.concatenate([np.asarray(s.data) for s in b["index"].addressable_shards])
         val = np.concatenate([np.asarray(s.data) for s in b["valid"].addressable_shards])
         rows += [[int(i), bool(v)] for i, v in zip(idx, val)]
-    json.dump({"rows": rows, "shapes": shapes, "process": jax.process_index(), "devices": jax.device_count()}, open(out, "w"))
+    with open(out, "w") as f:
+        json.dump({"rows": rows, "shapes": shapes,
+                   "process": jax.process_index(),
+                   "devices": jax.device_count()}, f)
     """
 )
 

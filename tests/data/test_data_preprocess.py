@@ -1,9 +1,10 @@
 """Joint image/mask/box preprocessing: alignment, determinism, normalisation."""
 
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from rationality_jax.data import preprocess as pp
 

@@ -108,7 +108,7 @@ def test_report_numbers_are_the_records_numbers(demo):
         else:
           assert got == pytest.approx(value, abs=1e-6), (row["name"], key)
     line = next(
-      l for l in report.splitlines() if l.startswith(f"| {row['name']} |")
+      r for r in report.splitlines() if r.startswith(f"| {row['name']} |")
     )
     cells = [c.strip() for c in line.strip("|").split("|")]
     assert cells[5:8] == [

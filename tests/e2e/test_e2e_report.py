@@ -56,7 +56,8 @@ def test_paper_table_puts_published_values_beside_ours(tmp_path):
     1,
   )
   paths = report.write(rows, str(tmp_path), published=report.PUBLISHED)
-  text = open(paths["report.md"]).read()
+  with open(paths["report.md"]) as f:
+    text = f.read()
   # Table 1: CLIP-B/16 ZS on CUB is 29.38 in the study; IR (Table 2) 68.05.
   assert "| zs | 75.00 / 29.38 (+45.62) | 75.00 / 29.38 (+45.62) |" in text
   assert "| zs | 75.00 / 68.05 (+6.95) | 75.00 / 68.05 (+6.95) |" in text

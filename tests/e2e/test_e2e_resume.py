@@ -82,7 +82,8 @@ def _evaluate(setup, out_dir, **kwargs):
 def _report_without_paths(out_dir):
   rows = report.collect([str(out_dir)])
   report.write(rows, str(out_dir))
-  text = open(os.path.join(out_dir, "results.csv")).read()
+  with open(os.path.join(out_dir, "results.csv")) as f:
+    text = f.read()
   return (
     [r for r in rows if r.pop("run_dir")],
     text.replace(str(out_dir), "RUN"),

@@ -140,7 +140,7 @@ def test_gradcam_matches_torch(tiny_clip, make_batch):
     out = _ours(
       module, params, explain.GradCAM(layer=layer), head, images, labels
     )
-    _, patches, heatmap = ref.gradcam(
+    _, _patches, heatmap = ref.gradcam(
       model,
       torch.from_numpy(images),
       _torch(head),

@@ -8,7 +8,8 @@ import pytest
 
 from rationality_jax import explain
 from rationality_jax.explain import targets
-from rationality_jax.models.vit import ViTConfig, VisionTransformer
+from rationality_jax.models.vit import VisionTransformer
+from rationality_jax.models.vit import ViTConfig
 
 CONFIG = ViTConfig(
   image_size=16,

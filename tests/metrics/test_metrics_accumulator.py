@@ -99,6 +99,6 @@ def test_errors_name_the_problem(tmp_path):
     metrics.Accumulator.from_arrays({"correct": np.ones(2, bool)})
   bad = tmp_path / "truncated.npz"
   bad.write_bytes(b"PK\x03\x04 not really a zip")
-  with pytest.raises(ValueError, match="truncated.npz"):
+  with pytest.raises(ValueError, match=r"truncated\.npz"):
     metrics.Accumulator.load(bad)
   assert len(acc) == 2  # a failed add keeps what was there

@@ -47,7 +47,7 @@ def test_sum_over_hosts_matches_all_samples():
     for i in range(2)
   ]
   outputs = [w.communicate(timeout=240) for w in workers]
-  for w, (out, err) in zip(workers, outputs):
+  for w, (_, err) in zip(workers, outputs):
     assert w.returncode == 0, err[-3000:]
   totals = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
   rma, correct = [], []

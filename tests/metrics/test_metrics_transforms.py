@@ -7,7 +7,6 @@ import sys
 import textwrap
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from rationality_jax import metrics

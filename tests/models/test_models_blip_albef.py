@@ -97,7 +97,7 @@ def test_tiny_hf_blip_retrieval_matches_transformers(ref, tiny_blip):
 
 def test_blip_temperature_is_clamped(tiny_blip, ref):
   _, directory = tiny_blip
-  images, images_nhwc = ref.random_images(np.random.RandomState(0), 1, 32)
+  _images, images_nhwc = ref.random_images(np.random.RandomState(0), 1, 32)
   module, params = models.load(directory, temp=1e-5)
   low = module.apply({"params": params}, images_nhwc, TINY_IDS, TINY_MASK)
   module, params = models.load(directory, temp=0.001)

@@ -8,8 +8,9 @@ import sys
 import jax
 import numpy as np
 import pytest
+from safetensors.numpy import load_file
+from safetensors.numpy import save_file
 import torch
-from safetensors.numpy import load_file, save_file
 
 from rationality_jax import models
 from rationality_jax.models import checkpoint

@@ -27,7 +27,7 @@ def compilation_cache(tmp_path_factory):
   run here, the resumed runs in subprocesses); sharing the cache saves most of
   their compile time. Restored at the end of the session.
   """
-  import jax  # pylint: disable=import-outside-toplevel
+  import jax
 
   directory = str(tmp_path_factory.mktemp("xla_cache"))
   names = (
@@ -36,7 +36,7 @@ def compilation_cache(tmp_path_factory):
     "jax_persistent_cache_min_entry_size_bytes",
   )
   previous = {name: getattr(jax.config, name) for name in names}
-  from jax._src import compilation_cache  # pylint: disable=import-outside-toplevel
+  from jax._src import compilation_cache
 
   for name, value in zip(names, (directory, 0.0, 0)):
     jax.config.update(name, value)
@@ -54,7 +54,7 @@ def worker(compilation_cache):
 
   def start(spec, stdout=subprocess.PIPE, **env):
     """Runs the worker on `spec` in a subprocess (stdout: a pipe or a file; stderr follows)."""
-    import json  # pylint: disable=import-outside-toplevel
+    import json
 
     environ = dict(
       os.environ,
@@ -80,7 +80,7 @@ def worker(compilation_cache):
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory, worker):
   """synthetic_rationality at 16 px: 64 train / 32 test examples, built once."""
-  from rationality_jax import data  # pylint: disable=import-outside-toplevel
+  from rationality_jax import data
 
   directory = str(tmp_path_factory.mktemp("train_data"))
   config = worker.tiny_config("lp", directory)

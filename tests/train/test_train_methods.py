@@ -1,4 +1,7 @@
-"""Every method trains on the synthetic benchmark: what should train changes, the rest is bit-identical."""
+"""Every method trains on the synthetic benchmark.
+
+What should train changes, the rest stays bit-identical.
+"""
 
 import re
 
@@ -6,7 +9,10 @@ import jax
 import numpy as np
 import pytest
 
-from rationality_jax import methods, models, optim, train
+from rationality_jax import methods
+from rationality_jax import models
+from rationality_jax import optim
+from rationality_jax import train
 from rationality_jax.methods import heads
 
 TOWERS = r"params/(vision|text|vision_proj|text_proj)/.*"
@@ -101,7 +107,10 @@ def test_train_checkpoint_gives_the_classifier_and_its_head(
 def test_train_coop_initialised_from_a_phrase_is_the_zero_shot_head(
   data_dir, worker, tmp_path
 ):
-  """Contexts = the embeddings of "a photo of a": CoOp's text path equals ZS's on the same prompts."""
+  """Contexts = the embeddings of "a photo of a".
+
+  CoOp's text path then equals ZS's on the same prompts.
+  """
   config = worker.tiny_config("coop", data_dir, **{"coop.init": "a photo of a"})
   s = train.setup(config, str(tmp_path))
   assert s["head"]["context"].shape == (4, 32)  # 4 tokens, text width 32

@@ -1,10 +1,11 @@
-"""SIGTERM saves and exits; kill -9 loses only the steps since the last save; both resume bitwise."""
+"""SIGTERM saves and exits; kill -9 loses only the steps since the last save.
+
+Both resume bitwise.
+"""
 
 import os
 import signal
 import time
-
-import numpy as np
 
 from rationality_jax import train
 
@@ -15,6 +16,11 @@ OVERRIDES = {
   "checkpoint.keep": 2,
   "log_every": 5,
 }
+
+
+def _tail(path, chars=3000):
+  with open(path) as f:
+    return f.read()[-chars:]
 
 
 def _steps(workdir):
@@ -41,7 +47,7 @@ def _wait_for_checkpoint_after(process, workdir, step, log_path, timeout=600):
     if process.poll() is not None:
       raise AssertionError(
         f"run ended (rc {process.returncode}) before a checkpoint after "
-        f"step {step}:\n" + open(log_path).read()[-3000:]
+        f"step {step}:\n" + _tail(log_path)
       )
     time.sleep(0.01)
   raise AssertionError("no checkpoint in time")
@@ -67,9 +73,7 @@ def test_train_sigterm_and_kill_then_resume_bitwise(data_dir, worker, tmp_path):
     process = _start(worker, spec, log)
     _wait_for_checkpoint_after(process, workdir, 0, log_path)
     process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=300) == train.SIGTERM_EXIT, open(
-      log_path
-    ).read()[-3000:]
+    assert process.wait(timeout=300) == train.SIGTERM_EXIT, _tail(log_path)
   stopped = _steps(workdir)[-1]
   assert 5 <= stopped < STEPS
 

@@ -20,7 +20,7 @@ OVERRIDES = {"total_steps": STEPS, "optim.eps": 1e-4}
 def _result(process):
   out, err = process.communicate(timeout=900)
   assert process.returncode == 0, err[-4000:]
-  line = [l for l in out.splitlines() if l.startswith("RESULT ")][-1]
+  line = [x for x in out.splitlines() if x.startswith("RESULT ")][-1]
   return json.loads(line[len("RESULT ") :])
 
 
@@ -61,8 +61,8 @@ def test_train_eight_devices_match_one(
   )
   assert result["devices"] == 8
   np.testing.assert_allclose(
-    [l for _, l in result["losses"]],
-    [l for _, l in reference_result["losses"]],
+    [loss for _, loss in result["losses"]],
+    [loss for _, loss in reference_result["losses"]],
     atol=1e-5,
   )
   with np.load(tmp_path / "params.npz") as f:

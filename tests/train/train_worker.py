@@ -71,7 +71,8 @@ def tiny_config(method: str, data_dir: str, **overrides):
 
 def flat_params(workdir: str, step=None) -> dict:
   """{'params/...' or 'head/...': array} of a checkpoint's train state."""
-  from rationality_jax import optim, train  # pylint: disable=import-outside-toplevel
+  from rationality_jax import optim
+  from rationality_jax import train
 
   state = train.read_checkpoint(workdir, step, items=("state",))["state"]
   return dict(
@@ -80,8 +81,9 @@ def flat_params(workdir: str, step=None) -> dict:
 
 
 def main(spec: dict):
-  import jax  # pylint: disable=import-outside-toplevel
-  from rationality_jax import train  # pylint: disable=import-outside-toplevel
+  import jax
+
+  from rationality_jax import train
 
   overrides = dict(spec.get("overrides", {}))
   if spec.get("distributed"):
@@ -99,7 +101,7 @@ def main(spec: dict):
       spec["workdir"]
     )  # every process: orbax reads collectively
     if jax.process_index() == 0:
-      import numpy as np  # pylint: disable=import-outside-toplevel
+      import numpy as np
 
       np.savez(spec["params_out"], **params)
   print(

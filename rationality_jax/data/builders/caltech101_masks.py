@@ -30,9 +30,10 @@ import io
 import re
 
 import numpy as np
+from PIL import Image
+from PIL import ImageDraw
 import scipy.io
 import tensorflow_datasets as tfds
-from PIL import Image, ImageDraw
 
 from rationality_jax.data.builders import common
 
@@ -43,7 +44,10 @@ ANNOTATION_FOLDERS = {
   "Motorbikes": "Motorbikes_16",
 }
 BACKGROUND = "BACKGROUND_Google"
-_SOURCE = "https://data.caltech.edu/records/mzrjq-6wc02 (caltech-101.zip, which holds both archives)"
+_SOURCE = (
+  "https://data.caltech.edu/records/mzrjq-6wc02 "
+  "(caltech-101.zip, which holds both archives)"
+)
 MANUAL_FILES = {
   "images": common.ManualFile(
     ("caltech-101.zip", "101_ObjectCategories.tar.gz"), _SOURCE
@@ -92,7 +96,7 @@ def seeded_split(items: list, seed: int, test_fraction: float) -> dict:
     rng = np.random.default_rng([seed, sorted(by_class).index(c)])
     test = set(
       rng.permutation(len(members))[
-        : int(round(len(members) * test_fraction))
+        : round(len(members) * test_fraction)
       ].tolist()
     )
     out.update(
@@ -175,7 +179,7 @@ class Caltech101Masks(common.MaskedImageBuilder):
       number = int(number)
       try:
         image, h, w = common.read_image(data, name)
-      except Exception as e:  # noqa: BLE001
+      except Exception as e:
         bad.handle(name, e)
         continue
       mat = scipy.io.loadmat(

@@ -18,6 +18,7 @@ prepared untouched.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 import dataclasses
 import io
 import logging
@@ -25,11 +26,10 @@ import os
 import re
 import tarfile
 import zipfile
-from typing import Iterator, Sequence
 
 import numpy as np
-import tensorflow_datasets as tfds
 from PIL import Image
+import tensorflow_datasets as tfds
 
 BAD_IMAGE_POLICIES = ("fail", "skip")
 
@@ -72,7 +72,8 @@ def require_manual_files(
       f"  - {' or '.join(f.names)}: {f.source}" for f in missing
     )
     raise ManualFilesMissingError(
-      f"{dataset}: {where}; place these files there (the archives as distributed, not extracted):\n{lines}"
+      f"{dataset}: {where}; place these files there (the archives as "
+      f"distributed, not extracted):\n{lines}"
     )
   return {k: f.find(manual_dir) for k, f in files.items()}
 
@@ -156,7 +157,7 @@ def mask_box(mask: np.ndarray) -> np.ndarray:
 
 
 def features(
-  class_names: "Sequence[str] | None", **extra
+  class_names: Sequence[str] | None, **extra
 ) -> tfds.features.FeaturesDict:
   """The shared features; `class_names=None` when the names are only known
   from the archives (set `info.features['label'].names` before writing)."""

@@ -17,8 +17,8 @@ import io
 import posixpath
 
 import numpy as np
-import tensorflow_datasets as tfds
 from PIL import Image
+import tensorflow_datasets as tfds
 
 from rationality_jax.data.builders import common
 
@@ -89,7 +89,7 @@ class Cub2002011(common.MaskedImageBuilder):
     ]
     return {
       "classes": classes,
-      "paths": {i: p for i, p in tables["images.txt"]},
+      "paths": dict(tables["images.txt"]),
       "labels": {i: int(c) - 1 for i, c in tables["image_class_labels.txt"]},
       "is_train": {i: t == "1" for i, t in tables["train_test_split.txt"]},
       "boxes": {
@@ -113,12 +113,12 @@ class Cub2002011(common.MaskedImageBuilder):
       for i, t in meta["is_train"].items()
       if t == (split == "train")
     }
-    segs = dict(
-      (name.split("segmentations/", 1)[-1][: -len(".png")], data)
+    segs = {
+      name.split("segmentations/", 1)[-1][: -len(".png")]: data
       for name, data in common.iter_tar(
         files["segmentations"], lambda n: n.endswith(".png")
       )
-    )
+    }
 
     def key(name):
       return name.split("images/", 1)[-1] if "/images/" in "/" + name else None
@@ -135,7 +135,7 @@ class Cub2002011(common.MaskedImageBuilder):
         )
       try:
         image, h, w = common.read_image(data, name)
-      except Exception as e:  # noqa: BLE001 - any decoder error means unreadable
+      except Exception as e:
         bad.handle(name, e)
         continue
       mask = binarise_segmentation(segs[stem])

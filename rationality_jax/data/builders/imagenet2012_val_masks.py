@@ -74,7 +74,8 @@ def _parse_csv(text: str) -> dict[str, ValAnnotation]:
     tokens = row["PredictionString"].split()
     if len(tokens) % 5:
       raise ValueError(
-        f"LOC_val_solution.csv row {row['ImageId']}: PredictionString is not groups of 'wnid x0 y0 x1 y1'."
+        f"LOC_val_solution.csv row {row['ImageId']}: PredictionString is not "
+        "groups of 'wnid x0 y0 x1 y1'."
       )
     groups = [tokens[i : i + 5] for i in range(0, len(tokens), 5)]
     boxes = np.array(
@@ -130,7 +131,7 @@ class Imagenet2012ValMasks(common.MaskedImageBuilder):
       ann = annotations.pop(stem)
       try:
         image, h, w = common.read_image(data, name)
-      except Exception as e:  # noqa: BLE001
+      except Exception as e:
         bad.handle(name, e)
         continue
       yield (

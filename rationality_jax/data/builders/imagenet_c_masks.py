@@ -30,8 +30,8 @@ import re
 import tarfile
 
 import numpy as np
-import tensorflow_datasets as tfds
 from PIL import Image
+import tensorflow_datasets as tfds
 
 from rationality_jax.data import classnames
 from rationality_jax.data.builders import common
@@ -49,7 +49,10 @@ CORRUPTIONS = tuple(c for cs in FAMILIES.values() for c in cs)
 _MEMBER = re.compile(
   r"(?:^|/)([a-z_]+)/([1-5])/(n\d{8})/(ILSVRC2012_val_\d{8})\.JPEG$"
 )
-_SOURCE = "https://zenodo.org/record/2235448 (blur.tar, digital.tar, noise.tar, weather.tar, extra.tar; any subset)"
+_SOURCE = (
+  "https://zenodo.org/record/2235448 (blur.tar, digital.tar, noise.tar, "
+  "weather.tar, extra.tar; any subset)"
+)
 
 
 @dataclasses.dataclass(eq=False)
@@ -64,8 +67,8 @@ def map_boxes_resize_crop(
 ) -> np.ndarray:
   """Original-pixel boxes -> pixels of Resize(resize) + CenterCrop(crop)."""
   rh, rw = resized_shape(height, width, resize)
-  top = int(round((rh - crop) / 2.0))
-  left = int(round((rw - crop) / 2.0))
+  top = round((rh - crop) / 2.0)
+  left = round((rw - crop) / 2.0)
   b = np.asarray(boxes, np.float64).reshape(-1, 4) * np.array(
     [rw / width, rh / height, rw / width, rh / height]
   )
@@ -132,8 +135,10 @@ class ImagenetCMasks(common.MaskedImageBuilder):
         if c in cs
       }
       raise common.ManualFilesMissingError(
-        f"imagenet_c_masks: no data for corruptions {missing or list(CORRUPTIONS)} in {manual_dir}; expected "
-        f"{', '.join(sorted(f + '.tar' for f in families))} or extracted <corruption>/<severity>/<wnid>/*.JPEG "
+        "imagenet_c_masks: no data for corruptions "
+        f"{missing or list(CORRUPTIONS)} in {manual_dir}; expected "
+        f"{', '.join(sorted(f + '.tar' for f in families))} or extracted "
+        "<corruption>/<severity>/<wnid>/*.JPEG "
         f"directories, from {_SOURCE}."
       )
     annotations = val.read_val_annotations(files["boxes"])
@@ -141,7 +146,8 @@ class ImagenetCMasks(common.MaskedImageBuilder):
       images = val.IMAGES_FILE.find(manual_dir)
       if images is None:
         raise common.ManualFilesMissingError(
-          f"imagenet_c_masks: {files['boxes']} has no image sizes; also place ILSVRC2012_img_val.tar in {manual_dir} ({val.IMAGES_FILE.source})."
+          f"imagenet_c_masks: {files['boxes']} has no image sizes; also place "
+          f"ILSVRC2012_img_val.tar in {manual_dir} ({val.IMAGES_FILE.source})."
         )
       for name, data in common.iter_tar(
         images, lambda n: val.VAL_NAME.search(n) is not None
@@ -184,7 +190,7 @@ class ImagenetCMasks(common.MaskedImageBuilder):
       ann = annotations[stem]
       try:
         image, h, w = common.read_image(data, name)
-      except Exception as e:  # noqa: BLE001
+      except Exception as e:
         bad.handle(name, e)
         continue
       boxes = map_boxes_resize_crop(ann.boxes, *ann.size, crop=min(h, w))

@@ -143,7 +143,7 @@ class StanfordDogsMasks(common.MaskedImageBuilder):
         )
       try:
         image, h, w = common.read_image(data, name)
-      except Exception as e:  # noqa: BLE001
+      except Exception as e:
         bad.handle(name, e)
         continue
       boxes = parse_voc_boxes(annotations[annotation])

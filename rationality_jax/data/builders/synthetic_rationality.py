@@ -25,8 +25,9 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from PIL import Image
+from PIL import ImageDraw
 import tensorflow_datasets as tfds
-from PIL import Image, ImageDraw
 
 from rationality_jax.data.builders import common
 
