@@ -1,106 +1,91 @@
-r"""Streaming, resumable evaluation: per-sample records of right/wrong and RMA.
+r"""Streaming, resumable, multi-host evaluation: per-sample records and a report.
 
-    state = evaluate.run_evaluation(
-        explain_fn, params, head, source, out_dir,
-        preprocess="normalize('clip')", batch_size=64,
-        meta={"model": "clip_b16", "dataset": "cub", "method": "zs"})
-    evaluate.summarise(out_dir, threshold=0.5)   # from the records, no model
+    python -m rationality_jax.main --config=configs/evaluate.py:model=<ckpt> --workdir=DIR
+    evaluate.run(config, workdir)            # the same, as a library
+    evaluate.summarise(workdir, threshold=0.3)   # from the records, no model
 
-One jitted step per batch explains the ground-truth class (`explain`), then
-scores the heatmap against the mask (RMA, RRA, pointing game) and the
-prediction against the label. The per-sample results go to `out_dir` as they
+What is evaluated: ``evaluate.train_dir`` (a finished training run), else
+the zero-shot head of ``model.path`` (built directly: nothing trains), else
+``method`` trained first in ``<workdir>/train``. One jitted step per batch
+explains the target class (`explain`), scores the heatmap against the mask
+(RMA, RRA, pointing game) and the prediction against the label, and
+flags non-finite logits and heatmaps. The records go to the workdir as they
 come:
 
-    out_dir/
-      meta.json                 what ran: model, dataset, method, heatmap method, ...
-      records/chunk_000000.npz  `metrics.Accumulator` columns of consecutive batches:
-                                ids, label, prediction, correct, rma, rra,
-                                pointing_game, mask_area (written atomically)
-      records/heatmaps_000000.npz  pixel heatmaps of the figure examples in that chunk
-      progress.json             chunks done, examples done, the input iterator's
-                                state; written (atomically) after each chunk
-      summary.json, records.csv written when the evaluation completes
+    fingerprint.json            what determines the records (a rerun with
+                                another model/heatmap/data is refused)
+    meta.json                   model, dataset, method, heatmap, preprocessing
+    records/p<i>-of-<n>/chunk_000000.npz    process i's `metrics.Accumulator`
+                                columns: ids, index, label, prediction, correct,
+                                rma, rra, pointing_game, mask_area,
+                                logits_finite, heatmap_finite
+    records/p<i>-of-<n>/heatmaps_000000.npz pixel heatmaps of figure examples
+    records/p<i>-of-<n>/progress.json       chunks and examples done, the
+                                input iterator's state
+    summary.json, records.csv, report.md, results.*, pt_ir_threshold.png
+    complete.json               written last, listing the outputs above
 
-A killed evaluation resumes where the last progress marker says: chunk files
-beyond the marker are dropped, the input iterator is restored to the marked
-position, and samples whose id is already recorded are skipped. A completed
-evaluation is not run again. The records are the truth: `summarise`
-recomputes accuracy, PT, IR and the mean scores at any threshold from them.
+Multi-host: every process evaluates a disjoint shard of the split on its own
+devices (positions i with i % n == process; padding masked), writes its own
+records and resumes on its own; process 0 merges them (ordered by the
+source index, so n processes give exactly one process's records) into the
+summary and report. The workdir must be on storage every host sees.
+
+A killed evaluation resumes where its progress markers say: chunk files
+beyond a marker are dropped, the input iterator is restored (or, with
+another process count, restarted), and ids already recorded are skipped. A
+complete evaluation whose outputs are missing regenerates them from the
+records; the records are the truth: `summarise` recomputes accuracy, PT, IR
+and the means at any threshold.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
+import copy
 import functools
-import glob
-import json
 import os
-import time
-from typing import Any
 
-from absl import logging
 import jax
+from jax.experimental import multihost_utils
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
+from rationality_jax import checkpoints
+from rationality_jax import config as config_lib
+from rationality_jax import console
+from rationality_jax import data
+from rationality_jax import explain
+from rationality_jax import files
 from rationality_jax import metrics
+from rationality_jax import models
+from rationality_jax import provenance
+from rationality_jax import records
+from rationality_jax import report
+from rationality_jax import resolve
 from rationality_jax import sharding
-from rationality_jax.data import pipeline
+from rationality_jax import train
 
-RECORDS = "records"
 PROGRESS = "progress.json"
-META = "meta.json"
+META = report.META
 SUMMARY = "summary.json"
 RECORDS_CSV = "records.csv"
-# Per-sample columns written besides the Accumulator's `correct`, `rma`, `ids`, `mask_area`.
-INT_COLUMNS = ("label", "prediction")
+COMPLETE = "complete.json"
+FIGURE = "pt_ir_threshold.png"
+# Per-sample columns besides the Accumulator's `correct`, `rma`, `ids`,
+# `mask_area` and `records.INT_COLUMNS`.
 SCORE_COLUMNS = ("rra", "pointing_game")
-
-
-class Interrupted(RuntimeError):
-  """Raised by `run_evaluation(stop_after_batches=N)` to simulate a killed run."""
-
-
-# ------------------------------------------------------------------ files ----
-
-
-def write_json(path: str, value: Any) -> None:
-  """Writes JSON atomically (temp file + rename)."""
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(value, f, indent=1, sort_keys=True, default=_jsonable)
-  os.replace(tmp, path)
-
-
-def _jsonable(value):
-  if isinstance(value, (np.integer, np.floating, np.bool_)):
-    return value.item()
-  if isinstance(value, np.ndarray):
-    return value.tolist()
-  return str(value)
-
-
-def read_json(path: str):
-  with open(path) as f:
-    return json.load(f)
-
-
-def _chunk_path(out_dir: str, kind: str, index: int) -> str:
-  return os.path.join(out_dir, RECORDS, f"{kind}_{index:06d}.npz")
-
-
-def _chunk_paths(out_dir: str, kind: str) -> list[str]:
-  return sorted(glob.glob(os.path.join(out_dir, RECORDS, f"{kind}_*.npz")))
-
-
-def _chunk_index(path: str) -> int:
-  return int(os.path.basename(path).split("_")[1].split(".")[0])
-
-
-def is_complete(out_dir: str) -> bool:
-  """True when `out_dir` holds a finished evaluation."""
-  path = os.path.join(out_dir, PROGRESS)
-  return os.path.exists(path) and read_json(path).get("complete", False)
+FLAG_COLUMNS = ("logits_finite", "heatmap_finite")
+CSV_COLUMNS = (
+  "ids",
+  *records.INT_COLUMNS,
+  "correct",
+  "rma",
+  *SCORE_COLUMNS,
+  "mask_area",
+  *FLAG_COLUMNS,
+)
 
 
 # ------------------------------------------------------------------- step ----
@@ -113,21 +98,21 @@ def make_eval_step(explain_fn: Callable) -> Callable:
   Cached per `explain_fn`, so a resumed evaluation in the same process does
   not compile again.
 
-  Args:
-    explain_fn: ``explain(params, head, images, labels, masks)`` from
-      `rationality_jax.explain.make_explainer` (built with ``jit=False`` or not).
-
   Returns:
-    step returning {'prediction' [B] int32, 'correct' [B] bool, 'rma',
-    'rra', 'pointing_game' [B] float32, 'mask_area' [B] int32,
-    'heatmap' [B, S, S] float32 in [0, 1]}.
+    step returning {'prediction' [B] int32 (-1 where the logits are not
+    finite), 'correct' [B] bool, 'rma', 'rra', 'pointing_game' [B]
+    float32, 'mask_area' [B] int32, 'logits_finite', 'heatmap_finite' [B]
+    bool, 'heatmap' [B, S, S] float32}.
   """
 
   @jax.jit
   def step(params, head, images, labels, masks):
     out = explain_fn(params, head, images, labels, masks)
-    prediction = jnp.argmax(out["logits"], axis=-1).astype(jnp.int32)
-    heatmap = out["heatmap"]
+    logits, heatmap = out["logits"], out["heatmap"]
+    logits_finite = jnp.all(jnp.isfinite(logits), axis=-1)
+    prediction = jnp.where(
+      logits_finite, jnp.argmax(logits, axis=-1).astype(jnp.int32), -1
+    )
     return {
       "prediction": prediction,
       "correct": prediction == labels,
@@ -135,211 +120,235 @@ def make_eval_step(explain_fn: Callable) -> Callable:
       "rra": metrics.relevance_rank_accuracy(heatmap, masks),
       "pointing_game": metrics.pointing_game(heatmap, masks),
       "mask_area": jnp.sum(masks > 0, axis=(-2, -1)).astype(jnp.int32),
+      "logits_finite": logits_finite,
+      "heatmap_finite": jnp.all(jnp.isfinite(heatmap), axis=(-2, -1)),
       "heatmap": heatmap,
     }
 
   return step
 
 
-# ---------------------------------------------------------------- progress ----
+def _write_csv(out_dir: str, loaded: metrics.Accumulator) -> None:
+  arrays = loaded.arrays()
+  columns = [c for c in CSV_COLUMNS if c in arrays]
+  lines = [",".join("id" if c == "ids" else c for c in columns)]
+  for row in zip(*(arrays[c] for c in columns)):
+    cells = []
+    for name, value in zip(columns, row):
+      if name == "ids":
+        cells.append(str(value))
+      elif name in records.INT_COLUMNS or name in ("mask_area", "correct"):
+        cells.append(str(int(value)))
+      elif name in FLAG_COLUMNS:
+        cells.append(str(int(bool(value))))
+      else:
+        cells.append(f"{value:.6g}")
+    lines.append(",".join(cells))
+  files.write_text(os.path.join(out_dir, RECORDS_CSV), "\n".join(lines) + "\n")
 
 
-class Progress:
-  """Logs examples done, rate and time left at most every `every_s` seconds.
+# ------------------------------------------------------------- completion ----
 
-  The rate is measured from the end of the first batch on, so the one-off
-  compilation does not distort the time left.
+
+def is_complete(out_dir: str) -> bool:
+  """A finished evaluation whose every output exists."""
+  path = os.path.join(out_dir, COMPLETE)
+  if not os.path.exists(path):
+    return False
+  outputs = files.read_json(path).get("outputs", [])
+  return all(os.path.exists(os.path.join(out_dir, o)) for o in outputs)
+
+
+def _shard_complete(directory: str) -> bool:
+  path = os.path.join(directory, PROGRESS)
+  return os.path.exists(path) and files.read_json(path).get("complete", False)
+
+
+def finalise(
+  out_dir: str, threshold: float = 0.5, title: str = "", figures: bool = True
+) -> dict:
+  """Writes every output of a finished run from its records, then complete.json.
+
+  "complete" is written last, so a run killed in between regenerates the
+  outputs on its next start. Process 0 only.
   """
-
-  def __init__(self, name: str, total: int, done: int, every_s: float = 10.0):
-    self.name, self.total, self.start_done = name, total, done
-    self.every_s = every_s
-    self.start = self.last = time.perf_counter()
-    self.first = True
-
-  def update(self, done: int, force: bool = False) -> str | None:
-    now = time.perf_counter()
-    if self.first:
-      self.first = False
-      line = (
-        f"{self.name}: first batch (with compilation) in {now - self.start:.1f}s, "
-        f"{done}/{self.total} examples"
-      )
-      self.start, self.start_done, self.last = now, done, now
-      logging.info(line)
-      return line
-    if not force and now - self.last < self.every_s:
-      return None
-    self.last = now
-    elapsed = max(now - self.start, 1e-9)
-    rate = (done - self.start_done) / elapsed
-    left = (self.total - done) / rate if rate > 0 else float("nan")
-    line = (
-      f"{self.name}: {done}/{self.total} examples ({100 * done / max(self.total, 1):.0f}%), "
-      f"{rate:.1f} ex/s, ~{left:.0f}s left"
+  loaded = records.load(out_dir)
+  summary = records.summarise_records(loaded, threshold)
+  files.write_json(os.path.join(out_dir, SUMMARY), summary)
+  _write_csv(out_dir, loaded)
+  outputs = [SUMMARY, RECORDS_CSV]
+  rows = report.collect([out_dir], threshold)
+  figure_paths = []
+  if figures:
+    figure_paths.append(
+      report.figure_threshold_curves([out_dir], os.path.join(out_dir, FIGURE))
     )
-    logging.info(line)
-    return line
+    outputs.append(FIGURE)
+  meta = files.read_json(os.path.join(out_dir, META))
+  paths = report.write(
+    rows,
+    out_dir,
+    title=title or f"Run {meta.get('name', '')}",
+    figures=figure_paths,
+  )
+  outputs += [os.path.basename(p) for p in paths.values()]
+  files.write_json(os.path.join(out_dir, COMPLETE), {"outputs": outputs})
+  return summary
 
 
 # -------------------------------------------------------------- evaluation ----
 
 
-def run_evaluation(
+def _after_batch(batches: int) -> None:
+  """Called after each batch; tests replace it to simulate a kill."""
+  del batches
+
+
+def _warn_nonfinite(name: str, host: dict, keep: np.ndarray) -> None:
+  for flag, what in (
+    ("logits_finite", "logits"),
+    ("heatmap_finite", "heatmaps"),
+  ):
+    bad = int(np.sum(keep & ~np.asarray(host[flag])))
+    if bad:
+      console.warning(
+        f"{name}: {bad} sample(s) with non-finite {what}: counted as undefined "
+        "(see the report)"
+      )
+
+
+def evaluate_records(
   explain_fn: Callable,
-  params,
-  head,
+  trained: checkpoints.Trained,
   source,
   out_dir: str,
   *,
-  preprocess: str,
+  spec: str,
   batch_size: int,
-  meta: Mapping[str, Any] | None = None,
-  figure_ids: Sequence[str] = (),
+  name: str,
+  figure_ids=(),
   batches_per_chunk: int = 1,
   num_threads: int = 2,
-  stop_after_batches: int | None = None,
-  progress_every_s: float = 10.0,
-) -> dict:
-  """Evaluates every example of `source`, streaming records to `out_dir`.
+) -> None:
+  """This process's shard of `source` -> records in ``out_dir/records``.
 
-  Args:
-    explain_fn: ``explain(params, head, images, labels, masks) -> dict`` (see
-      `make_eval_step`).
-    params, head: the model's params and the classifier head.
-    source: random access examples ({image, mask, label, id}; len/getitem).
-    out_dir: the run's directory (created); an unfinished run there resumes.
-    preprocess: the evaluation preprocessing spec (`rationality_jax.data.preprocess`).
-    batch_size: global batch size (the last batch is padded, padding dropped).
-    meta: JSON-able description of the run, written to meta.json; a resumed
-      run must have the same meta.
-    figure_ids: ids whose pixel heatmaps are kept (for overlay figures).
-    batches_per_chunk: batches per records file.
-    num_threads: input threads.
-    stop_after_batches: raise `Interrupted` after this many batches of this
-      call (simulates a kill; for tests).
-    progress_every_s: seconds between progress lines.
-
-  Returns:
-    The summary at threshold 0.5 (see `summarise`).
+  Resumes from this process's progress marker; skips ids already recorded
+  by any process.
   """
-  meta = dict(meta or {})
-  os.makedirs(os.path.join(out_dir, RECORDS), exist_ok=True)
-  meta_path = os.path.join(out_dir, META)
-  if os.path.exists(meta_path):
-    old = read_json(meta_path)
-    if old != json.loads(json.dumps(meta, sort_keys=True, default=_jsonable)):
-      raise ValueError(
-        f"{out_dir} holds records of another evaluation ({old}); this one is "
-        f"{meta}. Use another directory or delete it to start over."
-      )
-  else:
-    write_json(meta_path, meta)
-  if is_complete(out_dir):
-    logging.info("evaluation in %s is complete; not running it again", out_dir)
-    return summarise(out_dir)
-
-  batch_sharding = sharding.batch_sharding(sharding.make_mesh([("data", -1)]))
-  it = pipeline.make_iterator(
+  process, count = jax.process_index(), jax.process_count()
+  if batch_size % count:
+    raise config_lib.ConfigError(
+      f"config.evaluate.batch_size: {batch_size} is not divisible by the "
+      f"{count} processes"
+    )
+  directory = records.process_dir(out_dir)
+  os.makedirs(directory, exist_ok=True)
+  progress_path = os.path.join(directory, PROGRESS)
+  if _shard_complete(directory):
+    return
+  it = data.make_iterator(
     source,
-    preprocess,
+    spec,
     batch_size,
     mesh=None,
     shuffle=False,
     num_epochs=1,
     drop_remainder=False,
+    process_index=process,
+    process_count=count,
     num_threads=num_threads,
     prefetch=2 * batch_size,
   )
-  progress_path = os.path.join(out_dir, PROGRESS)
-  state = read_json(progress_path) if os.path.exists(progress_path) else None
-  chunk, done_ids = 0, set()
+  state = (
+    files.read_json(progress_path) if os.path.exists(progress_path) else None
+  )
+  chunk = 0
   if state is not None:
     chunk = state["chunks"]
     it.set_state(state["iterator"])
     for kind in ("chunk", "heatmaps"):
-      for path in _chunk_paths(out_dir, kind):
-        if _chunk_index(path) >= chunk:  # written after the last marker
+      for path in records.chunk_paths(directory, kind):
+        if records.chunk_index(path) >= chunk:  # written after the last marker
           os.remove(path)
-    for path in _chunk_paths(out_dir, "chunk"):
-      done_ids.update(metrics.Accumulator.load(path).arrays()["ids"].tolist())
-    logging.info(
-      "resuming %s at chunk %d (%d examples done)",
-      out_dir,
-      chunk,
-      len(done_ids),
-    )
-  total = len(source)
-  progress = Progress(
-    meta.get("name", out_dir), total, len(done_ids), progress_every_s
-  )
+  done_ids = set()
+  for path in records.all_chunk_paths(out_dir, "chunk"):
+    done_ids.update(metrics.Accumulator.load(path).arrays()["ids"].tolist())
+  if done_ids:
+    console.stage(f"{name}: resuming ({len(done_ids)} examples recorded)")
+
+  local_mesh = jax.sharding.Mesh(np.asarray(jax.local_devices()), ("data",))
+  batch_sharding = sharding.batch_sharding(local_mesh)
+  params = jax.device_put(trained.params, sharding.replicated(local_mesh))
+  head = jax.device_put(trained.head, sharding.replicated(local_mesh))
   step = make_eval_step(explain_fn)
   figure_ids = set(figure_ids)
+  shard_total = len(range(process, len(source), count))
   acc, figures = metrics.Accumulator(), {}
-  for batches, local in enumerate(it, start=1):
-    ids = np.asarray(
-      [i.decode() if isinstance(i, bytes) else str(i) for i in local["id"]]
-    )
-    batch = sharding.global_batch(local, batch_sharding)
-    out = step(params, head, batch["image"], batch["label"], batch["mask"])
-    host = jax.device_get({k: v for k, v in out.items() if k != "heatmap"})
-    keep = np.asarray(local["valid"]) & np.asarray(
-      [i not in done_ids for i in ids]
-    )
-    acc.add(
-      correct=host["correct"],
-      rma=host["rma"],
-      ids=ids,
-      mask_area=host["mask_area"],
-      where=keep,
-      label=np.asarray(local["label"]),
-      prediction=host["prediction"],
-      **{k: host[k] for k in SCORE_COLUMNS},
-    )
-    rows = [j for j, i in enumerate(ids) if keep[j] and i in figure_ids]
-    if rows:
-      heatmaps = np.asarray(jax.device_get(out["heatmap"][np.asarray(rows)]))
-      figures.update(zip(ids[rows].tolist(), heatmaps))
-    done_ids.update(ids[keep].tolist())
-    if batches % batches_per_chunk == 0:
-      chunk = _write_chunk(out_dir, chunk, acc, figures, it, len(done_ids))
-      acc, figures = metrics.Accumulator(), {}
-    progress.update(len(done_ids))
-    if stop_after_batches is not None and batches >= stop_after_batches:
-      raise Interrupted(f"stopped after {batches} batches (stop_after_batches)")
+  with console.progress(len(source), name, "img", initial=len(done_ids)) as bar:
+    for batches, local in enumerate(it, start=1):
+      ids = np.asarray(
+        [i.decode() if isinstance(i, bytes) else str(i) for i in local["id"]]
+      )
+      if batches == 1:
+        resolve.check_images(local["image"].shape, trained.module, "eval")
+      batch = {
+        k: jax.device_put(np.asarray(local[k]), batch_sharding)
+        for k in ("image", "label", "mask")
+      }
+      out = step(params, head, batch["image"], batch["label"], batch["mask"])
+      host = jax.device_get({k: v for k, v in out.items() if k != "heatmap"})
+      keep = np.asarray(local["valid"]) & np.asarray(
+        [i not in done_ids for i in ids]
+      )
+      _warn_nonfinite(name, host, keep)
+      acc.add(
+        correct=host["correct"],
+        rma=host["rma"],
+        ids=ids,
+        mask_area=host["mask_area"],
+        where=keep,
+        index=np.asarray(local["index"]),
+        label=np.asarray(local["label"]),
+        prediction=host["prediction"],
+        **{k: host[k] for k in SCORE_COLUMNS + FLAG_COLUMNS},
+      )
+      rows = [j for j, i in enumerate(ids) if keep[j] and i in figure_ids]
+      if rows:
+        heatmaps = np.asarray(jax.device_get(out["heatmap"][np.asarray(rows)]))
+        figures.update(zip(ids[rows].tolist(), heatmaps))
+      done_ids.update(ids[keep].tolist())
+      bar.update(int(keep.sum()) * count)
+      if batches % batches_per_chunk == 0:
+        chunk = _write_chunk(directory, chunk, acc, figures, it)
+        acc, figures = metrics.Accumulator(), {}
+      _after_batch(batches)
   if len(acc) or figures:
-    chunk = _write_chunk(out_dir, chunk, acc, figures, it, len(done_ids))
-  progress.update(len(done_ids), force=True)
-  write_json(
+    chunk = _write_chunk(directory, chunk, acc, figures, it)
+  files.write_json(
     progress_path,
     {
       "chunks": chunk,
-      "examples": len(done_ids),
+      "examples": shard_total,
       "iterator": it.get_state(),
       "complete": True,
     },
   )
-  return finalise(out_dir)
 
 
-def _write_chunk(out_dir, chunk, acc, figures, it, done: int) -> int:
+def _write_chunk(directory, chunk, acc, figures, it) -> int:
   """Writes records (and heatmaps) of `chunk`, then the progress marker."""
   if len(acc):
-    acc.save(_chunk_path(out_dir, "chunk", chunk))
+    acc.save(os.path.join(directory, f"chunk_{chunk:06d}.npz"))
   if figures:
-    path = _chunk_path(out_dir, "heatmaps", chunk)
-    tmp = path + ".tmp.npz"
-    np.savez(
-      tmp,
+    files.write_npz(
+      os.path.join(directory, f"heatmaps_{chunk:06d}.npz"),
       ids=np.asarray(list(figures)),
       heatmaps=np.stack(list(figures.values())),
     )
-    os.replace(tmp, path)
-  write_json(
-    os.path.join(out_dir, PROGRESS),
+  files.write_json(
+    os.path.join(directory, PROGRESS),
     {
       "chunks": chunk + 1,
-      "examples": done,
       "iterator": it.get_state(),
       "complete": False,
     },
@@ -347,70 +356,123 @@ def _write_chunk(out_dir, chunk, acc, figures, it, done: int) -> int:
   return chunk + 1
 
 
-# ----------------------------------------------------------------- records ----
+# ------------------------------------------------------------------ a run ----
 
 
-def load_records(out_dir: str) -> metrics.Accumulator:
-  """All per-sample records of a run, in evaluation order."""
-  paths = _chunk_paths(out_dir, "chunk")
-  if not paths:
-    raise FileNotFoundError(
-      f"no records in {os.path.join(out_dir, RECORDS)}; run "
-      "the evaluation first."
-    )
-  return metrics.Accumulator.merge(metrics.Accumulator.load(p) for p in paths)
-
-
-def load_heatmaps(out_dir: str) -> dict[str, np.ndarray]:
-  """{id: [S, S] float32 heatmap} of the figure examples of a run."""
-  out = {}
-  for path in _chunk_paths(out_dir, "heatmaps"):
-    with np.load(path) as data:
-      out.update(zip(data["ids"].tolist(), data["heatmaps"]))
-  return out
-
-
-def summarise(out_dir: str, threshold: float = 0.5) -> dict:
-  """Accuracy, PT, IR, counts and mean RMA/RRA/pointing game from the records.
-
-  Needs no model: any threshold can be asked for after the fact.
-  """
-  return summarise_records(load_records(out_dir), threshold)
-
-
-def summarise_records(
-  records: metrics.Accumulator, threshold: float = 0.5
-) -> dict:
-  """`summarise` of records already loaded (or a subset of them)."""
-  summary = records.summary(threshold)
-  for name in INT_COLUMNS:
-    summary.pop(f"mean_{name}", None)
-  return summary
-
-
-def curve(out_dir: str, thresholds: Sequence[float]) -> dict[str, list]:
-  """PT, IR and counts against the validity threshold, from the records."""
-  return {
-    k: np.asarray(v).tolist()
-    for k, v in load_records(out_dir).curve(thresholds).items()
+def trained_model(config: ml_collections.ConfigDict, workdir: str):
+  """(Trained, its fingerprint): a training run, a checkpoint's ZS, or trained here."""
+  train_dir = config.evaluate.train_dir
+  if not train_dir and config.method != "zs":
+    train_dir = os.path.join(workdir, "train")
+    train_config = copy.deepcopy(config)
+    with train_config.unlocked():
+      train_config.train.eval_accuracy = False
+    console.stage(f"train {config.method} in {train_dir}")
+    train.train_and_evaluate(train_config, train_dir)
+  if train_dir:
+    trained = checkpoints.load_trained(train_dir)
+    fingerprint = trained.meta.get("fingerprint") or {"train_dir": train_dir}
+    return trained, dict(fingerprint, step=trained.step)
+  module, params, family = resolve.model(config)
+  source, class_names = resolve.source(config, workdir, "eval")
+  del source
+  task, _ = resolve.task(config, module, family, class_names)
+  fingerprint = {
+    "stage": "zero_shot",
+    **resolve.model_identity(config),
+    "templates": config.head.templates,
+    "class_names": list(class_names),
   }
+  head = resolve.zero_shot_head(
+    config, module, params, task, workdir, fingerprint
+  )()
+  meta = {"config": config_lib.to_dict(config), "fingerprint": fingerprint}
+  return checkpoints.zero_shot(module, params, head, meta), fingerprint
 
 
-def finalise(out_dir: str, threshold: float = 0.5) -> dict:
-  """Writes summary.json and records.csv of a finished run; returns the summary."""
-  summary = summarise(out_dir, threshold)
-  write_json(os.path.join(out_dir, SUMMARY), summary)
-  arrays = load_records(out_dir).arrays()
-  columns = ["ids", *INT_COLUMNS, "correct", "rma", *SCORE_COLUMNS, "mask_area"]
-  tmp = os.path.join(out_dir, RECORDS_CSV + ".tmp")
-  with open(tmp, "w") as f:
-    f.write("id,label,prediction,correct,rma,rra,pointing_game,mask_area\n")
-    for row in zip(*(arrays[c] for c in columns)):
-      i, label, pred, correct, *scores, area = row
-      f.write(
-        f"{i},{int(label)},{int(pred)},{int(correct)},"
-        + ",".join(f"{s:.6g}" for s in scores)
-        + f",{int(area)}\n"
-      )
-  os.replace(tmp, os.path.join(out_dir, RECORDS_CSV))
-  return summary
+def _run_config_of(trained: checkpoints.Trained, config):
+  """The config that made `trained` (its own for a zero-shot model)."""
+  saved = trained.meta.get("config")
+  if trained.method == "zs" or not saved:
+    return config
+  return ml_collections.ConfigDict(saved)
+
+
+def run(config: ml_collections.ConfigDict, workdir: str, fresh: bool = False):
+  """Evaluates ``config`` into `workdir`; returns the summary (threshold 0.5).
+
+  `fresh`: when the workdir holds another configuration's records, evaluate
+  in a new subdirectory instead of refusing.
+  """
+  sharding.initialize_distributed(config.distributed)
+  workdir = os.path.abspath(workdir)
+  trained, trained_fingerprint = trained_model(config, workdir)
+  fingerprint = resolve.eval_fingerprint(config, trained_fingerprint)
+  workdir = provenance.claim(workdir, fingerprint, "evaluation records", fresh)
+  name = config.model.name or resolve.model_name(config)
+  run_name = config.name or trained.method
+  e = config.evaluate
+  if is_complete(workdir):
+    console.stage(f"{run_name}: complete, not run again")
+    return files.read_json(os.path.join(workdir, SUMMARY))
+
+  made_by = _run_config_of(trained, config)
+  family = models.family(trained.module.config)
+  source, class_names = resolve.source(config, workdir, "eval")
+  trained_classes = trained.meta.get("class_names", class_names)
+  if len(trained_classes) != len(class_names):
+    raise config_lib.ConfigError(
+      f"config.eval_data: {resolve.dataset(config, 'eval')[0]} has "
+      f"{len(class_names)} classes; the model was trained on "
+      f"{len(trained_classes)} ({trained.meta.get('dataset')})"
+    )
+  spec = resolve.spec(config, trained.module, family, "eval")
+  method = resolve.heatmap(config)
+  explain_fn = explain.make_explainer(
+    trained.module,
+    trained.classifier,
+    method,
+    target=config.heatmap.target,
+    jit=False,
+  )
+  eval_name, split, _ = resolve.dataset(config, "eval")
+  meta = {
+    "name": run_name,
+    "model": name,
+    "dataset": report.dataset_key(eval_name),
+    "builder": eval_name,
+    "split": split,
+    "method": trained.method,
+    "heatmap": resolve.heatmap_label(config),
+    "corruption": split if eval_name == "imagenet_c_masks" else "",
+    "severity": 0,
+    "skipped": dict(getattr(source, "skipped", {}) or {}),
+    "train_step": trained.step,
+    "preprocess": spec,
+    "num_examples": len(source),
+    "trained_on": made_by.train_data.name if trained.method != "zs" else "",
+  }
+  if jax.process_index() == 0:
+    files.write_json(os.path.join(workdir, META), meta)
+  figure_ids = [
+    source[i]["id"] for i in range(min(e.figure_images, len(source)))
+  ]
+  evaluate_records(
+    explain_fn,
+    trained,
+    source,
+    workdir,
+    spec=spec,
+    batch_size=e.batch_size,
+    name=run_name,
+    figure_ids=figure_ids,
+    batches_per_chunk=e.batches_per_chunk,
+    num_threads=e.input_threads,
+  )
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(f"evaluated {workdir}")
+  if jax.process_index() == 0:
+    finalise(workdir, e.threshold, figures=e.figures)
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(f"finalised {workdir}")
+  return files.read_json(os.path.join(workdir, SUMMARY))

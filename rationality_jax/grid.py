@@ -2,238 +2,186 @@ r"""A grid of experiments: train each cell's method, evaluate it, report them al
 
     grid.run(config, workdir)     # configs/demo.py, configs/paper.py
 
-A cell names a model, a (training) dataset, a method and a heatmap method;
-optionally an evaluation dataset of its own (ImageNet-C: the ImageNet model
-evaluated on a corruption and severity) and training overrides (ablations:
-optimiser, learning rate). Every stage keeps its output and is skipped when it
-is already complete, so a killed grid resumes where it stopped:
+A grid config is the run config (`rationality_jax.config`) plus named
+``models`` and ``datasets`` sections and ``cells``; a cell names one of each
+and a set of dotted overrides, merged into the run config by
+`config.for_cell` - the same schema `train` and `evaluate` read. Every stage
+keeps its output and is reused when complete, so a killed grid resumes
+where it stopped:
 
-    <workdir>/data/                       datasets built here (unless config.data_dir)
-    <workdir>/pretrain/model/             the pretrained model (config.pretrain)
-    <workdir>/train/<model>-<dataset>-<method>[-<variant>]/   rationality_jax.train
-    <workdir>/eval/<cell name>/           rationality_jax.evaluate records + per-run report
+    <workdir>/data/                      datasets built here (unless data.dir)
+    <workdir>/pretrain/model/            the demo's pretrained model (pretrain)
+    <workdir>/train/<method>-<model>-<hash>/   a training run, keyed by what
+                                         determines it (`resolve.train_fingerprint`)
+    <workdir>/eval/<cell name>/          the cell's records and report
     <workdir>/report.md, results.csv, results.json, figures/*.png
 
-Config fields (see configs/demo.py for a complete one):
-  data_dir: where datasets live ("" = <workdir>/data).
-  pretrain: ConfigDict of `rationality_jax.pretrain` with `enabled` (demo only).
-  models: {name: checkpoint path for `models.load`; "pretrain" = the pretrained one}.
-  datasets: {name: {builder, builder_kwargs, build, train_split, eval_split,
-            pp_train, pp_eval}}.
-  train: a configs/train.py config; each cell's copy gets its method, model
-         path, dataset and the cell's `train` overrides.
-  cells: [{name, model, dataset, method, heatmap, heatmap_args, variant, train,
-           eval_dataset, eval_builder_kwargs, corruption, severity}].
-  eval: {batch_size, batches_per_chunk, figure_images, threshold, input_threads,
-         run_figures (a PT/IR-threshold figure per run, default True)}.
-  report: {title, published (the study's values beside ours), thresholds}.
+A cell that fails (a missing checkpoint, a bad dataset, NaN) does not stop
+the grid: every other cell runs, the failed ones are listed with their
+one-line errors in report.md and missing from its tables, and `run` raises
+`GridFailed` at the end (the command exits non-zero).
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import os
 import time
+import traceback
 
 from absl import logging
-import jax
 import ml_collections
 import numpy as np
 
+from rationality_jax import config as config_lib
+from rationality_jax import console
 from rationality_jax import data
 from rationality_jax import evaluate
-from rationality_jax import explain
+from rationality_jax import files
+from rationality_jax import pretrain
 from rationality_jax import report
+from rationality_jax import resolve
+from rationality_jax import train
 
 FIGURES = "figures"
+PRETRAINED = "pretrain"  # model.path of a grid model: the pretrain stage's
 
 
-def _resolve_model(config, name: str, workdir: str) -> str:
-  path = config.models[name]
-  if path == "pretrain":
-    return os.path.join(workdir, "pretrain", "model")
-  return path
+class GridFailed(RuntimeError):
+  """Some cells failed; the report lists them."""
 
 
-def data_dir(config, workdir: str) -> str:
-  return config.data_dir or os.path.join(workdir, "data")
+def cell_config(
+  config: ml_collections.ConfigDict, cell, workdir: str
+) -> ml_collections.ConfigDict:
+  """The run config of `cell`, with the grid's pretrained model resolved."""
+  run_config = config_lib.for_cell(config, cell)
+  with run_config.unlocked():
+    run_config.name = cell["name"]
+    if run_config.model.path == PRETRAINED:
+      run_config.model.path = os.path.join(workdir, PRETRAINED, "model")
+    if not run_config.data.dir:
+      run_config.data.dir = os.path.join(workdir, "data")
+    run_config.train.eval_accuracy = False
+  return run_config
 
 
-def ensure_pretrained(config, workdir: str) -> str | None:
-  """Runs `rationality_jax.pretrain` unless its model exists; returns its path."""
-  if not config.get("pretrain") or not config.pretrain.enabled:
-    return None
-  out = os.path.join(workdir, "pretrain", "model")
-  if os.path.exists(os.path.join(out, "rationality_jax_model.json")):
-    logging.info("pretrained model found at %s", out)
-    return out
-  from rationality_jax import pretrain
+def train_dir(run_config: ml_collections.ConfigDict, workdir: str) -> str:
+  """``train/<method>-<model>-<hash>``: keyed by what determines the run."""
+  digest = config_lib.fingerprint_digest(resolve.train_fingerprint(run_config))
+  name = f"{run_config.method}-{resolve.model_name(run_config)}-{digest}"
+  return os.path.join(workdir, "train", name)
 
-  pcfg = copy.deepcopy(config.pretrain)
-  with pcfg.unlocked():
-    pcfg.data_dir = pcfg.data_dir or data_dir(config, workdir)
-  data.build("synthetic_rationality", pcfg.data_dir, **pcfg.dataset)
-  start = time.perf_counter()
-  pretrain.pretrain(pcfg, out)
-  logging.info("pretrained %s in %.0fs", out, time.perf_counter() - start)
+
+def ensure_trained(run_config, workdir: str) -> None:
+  """Trains the cell's method unless its run finished; sets evaluate.train_dir."""
+  if run_config.method == "zs" or run_config.evaluate.train_dir:
+    return
+  directory = train_dir(run_config, workdir)
+  if not os.path.exists(os.path.join(directory, train.RESULT)):
+    console.stage(f"{run_config.name}: train {run_config.method}")
+    train.train_and_evaluate(run_config, directory)
+  run_config.evaluate.train_dir = directory
+
+
+def evaluate_cell(run_config, workdir: str, fresh: bool) -> str:
+  """Evaluates one (trained) cell into eval/<name>; returns that directory."""
+  out = os.path.join(workdir, "eval", run_config.name)
+  console.stage(
+    f"{run_config.name}: evaluate ({resolve.heatmap_label(run_config)})"
+  )
+  evaluate.run(run_config, out, fresh=fresh)
   return out
 
 
-def cell_value(cell, key: str, default=None):
-  value = cell.get(key, default)
-  return default if value is None else value
+def run(config: ml_collections.ConfigDict, workdir: str, fresh: bool = False):
+  """Pretrains (if asked), trains and evaluates every cell, writes the report.
 
-
-def train_dir(cell, workdir: str) -> str:
-  parts = [cell.model, cell.dataset, cell.method] + (
-    [cell.variant] if cell_value(cell, "variant", "") else []
-  )
-  return os.path.join(workdir, "train", "-".join(parts))
-
-
-def train_config(config, cell, workdir: str) -> ml_collections.ConfigDict:
-  """The cell's copy of `config.train` (method, model, dataset, overrides)."""
-  tc = copy.deepcopy(config.train)
-  ds = config.datasets[cell.dataset]
-  with tc.unlocked():
-    tc.method = cell.method
-    tc.model.path = _resolve_model(config, cell.model, workdir)
-    tc.dataset.name = ds.builder
-    tc.dataset.data_dir = data_dir(config, workdir)
-    tc.dataset.build = ds.build
-    tc.dataset.train_split = ds.train_split
-    tc.dataset.builder_kwargs = ml_collections.ConfigDict(
-      ds.builder_kwargs.to_dict()
-    )
-    tc.pp_train = ds.pp_train
-    tc.pp_eval = ds.pp_eval
-    tc.eval_split = ""  # accuracy comes from the rationality evaluation
-    if cell.method == "zs":
-      tc.total_steps = (
-        0  # nothing trains: the run only stores the zero-shot head
-      )
-    overrides = cell_value(cell, "train", {})
-    if overrides:
-      tc.update(
-        overrides.to_dict() if hasattr(overrides, "to_dict") else overrides
-      )
-  return tc
-
-
-def ensure_trained(config, cell, workdir: str) -> str:
-  """Trains the cell's method unless its run finished; returns the run's directory.
-
-  A cell with `train_dir` set evaluates that finished training run instead.
+  Returns:
+    {'rows': the report rows, 'paths': the report files, 'seconds': {stage:
+    s}, 'failed': [{name, stage, error}]}; raises GridFailed after writing
+    the report if a cell failed.
   """
-  if cell_value(cell, "train_dir", ""):
-    return cell.train_dir
-  out = train_dir(cell, workdir)
-  if os.path.exists(os.path.join(out, "train_result.json")):
-    return out
-  from rationality_jax import train
-
   start = time.perf_counter()
-  result = train.train_and_evaluate(train_config(config, cell, workdir), out)
-  logging.info(
-    "trained %s in %.0fs (last loss %s)",
-    out,
-    time.perf_counter() - start,
-    result.get("loss"),
-  )
-  return out
-
-
-def heatmap_name(cell) -> str:
-  args = dict(cell_value(cell, "heatmap_args", {}))
-  return (
-    f"{cell.heatmap}("
-    + ", ".join(f"{k}={v}" for k, v in sorted(args.items()))
-    + ")"
-  )
-
-
-def eval_source(config, cell, workdir: str):
-  """(source, eval preprocessing spec) of the cell's evaluation data."""
-  ds = config.datasets[cell_value(cell, "eval_dataset", "") or cell.dataset]
-  extra = cell_value(cell, "eval_builder_kwargs", {})
-  kwargs = dict(
-    ds.builder_kwargs.to_dict(), **(extra.to_dict() if extra else {})
-  )
-  if ds.build:
-    data.build(ds.builder, data_dir(config, workdir), **kwargs)
-  split = cell_value(cell, "eval_split", "") or ds.eval_split
-  return data.get_source(
-    ds.builder, split, data_dir(config, workdir), **kwargs
-  ), ds.pp_eval
-
-
-def figure_ids(source, count: int) -> list[str]:
-  return [source[i]["id"] for i in range(min(count, len(source)))]
-
-
-def evaluate_cell(config, cell, workdir: str, **kwargs) -> str:
-  """Evaluates a trained cell into <workdir>/eval/<cell.name>; returns that directory."""
-  out = os.path.join(workdir, "eval", cell.name)
-  if evaluate.is_complete(out):
-    return out
-  trained = ensure_trained(config, cell, workdir)
-  from rationality_jax import train
-
-  loaded = train.load_for_evaluation(trained)
-  method = explain.get_method(
-    cell.heatmap, **dict(cell_value(cell, "heatmap_args", {}))
-  )
-  explain_fn = explain.make_explainer(
-    loaded["module"], loaded["classifier"], method, target="label", jit=False
-  )
-  source, preprocess = eval_source(config, cell, workdir)
-  meta = {
-    "name": cell.name,
-    "model": cell.model,
-    "dataset": cell_value(cell, "eval_dataset", "") or cell.dataset,
-    "method": loaded["method"],
-    "heatmap": heatmap_name(cell),
-    "corruption": cell_value(cell, "corruption", ""),
-    "severity": cell_value(cell, "severity", 0),
-    "train_dir": os.path.relpath(trained, workdir),
-    "train_step": int(loaded["step"]),
-    "preprocess": preprocess,
-    "num_examples": len(source),
-  }
-  params = jax.device_put(loaded["params"])
-  head = jax.device_put(loaded["head"])
-  evaluate.run_evaluation(
-    explain_fn,
-    params,
-    head,
-    source,
-    out,
-    preprocess=preprocess,
-    batch_size=config.eval.batch_size,
-    meta=meta,
-    figure_ids=figure_ids(source, config.eval.figure_images),
-    batches_per_chunk=config.eval.batches_per_chunk,
-    num_threads=config.eval.input_threads,
-    **kwargs,
-  )
-  rows = report.collect([out], config.eval.threshold)
-  figures = []
-  if config.eval.get("run_figures", True):
-    figures.append(
-      report.figure_threshold_curves(
-        [out], os.path.join(out, "pt_ir_threshold.png")
+  seconds = {}
+  if config.pretrain.enabled:
+    pretrain.ensure(config.pretrain, os.path.join(workdir, PRETRAINED), workdir)
+  seconds["pretrain"] = time.perf_counter() - start
+  eval_dirs, done, failures = [], [], []
+  for i, cell in enumerate(config.cells, start=1):
+    name = cell["name"]
+    console.stage(f"cell {i}/{len(config.cells)}: {name}")
+    t, stage = time.perf_counter(), "train"
+    run_config = cell_config(config, cell, workdir)
+    try:
+      ensure_trained(run_config, workdir)
+      seconds[f"train {name}"] = time.perf_counter() - t
+      stage = "evaluate"
+      eval_dirs.append(evaluate_cell(run_config, workdir, fresh))
+      done.append(cell)
+    except Exception as e:  # A failed cell is reported; the others still run.
+      logging.error("cell %s failed:\n%s", name, traceback.format_exc())
+      error = f"{type(e).__name__}: {e}".splitlines()[0]
+      console.warning(f"cell {name} failed in {stage}: {error}")
+      failures.append(
+        {
+          "name": name,
+          "stage": stage,
+          "error": error,
+          "method": run_config.method,
+          "model": run_config.model.name or cell["model"],
+          "dataset": report.dataset_key(resolve.dataset(run_config, "eval")[0]),
+        }
       )
+    seconds[f"cell {name}"] = time.perf_counter() - t
+  t = time.perf_counter()
+  paths = write_report(config, done, eval_dirs, workdir, failures)
+  seconds["report"] = time.perf_counter() - t
+  seconds["total"] = time.perf_counter() - start
+  files.write_json(os.path.join(workdir, "timings.json"), seconds)
+  rows = report.collect(eval_dirs, config.evaluate.threshold)
+  console.table(summary_table(rows, failures))
+  console.stage(f"report: {paths['report.md']}")
+  result = {
+    "rows": rows,
+    "paths": paths,
+    "seconds": seconds,
+    "failed": failures,
+  }
+  if failures:
+    raise GridFailed(
+      f"{len(failures)} of {len(config.cells)} cells failed "
+      f"({', '.join(f['name'] for f in failures)}); see {paths['report.md']} "
+      "and log.txt"
     )
-  report.write(rows, out, title=f"Run {cell.name}", figures=figures)
-  return out
+  return result
 
 
-def _display_examples(source, preprocess: str, ids):
+def summary_table(rows, failures=()) -> str:
+  """The console's final table: a line per run (accuracy, PT, IR, counts)."""
+  header = ["run", "accuracy", "PT", "IR", "RR", "RW", "WR", "WW", "n"]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  for r in rows:
+    label = r["name"] + (f" s{r['severity']}" if r.get("corruption") else "")
+    cells = [
+      label,
+      *(report._fmt(r[k]) for k in ("accuracy", "pt", "ir")),
+      *(str(int(r[k])) for k in ("rr", "rw", "wr", "ww", "n")),
+    ]
+    lines.append("| " + " | ".join(cells) + " |")
+  for f in failures:
+    lines.append(f"| {f['name']} | failed | | | | | | | |")
+  return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ report ----
+
+
+def _display_examples(source, spec: str, ids):
   """{id: image uint8}, {id: mask} at the model's input geometry (no normalisation)."""
   geometry = "|".join(
     op
-    for op in preprocess.split("|")
+    for op in spec.split("|")
     if not op.strip().startswith(("normalize", "keep"))
   )
   pp = (
@@ -244,46 +192,48 @@ def _display_examples(source, preprocess: str, ids):
   for i in range(len(source)):
     ex = source[i]
     if ex["id"] in wanted:
-      ex = pp(
+      out = pp(
         {"image": ex["image"], "mask": ex["mask"]}, np.random.default_rng(0)
       )
-      images[source[i]["id"]], masks[source[i]["id"]] = ex["image"], ex["mask"]
+      images[ex["id"]], masks[ex["id"]] = out["image"], out["mask"]
       if len(images) == len(wanted):
         break
   return images, masks
 
 
-def write_report(config, cells, eval_dirs, workdir: str) -> dict[str, str]:
+def write_report(config, cells, eval_dirs, workdir: str, failures=()):
   """The grid's report.md / results.csv / results.json and figures in `workdir`."""
-  rows = report.collect(eval_dirs, config.eval.threshold)
+  rows = report.collect(eval_dirs, config.evaluate.threshold)
   figures_dir = os.path.join(workdir, FIGURES)
   os.makedirs(figures_dir, exist_ok=True)
-  figures = [
-    report.figure_threshold_curves(
-      [
-        d
-        for d, c in zip(eval_dirs, cells)
-        if not cell_value(c, "corruption", "")
-      ],
-      os.path.join(figures_dir, "pt_ir_threshold.png"),
-      thresholds=tuple(config.report.thresholds),
-    )
-  ]
   clean = [
-    (c, d)
-    for c, d in zip(cells, eval_dirs)
-    if not cell_value(c, "corruption", "")
+    (c, d) for c, d in zip(cells, eval_dirs) if not c.get("corruption", "")
   ]
+  figures = []
+  if clean:
+    figures.append(
+      report.figure_threshold_curves(
+        [d for _, d in clean],
+        os.path.join(figures_dir, "pt_ir_threshold.png"),
+        thresholds=tuple(config.report.thresholds),
+      )
+    )
   groups: dict[tuple[str, str], list] = {}
   for c, d in clean:
-    groups.setdefault((c.model, c.dataset), []).append((c, d))
+    meta = files.read_json(os.path.join(d, report.META))
+    groups.setdefault((meta["model"], meta["dataset"]), []).append((c, d, meta))
   for (model, dataset), members in groups.items():
-    source, preprocess = eval_source(config, members[0][0], workdir)
-    ids = figure_ids(source, config.eval.figure_images)
-    images, masks = _display_examples(source, preprocess, ids)
+    first_config = cell_config(config, members[0][0], workdir)
+    source, _ = resolve.source(first_config, workdir, "eval")
+    meta = members[0][2]
+    count = min(config.evaluate.figure_images, len(source))
+    ids = [source[i]["id"] for i in range(count)]
+    if not ids:
+      continue
+    images, masks = _display_examples(source, meta["preprocess"], ids)
     figures.append(
       report.figure_heatmaps(
-        [d for _, d in members],
+        [d for _, d, _ in members],
         images,
         masks,
         os.path.join(figures_dir, f"heatmaps_{model}_{dataset}.png"),
@@ -304,124 +254,43 @@ def write_report(config, cells, eval_dirs, workdir: str) -> dict[str, str]:
     published=published,
     figures=figures,
     notes=config.report.get("notes", ""),
+    failures=failures,
+    settings=settings_lines(config),
   )
 
 
-def run(config, workdir: str) -> dict:
-  """Pretrains (if asked), trains and evaluates every cell, writes the report.
-
-  Returns:
-    {'rows': the report rows, 'paths': the report files, 'seconds': {stage: s}}.
-  """
-  start = time.perf_counter()
-  seconds = {}
-  ensure_pretrained(config, workdir)
-  seconds["pretrain"] = time.perf_counter() - start
-  eval_dirs = []
-  for cell in config.cells:
-    t = time.perf_counter()
-    logging.info(
-      "cell %s: %s %s %s, heatmap %s",
-      cell.name,
-      cell.model,
-      cell.dataset,
-      cell.method,
-      heatmap_name(cell),
-    )
-    ensure_trained(config, cell, workdir)
-    seconds[f"train {cell.name}"] = time.perf_counter() - t
-    t = time.perf_counter()
-    eval_dirs.append(evaluate_cell(config, cell, workdir))
-    seconds[f"evaluate {cell.name}"] = time.perf_counter() - t
-  t = time.perf_counter()
-  paths = write_report(config, config.cells, eval_dirs, workdir)
-  seconds["report"] = time.perf_counter() - t
-  seconds["total"] = time.perf_counter() - start
-  rows = report.collect(eval_dirs, config.eval.threshold)
-  with open(os.path.join(workdir, "timings.json"), "w") as f:
-    json.dump(seconds, f, indent=1)
-  logging.info("report: %s", paths["report.md"])
-  with open(paths["report.md"]) as f:
-    print(f.read())
-  return {"rows": rows, "paths": paths, "seconds": seconds}
-
-
-# ------------------------------------------------------- config helpers ----
-
-
-def config_file(name: str, arg: str | None = None) -> ml_collections.ConfigDict:
-  """`get_config(arg)` of configs/<name>.py (for configs built on other configs)."""
-  import importlib.util
-
-  path = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-    "configs",
-    f"{name}.py",
-  )
-  spec = importlib.util.spec_from_file_location(f"configs_{name}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
-
-
-def dataset(
-  builder: str,
-  pp_eval: str,
-  pp_train: str = "",
-  build: bool = False,
-  train_split: str = "train",
-  eval_split: str = "test",
-  **builder_kwargs,
-) -> ml_collections.ConfigDict:
-  """A `config.datasets` entry."""
-  return ml_collections.ConfigDict(
-    dict(
-      builder=builder,
-      pp_eval=pp_eval,
-      pp_train=pp_train or pp_eval,
-      build=build,
-      train_split=train_split,
-      eval_split=eval_split,
-      builder_kwargs=ml_collections.ConfigDict(builder_kwargs),
+def settings_lines(config: ml_collections.ConfigDict) -> list[str]:
+  """The preset that ran and every base option that differs from the default."""
+  lines = []
+  preset = config.get("preset", "")
+  if preset:
+    lines.append(f"preset: {preset}")
+  base = config_lib.to_dict(config_lib.default())
+  ours = config_lib.to_dict(
+    ml_collections.ConfigDict(
+      {k: copy.deepcopy(v) for k, v in config.items() if k in base}
     )
   )
+  ignore = ("mode", "model", "data", "train_data", "eval_data", "report")
+  for key in _flat(ours):
+    if key.split(".")[0] in ignore:
+      continue
+    if _get(base, key) != _get(ours, key):
+      lines.append(f"{key} = {_get(ours, key)!r} (default {_get(base, key)!r})")
+  return lines
 
 
-def cell(
-  name: str,
-  model: str,
-  dataset: str,
-  method: str,
-  heatmap: str = "chefer",
-  heatmap_args: dict | None = None,
-  variant: str = "",
-  train: dict | None = None,
-  eval_dataset: str = "",
-  eval_split: str = "",
-  eval_builder_kwargs: dict | None = None,
-  corruption: str = "",
-  severity: int = 0,
-  train_dir: str = "",
-) -> dict:
-  """A `config.cells` entry (see the module docstring).
+def _flat(tree, prefix=""):
+  if isinstance(tree, dict):
+    for k, v in tree.items():
+      yield from _flat(v, f"{prefix}{k}.")
+  else:
+    yield prefix.rstrip(".")
 
-  train: nested overrides of the training config, e.g. {'optim': {'lr': 1e-4}}.
-  """
-  return ml_collections.ConfigDict(
-    dict(
-      name=name,
-      model=model,
-      dataset=dataset,
-      method=method,
-      heatmap=heatmap,
-      heatmap_args=dict(heatmap_args or {}),
-      variant=variant,
-      train=dict(train or {}),
-      eval_dataset=eval_dataset,
-      eval_split=eval_split,
-      eval_builder_kwargs=dict(eval_builder_kwargs or {}),
-      corruption=corruption,
-      severity=severity,
-      train_dir=train_dir,
-    )
-  )
+
+def _get(tree, key):
+  for part in key.split("."):
+    if not isinstance(tree, dict) or part not in tree:
+      return None
+    tree = tree[part]
+  return tree

@@ -1,28 +1,40 @@
 r"""Command-line entry point.
 
     python -m rationality_jax.main --config=configs/<name>.py[:arg] --workdir=DIR \
-        [--config.key=value ...]
+        [--config.key=value ...] [--fresh] [--verbosity=0]
 
-The config file defines `get_config(arg=None)` returning an
-`ml_collections.ConfigDict` (locked: a misspelt override is an error) whose
-`mode` names what to run. Output goes to `--workdir`. Modes (docs/driver.md):
+The config file defines `get_config(arg=None)` returning the run config
+(`rationality_jax.config`, locked: a misspelt override is an error) whose
+`mode` names what runs (docs/run_config.md):
 
   selfcheck  metrics on a problem with a known answer (configs/metrics_selfcheck.py)
   pretrain   the demo's small CLIP, contrastively (configs/demo_pretrain.py)
-  train      one adaptation method (configs/train.py, rationality_jax.train)
-  evaluate   one trained model: heatmaps, RMA, PT/IR, report (configs/evaluate.py)
-  grid       train + evaluate every cell, one report (configs/paper.py, configs/demo.py)
+  train      one adaptation method (configs/train.py)
+  evaluate   heatmaps, RMA, PT/IR, records and report of one model (configs/evaluate.py)
+  grid       train + evaluate every cell, one report (configs/demo.py, configs/paper.py)
+
+The console shows stages, progress bars, warnings and the final table; the
+library logs and any traceback go to ``DIR/log.txt`` (``--verbosity=0``
+shows them). The resolved config is saved as ``DIR/config.json``. One run
+per workdir: a second one is refused, naming the first's PID. A failure
+ends with one line naming its cause and exit status 1.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import traceback
 
 from absl import app
 from absl import flags
 from absl import logging
+import jax
 from ml_collections import config_flags
+
+from rationality_jax import config as config_lib
+from rationality_jax import console
+from rationality_jax import files
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config",
@@ -31,55 +43,73 @@ _CONFIG = config_flags.DEFINE_config_file(
   lock_config=True,
 )
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for all outputs.")
+_FRESH = flags.DEFINE_bool(
+  "fresh",
+  False,
+  "When the workdir holds results of another configuration, start anew in a "
+  "subdirectory instead of refusing.",
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def _pretrain(config, workdir):
-  from rationality_jax import data
-  from rationality_jax import pretrain
-
-  data_dir = config.data_dir or os.path.join(workdir, "data")
-  with config.unlocked():
-    config.data_dir = data_dir
-  data.build("synthetic_rationality", data_dir, **config.dataset)
-  return pretrain.pretrain(config, os.path.join(workdir, "model"))
-
-
-def _train(config, workdir):
-  from rationality_jax import train
-
-  return train.train_and_evaluate(config, workdir)
-
-
-def _grid(config, workdir):
-  from rationality_jax import grid
-
-  return grid.run(config, workdir)
-
-
-def _modes():
+def _selfcheck(config, workdir, fresh):
+  del fresh
   from rationality_jax import selfcheck
 
-  # 'evaluate' is a grid of one cell (configs/evaluate.py): same stages, same layout.
-  return {
-    "selfcheck": selfcheck.run,
-    "pretrain": _pretrain,
-    "train": _train,
-    "evaluate": _grid,
-    "grid": _grid,
-  }
+  return selfcheck.run(config, workdir)
 
 
-def run(config, workdir: str):
-  """Runs `config.mode` with outputs in `workdir`; returns the mode's result."""
-  modes = _modes()
-  mode = config.get("mode")
-  if mode not in modes:
-    raise ValueError(
-      f"config.mode={mode!r} is not a mode; choose one of {sorted(modes)}."
-    )
+def _pretrain(config, workdir, fresh):
+  del fresh
+  from rationality_jax import pretrain
+
+  return pretrain.ensure(config, os.path.join(workdir, "model"), workdir)
+
+
+def _train(config, workdir, fresh):
+  from rationality_jax import train
+
+  return train.train_and_evaluate(config, workdir, fresh=fresh)
+
+
+def _evaluate(config, workdir, fresh):
+  from rationality_jax import evaluate
+
+  return evaluate.run(config, workdir, fresh=fresh)
+
+
+def _grid(config, workdir, fresh):
+  from rationality_jax import grid
+
+  return grid.run(config, workdir, fresh=fresh)
+
+
+MODES = {
+  "selfcheck": _selfcheck,
+  "pretrain": _pretrain,
+  "train": _train,
+  "evaluate": _evaluate,
+  "grid": _grid,
+}
+
+
+def run(config, workdir: str, fresh: bool = False):
+  """Validates `config`, then runs ``config.mode`` in `workdir` (locked)."""
+  config_lib.validate(config)
+  if "distributed" in config:
+    from rationality_jax import sharding
+
+    sharding.initialize_distributed(config.distributed)
   os.makedirs(workdir, exist_ok=True)
-  return modes[mode](config, workdir)
+  lock = (
+    files.LOCK if jax.process_count() == 1 else f".lock.{jax.process_index()}"
+  )
+  with files.WorkdirLock(workdir, name=lock):
+    if jax.process_index() == 0:
+      files.write_json(
+        os.path.join(workdir, "config.json"), config_lib.to_dict(config)
+      )
+    return MODES[config.mode](config, workdir, fresh)
 
 
 def parse_flags(argv):
@@ -92,6 +122,8 @@ def parse_flags(argv):
           f"error: config file {path!r} not found (working directory "
           f"{os.getcwd()!r}); the configs live in configs/."
         )
+      # Configs import their shared pieces (`import common`) from beside them.
+      sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
   try:
     args = flags.FLAGS(argv)
     _CONFIG.value.get("mode")  # The config file loads lazily: load it now.
@@ -113,8 +145,29 @@ def parse_flags(argv):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  logging.info("config:\n%s", _CONFIG.value)
-  run(_CONFIG.value, _WORKDIR.value)
+  workdir = _WORKDIR.value
+  verbosity = flags.FLAGS["verbosity"]
+  log_path = console.setup(
+    workdir, verbosity.value if verbosity.present else None
+  )
+  logging.info("command: %s", " ".join(sys.argv))
+  try:
+    run(_CONFIG.value, workdir, fresh=_FRESH.value)
+  except SystemExit:
+    raise
+  except BaseException as e:
+    logging.error("failed:\n%s", traceback.format_exc())
+    message = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    name = type(e).__name__
+    if isinstance(e, KeyboardInterrupt):
+      message = "interrupted"
+    sys.stderr.flush()
+    print(
+      f"error: {name}: {message} (traceback in {log_path})",
+      file=sys.stderr,
+      flush=True,
+    )
+    sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 r"""Contrastive pretraining from scratch: the demo's small CLIP-architecture model.
 
-    module, params = pretrain.pretrain(config.pretrain, out_dir)   # then models.load(out_dir)
+    pretrain.ensure(config.pretrain, out_dir, workdir)   # then models.load(out_dir)
 
 A `VisionLanguageModel` of the CLIP family (ViT image tower, causal text
 transformer with OpenAI's BPE tokenizer, projections, logit scale), randomly
@@ -19,8 +19,8 @@ The result is saved with `rationality_jax.models.save` and read back with
 
 from __future__ import annotations
 
+import copy
 import os
-import time
 
 from absl import logging
 import jax
@@ -29,36 +29,11 @@ import ml_collections
 import numpy as np
 import optax
 
+from rationality_jax import console
+from rationality_jax import data
 from rationality_jax import models
 from rationality_jax.data import pipeline
 from rationality_jax.data import sources
-
-
-def model_config(config: ml_collections.ConfigDict) -> models.VLMConfig:
-  """The VLMConfig of `config.model` (fields of ViTConfig / CLIPTextConfig)."""
-  m = config.model
-  vision = models.ViTConfig(
-    image_size=m.image_size,
-    patch_size=m.patch_size,
-    width=m.width,
-    depth=m.depth,
-    num_heads=m.num_heads,
-    mlp_dim=m.mlp_dim,
-  )
-  text = models.CLIPTextConfig(
-    context_length=m.context_length,
-    width=m.text_width,
-    depth=m.text_depth,
-    num_heads=m.text_heads,
-    mlp_dim=m.text_mlp_dim,
-  )
-  return models.VLMConfig(
-    family="clip",
-    vision=vision,
-    text=text,
-    embed_dim=m.embed_dim,
-    projection_bias=False,
-  )
 
 
 def captions(kind: str, class_names, background_names) -> list[str]:
@@ -121,7 +96,9 @@ def pretrain(config: ml_collections.ConfigDict, out_dir: str):
   texts = captions(config.captions, source.class_names, background_names)
   token_ids, _ = models.tokenizer("clip", config.model.context_length)(texts)
   token_ids = jnp.asarray(token_ids)
-  module = models.VisionLanguageModel(model_config(config))
+  module = models.VisionLanguageModel(
+    models.families.get("clip").vlm_config(**config.model)
+  )
   size = config.model.image_size
   params = module.init(
     jax.random.key(config.seed), jnp.zeros((1, size, size, 3)), token_ids[:1]
@@ -162,35 +139,35 @@ def pretrain(config: ml_collections.ConfigDict, out_dir: str):
     shuffle=True,
     num_threads=2,
   )
-  start = time.perf_counter()
-  for step in range(1, config.steps + 1):
-    batch = next(it)
-    caption_ids = jnp.asarray(
-      caption_id(
-        config.captions,
-        batch["label"],
-        batch["background"],
-        len(background_names),
+  with console.progress(config.steps, "pretrain", "step") as bar:
+    for step in range(1, config.steps + 1):
+      batch = next(it)
+      caption_ids = jnp.asarray(
+        caption_id(
+          config.captions,
+          batch["label"],
+          batch["background"],
+          len(background_names),
+        )
       )
-    )
-    params, opt_state, loss, accuracy = train_step(
-      params, opt_state, jnp.asarray(batch["image"]), caption_ids
-    )
-    if step % config.log_every == 0 or step == config.steps:
-      loss, accuracy = float(loss), float(accuracy)
-      if not np.isfinite(loss):
-        raise FloatingPointError(f"pretraining loss is {loss} at step {step}.")
-      rate = step / (time.perf_counter() - start)
-      logging.info(
-        "pretrain step %d/%d: loss %.4f, image->text accuracy %.3f "
-        "(%.1f steps/s, ~%.0fs left)",
-        step,
-        config.steps,
-        loss,
-        accuracy,
-        rate,
-        (config.steps - step) / rate,
+      params, opt_state, loss, accuracy = train_step(
+        params, opt_state, jnp.asarray(batch["image"]), caption_ids
       )
+      bar.update(1)
+      if step % config.log_every == 0 or step == config.steps:
+        loss, accuracy = float(loss), float(accuracy)
+        if not np.isfinite(loss):
+          raise FloatingPointError(
+            f"pretraining loss is {loss} at step {step}."
+          )
+        bar.set_postfix_str(f"loss {loss:.3f}, image->text acc {accuracy:.2f}")
+        logging.info(
+          "pretrain step %d/%d: loss %.4f, image->text accuracy %.3f",
+          step,
+          config.steps,
+          loss,
+          accuracy,
+        )
   params = zero_unused_tokens(params, token_ids)
   os.makedirs(os.path.dirname(os.path.abspath(out_dir)), exist_ok=True)
   models.save(out_dir, module, params)
@@ -215,3 +192,21 @@ def zero_unused_tokens(params: dict, token_ids) -> dict:
     "embedding": jnp.asarray(np.where(keep[:, None], table, 0))
   }
   return params
+
+
+def ensure(config: ml_collections.ConfigDict, out_dir: str, workdir: str):
+  """Pretrains into `out_dir` unless a model is there; returns its path.
+
+  The data go to ``config.data_dir`` ('' = <workdir>/data).
+  """
+  if os.path.exists(os.path.join(out_dir, models.checkpoint.OWN_CONFIG)):
+    return out_dir
+  config = copy.deepcopy(config)
+  with config.unlocked():
+    config.data_dir = config.data_dir or os.path.join(workdir, "data")
+  console.stage(
+    f"pretrain the demo model ({config.steps} steps) into {out_dir}"
+  )
+  data.build("synthetic_rationality", config.data_dir, **config.dataset)
+  pretrain(config, out_dir)
+  return out_dir

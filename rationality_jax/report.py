@@ -29,8 +29,9 @@ import re
 
 import numpy as np
 
-from rationality_jax import evaluate
+from rationality_jax import files
 from rationality_jax import metrics
+from rationality_jax import records as records_lib
 
 # Dataset and model keys of the study's tables, in its column order.
 PAPER_DATASETS = ("imagenet", "caltech101", "dogs", "cub")
@@ -118,8 +119,35 @@ FIELDS = (
   "wr",
   "ww",
   "undefined",
+  "undefined_empty_mask",
+  "undefined_nonfinite_heatmap",
+  "undefined_nonfinite_logits",
+  "skipped",
   "threshold",
 )
+# Why a sample is outside RR/RW/WR/WW (summary keys of `metrics.Accumulator`).
+UNDEFINED_REASONS = {
+  "undefined_empty_mask": "empty mask",
+  "undefined_nonfinite_heatmap": "non-finite heatmap",
+  "undefined_nonfinite_logits": "non-finite logits",
+}
+META = "meta.json"
+# The study's dataset keys of our builders (the tables' column names).
+DATASET_KEYS = {
+  "imagenet2012_val_masks": "imagenet",
+  "imagenet_c_masks": "imagenet",
+  "caltech101_masks": "caltech101",
+  "stanford_dogs_masks": "dogs",
+  "cub_200_2011": "cub",
+  "synthetic_rationality": "synthetic",
+}
+
+
+def dataset_key(builder: str) -> str:
+  """The study's name of a dataset (its builder name if not in the study)."""
+  return DATASET_KEYS.get(builder, builder)
+
+
 _SEVERITY = re.compile(r"^[a-z_]+/([1-5])/")
 PERCENT = ("accuracy", "pt", "ir", "mean_rma", "mean_rra", "mean_pointing_game")
 
@@ -135,8 +163,8 @@ def collect(run_dirs: Iterable[str], threshold: float = 0.5) -> list[dict]:
   """
   rows = []
   for run_dir in run_dirs:
-    meta = evaluate.read_json(os.path.join(run_dir, evaluate.META))
-    records = evaluate.load_records(run_dir)
+    meta = files.read_json(os.path.join(run_dir, META))
+    records = records_lib.load(run_dir)
     parts = [(meta.get("severity", 0), records)]
     if meta.get("corruption"):
       arrays = records.arrays()
@@ -152,12 +180,13 @@ def collect(run_dirs: Iterable[str], threshold: float = 0.5) -> list[dict]:
           for s in np.unique(severity)
         ]
     for severity, part in parts:
-      summary = evaluate.summarise_records(part, threshold)
+      summary = records_lib.summarise_records(part, threshold)
       row = {field: meta.get(field, "") for field in FIELDS[:7]}
       row["severity"] = severity
       row.update(
         {field: summary.get(field, float("nan")) for field in FIELDS[7:]}
       )
+      row["skipped"] = meta.get("skipped", {})
       row["run_dir"] = run_dir
       rows.append(row)
   return rows
@@ -189,49 +218,59 @@ def _fmt(value, percent=True) -> str:
 
 
 def metric_table(
-  rows: Sequence[dict], metric: str, published: Mapping | None = None
+  rows: Sequence[dict],
+  metric: str,
+  published: Mapping | None = None,
+  failed: Iterable[tuple] = (),
 ) -> str:
   """Markdown: a row per method, a column per (model, dataset), and the average.
 
   Only rows without a corruption enter (ImageNet-C has its own figure).
-  With `published`, cells read ``ours / paper (diff)``.
+  With `published`, cells read ``ours / paper (diff)`` and the average is
+  taken over the same cells on both sides: those where both values exist.
+  A missing cell reads "-" ("failed" when its run failed) and never enters
+  one side's mean only; the average says over how many cells it runs when
+  that is not all of them.
+
+  Args:
+    failed: (method, model, dataset) of failed cells.
   """
+  failed = set(failed)
   rows = [r for r in rows if not r.get("corruption")]
-  columns = _columns(rows)
-  methods = list(dict.fromkeys(r["method"] for r in rows))
+  columns = _columns(
+    list(rows) + [dict(model=m, dataset=d) for _, m, d in failed if m]
+  )
+  methods = list(
+    dict.fromkeys([r["method"] for r in rows] + [f[0] for f in failed if f[0]])
+  )
   header = ["method", *(f"{m} {d}" for m, d in columns), "avg"]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  with_paper = published is not None
   for method in methods:
-    cells, ours_all, paper_all = [method], [], []
+    cells, pairs = [method], []
     for model, dataset in columns:
       match = [
         r
         for r in rows
         if (r["method"], r["model"], r["dataset"]) == (method, model, dataset)
       ]
-      value = match[0][metric] if match else float("nan")
+      value = float(match[0][metric]) if match else float("nan")
       paper = (published or {}).get((metric, method, model, dataset))
-      ours_all.append(value)
-      paper_all.append(paper)
-      cells.append(_cell(value, paper, published is not None))
-    mean = (
-      float(np.nanmean(ours_all))
-      if not all(np.isnan(ours_all))
-      else float("nan")
-    )
-    papers = [p for p in paper_all if p is not None]
-    paper_mean = (
-      float(np.mean(papers)) / 100
-      if len(papers) == len(paper_all) and papers
-      else None
-    )
-    cells.append(
-      _cell(
-        mean,
-        None if paper_mean is None else 100 * paper_mean,
-        published is not None,
-      )
-    )
+      if (method, model, dataset) in failed and not match:
+        cells.append("failed")
+      else:
+        cells.append(_cell(value, paper, with_paper))
+      if not np.isnan(value) and (paper is not None or not with_paper):
+        pairs.append((value, paper))
+    if pairs:
+      mean = float(np.mean([v for v, _ in pairs]))
+      paper_mean = float(np.mean([p for _, p in pairs])) if with_paper else None
+      text = _cell(mean, paper_mean, with_paper)
+      if len(pairs) < len(columns):
+        text += f" ({len(pairs)}/{len(columns)} cells)"
+    else:
+      text = "-"
+    cells.append(text)
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)
 
@@ -284,6 +323,45 @@ def long_table(rows: Sequence[dict]) -> str:
   return "\n".join(lines)
 
 
+def undefined_table(rows: Sequence[dict]) -> str:
+  """Markdown: per run, the samples outside RR/RW/WR/WW and why.
+
+  Empty masks (the object is outside the crop or has no pixel), non-finite
+  heatmaps and non-finite logits leave a sample undefined; examples the
+  dataset build skipped (unreadable images) never reach the evaluation.
+  """
+  header = ["run", "n", "RR+RW+WR+WW", *UNDEFINED_REASONS.values(), "skipped"]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  for r in rows:
+    counted = sum(int(r[k]) for k in ("rr", "rw", "wr", "ww"))
+    cells = [
+      r["name"],
+      str(int(r["n"])),
+      str(counted),
+      *(str(int(r.get(k, 0) or 0)) for k in UNDEFINED_REASONS),
+      _skipped(r.get("skipped")),
+    ]
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def _skipped(skipped) -> str:
+  if not skipped:
+    return "0"
+  if isinstance(skipped, Mapping):
+    return ", ".join(f"{v} {k}" for k, v in sorted(skipped.items()))
+  return str(skipped)
+
+
+def failed_table(failures: Sequence[Mapping]) -> str:
+  """Markdown: the cells that failed, each with its one-line error."""
+  lines = ["| cell | stage | error |", "|---|---|---|"]
+  for f in failures:
+    error = str(f["error"]).replace("|", "\\|").replace("\n", " ")
+    lines.append(f"| {f['name']} | {f['stage']} | {error} |")
+  return "\n".join(lines)
+
+
 def write(
   rows: Sequence[dict],
   out_dir: str,
@@ -292,19 +370,37 @@ def write(
   published: Mapping | None = None,
   figures: Sequence[str] = (),
   notes: str = "",
+  failures: Sequence[Mapping] = (),
+  settings: Sequence[str] = (),
 ) -> dict[str, str]:
-  """Writes report.md, results.csv and results.json to `out_dir`; returns their paths."""
+  """Writes report.md, results.csv and results.json to `out_dir` (atomically).
+
+  Args:
+    rows: `collect` rows.
+    published: the study's values (`PUBLISHED`) to set beside ours.
+    figures: PNG paths to link.
+    notes: a paragraph under the title.
+    failures: [{name, stage, error}] of cells that failed: listed, and shown
+      as missing ("failed") in the tables.
+    settings: lines describing the preset and every option that differs
+      from the default.
+
+  Returns:
+    {file name: path}.
+  """
   os.makedirs(out_dir, exist_ok=True)
   paths = {
     name: os.path.join(out_dir, name)
     for name in ("report.md", "results.csv", "results.json")
   }
   threshold = rows[0]["threshold"] if rows else 0.5
-  with open(paths["results.json"] + ".tmp", "w") as f:
-    json.dump(
+  files.write_text(
+    paths["results.json"],
+    json.dumps(
       {
         "threshold": threshold,
         "rows": list(rows),
+        "failed": list(failures),
         "published": None
         if published is None
         else [
@@ -312,20 +408,17 @@ def write(
           for k, v in published.items()
         ],
       },
-      f,
       indent=1,
       default=str,
-    )
-  os.replace(paths["results.json"] + ".tmp", paths["results.json"])
+    ),
+  )
   buffer = io.StringIO()
   writer = csv.DictWriter(
     buffer, fieldnames=[*FIELDS, "run_dir"], extrasaction="ignore"
   )
   writer.writeheader()
   writer.writerows(rows)
-  with open(paths["results.csv"] + ".tmp", "w") as f:
-    f.write(buffer.getvalue())
-  os.replace(paths["results.csv"] + ".tmp", paths["results.csv"])
+  files.write_text(paths["results.csv"], buffer.getvalue())
   parts = [
     f"# {title}",
     "",
@@ -336,12 +429,37 @@ def write(
   ]
   if notes:
     parts += [notes, ""]
+  if settings:
+    parts += ["## Settings", "", *(f"- {line}" for line in settings), ""]
+  if failures:
+    parts += [
+      "## Failed cells",
+      "",
+      f"{len(failures)} cell(s) failed; they are missing from every table "
+      "and average below.",
+      "",
+      failed_table(failures),
+      "",
+    ]
   parts += ["## All runs", "", long_table(rows), ""]
-  legend = (
-    " Cells: ours / paper (ours - paper), percentage points."
-    if published is not None
-    else ""
-  )
+  if any(
+    int(r["n"]) != sum(int(r[k]) for k in ("rr", "rw", "wr", "ww"))
+    or r.get("skipped")
+    for r in rows
+  ):
+    parts += [
+      "## Undefined and skipped samples",
+      "",
+      "Samples outside RR/RW/WR/WW (no PT/IR without a defined evidence "
+      "and prediction), by reason, and examples the dataset build skipped.",
+      "",
+      undefined_table(rows),
+      "",
+    ]
+  legend = "Cells: ours / paper (ours - paper), percentage points."
+  failed_cells = {
+    (f.get("method"), f.get("model"), f.get("dataset")) for f in failures
+  }
   for metric, name in (
     ("pt", "Prediction trustworthiness (PT, %), the study's Table 1"),
     ("ir", "Inference reliability (IR, %), the study's Table 2"),
@@ -350,8 +468,8 @@ def write(
     paper = published if metric in ("pt", "ir") else None
     parts += [f"## {name}", ""]
     if paper is not None:
-      parts += [legend.strip(), ""]
-    parts += [metric_table(rows, metric, paper), ""]
+      parts += [legend, ""]
+    parts += [metric_table(rows, metric, paper, failed=failed_cells), ""]
   if figures:
     parts += ["## Figures", ""]
     parts += [
@@ -359,9 +477,7 @@ def write(
       for p in figures
     ]
     parts.append("")
-  with open(paths["report.md"] + ".tmp", "w") as f:
-    f.write("\n".join(parts))
-  os.replace(paths["report.md"] + ".tmp", paths["report.md"])
+  files.write_text(paths["report.md"], "\n".join(parts))
   return paths
 
 
@@ -378,7 +494,7 @@ def _pyplot():
 
 
 def _label(run_dir: str) -> str:
-  meta = evaluate.read_json(os.path.join(run_dir, evaluate.META))
+  meta = files.read_json(os.path.join(run_dir, META))
   return meta.get("name") or os.path.basename(run_dir.rstrip("/"))
 
 
@@ -391,7 +507,7 @@ def figure_threshold_curves(
   plt = _pyplot()
   fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
   for run_dir in run_dirs:
-    c = evaluate.curve(run_dir, thresholds)
+    c = records_lib.curve(run_dir, thresholds)
     for ax, metric in zip(axes, ("pt", "ir")):
       ax.plot(
         c["threshold"],
@@ -422,9 +538,15 @@ def _save_pt_ir(
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
   axes[1].legend(fontsize=legend_size)
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  _save(plt, fig, path)
   return path
+
+
+def _save(plt, fig, path: str) -> None:
+  """Writes a figure atomically (a full disk never leaves a truncated PNG)."""
+  with files.atomic(path) as tmp:
+    fig.savefig(tmp, dpi=110)
+  plt.close(fig)
 
 
 def figure_heatmaps(
@@ -446,9 +568,11 @@ def figure_heatmaps(
     path.
   """
   plt = _pyplot()
-  heatmaps = {run_dir: evaluate.load_heatmaps(run_dir) for run_dir in run_dirs}
+  heatmaps = {
+    run_dir: records_lib.load_heatmaps(run_dir) for run_dir in run_dirs
+  }
   records = {
-    run_dir: evaluate.load_records(run_dir).arrays() for run_dir in run_dirs
+    run_dir: records_lib.load(run_dir).arrays() for run_dir in run_dirs
   }
   if ids is None:
     ids = [i for i in images if all(i in h for h in heatmaps.values())]
@@ -491,8 +615,7 @@ def figure_heatmaps(
   for ax in axes.ravel():
     ax.set_xticks([])
     ax.set_yticks([])
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  _save(plt, fig, path)
   return path
 
 

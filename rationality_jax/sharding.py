@@ -144,3 +144,26 @@ def put(tree: Any, shardings: Any) -> Any:
     )
 
   return jax.tree.map(one, tree, shardings)
+
+
+def initialize_distributed(options) -> None:
+  """`jax.distributed.initialize` from a config's ``distributed`` section.
+
+  ``initialize`` False: single process. ``coordinator_address`` empty:
+  auto-detected (TPU pods, SLURM); else the address, ``num_processes`` and
+  ``process_id`` given. ``cpu_collectives`` ('gloo', 'mpi') for CPU hosts.
+  """
+  if not options.initialize or jax.distributed.is_initialized():
+    return
+  if options.get("cpu_collectives"):
+    jax.config.update(
+      "jax_cpu_collectives_implementation", options.cpu_collectives
+    )
+  kwargs = {}
+  if options.coordinator_address:
+    kwargs = dict(
+      coordinator_address=options.coordinator_address,
+      num_processes=options.num_processes,
+      process_id=options.process_id,
+    )
+  jax.distributed.initialize(**kwargs)

@@ -7,3 +7,25 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import importlib
+import pathlib
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "configs"
+
+
+def load_config(name: str, arg: str | None = None):
+  """`get_config(arg)` of configs/<name>.py, as `rationality_jax.main` loads it."""
+  if str(CONFIGS) not in sys.path:
+    sys.path.insert(0, str(CONFIGS))
+  return importlib.import_module(name).get_config(arg)
+
+
+@pytest.fixture(scope="session")
+def config_file():
+  """`load_config`: a config file's get_config(arg) (configs/ on the path)."""
+  return load_config

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from rationality_jax import data
-from rationality_jax import grid
 from rationality_jax import models
 from rationality_jax import pretrain
 
@@ -23,8 +22,10 @@ def test_contrastive_loss_is_chance_for_equal_logits_and_falls_when_right():
   assert float(right) == pytest.approx(0.5 * np.log(2) / 3, abs=1e-3)
 
 
-def test_pretrain_saves_a_loadable_model_with_unused_tokens_zeroed(tmp_path):
-  config = grid.config_file("demo_pretrain")
+def test_pretrain_saves_a_loadable_model_with_unused_tokens_zeroed(
+  tmp_path, config_file
+):
+  config = config_file("demo_pretrain")
   config.data_dir = str(tmp_path / "data")
   config.dataset.update(dict(train_size=64, test_size=8))
   config.update(dict(steps=3, batch_size=16, log_every=1))

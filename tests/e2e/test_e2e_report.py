@@ -5,10 +5,12 @@ import os
 import numpy as np
 import pytest
 
-from rationality_jax import evaluate
+from rationality_jax import config as rationality_config
+from rationality_jax import files
 from rationality_jax import grid
 from rationality_jax import metrics
 from rationality_jax import report
+from rationality_jax import resolve
 
 
 def _run(directory, meta, ids, correct, rma):
@@ -24,7 +26,7 @@ def _run(directory, meta, ids, correct, rma):
     rra=rma,
     pointing_game=np.ones(n),
   ).save(os.path.join(directory, "records", "chunk_000000.npz"))
-  evaluate.write_json(os.path.join(directory, "meta.json"), meta)
+  files.write_json(os.path.join(directory, "meta.json"), meta)
   return str(directory)
 
 
@@ -125,72 +127,74 @@ def test_imagenet_c_run_gives_a_row_per_severity_and_a_figure(tmp_path):
 
 
 @pytest.mark.parametrize("preset", ["paper", "default"])
-def test_paper_grid_config(preset):
-  config = grid.config_file("paper", f"preset={preset}")
+def test_paper_grid_config(preset, config_file):
+  config = config_file("paper", f"preset={preset}")
+  runs = {
+    c["name"]: rationality_config.for_cell(config, c) for c in config.cells
+  }
   main = [
-    c
-    for c in config.cells
-    if not (c.variant or c.corruption)
-    and c.heatmap == "chefer"
-    and c.method in ("zs", "lp", "flcp", "ft")
+    n
+    for n, r in runs.items()
+    if n.count("-") == 2 and r.heatmap.name == "chefer"
   ]
   assert len(main) == 4 * 4 * 4
-  assert {c.method for c in main} == {"zs", "lp", "flcp", "ft"}
-  by_name = {c.name: c for c in config.cells}
-  zs, ft = by_name["clip_b16-cub-zs"], by_name["clip_b16-cub-ft"]
+  assert {runs[n].method for n in main} == {"zs", "lp", "flcp", "ft"}
+  zs, ft = runs["clip_b16-cub-zs"], runs["clip_b16-cub-ft"]
+  # Every model at 224 px, as the paper.
+  assert {r.model.image_size for r in runs.values()} == {224}
   if preset == "paper":
-    assert (zs.heatmap_args.start_layer, ft.heatmap_args.start_layer) == (-1, 0)
-    assert "normalize('imagenet')" in config.datasets.cub.pp_eval
-    assert config.datasets.dogs.builder_kwargs.boxes == "last"
+    assert (zs.heatmap.start_layer, ft.heatmap.start_layer) == (-1, 0)
+    assert zs.preprocess.normalization == "imagenet"
+    assert runs["clip_b16-dogs-ft"].train_data.builder_kwargs.boxes == "last"
     assert config.report.published
   else:
-    assert (zs.heatmap_args.start_layer, ft.heatmap_args.start_layer) == (0, 0)
-    assert "normalize('clip')" in config.datasets.cub.pp_eval
-    assert config.datasets.dogs.builder_kwargs.boxes == "all"
+    assert (zs.heatmap.start_layer, ft.heatmap.start_layer) == (0, 0)
+    assert zs.preprocess.normalization == "model"
+    assert "boxes" not in runs["clip_b16-dogs-ft"].train_data.builder_kwargs
   assert (
-    ft.train.optim.lr == 1e-5
-    and by_name["clip_b16-cub-lp"].train.optim.lr == 1e-3
+    ft.train.optim.lr == 1e-5 and runs["clip_b16-cub-lp"].train.optim.lr == 1e-3
   )
-  assert sum(c.corruption != "" for c in config.cells) == 4 * 15
+  corrupted = [
+    r for r in runs.values() if r.eval_data.name == "imagenet_c_masks"
+  ]
+  assert len(corrupted) == 4 * 15
+  assert runs["clip_b16-imagenet-ft"].train_data.name == "imagenet2012_train"
   assert {
     "clip_b16-cub-coop",
     "clip_b16-cub-adapter",
     "clip_b16-cub-ft-sgd",
     "clip_b16-cub-ft-lr0.0001",
     "clip_b16-cub-zs-gradcam",
-  } <= set(by_name)
+  } <= set(runs)
 
 
-def test_grid_cell_training_configs(tmp_path):
-  config = grid.config_file("paper", "preset=paper,parts=main+ablations")
-  with config.unlocked():
-    config.models.clip_b16 = "/ckpt/ViT-B-16.pt"
-  cells = {c.name: c for c in config.cells}
-  ft = grid.train_config(config, cells["clip_b16-dogs-ft"], str(tmp_path))
-  assert (ft.method, ft.optim.lr, ft.optim.name, ft.batch_size) == (
+def test_grid_cell_is_the_run_config_with_overrides(tmp_path, config_file):
+  config = config_file("paper", "preset=paper,parts=main+ablations")
+  config.models.clip_b16.path = "/ckpt/ViT-B-16.pt"
+  cells = {c["name"]: c for c in config.cells}
+  ft = grid.cell_config(config, cells["clip_b16-dogs-ft"], str(tmp_path))
+  assert (ft.method, ft.train.optim.lr, ft.train.optim.name) == (
     "ft",
     1e-5,
     "adam",
-    32,
   )
-  assert (
-    ft.model.path == "/ckpt/ViT-B-16.pt"
-    and ft.num_epochs == 10
-    and ft.seed == 42
+  assert (ft.train.batch_size, ft.train.num_epochs, ft.seed) == (32, 10, 42)
+  assert ft.model.path == "/ckpt/ViT-B-16.pt" and ft.model.name == "clip_b16"
+  assert ft.train_data.name == "stanford_dogs_masks"
+  assert ft.train_data.builder_kwargs.boxes == "last"
+  # The preprocessing spec comes from the model's size (224 here, as the study).
+  spec = rationality_config.preprocess_spec(
+    ft, "stanford_dogs_masks", 224, "imagenet", train=True, keep=("image",)
   )
-  assert (
-    ft.dataset.name == "stanford_dogs_masks"
-    and ft.dataset.builder_kwargs.boxes == "last"
-  )
-  assert (
-    "random_resized_crop(224)" in ft.pp_train and "'imagenet'" in ft.pp_train
-  )
-  sgd = grid.train_config(config, cells["clip_b16-cub-ft-sgd"], str(tmp_path))
-  assert (sgd.optim.name, sgd.optim.lr) == ("sgd", 1e-5)
-  assert (
-    grid.train_dir(cells["clip_b16-cub-ft-sgd"], "W")
-    == "W/train/clip_b16-cub-ft-sgd"
-  )
-  zs = grid.train_config(config, cells["clip_b16-cub-zs"], str(tmp_path))
-  assert zs.total_steps == 0
-  assert grid.heatmap_name(cells["clip_b16-cub-zs"]) == "chefer(start_layer=-1)"
+  assert spec.startswith("random_resized_crop(224)") and "'imagenet'" in spec
+  sgd = grid.cell_config(config, cells["clip_b16-cub-ft-sgd"], str(tmp_path))
+  assert (sgd.train.optim.name, sgd.train.optim.lr) == ("sgd", 1e-5)
+  # Training dirs are keyed by what determines the run: the heatmap ablation
+  # shares the FT run; the optimiser ablation does not.
+  gradcam = grid.cell_config(config, cells["clip_b16-cub-ft-gradcam"], "W")
+  plain = grid.cell_config(config, cells["clip_b16-cub-ft"], "W")
+  assert grid.train_dir(gradcam, "W") == grid.train_dir(plain, "W")
+  assert grid.train_dir(sgd, "W") != grid.train_dir(plain, "W")
+  assert grid.train_dir(plain, "W").startswith("W/train/ft-clip_b16-")
+  zs = grid.cell_config(config, cells["clip_b16-cub-zs"], str(tmp_path))
+  assert resolve.heatmap_label(zs) == "chefer(start_layer=-1)"

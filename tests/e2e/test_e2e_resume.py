@@ -7,10 +7,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from rationality_jax import checkpoints
 from rationality_jax import data
 from rationality_jax import evaluate
 from rationality_jax import explain
+from rationality_jax import files
 from rationality_jax import models
+from rationality_jax import records
 from rationality_jax import report
 
 PP = "normalize('clip')|keep('image', 'mask', 'label', 'id')"
@@ -58,24 +61,52 @@ def setup(tmp_path_factory):
   return explain_fn, params, head, source
 
 
-def _evaluate(setup, out_dir, **kwargs):
+class Killed(Exception):
+  """Stands for SIGKILL after a batch."""
+
+
+def _evaluate(setup, out_dir, monkeypatch=None, kill_after=None):
+  """Records of the tiny model in `out_dir`, finalised unless killed."""
   explain_fn, params, head, source = setup
-  return evaluate.run_evaluation(
+  if kill_after is not None:
+
+    def after_batch(batches):
+      if batches >= kill_after:
+        raise Killed(batches)
+
+    monkeypatch.setattr(evaluate, "_after_batch", after_batch)
+  trained = checkpoints.Trained(
+    module=None,
+    params=params,
+    head=head,
+    method="zs",
+    classifier=None,
+    step=0,
+    meta={},
+  )
+  os.makedirs(out_dir, exist_ok=True)
+  files.write_json(
+    os.path.join(out_dir, "meta.json"),
+    {"name": "zs", "model": "tiny", "dataset": "synthetic", "method": "zs"},
+  )
+  evaluate.evaluate_records(
     explain_fn,
-    params,
-    head,
+    trained,
     source,
     str(out_dir),
-    preprocess=PP,
+    spec=PP,
     batch_size=16,
-    meta={
-      "name": "zs",
-      "model": "tiny",
-      "dataset": "synthetic",
-      "method": "zs",
-    },
+    name="zs",
     figure_ids=["test_0000003", "test_0000040"],
-    **kwargs,
+  )
+  if kill_after is not None:
+    monkeypatch.undo()
+  return evaluate.finalise(str(out_dir), figures=False)
+
+
+def _progress(out_dir):
+  return files.read_json(
+    os.path.join(records.process_dir(str(out_dir)), evaluate.PROGRESS)
   )
 
 
@@ -84,91 +115,44 @@ def _report_without_paths(out_dir):
   report.write(rows, str(out_dir))
   with open(os.path.join(out_dir, "results.csv")) as f:
     text = f.read()
+  with open(os.path.join(out_dir, "report.md")) as f:
+    md = f.read()
   return (
     [r for r in rows if r.pop("run_dir")],
     text.replace(str(out_dir), "RUN"),
-    open(os.path.join(out_dir, "report.md")).read(),
+    md,
   )
 
 
-def test_killed_evaluation_resumes_to_the_same_report(setup, tmp_path):
+def test_killed_evaluation_resumes_to_the_same_report(
+  setup, tmp_path, monkeypatch
+):
   whole, killed = tmp_path / "whole", tmp_path / "killed"
   expected = _evaluate(setup, whole)
-  with pytest.raises(evaluate.Interrupted):
-    _evaluate(setup, killed, stop_after_batches=2)
-  progress = evaluate.read_json(os.path.join(killed, evaluate.PROGRESS))
-  assert progress == dict(progress, chunks=2, examples=32, complete=False)
+  with pytest.raises(Killed):
+    _evaluate(setup, killed, monkeypatch, kill_after=2)
+  assert _progress(killed) == dict(_progress(killed), chunks=2, complete=False)
   # A chunk written after the last progress marker (killed in between) is dropped.
-  evaluate.load_records(str(killed)).save(
-    os.path.join(killed, "records", "chunk_000002.npz")
-  )
-  with pytest.raises(evaluate.Interrupted):
-    _evaluate(setup, killed, stop_after_batches=1)  # killed a second time
-  assert (
-    evaluate.read_json(os.path.join(killed, evaluate.PROGRESS))["examples"]
-    == 48
-  )
+  shard = records.process_dir(str(killed))
+  records.load(str(killed)).save(os.path.join(shard, "chunk_000002.npz"))
+  with pytest.raises(Killed):  # killed a second time, one batch later
+    _evaluate(setup, killed, monkeypatch, kill_after=1)
+  assert len(records.load(str(killed))) == 48
   resumed = _evaluate(setup, killed)
   assert resumed == expected and expected["n"] == 70
 
-  a, b = (
-    evaluate.load_records(str(whole)).arrays(),
-    evaluate.load_records(str(killed)).arrays(),
-  )
+  a, b = records.load(str(whole)).arrays(), records.load(str(killed)).arrays()
   assert list(a["ids"]) == list(b["ids"]) and len(set(a["ids"])) == 70
   for name in a:
     np.testing.assert_array_equal(a[name], b[name], err_msg=name)
   assert _report_without_paths(whole) == _report_without_paths(killed)
-  heatmaps = evaluate.load_heatmaps(str(killed))
+  heatmaps = records.load_heatmaps(str(killed))
   assert sorted(heatmaps) == ["test_0000003", "test_0000040"]
   np.testing.assert_array_equal(
-    heatmaps["test_0000040"], evaluate.load_heatmaps(str(whole))["test_0000040"]
+    heatmaps["test_0000040"], records.load_heatmaps(str(whole))["test_0000040"]
   )
-  # A finished evaluation is not run again: same summary, records untouched.
-  mtime = os.path.getmtime(os.path.join(killed, "records", "chunk_000000.npz"))
+  # A finished shard is not evaluated again: its records stay untouched.
+  chunk = os.path.join(shard, "chunk_000000.npz")
+  mtime = os.path.getmtime(chunk)
   assert _evaluate(setup, killed) == expected
-  assert (
-    os.path.getmtime(os.path.join(killed, "records", "chunk_000000.npz"))
-    == mtime
-  )
-
-
-def test_another_evaluation_in_the_same_directory_is_refused(setup, tmp_path):
-  with pytest.raises(evaluate.Interrupted):
-    _evaluate(setup, tmp_path, stop_after_batches=1)
-  explain_fn, params, head, source = setup
-  with pytest.raises(ValueError, match="records of another evaluation"):
-    evaluate.run_evaluation(
-      explain_fn,
-      params,
-      head,
-      source,
-      str(tmp_path),
-      preprocess=PP,
-      batch_size=16,
-      meta={"name": "lp"},
-    )
-
-
-def test_summary_at_any_threshold_from_records_alone(setup, tmp_path):
-  _evaluate(setup, tmp_path, stop_after_batches=None)
-  arrays = evaluate.load_records(str(tmp_path)).arrays()
-  for threshold in (0.1, 0.3, 0.5):
-    s = evaluate.summarise(str(tmp_path), threshold)
-    valid = arrays["rma"] >= threshold
-    right = arrays["correct"]
-    rr, rw = np.sum(right & valid), np.sum(right & ~valid)
-    wr = np.sum(~right & valid)
-    assert (s["rr"], s["rw"], s["wr"]) == (rr, rw, wr)
-    assert (
-      s["pt"] == pytest.approx(rr / (rr + rw)) if rr + rw else np.isnan(s["pt"])
-    )
-    assert (
-      s["ir"] == pytest.approx(rr / (rr + wr)) if rr + wr else np.isnan(s["ir"])
-    )
-  assert s["accuracy"] == pytest.approx(
-    np.mean(arrays["prediction"] == arrays["label"])
-  )
-  assert "mean_label" not in s and s["mean_rra"] == pytest.approx(
-    np.mean(arrays["rra"])
-  )
+  assert os.path.getmtime(chunk) == mtime

@@ -85,6 +85,6 @@ def data_dir(tmp_path_factory, worker):
   directory = str(tmp_path_factory.mktemp("train_data"))
   config = worker.tiny_config("lp", directory)
   data.build(
-    "synthetic_rationality", directory, **config.dataset.builder_kwargs
+    "synthetic_rationality", directory, **config.train_data.builder_kwargs
   )
   return directory

@@ -9,9 +9,11 @@ import jax
 import numpy as np
 import pytest
 
+from rationality_jax import checkpoints
 from rationality_jax import methods
 from rationality_jax import models
 from rationality_jax import optim
+from rationality_jax import resolve
 from rationality_jax import train
 from rationality_jax.methods import heads
 
@@ -78,29 +80,26 @@ def test_train_checkpoint_gives_the_classifier_and_its_head(
   method, trained, data_dir
 ):
   workdir, _, config = trained(method)
-  model = train.load_for_evaluation(workdir)
-  assert model["method"] == method and model["step"] == 6
-  assert model["classifier"] is methods.get(method).classifier
-  source, class_names = train.input_source(config, workdir, "test")
+  model = checkpoints.load_trained(workdir)
+  assert model.method == method and model.step == 6
+  assert model.classifier is methods.get(method).classifier
+  source, class_names = resolve.source(config, workdir, "eval")
   images = np.stack(
     [(source[i]["image"] / 255.0).astype(np.float32) for i in range(4)]
   )
-  logits = model["module"].apply(
-    {"params": model["params"]},
-    images,
-    model["head"],
-    method=model["classifier"],
+  logits = model.module.apply(
+    {"params": model.params}, images, model.head, method=model.classifier
   )
   assert logits.shape == (4, len(class_names)) and np.isfinite(logits).all()
   if (
     method == "flcp"
   ):  # the zero-shot head rebuilt from the fine-tuned text tower
     task = heads.make_task(models.tokenizer("clip", 16), class_names)
-    rebuilt = heads.zero_shot_embeddings(model["module"], model["params"], task)
+    rebuilt = heads.zero_shot_embeddings(model.module, model.params, task)
     np.testing.assert_allclose(
-      model["head"]["class_embeddings"], rebuilt, atol=1e-6
+      model.head["class_embeddings"], rebuilt, atol=1e-6
     )
-    initial = train.read_checkpoint(workdir, 0)["eval_head"]["class_embeddings"]
+    initial = checkpoints.read(workdir, 0)["eval_head"]["class_embeddings"]
     assert np.abs(initial - rebuilt).max() > 1e-4
 
 
@@ -113,13 +112,11 @@ def test_train_coop_initialised_from_a_phrase_is_the_zero_shot_head(
   """
   config = worker.tiny_config("coop", data_dir, **{"coop.init": "a photo of a"})
   s = train.setup(config, str(tmp_path))
-  assert s["head"]["context"].shape == (4, 32)  # 4 tokens, text width 32
-  coop = methods.get("coop").eval_head(
-    s["module"], s["params"], s["head"], s["task"]
-  )
+  assert s.head["context"].shape == (4, 32)  # 4 tokens, text width 32
+  coop = methods.get("coop").eval_head(s.module, s.params, s.head, s.task)
   tokenizer = models.tokenizer("clip", 16)
-  ids, mask = tokenizer([f"a photo of a {name}." for name in s["class_names"]])
-  plain = heads.encode_texts(s["module"], s["params"], ids, mask)
+  ids, mask = tokenizer([f"a photo of a {name}." for name in s.class_names])
+  plain = heads.encode_texts(s.module, s.params, ids, mask)
   np.testing.assert_allclose(
     coop["class_embeddings"], plain, rtol=1e-5, atol=1e-6
   )
@@ -129,18 +126,16 @@ def test_train_wise_ft_interpolates_start_and_end(trained, worker, tmp_path):
   workdir, _, config = trained("ft")
   wise = worker.tiny_config(
     "wise_ft",
-    config.dataset.data_dir,
+    config.data.dir,
     **{"wise_ft.finetuned_workdir": workdir, "wise_ft.alphas": (0.0, 0.5, 1.0)},
   )
   out = train.train_and_evaluate(wise, str(tmp_path))
   assert sorted(out) == [0.0, 0.5, 1.0]
   start, end = worker.flat_params(workdir, step=0), worker.flat_params(workdir)
   for alpha in (0.0, 0.5, 1.0):
-    model = train.load_for_evaluation(str(tmp_path / f"alpha_{alpha:g}"))
-    assert model["classifier"] is methods.get("ft").classifier
-    got = dict(
-      optim.named_leaves({"params": model["params"], "head": model["head"]})
-    )
+    model = checkpoints.load_trained(str(tmp_path / f"alpha_{alpha:g}"))
+    assert model.classifier is methods.get("ft").classifier
+    got = dict(optim.named_leaves({"params": model.params, "head": model.head}))
     for name, value in got.items():
       np.testing.assert_allclose(
         value,

@@ -11,10 +11,10 @@ from rationality_jax import train
 
 STEPS = 60
 OVERRIDES = {
-  "total_steps": STEPS,
-  "checkpoint.every_steps": 5,
-  "checkpoint.keep": 2,
-  "log_every": 5,
+  "train.total_steps": STEPS,
+  "train.checkpoint.every_steps": 5,
+  "train.checkpoint.keep": 2,
+  "train.log_every": 5,
 }
 
 

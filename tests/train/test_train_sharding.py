@@ -6,6 +6,7 @@ import socket
 import numpy as np
 import pytest
 
+from rationality_jax import checkpoints
 from rationality_jax import train
 
 STEPS = 4
@@ -14,7 +15,7 @@ STEPS = 4
 # float gradient is rounding noise (1e-10..1e-8) that Adam with a small eps
 # turns into +-lr steps whose sign depends on the summation order (so on the
 # device count). With eps 1e-4 noise stays noise and every leaf is compared.
-OVERRIDES = {"total_steps": STEPS, "optim.eps": 1e-4}
+OVERRIDES = {"train.total_steps": STEPS, "train.optim.eps": 1e-4}
 
 
 def _result(process):
@@ -98,9 +99,7 @@ def test_train_two_processes_match_one(
     _assert_same(dict(f), reference)
   # FLCP's evaluation head, rebuilt on each host from the gathered text tower.
   heads = [
-    train.read_checkpoint(d, items=("eval_head",))["eval_head"][
-      "class_embeddings"
-    ]
+    checkpoints.read(d, items=("eval_head",))["eval_head"]["class_embeddings"]
     for d in (str(tmp_path / "run"), reference_dir)
   ]
   assert heads[0].shape == heads[1].shape == (4, 16)

@@ -18,6 +18,9 @@ WORKER_PATH = pathlib.Path(__file__).resolve()
 
 
 def load_config_module():
+  """configs/train.py as `rationality_jax.main` loads it (configs/ on the path)."""
+  if str(REPO / "configs") not in sys.path:
+    sys.path.insert(0, str(REPO / "configs"))
   spec = importlib.util.spec_from_file_location(
     "configs_train", REPO / "configs" / "train.py"
   )
@@ -27,39 +30,22 @@ def load_config_module():
 
 
 def tiny_config(method: str, data_dir: str, **overrides):
-  """A CLIP-architecture model at 16 px, one block per tower, on synthetic 16 px images."""
-  config = load_config_module().get_config(f"method={method},model=tiny")
-  config.model.update(
-    dict(
-      image_size=16,
-      patch_size=8,
-      width=32,
-      depth=1,
-      num_heads=2,
-      mlp_dim=64,
-      context_length=16,
-      text_width=32,
-      text_depth=1,
-      text_heads=2,
-      text_mlp_dim=64,
-      embed_dim=16,
-    )
-  )
-  config.dataset.data_dir = data_dir
-  config.dataset.builder_kwargs.update(
+  """random:tiny (a CLIP, 2 blocks per tower) at 16 px on synthetic 16 px images."""
+  config = load_config_module().get_config(f"method={method},model=random:tiny")
+  config.model.image_size = 16
+  config.data.dir = data_dir
+  config.train_data.builder_kwargs.update(
     dict(image_size=16, train_size=64, test_size=32)
   )
-  config.pp_train = "normalize('clip')|keep('image', 'label')"
-  config.pp_eval = config.pp_train
-  config.batch_size = (
-    64  # the whole train split: every step sees the same examples
-  )
-  config.total_steps = 6
-  config.log_every = 1
-  config.eval_split = ""
-  config.optim.lr = 1e-3 if method in ("flcp", "ft") else 1e-2
-  config.checkpoint.every_steps = 1000
-  config.input_threads = 1
+  config.preprocess.update(train="resize", eval="resize")
+  t = config.train
+  t.batch_size = 64  # the whole train split: every step sees the same examples
+  t.total_steps = 6
+  t.log_every = 1
+  t.eval_accuracy = False
+  t.optim.lr = 1e-3 if method in ("flcp", "ft") else 1e-2
+  t.checkpoint.every_steps = 1000
+  t.input_threads = 1
   for key, value in overrides.items():
     target = config
     *parents, leaf = key.split(".")
@@ -71,10 +57,10 @@ def tiny_config(method: str, data_dir: str, **overrides):
 
 def flat_params(workdir: str, step=None) -> dict:
   """{'params/...' or 'head/...': array} of a checkpoint's train state."""
+  from rationality_jax import checkpoints
   from rationality_jax import optim
-  from rationality_jax import train
 
-  state = train.read_checkpoint(workdir, step, items=("state",))["state"]
+  state = checkpoints.read(workdir, step, items=("state",))["state"]
   return dict(
     optim.named_leaves({"params": state["params"], "head": state["head"]})
   )

@@ -1,0 +1,461 @@
+"""The run config: one schema for train, evaluate and grid (docs/run_config.md).
+
+  config = rationality_jax.config.default()     # every field, documented below
+  config.model.path = "/ckpt/ViT-B-16.pt"
+  rationality_jax.config.validate(config)       # before any work; one line per error
+
+A grid is the same schema plus ``models``, ``datasets`` and ``cells``: a cell
+is a set of overrides merged into it (`for_cell`), never a second vocabulary.
+
+Sizes and pixel statistics come from the model: ``model.image_size`` 0 means
+the checkpoint's native size (OpenAI CLIP 224, ALBEF 256, BLIP 384), and the
+preprocessing specs are built from that size (`preprocess_spec`) - no number
+of pixels is typed in a config.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+from typing import Any
+
+import ml_collections
+
+from rationality_jax import optim
+
+MODES = ("selfcheck", "pretrain", "train", "evaluate", "grid")
+METHODS = ("zs", "lp", "ft", "flcp", "coop", "adapter", "wise_ft")
+HEATMAPS = (
+  "chefer",
+  "rollout",
+  "gradcam",
+  "input_gradients",
+  "gradient_x_input",
+  "integrated_gradients",
+)
+# Which heatmap option each heatmap method takes (`explain.get_method` fields).
+HEATMAP_FIELDS = {
+  "chefer": ("start_layer",),
+  "rollout": ("start_layer", "residual"),
+  "gradcam": ("layer", "site"),
+  "input_gradients": (),
+  "gradient_x_input": (),
+  "integrated_gradients": ("steps", "baseline"),
+}
+NORMALIZATIONS = ("model", "clip", "imagenet")
+DTYPES = ("float32", "bfloat16", "float16")
+# Preprocessing presets; a spec string with `{size}` placeholders also works.
+TRAIN_PREPROCESS = {
+  # The release's augmentation at the model's size (RandomResizedCrop, flip,
+  # ColorJitter 0.2 x4, rotation 30).
+  "study": None,
+  # Resize + center crop to the model's size, random horizontal flip.
+  "flip": "resize({size})|center_crop({size})|random_flip_lr",
+}
+EVAL_PREPROCESS = {
+  # The study's per-dataset Resize + CenterCrop, scaled to the model's size.
+  "study": None,
+  "resize": "resize({size})|center_crop({size})",
+}
+
+
+def _cd(**fields) -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(fields)
+
+
+def default() -> ml_collections.ConfigDict:
+  """The run config with every field and its default.
+
+  mode: what `rationality_jax.main` runs (`MODES`).
+  name: the run's name in reports ('' = its method; a grid sets the cell's).
+  seed: initialisation, data order, augmentation.
+
+  model: path - a checkpoint path, a hub id or ``random:<arch>`` (required:
+      an empty path is an error, never a silent random model); name - display
+      name in reports ('' = from the path); image_size - 0 = native, else the
+      position embeddings are resized; dtype / param_dtype - compute and
+      parameter dtypes (`DTYPES`).
+  data: dir - prepared datasets ('' = <workdir>/data); manual_dir - the
+      original archives, to build a dataset that is not prepared yet.
+  train_data, eval_data: name (a `rationality_jax.data.BUILDERS` key; ''
+      for eval_data = train_data's), split, builder_kwargs.
+  preprocess: train / eval - a preset (`TRAIN_PREPROCESS`, `EVAL_PREPROCESS`)
+      or a spec with ``{size}``; normalization - 'model' (the family's) or a
+      `data.preprocess.NORMALIZATION` key.
+  method: the adaptation method (`METHODS`); trainable: '' = the method's
+      regex, else a regex over parameter paths; head, lp, flcp, coop,
+      adapter, wise_ft: the methods' options.
+  train: batch_size, num_epochs, total_steps (-1 = from num_epochs),
+      log_every, input_threads, input_prefetch, eval_accuracy (top-1 on
+      eval_data at the end), optim (`rationality_jax.optim`), checkpoint.
+  heatmap: name (`HEATMAPS`) and its options (`HEATMAP_FIELDS`); target:
+      'label' (the study) or 'predicted'.
+  evaluate: batch_size, batches_per_chunk, figure_images, threshold,
+      input_threads, train_dir (evaluate a finished training run instead of
+      ``method``), figures (a PT/IR-threshold figure per run).
+  report: title, published (the study's values beside ours), thresholds,
+      notes.
+  mesh, sharding, distributed: devices and hosts (`rationality_jax.sharding`).
+  """
+  c = ml_collections.ConfigDict()
+  c.mode = "train"
+  c.name = ""
+  c.seed = 42
+  c.model = _cd(
+    path="", name="", image_size=0, dtype="float32", param_dtype="float32"
+  )
+  c.data = _cd(dir="", manual_dir="")
+  c.train_data = _cd(
+    name="synthetic_rationality",
+    split="train",
+    builder_kwargs=ml_collections.ConfigDict(),
+  )
+  c.eval_data = _cd(
+    name="", split="test", builder_kwargs=ml_collections.ConfigDict()
+  )
+  c.preprocess = _cd(train="study", eval="study", normalization="model")
+
+  c.method = "zs"
+  c.trainable = ""
+  c.head = _cd(templates="study", cache_dir="")
+  c.lp = _cd(feature="auto", init="random")
+  c.flcp = _cd(temperature=-1.0, targets="diagonal", temp_range=(0.001, 0.5))
+  c.coop = _cd(n_ctx=4, init="", class_specific=False)
+  c.adapter = _cd(ratio=0.2, reduction=4)
+  c.wise_ft = _cd(finetuned_workdir="", alphas=(0.0, 0.25, 0.5, 0.75, 1.0))
+  c.train = _cd(
+    batch_size=32,
+    num_epochs=10.0,
+    total_steps=-1,
+    log_every=10,
+    input_threads=2,
+    input_prefetch=8,
+    eval_accuracy=True,
+    optim=optim.study_preset(),
+    checkpoint=_cd(every_steps=500, keep=3, async_save=True),
+  )
+
+  c.heatmap = _cd(
+    name="chefer",
+    start_layer=0,
+    residual=0.5,
+    layer=-1,
+    site="norm1",
+    steps=32,
+    baseline=0.0,
+    target="label",
+  )
+  c.evaluate = _cd(
+    batch_size=64,
+    batches_per_chunk=1,
+    figure_images=4,
+    threshold=0.5,
+    input_threads=2,
+    train_dir="",
+    figures=True,
+  )
+  c.report = _cd(
+    title="Results",
+    published=False,
+    thresholds=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+    notes="",
+  )
+  c.mesh = [("data", -1), ("fsdp", 1)]
+  c.sharding = _cd(params="fsdp", fsdp_axis="fsdp")
+  c.distributed = _cd(
+    initialize=False,
+    coordinator_address="",
+    num_processes=1,
+    process_id=0,
+    cpu_collectives="",
+  )
+  return c
+
+
+# ------------------------------------------------------------------- grids ----
+
+
+def grid(run: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """A grid config: `run` (the base of every cell) plus models/datasets/cells.
+
+  models: {name: a ``model`` section}; datasets: {name: {train_data,
+  eval_data}}; cells: [{name, model, dataset, set}] where ``set`` holds
+  dotted overrides of the run config (``{'method': 'lp',
+  'train.optim.lr': 1e-3}``). `for_cell` merges one.
+  """
+  c = copy.deepcopy(run)
+  c.mode = "grid"
+  c.models = ml_collections.ConfigDict()
+  c.datasets = ml_collections.ConfigDict()
+  c.cells = []
+  c.pretrain = ml_collections.ConfigDict({"enabled": False})
+  return c
+
+
+def cell(name: str, model: str, dataset: str, **overrides) -> dict:
+  """A grid cell: named model and dataset sections plus dotted overrides."""
+  return {"name": name, "model": model, "dataset": dataset, "set": overrides}
+
+
+def model_section(path: str = "", **fields) -> ml_collections.ConfigDict:
+  section = default().model
+  section.update(dict(path=path, **fields))
+  return section
+
+
+def dataset_section(
+  name: str,
+  *,
+  train_split: str = "train",
+  eval_split: str = "test",
+  eval_name: str = "",
+  **builder_kwargs,
+) -> ml_collections.ConfigDict:
+  """A ``datasets`` entry: its train_data and eval_data sections."""
+  return _cd(
+    train_data=_cd(
+      name=name,
+      split=train_split,
+      builder_kwargs=ml_collections.ConfigDict(builder_kwargs),
+    ),
+    eval_data=_cd(
+      name=eval_name,
+      split=eval_split,
+      builder_kwargs=ml_collections.ConfigDict(builder_kwargs),
+    ),
+  )
+
+
+def _base(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The run-config part of a grid config (drops models/datasets/cells)."""
+  keys = set(default().keys())
+  return ml_collections.ConfigDict(
+    {k: copy.deepcopy(v) for k, v in config.items() if k in keys}
+  )
+
+
+def set_path(config: ml_collections.ConfigDict, path: str, value: Any) -> None:
+  """``config.a.b = value`` for path 'a.b'; an unknown key is an error."""
+  *parents, leaf = path.split(".")
+  target = config
+  for i, part in enumerate(parents):
+    if part not in target:
+      raise KeyError(f"{'.'.join(parents[: i + 1])} is not a config key")
+    target = target[part]
+  if leaf not in target:
+    raise KeyError(f"{path} is not a config key")
+  if isinstance(target[leaf], ml_collections.ConfigDict) and isinstance(
+    value, dict
+  ):
+    target[leaf] = ml_collections.ConfigDict(value)
+  else:
+    target[leaf] = value
+
+
+def for_cell(
+  config: ml_collections.ConfigDict, cell_spec
+) -> ml_collections.ConfigDict:
+  """The run config of one grid cell: base <- model <- dataset <- overrides."""
+  run = _base(config)
+  name = cell_spec["name"]
+  with run.unlocked():
+    run.mode = "train"
+    for key, sections in (
+      ("model", config.models),
+      ("dataset", config.datasets),
+    ):
+      choice = cell_spec[key]
+      if choice not in sections:
+        raise KeyError(
+          f"cell {name!r}: {key} {choice!r} is not among config."
+          f"{key}s ({sorted(sections)})"
+        )
+      if key == "model":
+        run.model = copy.deepcopy(sections[choice])
+        run.model.name = run.model.name or choice
+      else:
+        run.train_data = copy.deepcopy(sections[choice].train_data)
+        run.eval_data = copy.deepcopy(sections[choice].eval_data)
+    for path, value in dict(cell_spec.get("set", {})).items():
+      try:
+        set_path(run, path, value)
+      except (KeyError, TypeError) as e:
+        raise KeyError(f"cell {name!r}: override {path}={value!r}: {e}") from e
+  return run
+
+
+# ------------------------------------------------------------- validation ----
+
+
+class ConfigError(ValueError):
+  """A config value out of range or inconsistent: names the key."""
+
+
+def _check(ok: bool, key: str, message: str) -> None:
+  if not ok:
+    raise ConfigError(f"config.{key}: {message}")
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Checks ranges, types and relations before any work (ConfigError)."""
+  _check(config.mode in MODES, "mode", f"{config.mode!r} is not one of {MODES}")
+  if config.mode in ("selfcheck", "pretrain"):
+    return
+  if config.mode == "grid":
+    _check(bool(config.cells), "cells", "a grid needs at least one cell")
+    names = [c["name"] for c in config.cells]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    _check(not dup, "cells", f"cell names must be unique; repeated: {dup}")
+    for cell_spec in config.cells:
+      model = cell_spec["model"]
+      _check(
+        model in config.models,
+        "cells",
+        f"cell {cell_spec['name']!r} names model {model!r}, not among "
+        f"config.models ({sorted(config.models)})",
+      )
+      _check(
+        bool(config.models[model].path),
+        f"models.{model}.path",
+        f"no checkpoint given for {model} (used by cell "
+        f"{cell_spec['name']!r}): set --config.models.{model}.path=<checkpoint, "
+        "hub id or random:<arch>>",
+      )
+      run = for_cell(config, cell_spec)
+      try:
+        validate_run(run)
+      except ConfigError as e:
+        raise ConfigError(f"cell {cell_spec['name']!r}: {e}") from None
+    return
+  validate_run(config)
+
+
+def validate_run(config: ml_collections.ConfigDict) -> None:
+  """`validate` of one run (train or evaluate)."""
+  m = config.model
+  train_dir = config.evaluate.train_dir
+  _check(
+    bool(m.path) or bool(train_dir),
+    "model.path",
+    "no model given: set a checkpoint path, a hub id or random:<arch> "
+    "(random weights only when asked for by name)",
+  )
+  _check(m.image_size >= 0, "model.image_size", f"{m.image_size} < 0")
+  for key in ("dtype", "param_dtype"):
+    _check(m[key] in DTYPES, f"model.{key}", f"{m[key]!r} not in {DTYPES}")
+  _check(
+    config.method in METHODS,
+    "method",
+    f"{config.method!r} is not one of {METHODS}",
+  )
+  _check(
+    config.preprocess.normalization in NORMALIZATIONS,
+    "preprocess.normalization",
+    f"{config.preprocess.normalization!r} is not one of {NORMALIZATIONS}",
+  )
+  for key, presets in (("train", TRAIN_PREPROCESS), ("eval", EVAL_PREPROCESS)):
+    spec = config.preprocess[key]
+    _check(
+      spec in presets or "(" in spec,
+      f"preprocess.{key}",
+      f"{spec!r} is neither a preset {sorted(presets)} nor a spec",
+    )
+  t = config.train
+  _check(t.batch_size >= 1, "train.batch_size", f"{t.batch_size} < 1")
+  _check(
+    t.total_steps >= -1,
+    "train.total_steps",
+    f"{t.total_steps}: use -1 (from num_epochs) or >= 0",
+  )
+  _check(
+    t.total_steps >= 0 or (math.isfinite(t.num_epochs) and t.num_epochs > 0),
+    "train.num_epochs",
+    f"{t.num_epochs} must be > 0 (or set train.total_steps)",
+  )
+  _check(t.log_every >= 1, "train.log_every", f"{t.log_every} < 1")
+  _check(t.input_threads >= 1, "train.input_threads", "must be >= 1")
+  lr = t.optim.lr
+  _check(
+    math.isfinite(lr) and lr >= 0,
+    "train.optim.lr",
+    f"{lr} must be finite and >= 0 (a negative rate ascends the loss)",
+  )
+  _check(
+    config.method != "zs" or lr == 0 or t.total_steps == 0,
+    "train.optim.lr",
+    "zs trains nothing; leave lr at 0",
+  )
+  _check(
+    t.checkpoint.every_steps >= 1,
+    "train.checkpoint.every_steps",
+    f"{t.checkpoint.every_steps} < 1",
+  )
+  _check(t.checkpoint.keep >= 0, "train.checkpoint.keep", "must be >= 0")
+  h = config.heatmap
+  _check(h.name in HEATMAPS, "heatmap.name", f"{h.name!r} not in {HEATMAPS}")
+  _check(
+    h.target in ("label", "predicted"),
+    "heatmap.target",
+    f"{h.target!r}: use 'label' or 'predicted'",
+  )
+  _check(h.steps >= 1, "heatmap.steps", f"{h.steps} < 1")
+  e = config.evaluate
+  _check(e.batch_size >= 1, "evaluate.batch_size", f"{e.batch_size} < 1")
+  _check(e.batches_per_chunk >= 1, "evaluate.batches_per_chunk", "must be >= 1")
+  _check(e.figure_images >= 0, "evaluate.figure_images", "must be >= 0")
+  _check(e.input_threads >= 1, "evaluate.input_threads", "must be >= 1")
+  for key, value in [("evaluate.threshold", e.threshold)] + [
+    (f"report.thresholds[{i}]", v)
+    for i, v in enumerate(config.report.thresholds)
+  ]:
+    _check(0.0 <= value <= 1.0, key, f"{value} is outside [0, 1]")
+
+
+# ------------------------------------------------------------ preprocessing ----
+
+
+def normalization(config: ml_collections.ConfigDict, family) -> str:
+  """The pixel statistics: the family's own unless the config names some."""
+  name = config.preprocess.normalization
+  return family.normalization if name == "model" else name
+
+
+def preprocess_spec(
+  config: ml_collections.ConfigDict,
+  dataset: str,
+  image_size: int,
+  normalization_name: str,
+  *,
+  train: bool,
+  keep: tuple[str, ...],
+) -> str:
+  """The preprocessing spec of `dataset` for a model taking `image_size` px."""
+  from rationality_jax.data import preprocess
+
+  key = "train" if train else "eval"
+  choice = config.preprocess[key]
+  presets = TRAIN_PREPROCESS if train else EVAL_PREPROCESS
+  if choice == "study":
+    spec = preprocess.study_spec(
+      dataset, train=train, normalization=normalization_name, size=image_size
+    )
+  else:
+    spec = presets.get(choice, choice).format(size=image_size)
+    spec += f"|normalize({normalization_name!r})"
+  return spec + f"|keep({', '.join(repr(k) for k in keep)})"
+
+
+# -------------------------------------------------------------- provenance ----
+
+
+def fingerprint_digest(fingerprint: Any) -> str:
+  """A short stable hash of a JSON-able fingerprint."""
+  blob = json.dumps(fingerprint, sort_keys=True, default=str).encode()
+  return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def to_dict(config: ml_collections.ConfigDict) -> dict:
+  """Plain JSON-able dict (tuples as lists)."""
+  return json.loads(config.to_json_best_effort())
