@@ -21,17 +21,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 import functools
-import pathlib
 import re
 
-THIRD_PARTY = pathlib.Path(__file__).resolve().parents[2] / "third_party"
+from rationality_jax import resources
+
 STUDY_TEMPLATE = "a photo of a {}"
 
 
 @functools.cache
 def imagenet_synsets() -> tuple[tuple[str, tuple[str, ...]], ...]:
   """((wnid, (synonym, ...)), ...) for the 1,000 classes in label order."""
-  path = THIRD_PARTY / "imagenet" / "synset_words.txt"
+  path = resources.third_party("imagenet", "synset_words.txt")
   rows = []
   for line in path.read_text(encoding="utf-8").splitlines():
     wnid, words = line.split(" ", 1)
@@ -49,7 +49,7 @@ def imagenet_wnids() -> list[str]:
 def clip_imagenet_templates() -> tuple[str, ...]:
   """CLIP's 80 ImageNet prompt templates ('{}' = class name)."""
   lines = (
-    (THIRD_PARTY / "clip_templates" / "imagenet_templates.txt")
+    resources.third_party("clip_templates", "imagenet_templates.txt")
     .read_text(encoding="utf-8")
     .splitlines()
   )

@@ -10,8 +10,8 @@
 * BLIP: the same plus ``[DEC]`` (30522, bos) and ``[ENC]`` (30523), padded
   to 35 (BLIP's retrieval evaluation).
 
-The vocabularies are read from the repository's ``third_party/`` (the package
-is used as an editable install).
+The vocabularies are the repository's ``third_party/``, found by
+`rationality_jax.resources` (inside an installed wheel, or in the checkout).
 """
 
 from __future__ import annotations
@@ -20,24 +20,12 @@ from collections.abc import Sequence
 import dataclasses
 import functools
 import gzip
-import pathlib
 
 import numpy as np
 
-THIRD_PARTY = pathlib.Path(__file__).resolve().parents[2] / "third_party"
-CLIP_BPE = THIRD_PARTY / "clip_bpe" / "bpe_simple_vocab_16e6.txt.gz"
-BERT_VOCAB = THIRD_PARTY / "bert_vocab" / "vocab.txt"
+from rationality_jax import resources
+
 CONTEXT_LENGTH = {"clip": 77, "albef": 30, "blip": 35}
-
-
-def _vendored(path: pathlib.Path) -> str:
-  if not path.is_file():
-    raise FileNotFoundError(
-      f"vendored tokenizer vocabulary {path} is missing; rationality_jax reads it "
-      "from the repository's third_party/ folder. Install the package from a "
-      "checkout with `pip install -e .` and keep third_party/ next to it."
-    )
-  return str(path)
 
 
 def _bytes_to_unicode() -> dict[int, str]:
@@ -60,7 +48,9 @@ def _bytes_to_unicode() -> dict[int, str]:
 def _clip_backend():
   from transformers import CLIPTokenizer
 
-  with gzip.open(_vendored(CLIP_BPE)) as f:
+  with gzip.open(
+    resources.third_party("clip_bpe", "bpe_simple_vocab_16e6.txt.gz")
+  ) as f:
     lines = f.read().decode("utf-8").split("\n")
   merges = [tuple(line.split()) for line in lines[1 : 49152 - 256 - 2 + 1]]
   symbols = list(_bytes_to_unicode().values())
@@ -74,7 +64,10 @@ def _clip_backend():
 def _bert_backend(blip: bool):
   from transformers import BertTokenizer
 
-  backend = BertTokenizer(vocab=_vendored(BERT_VOCAB), do_lower_case=True)
+  backend = BertTokenizer(
+    vocab=str(resources.third_party("bert_vocab", "vocab.txt")),
+    do_lower_case=True,
+  )
   if blip:
     backend.add_special_tokens({"bos_token": "[DEC]"})
     backend.add_special_tokens({"additional_special_tokens": ["[ENC]"]})
