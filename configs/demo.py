@@ -28,14 +28,11 @@ split makes the model right for the wrong reasons more often (the study's
 headline: adaptation lowers PT).
 """
 
-import os
-
 import common
 
 from rationality_jax import config as config_lib
+from rationality_jax import resources
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHIPPED_MODEL = os.path.join(REPO, "assets", "demo_clip")
 METHODS = ("zs", "lp", "flcp", "ft", "coop", "adapter")
 # The demo's learning rates: 60 steps from a small model (the study's 1e-5
 # for FT/FLCP is for 10 epochs of a ViT-B).
@@ -65,13 +62,13 @@ def get_config(arg=None):
     figures=False,
   )
   config = config_lib.grid(run)
-  pretrain = args["pretrain"] == "1" or not os.path.isdir(SHIPPED_MODEL)
+  pretrain = args["pretrain"] == "1"
   config.pretrain = common.load("demo_pretrain")
   config.pretrain.enabled = pretrain
   if quick:
     config.pretrain.steps = 100
   config.models.demo_clip = config_lib.model_section(
-    "pretrain" if pretrain else SHIPPED_MODEL, name="demo_clip"
+    "pretrain" if pretrain else str(resources.demo_model()), name="demo_clip"
   )
   config.datasets.synthetic = common.dataset(
     "synthetic", test_size=100 if quick else 500, train_size=2000

@@ -169,12 +169,6 @@ def test_wheel_ships_tokenizers_class_lists_and_demo_model(venv, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-  strict=True,
-  reason="grid.config_file reads configs/ next to the installed package, and "
-  "configs/demo.py takes the model from the checkout's assets/; remove this "
-  "marker once both use the config's own folder and resources.demo_model()",
-)
 def test_quick_demo_runs_from_the_wheel(venv, tmp_path):
   python, site = venv
   workdir = tmp_path / "workdir"
@@ -194,9 +188,10 @@ def test_quick_demo_runs_from_the_wheel(venv, tmp_path):
   )
   assert result.returncode == 0, result.stderr[-3000:]
   assert "## All runs" in (workdir / "report.md").read_text()
-  # The config, logged at the start, names the wheel's model.
+  # The resolved config names the wheel's model.
   shipped = site / "rationality_jax" / "_assets" / "demo_clip"
-  assert str(shipped) in result.stdout + result.stderr
+  config = json.loads((workdir / "config.json").read_text())
+  assert config["models"]["demo_clip"]["path"] == str(shipped)
 
 
 def test_missing_resource_names_both_places():
