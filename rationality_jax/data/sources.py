@@ -5,6 +5,7 @@
   source = get_source("cub_200_2011", "test", data_dir)
   source[i] -> {image [H, W, 3] uint8, mask [H, W] uint8, label int32, id str,
                 boxes [N, 4] float32, ...}
+  source.skipped -> {reason: count} left out of this split by the build
 
 Keyword arguments are the builder's config fields (for example
 `on_bad_image='skip'`, `num_classes=8`); a config with non-default values is
@@ -21,6 +22,8 @@ import re
 import numpy as np
 import tensorflow_datasets as tfds
 
+from rationality_jax.data.builders.common import BEFORE_SPLIT
+
 BUILDERS = {
   "synthetic_rationality": (
     "rationality_jax.data.builders.synthetic_rationality:SyntheticRationality"
@@ -30,6 +33,9 @@ BUILDERS = {
   "stanford_dogs_masks": "rationality_jax.data.builders.stanford_dogs_masks:StanfordDogsMasks",
   "imagenet2012_val_masks": (
     "rationality_jax.data.builders.imagenet2012_val_masks:Imagenet2012ValMasks"
+  ),
+  "imagenet2012_train": (
+    "rationality_jax.data.builders.imagenet2012_train:Imagenet2012Train"
   ),
   "imagenet_c_masks": "rationality_jax.data.builders.imagenet_c_masks:ImagenetCMasks",
 }
@@ -101,12 +107,30 @@ class Source:
 
   len(source); source[i] -> dict (see module docstring). Record order is the
   storage order (not the generation order): use `id` to identify examples.
+  `skipped` counts what the build left out of this split, by reason.
   """
 
-  def __init__(self, data_source, info):
+  def __init__(self, data_source, info, split: str | None = None):
     self._source = data_source
     self.info = info
+    self.split = split
     self.class_names = info.features["label"].names
+
+  @property
+  def skipped(self) -> dict[str, int]:
+    """{reason: count} the build left out of this split (empty when nothing
+    was), including what was dropped before splits were assigned (e.g.
+    Caltech images without annotation under on_missing='skip')."""
+    try:
+      skipped = self.info.metadata["skipped"]  # Lazy metadata loads on [].
+    except (KeyError, TypeError):
+      return {}
+    counts: dict[str, int] = {}
+    for part in (skipped.get(BEFORE_SPLIT, {}), skipped.get(self.split, {})):
+      for reason, items in part.items():
+        if items:
+          counts[reason] = counts.get(reason, 0) + len(items)
+    return dict(sorted(counts.items()))
 
   def __len__(self):
     return len(self._source)
@@ -125,7 +149,7 @@ def normalise_example(ex: dict) -> dict:
   for k, v in ex.items():
     if isinstance(v, bytes):
       v = v.decode("utf-8")
-    elif k == "mask":
+    elif k in ("mask", "soft_mask"):
       v = np.asarray(v, np.uint8)[..., 0]
     elif k == "label":
       v = np.int32(v)
@@ -143,4 +167,4 @@ def get_source(name: str, split: str, data_dir, **config) -> Source:
       f"{name} ({builder.builder_config.name}) is not prepared in {data_dir}: "
       f"call build({name!r}, data_dir, manual_dir=...) first."
     )
-  return Source(builder.as_data_source(split), builder.info)
+  return Source(builder.as_data_source(split), builder.info, split)
