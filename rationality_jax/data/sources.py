@@ -15,6 +15,7 @@ stored under its own config name, so variants never overwrite each other.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
 import os
 import re
@@ -39,6 +40,9 @@ BUILDERS = {
   ),
   "imagenet_c_masks": "rationality_jax.data.builders.imagenet_c_masks:ImagenetCMasks",
 }
+
+
+MAX_CONFIG_NAME = 100
 
 
 def builder_class(name: str):
@@ -70,10 +74,15 @@ def _config(cls, config_kwargs: dict):
   }
   if not changed:
     return base
-  name = "_".join(f"{k}-{v}" for k, v in changed.items())
-  name = re.sub(
-    r"[^A-Za-z0-9_.-]+", "", name.replace(",", "-").replace(" ", "")
-  )
+
+  def text(value) -> str:
+    flat = str(value).replace(",", "-").replace(" ", "")
+    return re.sub(r"[^A-Za-z0-9_.-]+", "", flat).strip("-")
+
+  name = "_".join(f"{k}-{text(v)}" for k, v in changed.items())
+  if len(name) > MAX_CONFIG_NAME:  # e.g. 100 wnids: keep a directory name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:12]
+    name = f"{name[: MAX_CONFIG_NAME - 13]}-{digest}"
   return dataclasses.replace(base, name=name, **config_kwargs)
 
 

@@ -55,3 +55,22 @@ def test_unknown_dataset_and_config_field(tmp_path):
     sources.build("synthetic_rationality", tmp_path, colour=3)
   with pytest.raises(FileNotFoundError, match="not prepared"):
     sources.get_source("synthetic_rationality", "train", tmp_path / "empty")
+
+
+def test_long_config_names_stay_short_and_distinct(tmp_path):
+  from rationality_jax.data import classnames
+
+  wnids = classnames.imagenet_wnids()
+  names = {
+    sources.get_builder(
+      "imagenet2012_train", tmp_path, wnids=tuple(wnids[i : i + 100])
+    ).builder_config.name
+    for i in (0, 1)
+  }
+  assert len(names) == 2 and all(
+    len(n) == sources.MAX_CONFIG_NAME for n in names
+  )
+  short = sources.get_builder(
+    "imagenet2012_train", tmp_path, wnids=("n01440764",)
+  )
+  assert short.builder_config.name == "wnids-n01440764"
