@@ -250,6 +250,24 @@ def test_cub_accepts_tar_gz_names_and_names_a_wrong_layout(fake, tmp_path):
     sources.build("cub_200_2011", tmp_path / "data2", manual_dir=manual)
 
 
+def test_a_split_left_empty_says_what_was_skipped(fake, tmp_path):
+  images = [(i, c, f, 1 if i == 1 else 0) for i, c, f, _ in IMAGES]
+  manual = write_cub(
+    fake,
+    tmp_path / "manual",
+    images=images[:2],
+    broken="001.Black_footed_Albatross/Black_Footed_Albatross_0009_34.jpg",
+  )
+  with pytest.raises(
+    common.InvalidExampleError,
+    match=r"the test split has no examples; left out by the skip policies: "
+    r"\{'unreadable image': 1\}",
+  ):
+    sources.build(
+      "cub_200_2011", tmp_path / "data", manual_dir=manual, on_bad_image="skip"
+    )
+
+
 def test_label_out_of_range_is_one_short_error(fake, tmp_path):
   manual = write_cub(fake, tmp_path / "manual", labels={5: 3})
   with pytest.raises(common.InvalidExampleError) as err:

@@ -139,7 +139,9 @@ class Skips:
     self.items.setdefault(UNREADABLE, []).append(name)
 
   def missing(self, reason: str, names, where: str) -> None:
-    """Items the annotation files list but `where` lacks ('fail' raises)."""
+    """Items one source lists and another lacks (an image its annotation
+    files list, an annotation an image needs), described by `where`:
+    'fail' raises naming them, 'skip' records them under `reason`."""
     names = sorted(names)
     if not names:
       return
@@ -158,9 +160,6 @@ class Skips:
       where,
     )
     self.items.setdefault(reason, []).extend(names)
-
-  def counts(self) -> dict[str, int]:
-    return {k: len(v) for k, v in sorted(self.items.items()) if v}
 
 
 def read_image(data: bytes, name: str) -> tuple[bytes, int, int]:
@@ -430,10 +429,14 @@ class MaskedImageBuilder(tfds.core.GeneratorBasedBuilder):
       count += 1
       yield key, example
     if not count:
-      skipped = self.info.metadata.get("skipped", {})
+      left_out = {
+        reason: len(items)
+        for part in (BEFORE_SPLIT, split)
+        for reason, items in self.info.metadata["skipped"].get(part, {}).items()
+      }
       raise InvalidExampleError(
-        f"{self.name}: the {split} split has no examples; left out: "
-        f"{ {k: len(v) for k, v in skipped.get(split, {}).items()} or 'nothing' }."
+        f"{self.name}: the {split} split has no examples; left out by the "
+        f"skip policies: {left_out or 'nothing'}."
       )
 
   def _manual(self, dl_manager) -> dict[str, str]:
