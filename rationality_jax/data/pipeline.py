@@ -82,7 +82,7 @@ class _HostStream:
     self.length = length
     self.n = len(source)
     names = getattr(source, "class_names", None)
-    self.num_classes = len(names) if names else None
+    self.num_classes = len(names) if names is not None and len(names) else None
 
   def __len__(self):
     return self.length

@@ -309,3 +309,32 @@ def test_imagenet_c_tar_with_another_layout_is_named(fake, tmp_path):
     r"\['blur/defocus/3/",
   ):
     sources.build("imagenet_c_masks", tmp_path / "data", manual_dir=manual)
+
+
+def test_imagenet_c_csv_boxes_need_the_original_sizes(fake, tmp_path):
+  manual = write_imagenet_c(
+    fake,
+    write_val(
+      fake, tmp_path / "manual", "csv", drop={"ILSVRC2012_val_00000002"}
+    ),
+    severities=(2,),
+  )
+  options = dict(severities=(2,), corruptions=("fog",))
+  with pytest.raises(
+    FileNotFoundError,
+    match=r"1 x original image missing.*\['ILSVRC2012_val_00000002'\]",
+  ):
+    sources.build(
+      "imagenet_c_masks", tmp_path / "data", manual_dir=manual, **options
+    )
+  options["on_missing"] = "skip"
+  sources.build(
+    "imagenet_c_masks", tmp_path / "data", manual_dir=manual, **options
+  )
+  src = sources.get_source(
+    "imagenet_c_masks", "fog", tmp_path / "data", **options
+  )
+  assert [src[i]["id"] for i in range(len(src))] == [
+    "fog/2/ILSVRC2012_val_00000001"
+  ]
+  assert src.skipped == {"original image missing": 1}

@@ -228,8 +228,6 @@ class ImagenetCMasks(common.MaskedImageBuilder):
       f"listed in {os.path.basename(boxes_file)} but not in "
       f"{os.path.basename(images)}, whose size maps the boxes",
     )
-    for stem in unsized:
-      del annotations[stem]
 
   def _members(self, location, corruption):
     if os.path.isdir(location):
@@ -269,6 +267,8 @@ class ImagenetCMasks(common.MaskedImageBuilder):
         no_boxes.append(key)
         continue
       ann = annotations[stem]
+      if ann.size is None:  # Counted before the split (on_missing='skip').
+        continue
       try:
         image, h, w = common.read_image(data, name)
       except Exception as e:
