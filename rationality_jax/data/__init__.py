@@ -7,6 +7,7 @@ Build once (array_record, no TensorFlow), read back, iterate global batches:
   data.build("cub_200_2011", data_dir, manual_dir="/archives/cub")  # from archives
   source = data.get_source("cub_200_2011", "test", data_dir)
   source[i]  # {image [H,W,3] uint8, mask [H,W] uint8, label int32, id str, boxes [N,4] float32}
+  source.skipped                                   # {reason: count} left out by the build
   it = data.make_iterator(source, "resize(256)|center_crop(224)|normalize('clip')",
                           batch_size=64, seed=0, shuffle=False, num_epochs=1)
   for batch in it:   # image [B,224,224,3] f32, mask [B,224,224] u8, label [B] i32,
@@ -17,14 +18,18 @@ Build once (array_record, no TensorFlow), read back, iterate global batches:
 
 Datasets (`data.BUILDERS`): synthetic_rationality, cub_200_2011,
 caltech101_masks, stanford_dogs_masks, imagenet2012_val_masks,
-imagenet_c_masks. Builder options are keyword arguments of `build` and
-`get_source` (e.g. `on_bad_image="skip"`, `boxes="last"`,
-`split_scheme="seeded"`). Preprocessing ops: `data.preprocess.registered_ops()`.
-`data.preprocess.study_spec(dataset, train=False, normalization="clip")` gives
-the study's spec string per dataset. See docs/data.md.
+imagenet_c_masks, imagenet2012_train (no masks). Builder options are keyword
+arguments of `build` and `get_source` (e.g. `on_bad_image="skip"`,
+`on_missing="skip"`, `boxes="last"`, `split_scheme="release"`);
+`source.skipped` counts what a build left out. Preprocessing ops:
+`data.preprocess.registered_ops()`. `data.preprocess.study_spec(dataset,
+train=False, normalization="clip", mask_order="ours")` gives the study's spec
+string per dataset; the release's data choices are named options
+(`data.release`). See docs/data.md.
 """
 
 from rationality_jax.data import preprocess
+from rationality_jax.data import release
 from rationality_jax.data.classnames import class_names
 from rationality_jax.data.classnames import imagenet_wnids
 from rationality_jax.data.classnames import prompts
@@ -49,5 +54,6 @@ __all__ = [
   "make_iterator",
   "preprocess",
   "prompts",
+  "release",
   "templates",
 ]

@@ -13,8 +13,17 @@ Rules (PAPER.md, "Datasets and masks"): CUB folder names without the numeric
 prefix, lowercased, '_' -> ' '; ImageNet first synonym; Dogs and Caltech
 lowercased folder names (for Dogs the wnid prefix "n02085620-" is not part of
 the breed name and is dropped). `readable=True` also turns '_' into ' ' for
-Dogs and Caltech ("japanese spaniel" instead of "japanese_spaniel"), which is
-not the study's choice.
+Dogs and Caltech ("japanese spaniel" instead of "japanese_spaniel").
+
+`rule='release'` gives the names the release's scripts prompted with
+(my_util.py reads datasets/Stanford_Dogs/label_dict.json and
+datasets/caltech_101/label_dict.json, made by utils/Stanford_Dogs_dataset.py
+and utils/caltech101_dataset.py): Dogs `folder.split('-')[1]`, '_' -> ' ',
+lowercased, which cuts hyphenated breeds short ("n02086240-Shih-Tzu" ->
+"shih", "n02100236-German_short-haired_pointer" -> "german short"); Caltech
+the folder with '_' -> ' ', lowercased ("background google" too, with the
+builder's background_class=True). CUB and ImageNet: as the study rule
+(clip_zs_flcp_cub.py, datasets/IN/imagenet-classes.txt agree with it).
 """
 
 from __future__ import annotations
@@ -67,11 +76,24 @@ def templates(kind: str = "study") -> tuple[str, ...]:
   )
 
 
+RULES = ("study", "release")
+
+
 def class_names(
-  dataset: str, names: Sequence[str] | None = None, readable: bool = False
+  dataset: str,
+  names: Sequence[str] | None = None,
+  readable: bool = False,
+  rule: str = "study",
 ) -> list[str]:
   """Prompt class names for `dataset` from its label names (see module doc)."""
-  if dataset in ("imagenet2012_val_masks", "imagenet_c_masks", "imagenet"):
+  if rule not in RULES:
+    raise ValueError(f"rule must be one of {RULES}, got {rule!r}.")
+  if dataset in (
+    "imagenet2012_val_masks",
+    "imagenet2012_train",
+    "imagenet_c_masks",
+    "imagenet",
+  ):
     return [words[0] for _, words in imagenet_synsets()]
   if names is None:
     raise ValueError(
@@ -79,6 +101,10 @@ def class_names(
     )
   if dataset == "cub_200_2011":
     return [re.sub(r"^\d+\.", "", n).replace("_", " ").lower() for n in names]
+  if dataset == "stanford_dogs_masks" and rule == "release":
+    return [n.split("-")[1].replace("_", " ").lower() for n in names]
+  if dataset == "caltech101_masks" and rule == "release":
+    return [n.replace("_", " ").lower() for n in names]
   if dataset == "stanford_dogs_masks":
     out = [re.sub(r"^n\d+-", "", n).lower() for n in names]
   elif dataset == "caltech101_masks":

@@ -81,6 +81,8 @@ class _HostStream:
     self.process_count = process_count
     self.length = length
     self.n = len(source)
+    names = getattr(source, "class_names", None)
+    self.num_classes = len(names) if names is not None and len(names) else None
 
   def __len__(self):
     return self.length
@@ -100,9 +102,24 @@ class _HostStream:
     q = int(k) * self.process_count + self.process_index
     epoch, index, valid = self.position_to_index(q)
     example = self.source[index]
-    out = self.preprocess(
-      example, np.random.default_rng([self.seed, epoch, index])
-    )
+    name = f"example {example.get('id', '?')!r} (source index {index})"
+    label = example.get("label")
+    if (
+      self.num_classes is not None
+      and label is not None
+      and not 0 <= int(label) < self.num_classes
+    ):
+      raise ValueError(
+        f"{name} has label {int(label)}, but the source has "
+        f"{self.num_classes} classes (labels 0..{self.num_classes - 1})."
+      )
+    try:
+      out = self.preprocess(
+        example, np.random.default_rng([self.seed, epoch, index])
+      )
+    except Exception as e:
+      e.add_note(f"While preprocessing {name} with {self.preprocess.spec!r}.")
+      raise
     out = {key: v for key, v in out.items() if key not in VARIABLE_FIELDS}
     out["index"] = np.int32(index)
     out["valid"] = np.bool_(valid)

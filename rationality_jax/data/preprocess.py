@@ -3,16 +3,21 @@
 An op is built by a registered factory and called as `op(data, rng) -> data`,
 where `data` is one example:
 
-  image: [H, W, 3] uint8 (float32 after `normalize`)
-  mask:  [H, W] uint8, 1 on the object
-  boxes: [N, 4] float32, (x_min, y_min, x_max, y_max) in pixels of the current
-         image, pixel edges (a box covering pixel column 0 only is 0..1)
+  image:     [H, W, 3] uint8 (float32 after `normalize`)
+  mask:      [H, W] uint8, 1 on the object
+  soft_mask: [H, W] uint8, 0..255 (CUB's soft segmentation, when present)
+  boxes:     [N, 4] float32, (x_min, y_min, x_max, y_max) in pixels of the
+             current image, pixel edges (a box covering pixel column 0 only
+             is 0..1)
 
 Geometric ops (`resize`, `center_crop`, `random_resized_crop`, `flip_lr`,
 `random_flip_lr`, `rotate`) transform every one of `keys` that is present with
-the same geometry: the image with `method` (default bilinear), the mask always
-with nearest neighbour, boxes analytically. Image-only ops (`color_jitter`,
-`normalize`) take `inkey`/`outkey` as in big_vision.
+the same geometry: the image and the soft mask with `method` (default
+bilinear), the mask with nearest neighbour (`mask_method` of `resize` and
+`random_resized_crop` can change that), boxes analytically. Image-only ops
+(`color_jitter`, `normalize`) take `inkey`/`outkey` as in big_vision.
+`mask_from_soft` and `release_box_mask` make the mask the way the study's
+release did (see `study_spec(..., mask_order='release')`).
 
 Random ops draw from the `rng` (a `np.random.Generator`) the pipeline seeds
 from (seed, epoch, example index), so an example's augmentation is the same on
@@ -39,10 +44,14 @@ import numpy as np
 from PIL import Image
 from PIL import ImageEnhance
 
+from rationality_jax.data import release
+
 Data = dict[str, Any]
 Op = Callable[[Data, "np.random.Generator | None"], Data]
 
-GEOMETRIC_KEYS = ("image", "mask", "boxes")
+GEOMETRIC_KEYS = ("image", "mask", "soft_mask", "boxes")
+IMAGE_KEYS = ("image", "soft_mask")  # resampled with the op's `method`
+MASK_KEYS = ("mask",)  # resampled with nearest neighbour (or `mask_method`)
 
 NORMALIZATION = {
   # OpenAI CLIP's pixel statistics (clip/clip.py `_transform`).
@@ -54,22 +63,25 @@ NORMALIZATION = {
   "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
 }
 
-# The study's evaluation geometry per dataset (PAPER.md, "Datasets and masks");
-# ImageNet-C images are already Resize(256) + CenterCrop(224): resize(224) is then the identity.
-STUDY_EVAL_GEOMETRY = {
-  "cub_200_2011": "resize(256)|center_crop(224)",
-  "imagenet2012_val_masks": "resize(256)|center_crop(224)",
-  "caltech101_masks": "resize(224)|center_crop(224)",
-  "stanford_dogs_masks": "resize(224)|center_crop(224)",
-  "imagenet_c_masks": "resize(224)|center_crop(224)",
-  "synthetic_rationality": "resize(224)|center_crop(224)",
+# The study's evaluation geometry per dataset, (resize, crop) at 224 px
+# (PAPER.md, "Datasets and masks"); ImageNet-C images are already
+# Resize(256) + CenterCrop(224): resize(224) is then the identity.
+STUDY_EVAL_SIZES = {
+  "cub_200_2011": (256, 224),
+  "imagenet2012_val_masks": (256, 224),
+  "imagenet2012_train": (256, 224),
+  "caltech101_masks": (224, 224),
+  "stanford_dogs_masks": (224, 224),
+  "imagenet_c_masks": (224, 224),
+  "synthetic_rationality": (224, 224),
 }
 # The release's training augmentation (RandomResizedCrop(224), horizontal flip,
 # ColorJitter(0.2, 0.2, 0.2, 0.2), RandomRotation(30)).
 STUDY_TRAIN_AUGMENTATION = (
-  "random_resized_crop(224)|random_flip_lr|color_jitter(0.2, 0.2, 0.2, 0.2)|"
-  "rotate(30)"
+  "random_resized_crop({crop})|random_flip_lr|"
+  "color_jitter(0.2, 0.2, 0.2, 0.2)|rotate(30)"
 )
+MASK_ORDERS = ("ours", "release")
 
 _RESAMPLE = {
   "nearest": Image.NEAREST,
@@ -153,27 +165,76 @@ def parse(spec: str | Sequence[str] | Preprocess) -> Preprocess:
   return Preprocess(ops, "|".join(parts))
 
 
+def _release_eval_geometry(dataset: str, resize: int, crop: int) -> str:
+  """The release's evaluation geometry, masks included, for `dataset`."""
+  if dataset == "cub_200_2011":
+    # utils/CUB_dataset.py: the soft segmentation goes through the image's
+    # Resize + CenterCrop (bilinear); clip_zs_flcp_cub.py keeps only pixels
+    # still at 255 (ToTensor, channel mean, uint8 cast).
+    return f"resize({resize})|center_crop({crop})|mask_from_soft(255)"
+  if dataset in ("caltech101_masks", "stanford_dogs_masks"):
+    # utils/caltech101_dataset.py, utils/Stanford_Dogs_dataset.py: the 0/1
+    # mask is a PIL image resized by the default (bilinear) Resize.
+    return f"resize({resize}, mask_method='bilinear')|center_crop({crop})"
+  if dataset == "imagenet2012_val_masks":
+    # test_rationale_vlm/clip_zs_flcp_in.py draws the boxes straight into
+    # the cropped frame (`release.imagenet_release_box_mask`).
+    keys = "keys=('image', 'boxes')"
+    return (
+      f"release_box_mask({resize}, {crop})|resize({resize}, {keys})|"
+      f"center_crop({crop}, {keys})"
+    )
+  # ImageNet-C: the release's masks are a builder option (mask_style).
+  return f"resize({resize})|center_crop({crop})"
+
+
 def study_spec(
   dataset: str,
   train: bool = False,
   normalization: str = "clip",
   size: int = 224,
+  mask_order: str = "ours",
 ) -> str:
   """The study's preprocessing for `dataset` as a spec string.
 
   Evaluation: the dataset's resize + center crop; training: the release's
   augmentation. `normalization`: 'clip' (right for CLIP) or 'imagenet' (what
   the release used for every model). `size` != 224 scales the geometry.
+
+  `mask_order` (evaluation only): 'ours' moves the stored mask with the
+  image (nearest neighbour, so it stays binary and aligned); 'release'
+  makes the mask as the release did, per dataset:
+    cub_200_2011: the soft segmentation resized and cropped bilinearly like
+      the image, then `mask_from_soft(255)`: only pixels still 255 count
+      (thin and soft-edged parts shrink or vanish);
+    caltech101_masks, stanford_dogs_masks: the 0/1 mask resized bilinearly
+      (PIL rounding, so roughly where the interpolated mask is >= 0.5);
+    imagenet2012_val_masks: `release_box_mask`, the boxes drawn into the
+      224 crop with the release's float arithmetic and inclusive corners;
+    imagenet_c_masks, synthetic_rationality: as 'ours' (build ImageNet-C
+      with mask_style='release' for its release masks).
+  The builders' own release options (CUB split_order, Caltech
+  split_scheme / contour / background_class, Dogs boxes / box_fill) are
+  separate: see docs/data.md.
   """
-  if dataset not in STUDY_EVAL_GEOMETRY:
+  if dataset not in STUDY_EVAL_SIZES:
     raise ValueError(
-      f"No study preprocessing for {dataset!r}; known: {sorted(STUDY_EVAL_GEOMETRY)}."
+      f"No study preprocessing for {dataset!r}; known: {sorted(STUDY_EVAL_SIZES)}."
     )
-  geometry = STUDY_TRAIN_AUGMENTATION if train else STUDY_EVAL_GEOMETRY[dataset]
-  if size != 224:
-    geometry = geometry.replace(
-      "(256)", f"({round(size * 256 / 224)})"
-    ).replace("(224)", f"({size})")
+  if mask_order not in MASK_ORDERS:
+    raise ValueError(
+      f"mask_order must be one of {MASK_ORDERS}, got {mask_order!r}."
+    )
+  resize, crop = STUDY_EVAL_SIZES[dataset]
+  resize, crop = round(size * resize / 224), size
+  if train:
+    geometry = STUDY_TRAIN_AUGMENTATION.format(crop=crop)
+  elif mask_order == "release":
+    geometry = _release_eval_geometry(dataset, resize, crop)
+  else:
+    geometry = f"resize({resize})|center_crop({crop})"
+  if dataset == "cub_200_2011" and "mask_from_soft" not in geometry:
+    geometry = "drop('soft_mask')|" + geometry  # no work on an unused field
   return f"{geometry}|normalize({normalization!r})"
 
 
@@ -186,11 +247,12 @@ def _need_rng(rng, name):
 
 
 def _hw(data: Data, keys) -> tuple[int, int]:
-  for k in ("image", "mask"):
+  for k in ("image", "mask", "soft_mask"):
     if k in keys and k in data:
       return data[k].shape[0], data[k].shape[1]
   raise KeyError(
-    f"A geometric op needs 'image' or 'mask' among keys {keys}; example has {sorted(data)}."
+    f"A geometric op needs 'image', 'mask' or 'soft_mask' among keys {keys}; "
+    f"example has {sorted(data)}."
   )
 
 
@@ -218,19 +280,18 @@ def _crop_boxes(boxes, top, left, h, w):
   return _transform_boxes(boxes, f)
 
 
-def _resize_all(data, keys, out_hw, method, box=None):
-  """Resizes the (crop `box` = (left, top, right, bottom) of the) image/mask/boxes to out_hw."""
+def _resize_all(data, keys, out_hw, method, box=None, mask_method="nearest"):
+  """Resizes the (crop `box` = (left, top, right, bottom) of the)
+  image/masks/boxes to out_hw."""
   h, w = _hw(data, keys)
   left, top, right, bottom = box if box is not None else (0, 0, w, h)
   oh, ow = out_hw
-  if "image" in keys and "image" in data:
-    data["image"] = _pil_resize(
-      data["image"], out_hw, _RESAMPLE[method], (left, top, right, bottom)
-    )
-  if "mask" in keys and "mask" in data:
-    data["mask"] = _pil_resize(
-      data["mask"], out_hw, Image.NEAREST, (left, top, right, bottom)
-    )
+  for k in keys:
+    if k in data and (k in IMAGE_KEYS or k in MASK_KEYS):
+      resample = _RESAMPLE[method if k in IMAGE_KEYS else mask_method]
+      data[k] = _pil_resize(
+        data[k], out_hw, resample, (left, top, right, bottom)
+      )
   if "boxes" in keys and "boxes" in data:
     sx, sy = ow / (right - left), oh / (bottom - top)
 
@@ -256,13 +317,23 @@ def resized_shape(h: int, w: int, size) -> tuple[int, int]:
 
 @register("resize")
 def get_resize(
-  size, method: str = "bilinear", keys: Sequence[str] = GEOMETRIC_KEYS
+  size,
+  method: str = "bilinear",
+  keys: Sequence[str] = GEOMETRIC_KEYS,
+  mask_method: str = "nearest",
 ) -> Op:
-  """Resizes: `size` int -> short side to `size`; (h, w) -> exactly (h, w)."""
+  """Resizes: `size` int -> short side to `size`; (h, w) -> exactly (h, w).
+
+  `mask_method='bilinear'` resizes the 0/1 mask as a PIL image with
+  bilinear weights (it stays 0/1: PIL rounds), as the release did for
+  Caltech-101 and Stanford Dogs.
+  """
 
   def op(data, rng=None):
     h, w = _hw(data, keys)
-    return _resize_all(data, keys, resized_shape(h, w, size), method)
+    return _resize_all(
+      data, keys, resized_shape(h, w, size), method, mask_method=mask_method
+    )
 
   return op
 
@@ -270,7 +341,7 @@ def get_resize(
 def _crop_all(data, keys, top, left, ch, cw):
   """Crops [top, top+ch) x [left, left+cw); parts outside the image are zero."""
   h, w = _hw(data, keys)
-  for k in ("image", "mask"):
+  for k in (*IMAGE_KEYS, *MASK_KEYS):
     if k in keys and k in data:
       a = data[k]
       out = np.zeros((ch, cw, *a.shape[2:]), a.dtype)
@@ -346,6 +417,7 @@ def get_random_resized_crop(
   ratio: Sequence[float] = (3 / 4, 4 / 3),
   method: str = "bilinear",
   keys: Sequence[str] = GEOMETRIC_KEYS,
+  mask_method: str = "nearest",
 ) -> Op:
   """torchvision RandomResizedCrop(size, scale, ratio): random crop, resized to `size`."""
   out_hw = (size, size) if isinstance(size, int) else tuple(size)
@@ -355,7 +427,12 @@ def get_random_resized_crop(
     h, w = _hw(data, keys)
     top, left, ch, cw = random_resized_crop_box(rng, h, w, scale, ratio)
     return _resize_all(
-      data, keys, out_hw, method, box=(left, top, left + cw, top + ch)
+      data,
+      keys,
+      out_hw,
+      method,
+      box=(left, top, left + cw, top + ch),
+      mask_method=mask_method,
     )
 
   return op
@@ -363,7 +440,7 @@ def get_random_resized_crop(
 
 def _flip_all(data, keys):
   _h, w = _hw(data, keys)
-  for k in ("image", "mask"):
+  for k in (*IMAGE_KEYS, *MASK_KEYS):
     if k in keys and k in data:
       data[k] = np.ascontiguousarray(data[k][:, ::-1])
   if "boxes" in keys and "boxes" in data:
@@ -397,18 +474,12 @@ def get_random_flip_lr(
 def _rotate_all(data, keys, angle, method):
   """Rotates counter-clockwise by `angle` degrees about the centre; no expand, zero fill."""
   h, w = _hw(data, keys)
-  if "image" in keys and "image" in data:
-    data["image"] = np.asarray(
-      Image.fromarray(data["image"]).rotate(
-        angle, resample=_RESAMPLE[method], fillcolor=0
+  for k in (*IMAGE_KEYS, *MASK_KEYS):
+    if k in keys and k in data:
+      resample = _RESAMPLE[method] if k in IMAGE_KEYS else Image.NEAREST
+      data[k] = np.asarray(
+        Image.fromarray(data[k]).rotate(angle, resample=resample, fillcolor=0)
       )
-    )
-  if "mask" in keys and "mask" in data:
-    data["mask"] = np.asarray(
-      Image.fromarray(data["mask"]).rotate(
-        angle, resample=Image.NEAREST, fillcolor=0
-      )
-    )
   if "boxes" in keys and "boxes" in data:
     cx, cy = w / 2.0, h / 2.0
     a = math.radians(angle)
@@ -528,3 +599,48 @@ def get_normalize(
 def get_keep(*keys) -> Op:
   """Drops every field except `keys`."""
   return lambda data, rng=None: {k: data[k] for k in keys if k in data}
+
+
+@register("drop")
+def get_drop(*keys) -> Op:
+  """Drops `keys` (those present)."""
+  return lambda data, rng=None: {k: v for k, v in data.items() if k not in keys}
+
+
+@register("mask_from_soft")
+def get_mask_from_soft(
+  threshold: int = 255, inkey: str = "soft_mask", outkey: str = "mask"
+) -> Op:
+  """mask = (soft_mask >= threshold) as uint8; the soft mask is consumed.
+
+  Placed after the geometry, with threshold 255 it is the release's CUB
+  mask (utils/CUB_dataset.py, test_rationale_vlm/clip_zs_flcp_cub.py): the
+  grayscale segmentation, loaded as RGB (three equal channels), resized and
+  cropped bilinearly like the image, ToTensor'd (x / 255 in float32),
+  averaged over channels and cast to uint8 is 1 exactly where the resized
+  value is 255 (any value below gives a mean < 1, truncated to 0).
+  """
+
+  def op(data, rng=None):
+    soft = data.pop(inkey)
+    data[outkey] = (np.asarray(soft) >= threshold).astype(np.uint8)
+    return data
+
+  return op
+
+
+@register("release_box_mask")
+def get_release_box_mask(resize: int = 256, crop: int = 224) -> Op:
+  """mask = `release.imagenet_release_box_mask(boxes, H, W, resize, crop)`:
+  a [crop, crop] mask drawn from the original boxes and image size, as the
+  release's ImageNet scripts did. Put it before the geometry, and keep the
+  mask out of the geometric ops that follow (`keys=('image', 'boxes')`)."""
+
+  def op(data, rng=None):
+    h, w = data["image"].shape[:2]
+    data["mask"] = release.imagenet_release_box_mask(
+      data["boxes"], h, w, resize, crop
+    )
+    return data
+
+  return op

@@ -5,6 +5,7 @@
   source = get_source("cub_200_2011", "test", data_dir)
   source[i] -> {image [H, W, 3] uint8, mask [H, W] uint8, label int32, id str,
                 boxes [N, 4] float32, ...}
+  source.skipped -> {reason: count} left out of this split by the build
 
 Keyword arguments are the builder's config fields (for example
 `on_bad_image='skip'`, `num_classes=8`); a config with non-default values is
@@ -14,12 +15,15 @@ stored under its own config name, so variants never overwrite each other.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
 import os
 import re
 
 import numpy as np
 import tensorflow_datasets as tfds
+
+from rationality_jax.data.builders.common import BEFORE_SPLIT
 
 BUILDERS = {
   "synthetic_rationality": (
@@ -31,8 +35,14 @@ BUILDERS = {
   "imagenet2012_val_masks": (
     "rationality_jax.data.builders.imagenet2012_val_masks:Imagenet2012ValMasks"
   ),
+  "imagenet2012_train": (
+    "rationality_jax.data.builders.imagenet2012_train:Imagenet2012Train"
+  ),
   "imagenet_c_masks": "rationality_jax.data.builders.imagenet_c_masks:ImagenetCMasks",
 }
+
+
+MAX_CONFIG_NAME = 100
 
 
 def builder_class(name: str):
@@ -64,10 +74,15 @@ def _config(cls, config_kwargs: dict):
   }
   if not changed:
     return base
-  name = "_".join(f"{k}-{v}" for k, v in changed.items())
-  name = re.sub(
-    r"[^A-Za-z0-9_.-]+", "", name.replace(",", "-").replace(" ", "")
-  )
+
+  def text(value) -> str:
+    flat = str(value).replace(",", "-").replace(" ", "")
+    return re.sub(r"[^A-Za-z0-9_.-]+", "", flat).strip("-")
+
+  name = "_".join(f"{k}-{text(v)}" for k, v in changed.items())
+  if len(name) > MAX_CONFIG_NAME:  # e.g. 100 wnids: keep a directory name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:12]
+    name = f"{name[: MAX_CONFIG_NAME - 13]}-{digest}"
   return dataclasses.replace(base, name=name, **config_kwargs)
 
 
@@ -101,12 +116,30 @@ class Source:
 
   len(source); source[i] -> dict (see module docstring). Record order is the
   storage order (not the generation order): use `id` to identify examples.
+  `skipped` counts what the build left out of this split, by reason.
   """
 
-  def __init__(self, data_source, info):
+  def __init__(self, data_source, info, split: str | None = None):
     self._source = data_source
     self.info = info
+    self.split = split
     self.class_names = info.features["label"].names
+
+  @property
+  def skipped(self) -> dict[str, int]:
+    """{reason: count} the build left out of this split (empty when nothing
+    was), including what was dropped before splits were assigned (e.g.
+    Caltech images without annotation under on_missing='skip')."""
+    try:
+      skipped = self.info.metadata["skipped"]  # Lazy metadata loads on [].
+    except (KeyError, TypeError):
+      return {}
+    counts: dict[str, int] = {}
+    for part in (skipped.get(BEFORE_SPLIT, {}), skipped.get(self.split, {})):
+      for reason, items in part.items():
+        if items:
+          counts[reason] = counts.get(reason, 0) + len(items)
+    return dict(sorted(counts.items()))
 
   def __len__(self):
     return len(self._source)
@@ -125,7 +158,7 @@ def normalise_example(ex: dict) -> dict:
   for k, v in ex.items():
     if isinstance(v, bytes):
       v = v.decode("utf-8")
-    elif k == "mask":
+    elif k in ("mask", "soft_mask"):
       v = np.asarray(v, np.uint8)[..., 0]
     elif k == "label":
       v = np.int32(v)
@@ -143,4 +176,4 @@ def get_source(name: str, split: str, data_dir, **config) -> Source:
       f"{name} ({builder.builder_config.name}) is not prepared in {data_dir}: "
       f"call build({name!r}, data_dir, manual_dir=...) first."
     )
-  return Source(builder.as_data_source(split), builder.info)
+  return Source(builder.as_data_source(split), builder.info, split)

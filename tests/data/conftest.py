@@ -24,11 +24,28 @@ def png(array) -> bytes:
 
 def write_tar(path, members: dict, mode="w"):
   """members: {name: bytes}; mode 'w' (tar) or 'w:gz' (tgz)."""
-  with tarfile.open(path, mode) as tar:
+  kwargs = {"fileobj": path} if hasattr(path, "write") else {"name": path}
+  with tarfile.open(mode=mode, **kwargs) as tar:
     for name, data in members.items():
       info = tarfile.TarInfo(name)
       info.size = len(data)
       tar.addfile(info, io.BytesIO(data))
+
+
+def tar_bytes(members: dict) -> bytes:
+  """An uncompressed tar of {name: bytes}, in memory (for nested tars)."""
+  buf = io.BytesIO()
+  write_tar(buf, members)
+  return buf.getvalue()
+
+
+def cmyk_jpeg(h, w, seed=0) -> bytes:
+  """A CMYK JPEG, as ImageNet's training set has a few."""
+  rng = np.random.default_rng(seed)
+  im = Image.fromarray(rng.integers(0, 256, (h, w, 4), dtype=np.uint8), "CMYK")
+  buf = io.BytesIO()
+  im.save(buf, format="JPEG", quality=95)
+  return buf.getvalue()
 
 
 def solid(h, w, seed=0):
@@ -42,6 +59,6 @@ def fake():
   class F:
     pass
 
-  for fn in (jpeg, png, write_tar, solid):
+  for fn in (jpeg, png, write_tar, tar_bytes, cmyk_jpeg, solid):
     setattr(F, fn.__name__, staticmethod(fn))
   return F

@@ -45,6 +45,35 @@ def test_dataset_naming_rules():
   ) == ["faces_easy", "airplanes"]
 
 
+def test_release_naming_rule():
+  # The release's label_dict.json values for these folders.
+  dogs = {
+    "n02085782-Japanese_spaniel": "japanese spaniel",
+    "n02086240-Shih-Tzu": "shih",
+    "n02089078-black-and-tan_coonhound": "black",
+    "n02095314-wire-haired_fox_terrier": "wire",
+    "n02098105-soft-coated_wheaten_terrier": "soft",
+    "n02099267-flat-coated_retriever": "flat",
+    "n02099429-curly-coated_retriever": "curly",
+    "n02100236-German_short-haired_pointer": "german short",
+  }
+  assert classnames.class_names(
+    "stanford_dogs_masks", list(dogs), rule="release"
+  ) == list(dogs.values())
+  assert classnames.class_names(
+    "caltech101_masks",
+    ["BACKGROUND_Google", "Faces_easy", "car_side", "ant"],
+    rule="release",
+  ) == ["background google", "faces easy", "car side", "ant"]
+  cub = ["001.Black_footed_Albatross"]
+  assert classnames.class_names(
+    "cub_200_2011", cub, rule="release"
+  ) == classnames.class_names("cub_200_2011", cub)
+  assert classnames.class_names(
+    "imagenet2012_train", rule="release"
+  ) == classnames.class_names("imagenet2012_val_masks")
+
+
 def test_templates():
   clip = classnames.templates("clip80")
   assert len(clip) == 80 and len(set(clip)) == 80

@@ -3,10 +3,13 @@
 import io
 
 import numpy as np
+from PIL import Image
 import pytest
 import scipy.io
 
+from rationality_jax.data import preprocess
 from rationality_jax.data import sources
+from rationality_jax.data.builders import common
 
 FOLDERS = ["n02085620-Chihuahua", "n02085782-Japanese_spaniel"]
 TRAIN = [
@@ -50,14 +53,16 @@ def list_mat(rows):
   return buf.getvalue()
 
 
-def write_dogs(fake, root):
+def write_dogs(fake, root, drop=(), drop_annotations=()):
   root.mkdir()
   images, annotations = {}, {}
   for i, (f, _) in enumerate(TRAIN + TEST):
-    images[f"Images/{f}.jpg"] = fake.jpeg(fake.solid(30, 40, i))
-    annotations[f"Annotation/{f}"] = voc_xml(
-      40, 30, BOXES.get(f, [(5, 5, 15, 15)])
-    )
+    if f not in drop:
+      images[f"Images/{f}.jpg"] = fake.jpeg(fake.solid(30, 40, i))
+    if f not in drop_annotations:
+      annotations[f"Annotation/{f}"] = voc_xml(
+        40, 30, BOXES.get(f, [(5, 5, 15, 15)])
+      )
   fake.write_tar(root / "images.tar", images)
   fake.write_tar(root / "annotation.tar", annotations)
   fake.write_tar(
@@ -106,3 +111,65 @@ def test_dogs_splits_labels_and_box_masks(fake, tmp_path, boxes):
   )
   assert m[12, 9] == 0 and m[11, 10] == 0
   assert m.sum() == (72 + 80 if boxes == "all" else 80)
+
+
+def test_dogs_release_masks_per_sample(fake, tmp_path):
+  """utils/Stanford_Dogs_dataset.py: the last box, cv2.rectangle (corners
+  included), the 0/1 mask resized by the default bilinear Resize(224)."""
+  manual = write_dogs(fake, tmp_path / "manual")
+  options = dict(boxes="last", box_fill="inclusive")
+  sources.build(
+    "stanford_dogs_masks", tmp_path / "data", manual_dir=manual, **options
+  )
+  test = sources.get_source(
+    "stanford_dogs_masks", "test", tmp_path / "data", **options
+  )
+  ex = {test[i]["id"]: test[i] for i in range(len(test))}[
+    "n02085620-Chihuahua/n02085620_10074"
+  ]
+  drawn = np.zeros((30, 40), np.uint8)
+  drawn[15:26, 20:29] = 1  # (20, 15)..(28, 25), both corners included
+  np.testing.assert_array_equal(ex["mask"], drawn)
+  # torchvision Resize(224) on the PIL mask: 30 x 40 -> 224 x int(224 * 40 /
+  # 30) = 298, bilinear; CenterCrop(224): left int(round(37.0)) = 37.
+  resized = Image.fromarray(drawn).resize((298, 224), Image.BILINEAR)
+  reference = np.asarray(resized)[:, 37 : 37 + 224]
+  spec = preprocess.parse(
+    preprocess.study_spec("stanford_dogs_masks", mask_order="release")
+  )
+  out = spec(ex)["mask"]
+  np.testing.assert_array_equal(out, reference)
+  # 5,494 pixels (checked once against torchvision itself); the default
+  # build (box edges, every box) gives this dog 72 + 80 source pixels, not
+  # the 99 of the last box with its corners included.
+  assert int(out.sum()) == 5494 and int(drawn.sum()) == 99
+
+
+def test_dogs_images_and_annotations_listed_but_absent(fake, tmp_path):
+  manual = write_dogs(
+    fake,
+    tmp_path / "manual",
+    drop={"n02085782-Japanese_spaniel/n02085782_17"},
+    drop_annotations={"n02085620-Chihuahua/n02085620_5927"},
+  )
+  with pytest.raises(
+    common.ManualFilesMissingError,
+    match=r"\(train\): 1 x annotation missing.*n02085620_5927",
+  ):
+    sources.build("stanford_dogs_masks", tmp_path / "data", manual_dir=manual)
+  sources.build(
+    "stanford_dogs_masks",
+    tmp_path / "data",
+    manual_dir=manual,
+    on_missing="skip",
+  )
+  skipped = {
+    split: sources.get_source(
+      "stanford_dogs_masks", split, tmp_path / "data", on_missing="skip"
+    ).skipped
+    for split in ("train", "test")
+  }
+  assert skipped == {
+    "train": {"annotation missing": 1},
+    "test": {"image missing": 1},
+  }

@@ -5,6 +5,7 @@ import pytest
 
 from rationality_jax.data import preprocess
 from rationality_jax.data import sources
+from rationality_jax.data.builders import common
 from rationality_jax.data.builders import imagenet_c_masks
 
 # (stem, wnid, label, (H, W), boxes)
@@ -32,13 +33,15 @@ def val_xml(wnid, hw, boxes):
   ).encode()
 
 
-def write_val(fake, root, layout):
+def write_val(fake, root, layout, drop=(), rename=lambda stem: stem):
+  """`drop`: stems left out of the image tar; `rename`: member stems."""
   root.mkdir(exist_ok=True)
   fake.write_tar(
     root / "ILSVRC2012_img_val.tar",
     {
-      f"{s}.JPEG": fake.jpeg(fake.solid(*hw, i))
+      f"{rename(s)}.JPEG": fake.jpeg(fake.solid(*hw, i))
       for i, (s, _, _, hw, _) in enumerate(VAL)
+      if s not in drop
     },
   )
   if layout == "xml":
@@ -91,21 +94,22 @@ def test_imagenet_val_labels_and_all_boxes(fake, tmp_path, layout):
   )
 
 
-def write_imagenet_c(fake, root):
+def write_imagenet_c(fake, root, severities=(1, 2, 3, 4, 5)):
+  """noise.tar (gaussian_noise, shot_noise) and an extracted fog/ tree, every
+  severity holding every validation image, as released."""
   root.mkdir(exist_ok=True)
-  img = lambda i: fake.jpeg(fake.solid(224, 224, i))  # noqa: E731
-  fake.write_tar(
-    root / "noise.tar",
-    {
-      "gaussian_noise/3/n01440764/ILSVRC2012_val_00000001.JPEG": img(1),
-      "gaussian_noise/5/n15075141/ILSVRC2012_val_00000002.JPEG": img(2),
-      "shot_noise/1/n01440764/ILSVRC2012_val_00000001.JPEG": img(3),
-    },
-  )
-  (root / "fog" / "2" / "n15075141").mkdir(parents=True)
-  (
-    root / "fog" / "2" / "n15075141" / "ILSVRC2012_val_00000002.JPEG"
-  ).write_bytes(img(4))
+  img = lambda i: fake.jpeg(np.full((224, 224, 3), 40 * i, np.uint8))  # noqa: E731
+  noise = {}
+  for corruption in ("gaussian_noise", "shot_noise"):
+    for sev in severities:
+      for i, (stem, wnid, _, _, _) in enumerate(VAL):
+        noise[f"{corruption}/{sev}/{wnid}/{stem}.JPEG"] = img(i + sev)
+  fake.write_tar(root / "noise.tar", noise)
+  for sev in severities:
+    for i, (stem, wnid, _, _, _) in enumerate(VAL):
+      folder = root / "fog" / str(sev) / wnid
+      folder.mkdir(parents=True, exist_ok=True)
+      (folder / f"{stem}.JPEG").write_bytes(img(i))
   return root
 
 
@@ -116,9 +120,9 @@ def test_imagenet_c_splits_features_and_mapped_masks(fake, tmp_path, layout):
     "imagenet_c_masks", tmp_path / "data", manual_dir=manual
   )
   assert {k: v.num_examples for k, v in builder.info.splits.items()} == {
-    "gaussian_noise": 2,
-    "shot_noise": 1,
-    "fog": 1,
+    "gaussian_noise": 10,
+    "shot_noise": 10,
+    "fog": 10,
   }
   src = sources.get_source(
     "imagenet_c_masks", "gaussian_noise", tmp_path / "data"
@@ -187,3 +191,150 @@ def test_imagenet_c_without_corruptions_names_the_tars(fake, tmp_path):
     match=r"blur\.tar, digital\.tar, extra\.tar, noise\.tar, weather\.tar.*zenodo",
   ):
     sources.build("imagenet_c_masks", tmp_path / "data", manual_dir=manual)
+
+
+def test_imagenet_val_image_listed_but_absent(fake, tmp_path):
+  manual = write_val(
+    fake, tmp_path / "manual", "csv", drop={"ILSVRC2012_val_00000002"}
+  )
+  with pytest.raises(
+    FileNotFoundError,
+    match=r"\(validation\): 1 x image missing: with boxes in "
+    r"LOC_val_solution\.csv but not in ILSVRC2012_img_val\.tar, e\.g\. "
+    r"\['ILSVRC2012_val_00000002'\]",
+  ):
+    sources.build(
+      "imagenet2012_val_masks", tmp_path / "data", manual_dir=manual
+    )
+  builder = sources.build(
+    "imagenet2012_val_masks",
+    tmp_path / "data",
+    manual_dir=manual,
+    on_missing="skip",
+  )
+  assert builder.info.splits["validation"].num_examples == 1
+  src = sources.get_source(
+    "imagenet2012_val_masks", "validation", tmp_path / "data", on_missing="skip"
+  )
+  assert src.skipped == {"image missing": 1}
+
+
+def test_imagenet_val_names_must_have_eight_digits(fake, tmp_path):
+  manual = write_val(
+    fake,
+    tmp_path / "manual",
+    "csv",
+    rename=lambda stem: stem.replace("_000000", "_00000"),
+  )
+  with pytest.raises(
+    common.ArchiveLayoutError,
+    match=r"ILSVRC2012_img_val\.tar: no member is named like "
+    r"ILSVRC2012_val_NNNNNNNN\.JPEG \(8 digits\); its 2 files include "
+    r"\['ILSVRC2012_val_0000001\.JPEG'",
+  ):
+    sources.build(
+      "imagenet2012_val_masks", tmp_path / "data", manual_dir=manual
+    )
+
+
+def test_imagenet_val_release_box_mask_per_sample(fake, tmp_path):
+  """test_rationale_vlm/clip_zs_flcp_in.py draws the boxes into the crop."""
+  manual = write_val(fake, tmp_path / "manual", "xml")
+  sources.build("imagenet2012_val_masks", tmp_path / "data", manual_dir=manual)
+  src = sources.get_source(
+    "imagenet2012_val_masks", "validation", tmp_path / "data"
+  )
+  ex = {src[i]["id"]: src[i] for i in range(len(src))}[
+    "ILSVRC2012_val_00000001"
+  ]
+  out = {
+    order: preprocess.parse(
+      preprocess.study_spec("imagenet2012_val_masks", mask_order=order)
+    )(ex)
+    for order in ("ours", "release")
+  }
+  np.testing.assert_array_equal(out["ours"]["image"], out["release"]["image"])
+  # Release: rows 26..154 x columns 26..197, both included; the second box
+  # falls left of the crop (test_data_release). Ours: the full-size mask
+  # moved with the image: rows 27..154 x columns 27..197 (28 x 32 pixels of
+  # the second box are cropped away too).
+  release_mask = out["release"]["mask"]
+  assert release_mask.shape == (224, 224) and release_mask.sum() == 129 * 172
+  ys, xs = np.nonzero(out["ours"]["mask"])
+  assert (ys.min(), ys.max(), xs.min(), xs.max()) == (27, 154, 27, 197)
+  assert out["ours"]["mask"].sum() == 128 * 171
+
+
+def test_imagenet_c_release_masks_and_incomplete_severities(fake, tmp_path):
+  manual = write_imagenet_c(
+    fake, write_val(fake, tmp_path / "manual", "xml"), severities=(1, 2, 3)
+  )
+  with pytest.raises(
+    FileNotFoundError,
+    match=r"imagenet_c_masks \(gaussian_noise\): 4 x image missing.*"
+    r"'gaussian_noise/4/ILSVRC2012_val_00000001'",
+  ):
+    sources.build("imagenet_c_masks", tmp_path / "data", manual_dir=manual)
+  options = dict(severities=(1, 3), mask_style="release", corruptions=("fog",))
+  builder = sources.build(
+    "imagenet_c_masks", tmp_path / "data", manual_dir=manual, **options
+  )
+  assert {k: v.num_examples for k, v in builder.info.splits.items()} == {
+    "fog": 4
+  }
+  src = sources.get_source(
+    "imagenet_c_masks", "fog", tmp_path / "data", **options
+  )
+  ex = {src[i]["id"]: src[i] for i in range(len(src))}[
+    "fog/3/ILSVRC2012_val_00000001"
+  ]
+  # The release's mask, from the original 300 x 400 size (test_data_release).
+  assert ex["mask"].sum() == 129 * 172
+  ys, xs = np.nonzero(ex["mask"])
+  assert (ys.min(), ys.max(), xs.min(), xs.max()) == (26, 154, 26, 197)
+
+
+def test_imagenet_c_tar_with_another_layout_is_named(fake, tmp_path):
+  manual = write_val(fake, tmp_path / "manual", "xml")
+  fake.write_tar(
+    manual / "blur.tar",
+    {
+      "blur/defocus/3/ILSVRC2012_val_00000001.JPEG": fake.jpeg(fake.solid(4, 4))
+    },
+  )
+  with pytest.raises(
+    common.ArchiveLayoutError,
+    match=r"blur\.tar: no file is named like <corruption>/<severity 1-5>/"
+    r"<wnid>/ILSVRC2012_val_NNNNNNNN\.JPEG; its 1 files include "
+    r"\['blur/defocus/3/",
+  ):
+    sources.build("imagenet_c_masks", tmp_path / "data", manual_dir=manual)
+
+
+def test_imagenet_c_csv_boxes_need_the_original_sizes(fake, tmp_path):
+  manual = write_imagenet_c(
+    fake,
+    write_val(
+      fake, tmp_path / "manual", "csv", drop={"ILSVRC2012_val_00000002"}
+    ),
+    severities=(2,),
+  )
+  options = dict(severities=(2,), corruptions=("fog",))
+  with pytest.raises(
+    FileNotFoundError,
+    match=r"1 x original image missing.*\['ILSVRC2012_val_00000002'\]",
+  ):
+    sources.build(
+      "imagenet_c_masks", tmp_path / "data", manual_dir=manual, **options
+    )
+  options["on_missing"] = "skip"
+  sources.build(
+    "imagenet_c_masks", tmp_path / "data", manual_dir=manual, **options
+  )
+  src = sources.get_source(
+    "imagenet_c_masks", "fog", tmp_path / "data", **options
+  )
+  assert [src[i]["id"] for i in range(len(src))] == [
+    "fog/2/ILSVRC2012_val_00000001"
+  ]
+  assert src.skipped == {"original image missing": 1}

@@ -4,24 +4,31 @@ import pytest
 
 from rationality_jax.data import sources
 
+BOXES = (
+  "ILSVRC2012_bbox_val_v3.tgz or ILSVRC2012_bbox_val_v3.tar.gz or "
+  "ILSVRC2012_bbox_val_v3.tar or LOC_val_solution.csv"
+)
 EXPECTED = {
-  "cub_200_2011": ["CUB_200_2011.tgz", "segmentations.tgz", "data.caltech.edu"],
+  "cub_200_2011": [
+    "CUB_200_2011.tgz or CUB_200_2011.tar.gz or CUB_200_2011.tar",
+    "segmentations.tgz or segmentations.tar.gz or segmentations.tar",
+    "data.caltech.edu",
+  ],
   "caltech101_masks": [
-    "caltech-101.zip or 101_ObjectCategories.tar.gz",
-    "caltech-101.zip or Annotations.tar",
+    "caltech-101.zip or 101_ObjectCategories.tar.gz or "
+    "101_ObjectCategories.tgz or 101_ObjectCategories.tar",
+    "caltech-101.zip or Annotations.tar or Annotations.tar.gz or "
+    "Annotations.tgz",
   ],
   "stanford_dogs_masks": [
-    "images.tar",
-    "annotation.tar",
-    "lists.tar",
+    "images.tar or images.tar.gz or images.tgz",
+    "annotation.tar or annotation.tar.gz or annotation.tgz",
+    "lists.tar or lists.tar.gz or lists.tgz",
     "vision.stanford.edu",
   ],
-  "imagenet2012_val_masks": [
-    "ILSVRC2012_img_val.tar",
-    "ILSVRC2012_bbox_val_v3.tgz or LOC_val_solution.csv",
-    "image-net.org",
-  ],
-  "imagenet_c_masks": ["ILSVRC2012_bbox_val_v3.tgz or LOC_val_solution.csv"],
+  "imagenet2012_val_masks": ["ILSVRC2012_img_val.tar", BOXES, "image-net.org"],
+  "imagenet_c_masks": [BOXES],
+  "imagenet2012_train": ["ILSVRC2012_img_train.tar", "image-net.org"],
 }
 
 
@@ -48,3 +55,22 @@ def test_unknown_dataset_and_config_field(tmp_path):
     sources.build("synthetic_rationality", tmp_path, colour=3)
   with pytest.raises(FileNotFoundError, match="not prepared"):
     sources.get_source("synthetic_rationality", "train", tmp_path / "empty")
+
+
+def test_long_config_names_stay_short_and_distinct(tmp_path):
+  from rationality_jax.data import classnames
+
+  wnids = classnames.imagenet_wnids()
+  names = {
+    sources.get_builder(
+      "imagenet2012_train", tmp_path, wnids=tuple(wnids[i : i + 100])
+    ).builder_config.name
+    for i in (0, 1)
+  }
+  assert len(names) == 2 and all(
+    len(n) == sources.MAX_CONFIG_NAME for n in names
+  )
+  short = sources.get_builder(
+    "imagenet2012_train", tmp_path, wnids=("n01440764",)
+  )
+  assert short.builder_config.name == "wnids-n01440764"

@@ -291,3 +291,58 @@ def test_simulated_hosts_need_host_local_batches(source):
     pipeline.make_iterator(
       source, PP, batch_size=4, process_index=1, process_count=2
     )
+
+
+class _ListSource:
+  """A plain random-access source (not TFDS) with a class list."""
+
+  class_names = ("a", "b")
+
+  def __init__(self, labels):
+    self.labels = labels
+
+  def __len__(self):
+    return len(self.labels)
+
+  def __getitem__(self, i):
+    return {
+      "image": np.full((300, 300, 3), 7, np.uint8),
+      "mask": np.zeros((300, 300), np.uint8),
+      "label": self.labels[i],
+      "id": f"img{i}",
+    }
+
+
+def test_label_out_of_range_is_named_without_dumping_arrays():
+  it = pipeline.make_iterator(
+    _ListSource([0, 1, 5, 0]),
+    "resize(8)",
+    batch_size=2,
+    mesh=None,
+    shuffle=False,
+    num_epochs=1,
+    num_threads=1,
+  )
+  with pytest.raises(ValueError) as err:
+    list(it)
+  message = str(err.value)
+  assert message == (
+    "example 'img2' (source index 2) has label 5, but the source has 2 "
+    "classes (labels 0..1)."
+  )
+
+
+def test_preprocessing_errors_name_the_example():
+  it = pipeline.make_iterator(
+    _ListSource([0, 1]),
+    "keep('image')|center_crop(4)|resize(2, keys=('mask',))",
+    batch_size=2,
+    mesh=None,
+    shuffle=False,
+    num_epochs=1,
+    num_threads=1,
+  )
+  with pytest.raises(KeyError) as err:
+    list(it)
+  notes = getattr(err.value, "__notes__", [])
+  assert any("example 'img" in n and "keep('image')" in n for n in notes)

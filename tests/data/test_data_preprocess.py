@@ -4,6 +4,7 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 import numpy as np
+from PIL import Image
 import pytest
 
 from rationality_jax.data import preprocess as pp
@@ -187,8 +188,30 @@ def test_bilinear_image_and_nearest_mask_stay_registered(spec):
 def test_study_specs():
   assert (
     pp.study_spec("cub_200_2011")
-    == "resize(256)|center_crop(224)|normalize('clip')"
+    == "drop('soft_mask')|resize(256)|center_crop(224)|normalize('clip')"
   )
+  assert (
+    pp.study_spec("cub_200_2011", mask_order="release")
+    == "resize(256)|center_crop(224)|mask_from_soft(255)|normalize('clip')"
+  )
+  assert pp.study_spec("caltech101_masks", mask_order="release") == (
+    "resize(224, mask_method='bilinear')|center_crop(224)|normalize('clip')"
+  )
+  assert pp.study_spec("imagenet2012_val_masks", mask_order="release") == (
+    "release_box_mask(256, 224)|resize(256, keys=('image', 'boxes'))|"
+    "center_crop(224, keys=('image', 'boxes'))|normalize('clip')"
+  )
+  assert pp.study_spec("imagenet_c_masks", mask_order="release") == (
+    pp.study_spec("imagenet_c_masks")
+  )
+  assert pp.study_spec("imagenet2012_val_masks", size=336) == (
+    "resize(384)|center_crop(336)|normalize('clip')"
+  )
+  assert pp.study_spec("cub_200_2011", train=True).startswith(
+    "drop('soft_mask')|random_resized_crop(224)|"
+  )
+  with pytest.raises(ValueError, match="mask_order must be one of"):
+    pp.study_spec("cub_200_2011", mask_order="paper")
   assert (
     pp.study_spec("stanford_dogs_masks", normalization="imagenet")
     == "resize(224)|center_crop(224)|normalize('imagenet')"
@@ -246,3 +269,51 @@ def test_imagenet_c_preset_is_identity_at_224():
   )(data)
   np.testing.assert_array_equal(out["image"], data["image"])
   np.testing.assert_array_equal(out["mask"], data["mask"])
+
+
+def test_soft_mask_moves_like_the_image():
+  data = _scene()
+  data["soft_mask"] = data["image"][..., 0].copy()
+  for spec in ("resize(64)|center_crop(50)", "flip_lr", "rotate_fixed(20.0)"):
+    out = pp.parse(spec)(data)
+    np.testing.assert_array_equal(out["soft_mask"], out["image"][..., 0])
+
+
+def test_mask_method_bilinear_resamples_the_binary_mask():
+  mask = np.zeros((40, 40), np.uint8)
+  mask[10:30, 11] = 1  # a 1-px line: nearest keeps it, bilinear blurs it
+  mask[5:9, 20:36] = 1
+  data = {"mask": mask}
+  near = pp.parse("resize(20)")(dict(data))["mask"]
+  bilinear = pp.parse("resize(20, mask_method='bilinear')")(dict(data))["mask"]
+  reference = np.asarray(Image.fromarray(mask).resize((20, 20), Image.BILINEAR))
+  np.testing.assert_array_equal(bilinear, reference)
+  assert set(np.unique(bilinear)) <= {0, 1}
+  assert near[5:15, 5].sum() == 10 and bilinear[5:15, 5].sum() == 0
+
+
+def test_drop_and_release_box_mask_ops():
+  data = {
+    "image": np.zeros((300, 400, 3), np.uint8),
+    "mask": np.ones((300, 400), np.uint8),
+    "boxes": np.array([[100, 50, 300, 200]], np.float32),
+    "soft_mask": np.zeros((300, 400), np.uint8),
+  }
+  assert "soft_mask" not in pp.parse("drop('soft_mask', 'nothing')")(data)
+  out = pp.parse(pp.study_spec("imagenet2012_val_masks", mask_order="release"))(
+    data
+  )
+  assert out["mask"].sum() == 129 * 172 and out["image"].shape == (224, 224, 3)
+  # The boxes still follow our geometry (resize 256 x 341, crop left 58).
+  np.testing.assert_allclose(
+    out["boxes"],
+    [
+      [
+        100 * 341 / 400 - 58,
+        50 * 256 / 300 - 16,
+        300 * 341 / 400 - 58,
+        154.6667,
+      ]
+    ],
+    rtol=1e-5,
+  )

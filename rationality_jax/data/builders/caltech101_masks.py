@@ -2,25 +2,43 @@
 
 manual_dir: either `caltech-101.zip` (the CaltechDATA release, which wraps
 `caltech-101/101_ObjectCategories.tar.gz` and `caltech-101/Annotations.tar`)
-or those two archives directly.
+or those two archives directly (`.tar`, `.tar.gz` or `.tgz` each, also
+inside the zip).
 
 Classes are the 101 category folders of `101_ObjectCategories` (sorted as
-Python sorts strings, so upper case first; BACKGROUND_Google is left out).
+Python sorts strings, so upper case first); BACKGROUND_Google is left out,
+unless `background_class=True`: then it is class 0 (it sorts first), without
+examples, and the others move up by one - the release's 102-class label
+space (utils/caltech101_dataset.py runs ImageFolder over all 102 folders,
+and its zero-shot head includes "background google").
 Image `<class>/image_NNNN.jpg` is annotated by
 `Annotations/<folder>/annotation_NNNN.mat`, where the folder is the class
 name except Faces -> Faces_2, Faces_easy -> Faces_3,
 airplanes -> Airplanes_Side_2, Motorbikes -> Motorbikes_16 (the study's and
-torchvision's remap). Only annotated images are kept (8,677 in the release).
+torchvision's remap). The dataset is the annotated images (all 8,677
+non-background images in the release); an image without annotation, or an
+annotation without image, fails the build (on_missing='skip' leaves it out,
+counted in `Source.skipped`).
 
-Mask: `box_coord` is [y1, y2, x1, x2] (1-based, inclusive) and `obj_contour`
-is [2, K] (x; y) relative to the box corner, so the polygon's vertices are
-(x + x1 - 1, y + y1 - 1) in 0-based pixel coordinates; it is filled with PIL
-(outline included). `boxes` holds the box as (x1 - 1, y1 - 1, x2, y2).
+Mask (config `contour`): 'ours' - `box_coord` is [y1, y2, x1, x2] (1-based,
+inclusive) and `obj_contour` is [2, K] (x; y) relative to the box corner, so
+the polygon's vertices are (x + x1 - 1, y + y1 - 1) in 0-based pixel
+coordinates, filled with PIL (outline included). 'release' - as
+utils/caltech101_dataset.py: vertices (int(x) + x1, int(y) + y1) (truncated,
+one pixel right of and below ours), filled by OpenCV's fillPoly rule
+(`release.fill_polygon_opencv`). `boxes` holds the box as
+(x1 - 1, y1 - 1, x2, y2) either way.
 
-Splits (config `split_scheme`): 'study' - over the annotated images in order
-(classes sorted, then image number), every 5th (positions 0, 5, 10, ...) is
-`test` (1,736) and the rest `train` (6,941); 'seeded' - within each class a
-random `test_fraction` (rounded) chosen with `split_seed` is `test`.
+Splits (config `split_scheme`), over the annotated images in order (classes
+sorted, then image number):
+  'study'   - every 5th from the first (positions 0, 5, 10, ...) is `test`
+              (1,736) and the rest `train` (6,941): the paper's words;
+  'release' - what the release's code did (get_CT101_train_val):
+              positions 1, 1 + step, ... with step = n // int(n *
+              test_fraction) (5 for 8,677 and 0.2): also 1,736 test images,
+              none of them in 'study''s test set;
+  'seeded'  - within each class a random `test_fraction` (rounded) chosen
+              with `split_seed` is `test`.
 """
 
 from __future__ import annotations
@@ -35,6 +53,7 @@ from PIL import ImageDraw
 import scipy.io
 import tensorflow_datasets as tfds
 
+from rationality_jax.data import release
 from rationality_jax.data.builders import common
 
 ANNOTATION_FOLDERS = {
@@ -48,23 +67,34 @@ _SOURCE = (
   "https://data.caltech.edu/records/mzrjq-6wc02 "
   "(caltech-101.zip, which holds both archives)"
 )
+IMAGES_ARCHIVES = common.archive_names(
+  "101_ObjectCategories", ".tar.gz", ".tgz", ".tar"
+)
+ANNOTATIONS_ARCHIVES = common.archive_names(
+  "Annotations", ".tar", ".tar.gz", ".tgz"
+)
 MANUAL_FILES = {
-  "images": common.ManualFile(
-    ("caltech-101.zip", "101_ObjectCategories.tar.gz"), _SOURCE
-  ),
+  "images": common.ManualFile(("caltech-101.zip", *IMAGES_ARCHIVES), _SOURCE),
   "annotations": common.ManualFile(
-    ("caltech-101.zip", "Annotations.tar"), _SOURCE
+    ("caltech-101.zip", *ANNOTATIONS_ARCHIVES), _SOURCE
   ),
 }
 _IMAGE = re.compile(r"(?:^|/)101_ObjectCategories/([^/]+)/image_(\d+)\.jpg$")
 _ANNOTATION = re.compile(r"(?:^|/)Annotations/([^/]+)/annotation_(\d+)\.mat$")
+SPLIT_SCHEMES = ("study", "release", "seeded")
+CONTOURS = ("ours", "release")
 
 
 @dataclasses.dataclass(eq=False)
 class Caltech101Config(common.MaskedBuilderConfig):
+  """`split_scheme` ('study', 'release', 'seeded'), `split_seed` and
+  `test_fraction`; `contour` ('ours', 'release'); `background_class`."""
+
   split_scheme: str = "study"
   split_seed: int = 0
   test_fraction: float = 0.2
+  contour: str = "ours"
+  background_class: bool = False
 
 
 def contour_mask(height: int, width: int, box_coord, obj_contour) -> np.ndarray:
@@ -84,6 +114,15 @@ def study_split(items: list) -> dict:
   """items in order -> {item: 'test' | 'train'}; every 5th (0, 5, ...) is test."""
   return {
     item: ("test" if i % 5 == 0 else "train") for i, item in enumerate(items)
+  }
+
+
+def release_split(items: list, test_fraction: float) -> dict:
+  """items in order -> {item: 'test' | 'train'} as the release's code split
+  them (`release.caltech_release_test_positions`)."""
+  test = set(release.caltech_release_test_positions(len(items), test_fraction))
+  return {
+    item: ("test" if i in test else "train") for i, item in enumerate(items)
   }
 
 
@@ -121,50 +160,84 @@ class Caltech101Masks(common.MaskedImageBuilder):
   def _info_features(self):
     return common.features(None)
 
-  def _archive(self, path, inner):
-    """A readable file object for `inner` (directly, or inside caltech-101.zip)."""
+  def _archive(self, path, inner_names):
+    """A readable file object for the inner archive (directly, or inside
+    caltech-101.zip)."""
     if path.endswith(".zip"):
-      return common.open_in_zip(path, inner)
+      return common.open_in_zip(path, inner_names)
     return path
 
-  def _split_generators(self, dl_manager):
+  def _make_splits(self, dl_manager):
+    c = self.builder_config
+    if c.split_scheme not in SPLIT_SCHEMES:
+      raise ValueError(
+        f"split_scheme must be one of {SPLIT_SCHEMES}, got {c.split_scheme!r}."
+      )
+    if c.contour not in CONTOURS:
+      raise ValueError(f"contour must be one of {CONTOURS}, got {c.contour!r}.")
     files = self._manual(dl_manager)
     annotations = {}
     for name, data in common.iter_tar(
-      self._archive(files["annotations"], "Annotations.tar"), _ANNOTATION.search
+      self._archive(files["annotations"], ANNOTATIONS_ARCHIVES),
+      _ANNOTATION.search,
+      expect="Annotations/<folder>/annotation_NNNN.mat",
     ):
       folder, number = _ANNOTATION.search(name).groups()
       annotations[(folder, int(number))] = data
-    images = []
-    for name, _ in common.iter_tar(
-      self._archive(files["images"], "101_ObjectCategories.tar.gz"),
+    found = set()
+    for name in common.tar_names(
+      self._archive(files["images"], IMAGES_ARCHIVES),
       lambda n: _IMAGE.search(n) is not None,
+      expect="101_ObjectCategories/<class>/image_NNNN.jpg",
     ):
       cls, number = _IMAGE.search(name).groups()
-      if (
-        cls != BACKGROUND
-        and (ANNOTATION_FOLDERS.get(cls, cls), int(number)) in annotations
-      ):
-        images.append((cls, int(number)))
-    classes = sorted({c for c, _ in images})
+      found.add((cls, int(number)))
+    before = self._skips(common.BEFORE_SPLIT)
+
+    def key(item):
+      return ANNOTATION_FOLDERS.get(item[0], item[0]), item[1]
+
+    candidates = {item for item in found if item[0] != BACKGROUND}
+    unannotated = [item for item in candidates if key(item) not in annotations]
+    before.missing(
+      "annotation missing",
+      [f"{cls}/image_{n:04d}" for cls, n in unannotated],
+      "no Annotations/<folder>/annotation_NNNN.mat for these images",
+    )
+    images = sorted(candidates - set(unannotated))
+    keys = {key(item) for item in images}
+    before.missing(
+      "image missing",
+      [f"{f}/annotation_{n:04d}" for f, n in annotations if (f, n) not in keys],
+      "no 101_ObjectCategories/<class>/image_NNNN.jpg for these annotations",
+    )
+    classes = sorted({cls for cls, _ in images})
+    label_names = (
+      sorted([*classes, BACKGROUND]) if c.background_class else classes
+    )
+    self.info.features["label"].names = label_names
     images.sort(key=lambda item: (classes.index(item[0]), item[1]))
-    self.info.features["label"].names = classes
-    c = self.builder_config
     if c.split_scheme == "study":
       assignment = study_split(images)
-    elif c.split_scheme == "seeded":
-      assignment = seeded_split(images, c.split_seed, c.test_fraction)
+    elif c.split_scheme == "release":
+      assignment = release_split(images, c.test_fraction)
     else:
-      raise ValueError(
-        f"split_scheme must be 'study' or 'seeded', got {c.split_scheme!r}."
-      )
+      assignment = seeded_split(images, c.split_seed, c.test_fraction)
     return {
-      s: self._generate_examples(files, annotations, classes, assignment, s)
+      s: self._generate_examples(files, annotations, label_names, assignment, s)
       for s in ("train", "test")
     }
 
+  def _mask(self, h, w, mat) -> np.ndarray:
+    if self.builder_config.contour == "release":
+      vertices = release.caltech_release_vertices(
+        mat["box_coord"], mat["obj_contour"]
+      )
+      return release.fill_polygon_opencv(h, w, vertices)
+    return contour_mask(h, w, mat["box_coord"], mat["obj_contour"])
+
   def _generate_examples(self, files, annotations, classes, assignment, split):
-    bad = self._bad_images(split)
+    skips = self._skips(split)
 
     def wanted(name):
       m = _IMAGE.search(name)
@@ -173,14 +246,14 @@ class Caltech101Masks(common.MaskedImageBuilder):
       )
 
     for name, data in common.iter_tar(
-      self._archive(files["images"], "101_ObjectCategories.tar.gz"), wanted
+      self._archive(files["images"], IMAGES_ARCHIVES), wanted
     ):
       cls, number = _IMAGE.search(name).groups()
       number = int(number)
       try:
         image, h, w = common.read_image(data, name)
       except Exception as e:
-        bad.handle(name, e)
+        skips.bad_image(name, e)
         continue
       mat = scipy.io.loadmat(
         io.BytesIO(annotations[(ANNOTATION_FOLDERS.get(cls, cls), number)])
@@ -191,9 +264,7 @@ class Caltech101Masks(common.MaskedImageBuilder):
         key,
         {
           "image": image,
-          "mask": common.mask_feature(
-            contour_mask(h, w, box, mat["obj_contour"])
-          ),
+          "mask": common.mask_feature(self._mask(h, w, mat)),
           "label": classes.index(cls),
           "id": key,
           "boxes": np.array(

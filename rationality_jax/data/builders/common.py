@@ -1,4 +1,5 @@
-"""What every masked-image builder shares: features, manual files, image checks.
+"""What every archive builder shares: features, manual files, archive scans,
+and the checks that keep a build from being silently incomplete.
 
 Every example has
   image: [H, W, 3] uint8 (the source's JPEG bytes are stored unchanged when
@@ -10,6 +11,16 @@ Every example has
   boxes: [N, 4] float32 (x_min, y_min, x_max, y_max) in pixels of `image`
          with pixel edges (a box over pixel column 0 only is 0..1); builders
          whose source has no boxes store the mask's bounding box.
+
+Completeness: every builder checks that what its annotation files list was
+found in the archives. Anything left out - by a policy, `on_bad_image` or
+`on_missing`, set to 'skip' - is recorded per split and reason in the
+dataset's metadata (`Source.skipped` reads it back); with the default 'fail'
+the build stops and names what is missing. An archive whose member names
+match nothing the builder reads fails with `ArchiveLayoutError`, naming the
+expected pattern and members actually seen. Every example is checked before
+TFDS stores it (`InvalidExampleError`: label out of range, malformed field),
+with a short message naming its id.
 
 TFDS writes a split into `<name>/<config>/<version>.incomplete*` and renames it
 only when everything succeeded, so a failed build leaves what was already
@@ -31,15 +42,32 @@ import numpy as np
 from PIL import Image
 import tensorflow_datasets as tfds
 
-BAD_IMAGE_POLICIES = ("fail", "skip")
+POLICIES = ("fail", "skip")
+UNREADABLE = "unreadable image"
 
 
 class ManualFilesMissingError(FileNotFoundError):
-  """The manual directory lacks files the builder needs."""
+  """The manual directory, or an archive in it, lacks files the builder needs."""
 
 
 class UnreadableImageError(ValueError):
   """An image in the source archives cannot be decoded."""
+
+
+class ArchiveLayoutError(ValueError):
+  """No member of an archive is named the way the builder expects."""
+
+
+class InvalidExampleError(ValueError):
+  """An example cannot be stored (label out of range, malformed field)."""
+
+
+def archive_names(stem: str, *suffixes: str) -> tuple[str, ...]:
+  """`stem` + each suffix: the names one archive was distributed under."""
+  return tuple(stem + s for s in suffixes)
+
+
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,34 +101,65 @@ def require_manual_files(
     )
     raise ManualFilesMissingError(
       f"{dataset}: {where}; place these files there (the archives as "
-      f"distributed, not extracted):\n{lines}"
+      f"distributed, not extracted; any of the names listed):\n{lines}"
     )
   return {k: f.find(manual_dir) for k, f in files.items()}
 
 
-def check_policy(policy: str) -> str:
-  if policy not in BAD_IMAGE_POLICIES:
-    raise ValueError(
-      f"on_bad_image must be one of {BAD_IMAGE_POLICIES}, got {policy!r}."
-    )
+def check_policy(field: str, policy: str) -> str:
+  if policy not in POLICIES:
+    raise ValueError(f"{field} must be one of {POLICIES}, got {policy!r}.")
   return policy
 
 
 @dataclasses.dataclass
-class BadImages:
-  """Applies the unreadable-image policy and counts what was skipped."""
+class Skips:
+  """What one split leaves out, by reason, and the policies that decide.
 
-  policy: str = "fail"
-  skipped: list = dataclasses.field(default_factory=list)
+  `items` ({reason: [member or item name, ...]}) is the split's entry in the
+  builder's metadata (`metadata['skipped'][split]`), saved with the dataset;
+  `Source.skipped` reads it back as counts.
+  """
 
-  def handle(self, name: str, error: Exception) -> None:
-    if self.policy == "fail":
+  dataset: str
+  split: str
+  on_bad_image: str = "fail"
+  on_missing: str = "fail"
+  items: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+
+  def bad_image(self, name: str, error: Exception) -> None:
+    """An image that does not decode: raise ('fail') or record it ('skip')."""
+    if self.on_bad_image == "fail":
       raise UnreadableImageError(
-        f"Cannot decode image {name!r} ({error}). Re-download the archive, or build with "
-        "on_bad_image='skip' to leave it out (skipped files are counted in the dataset's metadata)."
+        f"Cannot decode image {name!r} ({error}). Re-download the archive, "
+        "or build with on_bad_image='skip' to leave it out (skipped files "
+        "are counted in the dataset's metadata and in Source.skipped)."
       ) from error
     logging.warning("Skipping unreadable image %s: %s", name, error)
-    self.skipped.append(name)
+    self.items.setdefault(UNREADABLE, []).append(name)
+
+  def missing(self, reason: str, names, where: str) -> None:
+    """Items one source lists and another lacks (an image its annotation
+    files list, an annotation an image needs), described by `where`:
+    'fail' raises naming them, 'skip' records them under `reason`."""
+    names = sorted(names)
+    if not names:
+      return
+    if self.on_missing == "fail":
+      raise ManualFilesMissingError(
+        f"{self.dataset} ({self.split}): {len(names)} x {reason}: {where}, "
+        f"e.g. {names[:3]}. Re-download the archives, or build with "
+        "on_missing='skip' to leave them out (counted in Source.skipped)."
+      )
+    logging.warning(
+      "%s (%s): skipping %d x %s (%s)",
+      self.dataset,
+      self.split,
+      len(names),
+      reason,
+      where,
+    )
+    self.items.setdefault(reason, []).extend(names)
 
 
 def read_image(data: bytes, name: str) -> tuple[bytes, int, int]:
@@ -157,51 +216,90 @@ def mask_box(mask: np.ndarray) -> np.ndarray:
 
 
 def features(
-  class_names: Sequence[str] | None, **extra
+  class_names: Sequence[str] | None, masks: bool = True, **extra
 ) -> tfds.features.FeaturesDict:
   """The shared features; `class_names=None` when the names are only known
-  from the archives (set `info.features['label'].names` before writing)."""
+  from the archives (set `info.features['label'].names` before writing);
+  `masks=False` leaves out `mask` and `boxes` (training-only builders)."""
   if class_names is None:
     label = tfds.features.ClassLabel()
   else:
     label = tfds.features.ClassLabel(names=list(class_names))
+  spatial = {
+    "mask": tfds.features.Image(shape=(None, None, 1), encoding_format="png"),
+    "boxes": tfds.features.Tensor(shape=(None, 4), dtype=np.float32),
+  }
   return tfds.features.FeaturesDict(
     {
       "image": tfds.features.Image(shape=(None, None, 3)),
-      "mask": tfds.features.Image(shape=(None, None, 1), encoding_format="png"),
+      **(spatial if masks else {}),
       "label": label,
       "id": tfds.features.Text(),
-      "boxes": tfds.features.Tensor(shape=(None, 4), dtype=np.float32),
       **extra,
     }
   )
 
 
-def iter_tar(path_or_fileobj, select=None) -> Iterator[tuple[str, bytes]]:
-  """Streams (member name, bytes) of regular files in a tar/tgz, one pass.
+def _archive_label(path_or_fileobj) -> str:
+  name = getattr(path_or_fileobj, "name", path_or_fileobj)
+  return os.path.basename(os.fspath(name)) if name else "archive"
 
-  `select(name) -> bool` picks members before their bytes are read.
+
+def iter_tar_members(
+  path_or_fileobj, select=None, expect: str | None = None
+) -> Iterator[tuple[str, tarfile.TarFile, tarfile.TarInfo]]:
+  """Streams (member name, tar, member) of the regular files in a tar/tgz.
+
+  One sequential pass (`r|*`): nothing is extracted to disk, and a member's
+  bytes are only read if the caller reads `tar.extractfile(member)` before
+  the next item. `select(name) -> bool` picks members. `expect` describes
+  the names `select` looks for: when the whole archive has none,
+  ArchiveLayoutError names `expect` and members actually seen.
   """
   kwargs = (
     {"fileobj": path_or_fileobj}
     if hasattr(path_or_fileobj, "read")
     else {"name": os.fspath(path_or_fileobj)}
   )
+  seen, count, selected = [], 0, 0
   with tarfile.open(mode="r|*", **kwargs) as tar:
     for member in tar:
       if not member.isfile():
         continue
-      name = (
-        member.name.lstrip("./")
-        if member.name.startswith("./")
-        else member.name
-      )
+      name = member.name[2:] if member.name.startswith("./") else member.name
+      count += 1
       if select is not None and not select(name):
+        if len(seen) < 3:
+          seen.append(name)
         continue
-      yield name, tar.extractfile(member).read()
+      selected += 1
+      yield name, tar, member
+  if expect is not None and not selected:
+    raise ArchiveLayoutError(
+      f"{_archive_label(path_or_fileobj)}: no member is named like {expect}; "
+      f"its {count} files include {seen}. Is it the archive as distributed?"
+    )
 
 
-def read_tar_files(path, names_or_pattern) -> dict[str, bytes]:
+def iter_tar(
+  path_or_fileobj, select=None, expect: str | None = None
+) -> Iterator[tuple[str, bytes]]:
+  """Streams (member name, bytes) of regular files in a tar/tgz, one pass
+  (see `iter_tar_members` for `select` and `expect`)."""
+  for name, tar, member in iter_tar_members(path_or_fileobj, select, expect):
+    yield name, tar.extractfile(member).read()
+
+
+def tar_names(path_or_fileobj, select=None, expect: str | None = None):
+  """The selected member names, without reading their bytes."""
+  return [
+    name for name, _, _ in iter_tar_members(path_or_fileobj, select, expect)
+  ]
+
+
+def read_tar_files(
+  path, names_or_pattern, expect: str | None = None
+) -> dict[str, bytes]:
   """Reads the members matching a regex (or in a set of names) into memory."""
   if isinstance(names_or_pattern, str):
     pattern = re.compile(names_or_pattern)
@@ -209,31 +307,49 @@ def read_tar_files(path, names_or_pattern) -> dict[str, bytes]:
   else:
     wanted = set(names_or_pattern)
     select = lambda n: n in wanted  # noqa: E731
-  return dict(iter_tar(path, select))
+  return dict(iter_tar(path, select, expect))
 
 
-def open_in_zip(zip_path: str, basename: str):
-  """Returns a file object for the zip member named `basename` (in any folder;
-  macOS `__MACOSX/` resource forks are ignored)."""
+def open_in_zip(zip_path: str, basenames: Sequence[str]):
+  """Returns a file object for the zip member named any of `basenames` (in
+  any folder; macOS `__MACOSX/` resource forks are ignored)."""
   zf = zipfile.ZipFile(zip_path)
   for name in zf.namelist():
-    if name.rsplit("/", 1)[-1] == basename and not name.startswith("__MACOSX/"):
+    if name.rsplit("/", 1)[-1] in basenames and not name.startswith(
+      "__MACOSX/"
+    ):
       return zf.open(name)
   raise ManualFilesMissingError(
-    f"{zip_path} has no member {basename!r}; members: {zf.namelist()[:20]}"
+    f"{zip_path} has no member named {' or '.join(basenames)}; members: "
+    f"{zf.namelist()[:20]}"
   )
 
 
 @dataclasses.dataclass(eq=False)
 class MaskedBuilderConfig(tfds.core.BuilderConfig):
-  """`on_bad_image`: 'fail' (default) raises naming the file; 'skip' leaves it
-  out and records it under metadata['skipped_images'][split]."""
+  """Policies (each 'fail' by default, or 'skip': leave out and count):
+
+  `on_bad_image`: an image that does not decode.
+  `on_missing`: an item the annotation files list that the archives lack
+    (image, segmentation, annotation, boxes).
+  What was skipped is saved in metadata['skipped'][split] = {reason: [names]}
+  ('before_split' for items dropped before splits are assigned) and read
+  back as counts by `Source.skipped`.
+  """
 
   on_bad_image: str = "fail"
+  on_missing: str = "fail"
+
+
+BEFORE_SPLIT = "before_split"
 
 
 class MaskedImageBuilder(tfds.core.GeneratorBasedBuilder):
-  """Base of the masked-image builders (manual archives, array_record)."""
+  """Base of the archive builders (manual archives, array_record).
+
+  Subclasses implement `_make_splits(dl_manager) -> {split: examples}`;
+  every split is checked on its way to TFDS (`_checked`).
+  """
 
   BUILDER_CONFIG_CLASS = MaskedBuilderConfig
   BUILDER_CONFIGS = [MaskedBuilderConfig(name="default")]
@@ -254,6 +370,9 @@ class MaskedImageBuilder(tfds.core.GeneratorBasedBuilder):
   def _info_features(self) -> tfds.features.FeaturesDict:
     raise NotImplementedError
 
+  def _make_splits(self, dl_manager) -> dict:
+    raise NotImplementedError
+
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(
       builder=self,
@@ -264,10 +383,61 @@ class MaskedImageBuilder(tfds.core.GeneratorBasedBuilder):
       metadata=tfds.core.MetadataDict(),
     )
 
-  def _bad_images(self, split: str) -> BadImages:
-    bad = BadImages(check_policy(self.builder_config.on_bad_image))
-    self.info.metadata.setdefault("skipped_images", {})[split] = bad.skipped
-    return bad
+  def _split_generators(self, dl_manager):
+    c = self.builder_config
+    check_policy("on_bad_image", c.on_bad_image)
+    check_policy("on_missing", c.on_missing)
+    self.info.metadata["skipped"] = {}
+    splits = self._make_splits(dl_manager)
+    return {s: self._checked(s, examples) for s, examples in splits.items()}
+
+  def _skips(self, split: str) -> Skips:
+    """The Skips of `split` (or BEFORE_SPLIT), registered in the metadata."""
+    c = self.builder_config
+    skipped = self.info.metadata.setdefault("skipped", {})
+    if split not in skipped:
+      skipped[split] = {}
+    return Skips(self.name, split, c.on_bad_image, c.on_missing, skipped[split])
+
+  def _checked(self, split: str, examples):
+    """Yields `examples` after checking each can be stored.
+
+    TFDS reports an example it cannot encode by printing the whole example
+    (kilobytes of image bytes); this raises InvalidExampleError naming the
+    example's id and the problem instead, and says what was skipped when a
+    split ends up empty.
+    """
+    features = self.info.features
+    num_classes = features["label"].num_classes
+    count = 0
+    for key, example in examples:
+      label = int(example["label"])
+      if not 0 <= label < num_classes:
+        raise InvalidExampleError(
+          f"{self.name}: {split} example {example['id']!r} has label {label}, "
+          f"but there are {num_classes} classes (labels 0..{num_classes - 1}):"
+          " the annotation files' labels and class list disagree."
+        )
+      try:
+        features.encode_example(example)
+      except Exception as e:  # Any encoding error is reported the same way.
+        message = " ".join(str(e).split())
+        raise InvalidExampleError(
+          f"{self.name}: cannot store {split} example {example['id']!r}: "
+          f"{type(e).__name__}: {message[:300]}"
+        ) from None
+      count += 1
+      yield key, example
+    if not count:
+      left_out = {
+        reason: len(items)
+        for part in (BEFORE_SPLIT, split)
+        for reason, items in self.info.metadata["skipped"].get(part, {}).items()
+      }
+      raise InvalidExampleError(
+        f"{self.name}: the {split} split has no examples; left out by the "
+        f"skip policies: {left_out or 'nothing'}."
+      )
 
   def _manual(self, dl_manager) -> dict[str, str]:
     try:

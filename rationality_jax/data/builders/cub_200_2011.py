@@ -1,34 +1,56 @@
 """cub_200_2011: CUB-200-2011 birds with the official segmentation masks.
 
-manual_dir: `CUB_200_2011.tgz` and `segmentations.tgz` as distributed by
-Caltech (https://data.caltech.edu/records/65de6-vp158). Splits follow
-`train_test_split.txt` (train 5,994 / test 5,794). The segmentation PNGs are
-soft (annotator agreement, 0..255); like the study, only full-white pixels
-(value 255) count as the object: mask = (segmentation == 255). Boxes come from
-`bounding_boxes.txt` (x, y, width, height) as (x, y, x + width, y + height).
-Labels are `image_class_labels.txt` - 1; class names are the folder names
+manual_dir: `CUB_200_2011.tgz` (or `.tar.gz`, `.tar`) and `segmentations.tgz`
+(or `.tar.gz`, `.tar`) as distributed by Caltech
+(https://data.caltech.edu/records/65de6-vp158). Labels are
+`image_class_labels.txt` - 1; class names are the folder names
 ("001.Black_footed_Albatross"); `rationality_jax.data.class_names` turns them
-into prompt names.
+into prompt names. Boxes come from `bounding_boxes.txt` (x, y, width,
+height) as (x, y, x + width, y + height).
+
+Masks: the segmentation PNGs are soft (annotator agreement, 0..255). `mask`
+keeps, like the study, only full-white pixels: mask = (segmentation == 255)
+at full size (preprocessing then moves it with nearest neighbour).
+`soft_mask` stores the segmentation itself (grayscale 0..255), so the
+release's order - resize and crop the soft mask bilinearly with the image,
+then keep pixels still at 255 - is available at preprocessing time
+(`preprocess.study_spec('cub_200_2011', mask_order='release')`).
+
+Splits (config `split_order`): 'official' (default) joins
+`train_test_split.txt` with `images.txt` on the image id (train 5,994 /
+test 5,794). 'release' applies `train_test_split.txt`'s flags by position to
+the alphabetically sorted file list, as utils/CUB_dataset.py of the study's
+release did (torchvision ImageFolder order; it never reads `images.txt`): the
+same sizes, but a different set of test images
+(`release.cub_release_split`).
+
+Completeness: every image `images.txt` lists must be in the archive with a
+segmentation, and every id must have a label, split flag and box; what is
+missing fails the build, or with on_missing='skip' is left out and counted
+(`Source.skipped`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import os
 import posixpath
 
 import numpy as np
 from PIL import Image
 import tensorflow_datasets as tfds
 
+from rationality_jax.data import release
 from rationality_jax.data.builders import common
 
 MANUAL_FILES = {
   "images": common.ManualFile(
-    ("CUB_200_2011.tgz",),
+    common.archive_names("CUB_200_2011", ".tgz", ".tar.gz", ".tar"),
     "https://data.caltech.edu/records/65de6-vp158 (CUB_200_2011.tgz, 1.1 GB)",
   ),
   "segmentations": common.ManualFile(
-    ("segmentations.tgz",),
+    common.archive_names("segmentations", ".tgz", ".tar.gz", ".tar"),
     "https://data.caltech.edu/records/w9d68-gec53 (segmentations.tgz, 37 MB)",
   ),
 }
@@ -39,6 +61,15 @@ _TEXT_FILES = (
   "classes.txt",
   "bounding_boxes.txt",
 )
+SPLIT_ORDERS = ("official", "release")
+
+
+@dataclasses.dataclass(eq=False)
+class CubConfig(common.MaskedBuilderConfig):
+  """`split_order`: 'official' (images.txt ids) or 'release' (flags by
+  position over the sorted file list, as the study's release did)."""
+
+  split_order: str = "official"
 
 
 def _table(text: bytes) -> list[list[str]]:
@@ -47,31 +78,46 @@ def _table(text: bytes) -> list[list[str]]:
   ]
 
 
+def read_segmentation(png_bytes: bytes) -> np.ndarray:
+  """[H, W] uint8 0..255: the segmentation PNG as grayscale."""
+  with Image.open(io.BytesIO(png_bytes)) as im:
+    return np.asarray(im.convert("L"))
+
+
 def binarise_segmentation(png_bytes: bytes) -> np.ndarray:
   """[H, W] uint8: 1 where the (grayscale) segmentation is exactly 255."""
-  with Image.open(io.BytesIO(png_bytes)) as im:
-    seg = np.asarray(im.convert("L"))
-  return (seg == 255).astype(np.uint8)
+  return (read_segmentation(png_bytes) == 255).astype(np.uint8)
 
 
 class Cub2002011(common.MaskedImageBuilder):
-  """CUB-200-2011 with binarised segmentation masks."""
+  """CUB-200-2011 with binarised and soft segmentation masks."""
 
   name = "cub_200_2011"
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "First version."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {
+    "1.0.0": "First version.",
+    "1.1.0": "soft_mask feature (the segmentation, 0..255); split_order.",
+  }
+  BUILDER_CONFIG_CLASS = CubConfig
+  BUILDER_CONFIGS = [CubConfig(name="default")]
   MANUAL_FILES = MANUAL_FILES
   MANUAL_DOWNLOAD_INSTRUCTIONS = common.manual_instructions(MANUAL_FILES)
   DESCRIPTION = __doc__
   HOMEPAGE = "https://www.vision.caltech.edu/datasets/cub_200_2011/"
 
   def _info_features(self):
-    return common.features(None)
+    return common.features(
+      None,
+      soft_mask=tfds.features.Image(
+        shape=(None, None, 1), encoding_format="png"
+      ),
+    )
 
   def _read_metadata(self, path):
     texts = common.read_tar_files(
       path,
       r"(^|/)(" + "|".join(t.replace(".", r"\.") for t in _TEXT_FILES) + r")$",
+      expect="CUB_200_2011/images.txt (and the other annotation .txt files)",
     )
     found = {
       posixpath.basename(k): v
@@ -87,74 +133,114 @@ class Cub2002011(common.MaskedImageBuilder):
     classes = [
       name for _, name in sorted(tables["classes.txt"], key=lambda r: int(r[0]))
     ]
-    return {
+    meta = {
       "classes": classes,
       "paths": dict(tables["images.txt"]),
       "labels": {i: int(c) - 1 for i, c in tables["image_class_labels.txt"]},
       "is_train": {i: t == "1" for i, t in tables["train_test_split.txt"]},
+      "flags": [t == "1" for _, t in tables["train_test_split.txt"]],
       "boxes": {
         i: [float(v) for v in r] for i, *r in tables["bounding_boxes.txt"]
       },
     }
+    for key, table in (
+      ("labels", "image_class_labels.txt"),
+      ("is_train", "train_test_split.txt"),
+      ("boxes", "bounding_boxes.txt"),
+    ):
+      absent = sorted(set(meta["paths"]) - set(meta[key]), key=int)
+      if absent:
+        raise common.ManualFilesMissingError(
+          f"{table} in {os.path.basename(path)} has no row for "
+          f"{len(absent)} image ids of images.txt, e.g. {absent[:3]}."
+        )
+    return meta
 
-  def _split_generators(self, dl_manager):
+  def _make_splits(self, dl_manager):
+    order = self.builder_config.split_order
+    if order not in SPLIT_ORDERS:
+      raise ValueError(
+        f"split_order must be one of {SPLIT_ORDERS}, got {order!r}."
+      )
     files = self._manual(dl_manager)
     meta = self._read_metadata(files["images"])
     self.info.features["label"].names = meta["classes"]
+    if order == "release":
+      is_train = release.cub_release_split(
+        list(meta["paths"].values()), meta["flags"]
+      )
+    else:
+      is_train = {p: meta["is_train"][i] for i, p in meta["paths"].items()}
     return {
-      split: self._generate_examples(files, meta, split)
+      split: self._generate_examples(files, meta, is_train, split)
       for split in ("train", "test")
     }
 
-  def _generate_examples(self, files, meta, split):
-    bad = self._bad_images(split)
+  def _generate_examples(self, files, meta, is_train, split):
+    skips = self._skips(split)
     wanted = {
-      meta["paths"][i]: i
-      for i, t in meta["is_train"].items()
-      if t == (split == "train")
+      path: image_id
+      for image_id, path in meta["paths"].items()
+      if is_train[path] == (split == "train")
     }
+    stems = {path.rsplit(".", 1)[0]: path for path in wanted}
+
+    def seg_key(name):
+      return name.split("segmentations/", 1)[-1][: -len(".png")]
+
     segs = {
-      name.split("segmentations/", 1)[-1][: -len(".png")]: data
+      seg_key(name): data
       for name, data in common.iter_tar(
-        files["segmentations"], lambda n: n.endswith(".png")
+        files["segmentations"],
+        lambda n: n.endswith(".png") and seg_key(n) in stems,
+        expect="segmentations/<class>/<image>.png" if stems else None,
       )
     }
+    no_seg = [stems[s] for s in stems if s not in segs]
+    skips.missing(
+      "segmentation missing",
+      no_seg,
+      f"{os.path.basename(files['segmentations'])} has no "
+      "segmentations/<class>/<image>.png for these images",
+    )
+    for path in no_seg:
+      del wanted[path]
 
     def key(name):
       return name.split("images/", 1)[-1] if "/images/" in "/" + name else None
 
     for name, data in common.iter_tar(
-      files["images"], lambda n: key(n) in wanted
+      files["images"],
+      lambda n: key(n) in wanted,
+      expect="CUB_200_2011/images/<class>/<image>.jpg" if wanted else None,
     ):
       rel = key(name)
       image_id = wanted.pop(rel)
       stem = rel.rsplit(".", 1)[0]
-      if stem not in segs:
-        raise common.ManualFilesMissingError(
-          f"segmentations.tgz has no segmentations/{stem}.png for image {rel}."
-        )
       try:
         image, h, w = common.read_image(data, name)
       except Exception as e:
-        bad.handle(name, e)
+        skips.bad_image(name, e)
         continue
-      mask = binarise_segmentation(segs[stem])
-      if mask.shape != (h, w):
-        raise ValueError(
-          f"Segmentation of {rel} is {mask.shape}, image is {(h, w)}."
+      soft = read_segmentation(segs[stem])
+      if soft.shape != (h, w):
+        raise common.InvalidExampleError(
+          f"Segmentation of {rel} is {soft.shape}, image is {(h, w)}."
         )
       x, y, bw, bh = meta["boxes"][image_id]
       yield (
         stem,
         {
           "image": image,
-          "mask": common.mask_feature(mask),
+          "mask": common.mask_feature(soft == 255),
+          "soft_mask": common.encode_png(soft),
           "label": meta["labels"][image_id],
           "id": stem,
           "boxes": np.array([[x, y, x + bw, y + bh]], np.float32),
         },
       )
-    if wanted:
-      raise common.ManualFilesMissingError(
-        f"CUB_200_2011.tgz lacks {len(wanted)} {split} images, e.g. {sorted(wanted)[:3]}."
-      )
+    skips.missing(
+      "image missing",
+      wanted,
+      f"listed in images.txt but not in {os.path.basename(files['images'])}",
+    )

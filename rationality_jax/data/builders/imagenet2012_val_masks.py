@@ -12,7 +12,14 @@ Label: the index of the image's wnid in the standard 1,000-class order
 filled, coordinates used as pixel edges (mask[ymin:ymax, xmin:xmax] = 1), in
 the original image's pixels; the study maps it through Resize(256) +
 CenterCrop(224) with the image, which `preprocess` does for image and mask
-together. `boxes` keeps every box, original pixels.
+together. `boxes` keeps every box, original pixels. The release's own box
+mask (drawn into the 224 crop with its float arithmetic) is a preprocessing
+option: `preprocess.study_spec(..., mask_order='release')`.
+
+Completeness: every image of the tar must have boxes and every image the
+boxes list must be in the tar; what is missing fails the build, or with
+on_missing='skip' is left out and counted (`Source.skipped`). Member names
+must be `ILSVRC2012_val_NNNNNNNN.JPEG` (8 digits).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import os
 import re
 import xml.etree.ElementTree as ET
 
@@ -31,14 +39,19 @@ from rationality_jax.data.builders import common
 
 _IMAGENET = "https://image-net.org/challenges/LSVRC/2012/2012-downloads.php (registration required)"
 BOX_FILES = common.ManualFile(
-  ("ILSVRC2012_bbox_val_v3.tgz", "LOC_val_solution.csv"),
+  (
+    *common.archive_names("ILSVRC2012_bbox_val_v3", ".tgz", ".tar.gz", ".tar"),
+    "LOC_val_solution.csv",
+  ),
   _IMAGENET
   + "; or LOC_val_solution.csv from https://www.kaggle.com/c/imagenet-object-localization-challenge/data",
 )
 IMAGES_FILE = common.ManualFile(
   ("ILSVRC2012_img_val.tar",), _IMAGENET + " (ILSVRC2012_img_val.tar, 6.3 GB)"
 )
-VAL_NAME = re.compile(r"(ILSVRC2012_val_\d{8})")
+VAL_NAME = re.compile(r"(?:^|/)(ILSVRC2012_val_\d{8})\.JPEG$")
+XML_NAME = re.compile(r"(?:^|/)(ILSVRC2012_val_\d{8})\.xml$")
+CSV_COLUMNS = ("ImageId", "PredictionString")
 
 
 @dataclasses.dataclass
@@ -70,7 +83,13 @@ def _parse_xml(data: bytes) -> ValAnnotation:
 
 def _parse_csv(text: str) -> dict[str, ValAnnotation]:
   out = {}
-  for row in csv.DictReader(io.StringIO(text)):
+  reader = csv.DictReader(io.StringIO(text))
+  if tuple(reader.fieldnames or ()) != CSV_COLUMNS:
+    raise common.ArchiveLayoutError(
+      f"LOC_val_solution.csv: expected the columns {','.join(CSV_COLUMNS)}, "
+      f"found {reader.fieldnames}."
+    )
+  for row in reader:
     tokens = row["PredictionString"].split()
     if len(tokens) % 5:
       raise ValueError(
@@ -91,10 +110,12 @@ def read_val_annotations(path: str) -> dict[str, ValAnnotation]:
     with open(path, encoding="utf-8") as f:
       return _parse_csv(f.read())
   out = {}
-  for name, data in common.iter_tar(path, lambda n: n.endswith(".xml")):
-    m = VAL_NAME.search(name)
-    if m:
-      out[m.group(1)] = _parse_xml(data)
+  for name, data in common.iter_tar(
+    path,
+    lambda n: XML_NAME.search(n) is not None,
+    expect="val/ILSVRC2012_val_NNNNNNNN.xml (8 digits)",
+  ):
+    out[XML_NAME.search(name).group(1)] = _parse_xml(data)
   return out
 
 
@@ -112,27 +133,35 @@ class Imagenet2012ValMasks(common.MaskedImageBuilder):
   def _info_features(self):
     return common.features(classnames.imagenet_wnids())
 
-  def _split_generators(self, dl_manager):
+  def _make_splits(self, dl_manager):
     files = self._manual(dl_manager)
     return {"validation": self._generate_examples(files)}
 
   def _generate_examples(self, files):
-    bad = self._bad_images("validation")
+    skips = self._skips("validation")
     annotations = read_val_annotations(files["boxes"])
     label_of = {w: i for i, w in enumerate(classnames.imagenet_wnids())}
+    unknown = sorted({a.wnid for a in annotations.values()} - set(label_of))
+    if unknown:
+      raise common.InvalidExampleError(
+        f"{os.path.basename(files['boxes'])} names wnids outside the 1,000 "
+        f"classes, e.g. {unknown[:3]}."
+      )
+    no_boxes = []
     for name, data in common.iter_tar(
-      files["images"], lambda n: VAL_NAME.search(n) is not None
+      files["images"],
+      lambda n: VAL_NAME.search(n) is not None,
+      expect="ILSVRC2012_val_NNNNNNNN.JPEG (8 digits)",
     ):
       stem = VAL_NAME.search(name).group(1)
       if stem not in annotations:
-        raise common.ManualFilesMissingError(
-          f"{files['boxes']} has no boxes for {name}."
-        )
+        no_boxes.append(stem)
+        continue
       ann = annotations.pop(stem)
       try:
         image, h, w = common.read_image(data, name)
       except Exception as e:
-        bad.handle(name, e)
+        skips.bad_image(name, e)
         continue
       yield (
         stem,
@@ -144,3 +173,15 @@ class Imagenet2012ValMasks(common.MaskedImageBuilder):
           "boxes": ann.boxes,
         },
       )
+    skips.missing(
+      "boxes missing",
+      no_boxes,
+      f"in {os.path.basename(files['images'])} but without boxes in "
+      f"{os.path.basename(files['boxes'])}",
+    )
+    skips.missing(
+      "image missing",
+      annotations,
+      f"with boxes in {os.path.basename(files['boxes'])} but not in "
+      f"{os.path.basename(files['images'])}",
+    )

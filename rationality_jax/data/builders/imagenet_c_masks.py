@@ -8,17 +8,26 @@ validation boxes as for imagenet2012_val_masks (`ILSVRC2012_bbox_val_v3.tgz`,
 or `LOC_val_solution.csv` together with `ILSVRC2012_img_val.tar`, which is
 then read for the original image sizes the CSV lacks).
 
-One split per corruption found (e.g. `gaussian_noise`), every severity in it;
-`corruption` and `severity` are features, `id` is
-"<corruption>/<severity>/ILSVRC2012_val_XXXXXXXX". Label: wnid folder in the
-standard 1,000-class order.
+One split per corruption found (e.g. `gaussian_noise`), the severities of
+config `severities` (default all five) in it; `corruption` and `severity`
+are features, `id` is "<corruption>/<severity>/ILSVRC2012_val_XXXXXXXX".
+Label: wnid folder in the standard 1,000-class order.
 
 ImageNet-C images are 224 x 224: Resize(256) (short side; long side
 int(256 * long / short)) then CenterCrop(224) of the original validation image.
 The boxes are mapped the same way: x' = x * W256 / W - left,
 y' = y * H256 / H - top with left = round((W256 - 224) / 2) and
 top = round((H256 - 224) / 2), clipped to the crop, then filled (pixel
-edges). `boxes` holds the mapped boxes.
+edges). `boxes` holds the mapped boxes. Config `mask_style='release'` fills
+the mask as the release's ImageNet scripts did instead
+(test_rationale_vlm/clip_zs_flcp_in.py with `--dataset in-c`, which takes the
+original validation image's size: `release.imagenet_release_box_mask`).
+
+Completeness: every (corruption, severity) built must hold every image the
+validation boxes list, and every image must have boxes; what is missing
+fails the build, or with on_missing='skip' is left out and counted
+(`Source.skipped`). A family tar or corruption folder whose names do not
+follow the layout above fails with the expected pattern and an example.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from PIL import Image
 import tensorflow_datasets as tfds
 
 from rationality_jax.data import classnames
+from rationality_jax.data import release
 from rationality_jax.data.builders import common
 from rationality_jax.data.builders import imagenet2012_val_masks as val
 from rationality_jax.data.preprocess import resized_shape
@@ -46,9 +56,12 @@ FAMILIES = {
   "extra": ("speckle_noise", "gaussian_blur", "spatter", "saturate"),
 }
 CORRUPTIONS = tuple(c for cs in FAMILIES.values() for c in cs)
+SEVERITIES = (1, 2, 3, 4, 5)
+MASK_STYLES = ("ours", "release")
 _MEMBER = re.compile(
   r"(?:^|/)([a-z_]+)/([1-5])/(n\d{8})/(ILSVRC2012_val_\d{8})\.JPEG$"
 )
+_LAYOUT = "<corruption>/<severity 1-5>/<wnid>/ILSVRC2012_val_NNNNNNNN.JPEG"
 _SOURCE = (
   "https://zenodo.org/record/2235448 (blur.tar, digital.tar, noise.tar, "
   "weather.tar, extra.tar; any subset)"
@@ -57,9 +70,13 @@ _SOURCE = (
 
 @dataclasses.dataclass(eq=False)
 class ImagenetCConfig(common.MaskedBuilderConfig):
-  """`corruptions`: the splits to build (default: every corruption found)."""
+  """`corruptions`: the splits to build (default: every corruption found);
+  `severities`: those to include (each must be complete); `mask_style`:
+  'ours' or 'release'."""
 
   corruptions: tuple[str, ...] | None = None
+  severities: tuple[int, ...] = SEVERITIES
+  mask_style: str = "ours"
 
 
 def map_boxes_resize_crop(
@@ -74,6 +91,35 @@ def map_boxes_resize_crop(
   )
   b = b - np.array([left, top, left, top])
   return np.clip(b, 0, crop).astype(np.float32)
+
+
+def _family_tar(manual_dir, family) -> str | None:
+  for name in common.archive_names(family, *common.TAR_SUFFIXES):
+    path = os.path.join(manual_dir, name)
+    if os.path.exists(path):
+      return path
+  return None
+
+
+def _walk(directory) -> list[str]:
+  """Paths (relative to the parent of `directory`) of the files under it."""
+  root = os.path.dirname(directory)
+  return sorted(
+    os.path.relpath(os.path.join(d, f), root).replace(os.sep, "/")
+    for d, _, fs in os.walk(directory)
+    for f in fs
+  )
+
+
+def _require_layout(where: str, names: list[str]) -> set[str]:
+  """The corruptions named by `names`; ArchiveLayoutError when none is."""
+  found = {m.group(1) for m in map(_MEMBER.search, names) if m}
+  if not found:
+    raise common.ArchiveLayoutError(
+      f"{where}: no file is named like {_LAYOUT}; its {len(names)} files "
+      f"include {names[:3]}. Is it ImageNet-C as distributed?"
+    )
+  return found
 
 
 class ImagenetCMasks(common.MaskedImageBuilder):
@@ -107,32 +153,42 @@ class ImagenetCMasks(common.MaskedImageBuilder):
     """{corruption: directory or family tar} present in manual_dir."""
     found = {}
     for family, corruptions in FAMILIES.items():
-      tar = os.path.join(manual_dir, f"{family}.tar")
+      tar = _family_tar(manual_dir, family)
       in_tar = set()
-      if os.path.exists(tar):
+      if tar is not None:
         with tarfile.open(tar) as t:  # reads the member headers only
-          in_tar = {m.group(1) for m in map(_MEMBER.search, t.getnames()) if m}
+          in_tar = _require_layout(os.path.basename(tar), t.getnames())
       for c in corruptions:
-        if os.path.isdir(os.path.join(manual_dir, c)):
-          found[c] = os.path.join(manual_dir, c)
+        directory = os.path.join(manual_dir, c)
+        if os.path.isdir(directory):
+          _require_layout(f"{directory}/", _walk(directory))
+          found[c] = directory
         elif c in in_tar:
           found[c] = tar
     return found
 
-  def _split_generators(self, dl_manager):
+  def _make_splits(self, dl_manager):
+    c = self.builder_config
+    if c.mask_style not in MASK_STYLES:
+      raise ValueError(
+        f"mask_style must be one of {MASK_STYLES}, got {c.mask_style!r}."
+      )
+    if not c.severities or set(c.severities) - set(SEVERITIES):
+      raise ValueError(
+        f"severities must be a non-empty subset of {SEVERITIES}, got "
+        f"{c.severities!r}."
+      )
     files = self._manual(dl_manager)
     manual_dir = os.fspath(dl_manager.manual_dir)
     found = self._locations(manual_dir)
-    wanted = self.builder_config.corruptions or tuple(
-      c for c in CORRUPTIONS if c in found
-    )
-    missing = [c for c in wanted if c not in found]
+    wanted = c.corruptions or tuple(x for x in CORRUPTIONS if x in found)
+    missing = [x for x in wanted if x not in found]
     if not wanted or missing:
       families = {
         f
         for f, cs in FAMILIES.items()
-        for c in (missing or CORRUPTIONS)
-        if c in cs
+        for x in (missing or CORRUPTIONS)
+        if x in cs
       }
       raise common.ManualFilesMissingError(
         "imagenet_c_masks: no data for corruptions "
@@ -143,33 +199,43 @@ class ImagenetCMasks(common.MaskedImageBuilder):
       )
     annotations = val.read_val_annotations(files["boxes"])
     if any(a.size is None for a in annotations.values()):
-      images = val.IMAGES_FILE.find(manual_dir)
-      if images is None:
-        raise common.ManualFilesMissingError(
-          f"imagenet_c_masks: {files['boxes']} has no image sizes; also place "
-          f"ILSVRC2012_img_val.tar in {manual_dir} ({val.IMAGES_FILE.source})."
-        )
-      for name, data in common.iter_tar(
-        images, lambda n: val.VAL_NAME.search(n) is not None
-      ):
-        stem = val.VAL_NAME.search(name).group(1)
-        if stem in annotations:
-          with Image.open(io.BytesIO(data)) as im:
-            annotations[stem].size = (im.size[1], im.size[0])
+      self._read_sizes(manual_dir, files["boxes"], annotations)
     return {
-      c: self._generate_examples(found[c], c, annotations) for c in wanted
+      x: self._generate_examples(found[x], x, annotations) for x in wanted
     }
+
+  def _read_sizes(self, manual_dir, boxes_file, annotations):
+    """Fills the original image sizes the CSV lacks from the val tar."""
+    images = val.IMAGES_FILE.find(manual_dir)
+    if images is None:
+      raise common.ManualFilesMissingError(
+        f"imagenet_c_masks: {boxes_file} has no image sizes; also place "
+        f"ILSVRC2012_img_val.tar in {manual_dir} ({val.IMAGES_FILE.source})."
+      )
+    for name, data in common.iter_tar(
+      images,
+      lambda n: val.VAL_NAME.search(n) is not None,
+      expect="ILSVRC2012_val_NNNNNNNN.JPEG (8 digits)",
+    ):
+      stem = val.VAL_NAME.search(name).group(1)
+      if stem in annotations:
+        with Image.open(io.BytesIO(data)) as im:
+          annotations[stem].size = (im.size[1], im.size[0])
+    unsized = [s for s, a in annotations.items() if a.size is None]
+    self._skips(common.BEFORE_SPLIT).missing(
+      "original image missing",
+      unsized,
+      f"listed in {os.path.basename(boxes_file)} but not in "
+      f"{os.path.basename(images)}, whose size maps the boxes",
+    )
 
   def _members(self, location, corruption):
     if os.path.isdir(location):
       root = os.path.dirname(location)
-      for dirpath, _, filenames in sorted(os.walk(location)):
-        for f in sorted(filenames):
-          path = os.path.join(dirpath, f)
-          rel = os.path.relpath(path, root).replace(os.sep, "/")
-          if _MEMBER.search(rel):
-            with open(path, "rb") as fh:
-              yield rel, fh.read()
+      for rel in _walk(location):
+        if _MEMBER.search(rel):
+          with open(os.path.join(root, rel), "rb") as fh:
+            yield rel, fh.read()
     else:
       yield from common.iter_tar(
         location,
@@ -178,28 +244,42 @@ class ImagenetCMasks(common.MaskedImageBuilder):
         ),
       )
 
+  def _mask(self, ann, h, w, boxes) -> np.ndarray:
+    if self.builder_config.mask_style == "release":
+      return release.imagenet_release_box_mask(
+        ann.boxes, *ann.size, crop=min(h, w)
+      )
+    return common.fill_boxes(h, w, boxes)
+
   def _generate_examples(self, location, corruption, annotations):
-    bad = self._bad_images(corruption)
+    skips = self._skips(corruption)
+    severities = {str(s) for s in self.builder_config.severities}
     label_of = {w: i for i, w in enumerate(classnames.imagenet_wnids())}
+    seen = {s: set() for s in severities}
+    no_boxes = []
     for name, data in self._members(location, corruption):
       _, severity, wnid, stem = _MEMBER.search(name).groups()
+      if severity not in severities:
+        continue
+      key = f"{corruption}/{severity}/{stem}"
+      seen[severity].add(stem)
       if stem not in annotations:
-        raise common.ManualFilesMissingError(
-          f"The validation boxes have no entry for {stem} ({name})."
-        )
+        no_boxes.append(key)
+        continue
       ann = annotations[stem]
+      if ann.size is None:  # Counted before the split (on_missing='skip').
+        continue
       try:
         image, h, w = common.read_image(data, name)
       except Exception as e:
-        bad.handle(name, e)
+        skips.bad_image(name, e)
         continue
       boxes = map_boxes_resize_crop(ann.boxes, *ann.size, crop=min(h, w))
-      key = f"{corruption}/{severity}/{stem}"
       yield (
         key,
         {
           "image": image,
-          "mask": common.mask_feature(common.fill_boxes(h, w, boxes)),
+          "mask": common.mask_feature(self._mask(ann, h, w, boxes)),
           "label": label_of[wnid],
           "id": key,
           "boxes": boxes,
@@ -207,3 +287,19 @@ class ImagenetCMasks(common.MaskedImageBuilder):
           "severity": int(severity),
         },
       )
+    where = os.path.basename(location.rstrip("/"))
+    skips.missing(
+      "boxes missing",
+      no_boxes,
+      f"in {where} but without validation boxes",
+    )
+    skips.missing(
+      "image missing",
+      [
+        f"{corruption}/{s}/{stem}"
+        for s in sorted(severities)
+        for stem in annotations
+        if stem not in seen[s]
+      ],
+      f"listed in the validation boxes but not in {where}",
+    )

@@ -1,7 +1,8 @@
 """stanford_dogs_masks: Stanford Dogs with masks filled from the bounding boxes.
 
 manual_dir: `images.tar`, `annotation.tar` and `lists.tar` as distributed
-(http://vision.stanford.edu/aditya86/ImageNetDogs/). `lists.tar` holds
+(http://vision.stanford.edu/aditya86/ImageNetDogs/; `.tar.gz` / `.tgz`
+recompressions are accepted too). `lists.tar` holds
 `train_list.mat` / `test_list.mat` (12,000 / 8,580) with `file_list`
 ("n02085620-Chihuahua/n02085620_5927.jpg"), `annotation_list` and 1-based
 `labels`; label = labels - 1, class names are the sorted breed folders
@@ -9,36 +10,64 @@ manual_dir: `images.tar`, `annotation.tar` and `lists.tar` as distributed
 (`Annotation/<folder>/<file>`, no extension) lists one or more `<bndbox>`es.
 
 Mask (config `boxes`): 'all' (default) fills every box of the image; 'last'
-fills only the last one, as the study's release did. Box coordinates are
-used as pixel edges: mask[ymin:ymax, xmin:xmax] = 1. `boxes` stores every box
-as (xmin, ymin, xmax, ymax) whatever the mask option.
+fills only the last one, as the study's release did (utils/
+Stanford_Dogs_dataset.py keeps the last <xmin>, <ymin>, ... lines of the
+XML). Config `box_fill`: 'edges' (default) uses the coordinates as pixel
+edges, mask[ymin:ymax, xmin:xmax] = 1; 'inclusive' fills as the release's
+cv2.rectangle(thickness=-1) did, integer corners both included (one more
+row and column), `release.fill_rectangles_inclusive`. `boxes` stores every
+box as (xmin, ymin, xmax, ymax) whatever the mask options.
+
+The release's train/test indices (datasets/Stanford_Dogs/*_idxs.json, over
+ImageFolder's sorted file list) have the official sizes, 12,000 / 8,580,
+and 100 training images in the first breed, as `lists.tar`: this builder
+uses `lists.tar`.
+
+Completeness: every image the lists name must be in images.tar with its
+annotation; what is missing fails the build, or with on_missing='skip' is
+left out and counted (`Source.skipped`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import io
+import os
 import xml.etree.ElementTree as ET
 
 import numpy as np
 import scipy.io
 import tensorflow_datasets as tfds
 
+from rationality_jax.data import release
 from rationality_jax.data.builders import common
 
 _SOURCE = "http://vision.stanford.edu/aditya86/ImageNetDogs/"
 MANUAL_FILES = {
-  "images": common.ManualFile(("images.tar",), _SOURCE + "images.tar (757 MB)"),
-  "annotations": common.ManualFile(
-    ("annotation.tar",), _SOURCE + "annotation.tar (21 MB)"
+  "images": common.ManualFile(
+    common.archive_names("images", *common.TAR_SUFFIXES),
+    _SOURCE + "images.tar (757 MB)",
   ),
-  "lists": common.ManualFile(("lists.tar",), _SOURCE + "lists.tar (0.5 MB)"),
+  "annotations": common.ManualFile(
+    common.archive_names("annotation", *common.TAR_SUFFIXES),
+    _SOURCE + "annotation.tar (21 MB)",
+  ),
+  "lists": common.ManualFile(
+    common.archive_names("lists", *common.TAR_SUFFIXES),
+    _SOURCE + "lists.tar (0.5 MB)",
+  ),
 }
+BOXES = ("all", "last")
+BOX_FILLS = ("edges", "inclusive")
 
 
 @dataclasses.dataclass(eq=False)
 class StanfordDogsConfig(common.MaskedBuilderConfig):
+  """`boxes`: 'all' or 'last' (the release); `box_fill`: 'edges' or
+  'inclusive' (the release)."""
+
   boxes: str = "all"
+  box_fill: str = "edges"
 
 
 def parse_voc_boxes(xml_bytes: bytes) -> np.ndarray:
@@ -85,14 +114,19 @@ class StanfordDogsMasks(common.MaskedImageBuilder):
   def _info_features(self):
     return common.features(None)
 
-  def _split_generators(self, dl_manager):
-    if self.builder_config.boxes not in ("all", "last"):
+  def _make_splits(self, dl_manager):
+    c = self.builder_config
+    if c.boxes not in BOXES:
+      raise ValueError(f"boxes must be one of {BOXES}, got {c.boxes!r}.")
+    if c.box_fill not in BOX_FILLS:
       raise ValueError(
-        f"boxes must be 'all' or 'last', got {self.builder_config.boxes!r}."
+        f"box_fill must be one of {BOX_FILLS}, got {c.box_fill!r}."
       )
     files = self._manual(dl_manager)
     lists = common.read_tar_files(
-      files["lists"], r"(^|/)(train|test)_list\.mat$"
+      files["lists"],
+      r"(^|/)(train|test)_list\.mat$",
+      expect="train_list.mat / test_list.mat",
     )
     rows = {}
     for split in ("train", "test"):
@@ -117,7 +151,9 @@ class StanfordDogsMasks(common.MaskedImageBuilder):
     annotations = {
       name.split("Annotation/", 1)[-1]: data
       for name, data in common.iter_tar(
-        files["annotations"], lambda n: "Annotation/" in "/" + n
+        files["annotations"],
+        lambda n: "/Annotation/" in "/" + n,
+        expect="Annotation/<breed folder>/<image name>",
       )
     }
     return {
@@ -126,40 +162,54 @@ class StanfordDogsMasks(common.MaskedImageBuilder):
     }
 
   def _generate_examples(self, files, rows, annotations, split):
-    bad = self._bad_images(split)
+    skips = self._skips(split)
+    c = self.builder_config
     wanted = {f: (a, label) for f, a, label in rows}
+    no_annotation = [f for f, (a, _) in wanted.items() if a not in annotations]
+    skips.missing(
+      "annotation missing",
+      no_annotation,
+      f"{os.path.basename(files['annotations'])} has no "
+      "Annotation/<file> for these images",
+    )
+    for f in no_annotation:
+      del wanted[f]
 
     def key(name):
       return name.split("Images/", 1)[-1] if "/Images/" in "/" + name else None
 
     for name, data in common.iter_tar(
-      files["images"], lambda n: key(n) in wanted
+      files["images"],
+      lambda n: key(n) in wanted,
+      expect="Images/<breed folder>/<image>.jpg" if wanted else None,
     ):
       rel = key(name)
       annotation, label = wanted.pop(rel)
-      if annotation not in annotations:
-        raise common.ManualFilesMissingError(
-          f"annotation.tar has no Annotation/{annotation} for {rel}."
-        )
       try:
         image, h, w = common.read_image(data, name)
       except Exception as e:
-        bad.handle(name, e)
+        skips.bad_image(name, e)
         continue
       boxes = parse_voc_boxes(annotations[annotation])
-      filled = boxes if self.builder_config.boxes == "all" else boxes[-1:]
+      filled = boxes if c.boxes == "all" else boxes[-1:]
+      if c.box_fill == "inclusive":
+        mask = release.fill_rectangles_inclusive(h, w, filled.astype(np.int64))
+      else:
+        mask = common.fill_boxes(h, w, filled)
       stem = rel.rsplit(".", 1)[0]
       yield (
         stem,
         {
           "image": image,
-          "mask": common.mask_feature(common.fill_boxes(h, w, filled)),
+          "mask": common.mask_feature(mask),
           "label": label,
           "id": stem,
           "boxes": boxes,
         },
       )
-    if wanted:
-      raise common.ManualFilesMissingError(
-        f"images.tar lacks {len(wanted)} {split} images, e.g. {sorted(wanted)[:3]}."
-      )
+    skips.missing(
+      "image missing",
+      wanted,
+      f"listed in {split}_list.mat but not in "
+      f"{os.path.basename(files['images'])}",
+    )

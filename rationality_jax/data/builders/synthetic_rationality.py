@@ -201,7 +201,7 @@ class SyntheticRationality(common.MaskedImageBuilder):
       shortcut=tfds.features.Scalar(dtype=np.bool_),
     )
 
-  def _split_generators(self, dl_manager):
+  def _make_splits(self, dl_manager):
     c = self.builder_config
     return {
       "train": self._generate_examples("train", c.train_size),
