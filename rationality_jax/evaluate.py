@@ -284,11 +284,47 @@ def evaluate_records(
   figure_ids = set(figure_ids)
   shard_total = len(range(process, len(source), count))
   acc, figures = metrics.Accumulator(), {}
+
+  def record(batches: int, local: dict, out: dict, state: dict) -> None:
+    """Host side of one finished batch: records, figures, chunk, progress."""
+    nonlocal acc, figures, chunk
+    ids = np.asarray(
+      [i.decode() if isinstance(i, bytes) else str(i) for i in local["id"]]
+    )
+    host = jax.device_get({k: v for k, v in out.items() if k != "heatmap"})
+    keep = np.asarray(local["valid"]) & np.asarray(
+      [i not in done_ids for i in ids]
+    )
+    _warn_nonfinite(name, host, keep)
+    acc.add(
+      correct=host["correct"],
+      rma=host["rma"],
+      ids=ids,
+      mask_area=host["mask_area"],
+      where=keep,
+      index=np.asarray(local["index"]),
+      label=np.asarray(local["label"]),
+      prediction=host["prediction"],
+      **{k: host[k] for k in SCORE_COLUMNS + FLAG_COLUMNS},
+    )
+    rows = [j for j, i in enumerate(ids) if keep[j] and i in figure_ids]
+    if rows:
+      heatmaps = np.asarray(jax.device_get(out["heatmap"][np.asarray(rows)]))
+      figures.update(zip(ids[rows].tolist(), heatmaps))
+    done_ids.update(ids[keep].tolist())
+    bar.update(int(keep.sum()) * count)
+    if batches % batches_per_chunk == 0:
+      chunk = _write_chunk(directory, chunk, acc, figures, state)
+      acc, figures = metrics.Accumulator(), {}
+    _after_batch(batches)
+
+  # One batch in flight: the next batch is put on the devices and its step
+  # dispatched (asynchronously) before the previous one's results are read,
+  # so reading, decoding and recording overlap the device's work.
+  pending = None
   with console.progress(len(source), name, "img", initial=len(done_ids)) as bar:
     for batches, local in enumerate(it, start=1):
-      ids = np.asarray(
-        [i.decode() if isinstance(i, bytes) else str(i) for i in local["id"]]
-      )
+      state = it.get_state()  # the position after this batch
       if batches == 1:
         resolve.check_images(local["image"].shape, trained.module, "eval")
       batch = {
@@ -296,34 +332,13 @@ def evaluate_records(
         for k in ("image", "label", "mask")
       }
       out = step(params, head, batch["image"], batch["label"], batch["mask"])
-      host = jax.device_get({k: v for k, v in out.items() if k != "heatmap"})
-      keep = np.asarray(local["valid"]) & np.asarray(
-        [i not in done_ids for i in ids]
-      )
-      _warn_nonfinite(name, host, keep)
-      acc.add(
-        correct=host["correct"],
-        rma=host["rma"],
-        ids=ids,
-        mask_area=host["mask_area"],
-        where=keep,
-        index=np.asarray(local["index"]),
-        label=np.asarray(local["label"]),
-        prediction=host["prediction"],
-        **{k: host[k] for k in SCORE_COLUMNS + FLAG_COLUMNS},
-      )
-      rows = [j for j, i in enumerate(ids) if keep[j] and i in figure_ids]
-      if rows:
-        heatmaps = np.asarray(jax.device_get(out["heatmap"][np.asarray(rows)]))
-        figures.update(zip(ids[rows].tolist(), heatmaps))
-      done_ids.update(ids[keep].tolist())
-      bar.update(int(keep.sum()) * count)
-      if batches % batches_per_chunk == 0:
-        chunk = _write_chunk(directory, chunk, acc, figures, it)
-        acc, figures = metrics.Accumulator(), {}
-      _after_batch(batches)
+      if pending is not None:
+        record(*pending)
+      pending = (batches, local, out, state)
+    if pending is not None:
+      record(*pending)
   if len(acc) or figures:
-    chunk = _write_chunk(directory, chunk, acc, figures, it)
+    chunk = _write_chunk(directory, chunk, acc, figures, it.get_state())
   files.write_json(
     progress_path,
     {
@@ -335,7 +350,7 @@ def evaluate_records(
   )
 
 
-def _write_chunk(directory, chunk, acc, figures, it) -> int:
+def _write_chunk(directory, chunk, acc, figures, iterator_state) -> int:
   """Writes records (and heatmaps) of `chunk`, then the progress marker."""
   if len(acc):
     acc.save(os.path.join(directory, f"chunk_{chunk:06d}.npz"))
@@ -349,7 +364,7 @@ def _write_chunk(directory, chunk, acc, figures, it) -> int:
     os.path.join(directory, PROGRESS),
     {
       "chunks": chunk + 1,
-      "iterator": it.get_state(),
+      "iterator": iterator_state,
       "complete": False,
     },
   )
