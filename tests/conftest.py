@@ -1,6 +1,11 @@
 """Shared test setup: offline hubs, CPU only, deterministic, fast by default."""
 
+import importlib
 import os
+import pathlib
+import sys
+
+import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -8,14 +13,12 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import importlib
-import pathlib
-import sys
-
-import pytest
-
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
+# `from tests import checkpoint_factories` works from every test directory:
+# --import-mode=importlib (setup.cfg) puts nothing on sys.path by itself.
+if str(REPO) not in sys.path:
+  sys.path.insert(0, str(REPO))
 
 
 def load_config(name: str, arg: str | None = None):

@@ -27,7 +27,9 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from rationality_jax import models
 from rationality_jax.methods import losses
+from rationality_jax.models.vlm import MAX_LOGIT_SCALE
 from rationality_jax.models.vlm import VisionLanguageModel
 from rationality_jax.models.vlm import normalize
 
@@ -92,26 +94,15 @@ class Method:
 
 
 def fixed_temperature(config, model_config) -> float:
-  """The fixed temperature, 0.0 when the model's own trains (``temperature`` -1: per family)."""
-  if config.flcp.temperature < 0:
-    return 0.07 if model_config.family == "clip" else 0.0
-  return float(config.flcp.temperature)
+  """FLCP's fixed temperature; 0.0 when the model's own trains.
 
-
-def contrastive_multiplier(
-  module, temperature: float, options: ml_collections.ConfigDict
-) -> jax.Array:
-  """Logit multiplier of FLCP's loss.
-
-  ``temperature > 0``: fixed, 1 / temperature (CLIP in the release: 0.07).
-  Otherwise the model's own learnable one: CLIP exp(logit_scale) capped at 100
-  (as CLIP's training), ALBEF/BLIP 1 / clip(temp, *options.temp_range).
+  ``config.flcp.temperature`` > 0 fixes it, 0 trains the model's own, -1 (the
+  default) takes the family's `Family.flcp_temperature` (CLIP 0.07; ALBEF,
+  BLIP 0: learnable).
   """
-  if temperature:
-    return jnp.float32(1.0 / temperature)
-  if module.config.logit == "logit_scale":
-    return jnp.minimum(jnp.exp(module.logit_scale), 100.0)
-  return 1.0 / jnp.clip(module.temp, *options.temp_range)
+  if config.flcp.temperature < 0:
+    return models.family(model_config).flcp_temperature
+  return float(config.flcp.temperature)
 
 
 def make_loss_fn(
@@ -135,9 +126,16 @@ def make_loss_fn(
           task["caption_ids"][labels], task["caption_mask"][labels]
         )
       )
-      logits = (
-        contrastive_multiplier(mdl, temperature, config.flcp) * image @ text.T
+      # Fixed, or the model's own with FLCP's training caps (CLIP
+      # exp(logit_scale) <= 100 as CLIP trains; ALBEF/BLIP temp clipped).
+      multiplier = (
+        jnp.float32(1.0 / temperature)
+        if temperature
+        else mdl.logit_multiplier(
+          temp_range=tuple(config.flcp.temp_range), max_scale=MAX_LOGIT_SCALE
+        )
       )
+      logits = multiplier * image @ text.T
       targets = labels if config.flcp.targets == "same_label" else None
       loss = losses.contrastive(logits, targets)
       accuracy = (jnp.argmax(logits, -1) == jnp.arange(labels.shape[0])).mean()

@@ -2,7 +2,8 @@
 
 Head ``{'kernel': [F, C], 'bias': [C]}`` on the feature ``config.lp.feature``:
 'embedding' (the projected image embedding, CLIP's LP in the study), 'cls'
-(the ViT CLS token, ALBEF/BLIP's), 'auto' (the study's choice per family).
+(the ViT CLS token, ALBEF/BLIP's), 'auto' (the family's `Family.lp_feature`,
+the study's choice).
 Initialisation ``config.lp.init``: 'random' (the study: PyTorch ``nn.Linear``'s
 uniform(+-1/sqrt(F)) for kernel and bias) or 'zero_shot' (kernel = the unit
 class embeddings of the zero-shot head, bias 0; 'embedding' feature only: the
@@ -13,14 +14,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rationality_jax import models
 from rationality_jax.explain import targets
 from rationality_jax.methods.base import Method
 
 
 def feature(module, config) -> str:
+  """The probed feature: ``config.lp.feature``, 'auto' resolved by the family."""
   name = config.lp.feature
   if name == "auto":
-    name = "embedding" if module.config.family == "clip" else "cls"
+    name = models.family(module.config).lp_feature
   if name not in ("embedding", "cls"):
     raise ValueError(
       f"lp.feature={name!r}; choose 'auto', 'embedding' or 'cls'."

@@ -1,19 +1,26 @@
 """Flax ports of the CLIP, ALBEF and BLIP encoders (see docs/models.md).
 
-  module, params = models.load(path, image_size=224)
-  ids, mask = models.tokenizer("clip")(["a photo of a cat"])
+  module, params = models.load("ViT-B-16.pt", image_size=224)  # or a hub id,
+                                                 # a directory, random:<arch>
+  family = models.family(module.config)          # tokenizer, defaults
+  ids, mask = family.tokenizer(module.config)(["a photo of a cat"])
   logits = module.apply({"params": params}, images, ids, mask)  # [B_img, B_txt]
 
-Nothing here imports torch; reading .pt/.pth files imports it on demand.
+Nothing here imports torch or transformers; reading non-TorchScript
+.pt/.pth/.bin files imports torch on demand, tokenizers transformers.
 """
 
+from rationality_jax.models import families
+from rationality_jax.models.checkpoint import identity
 from rationality_jax.models.checkpoint import load
 from rationality_jax.models.checkpoint import save
 from rationality_jax.models.convert import CheckpointError
+from rationality_jax.models.families import Family
+from rationality_jax.models.families import get as family
+from rationality_jax.models.families import tokenizer
 from rationality_jax.models.text import BertConfig
 from rationality_jax.models.text import CLIPTextConfig
 from rationality_jax.models.tokenize import Tokenizer
-from rationality_jax.models.tokenize import tokenizer
 from rationality_jax.models.vit import VisionTransformer
 from rationality_jax.models.vit import ViTConfig
 from rationality_jax.models.vit import resize_position_embedding
@@ -25,11 +32,15 @@ __all__ = [
   "BertConfig",
   "CLIPTextConfig",
   "CheckpointError",
+  "Family",
   "Tokenizer",
   "VLMConfig",
   "ViTConfig",
   "VisionLanguageModel",
   "VisionTransformer",
+  "families",
+  "family",
+  "identity",
   "load",
   "normalize",
   "resize_position_embedding",

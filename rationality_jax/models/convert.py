@@ -1,28 +1,24 @@
-"""Strict checkpoint conversion: source state dicts -> `VisionLanguageModel` params.
+"""Strict checkpoint conversion: the machinery every family's layouts share.
 
-Source layouts (detected from the keys; the names kept are the sources' own):
+A *layout* (`rationality_jax.models.families.Layout`) is one way a family's
+weights are stored (OpenAI's CLIP, HF ``CLIPModel``, ALBEF's ``.pth``, ...);
+its family module says how to detect it, how to read its config and which
+source key fills which param. What they share lives here:
 
-* ``hf_clip``: HF ``CLIPModel`` (``vision_model.*``, ``text_model.*``,
-  ``visual_projection``, ``text_projection``, ``logit_scale``).
-* ``hf_blip_retrieval``: HF ``BlipForImageTextRetrieval`` (``vision_model.*``,
-  ``text_encoder.*``, ``vision_proj``, ``text_proj``). It stores no
-  temperature: ``temp`` is filled with BLIP's initial value 0.07 unless the
-  ``temp=`` override gives one.
-* ``hf_blip``: HF ``BlipModel`` (``text_model.*`` with a pooler,
-  ``visual_projection``/``text_projection`` without bias, ``logit_scale``).
-* ``openai_clip``: OpenAI CLIP (``visual.*``, ``transformer.resblocks.*``,
-  ``token_embedding``, ``ln_final``, ``text_projection``, ``logit_scale``).
-* ``albef``: ALBEF (``visual_encoder.*`` in timm's names, ``text_encoder.*``
-  or ``text_encoder.bert.*`` in BERT's names with ``token_type_embeddings``,
-  ``vision_proj``, ``text_proj``, ``temp``). Text mode runs the layers before
-  the first one with cross-attention (``fusion_layer``, 6).
-* ``blip``: original BLIP (like ALBEF, but no token types and all 12 text
-  layers; ``model_base.pth`` and the retrieval checkpoints).
+* `Converter`: fills the params tree of `VisionLanguageModel(config)` from a
+  source state dict, keeping the source's key names, and says what was wrong;
+* source name tables and block converters of the libraries the families were
+  written with: `ViTNames` (`TIMM_VIT`, `HF_CLIP_VIT`), `convert_vit`,
+  `convert_pre_ln_blocks`, `convert_bert`, `convert_clip_text`;
+* configs read from shapes or from HF ``config.json`` fields: `timm_vit_config`,
+  `bert_config`, `hf_vit_config`, `hf_activation`;
+* `expected_params` and `convert_state_dict`.
 
 Strictness: every source key is either converted or matches one of the
-layout's ``IGNORED`` patterns (momentum copies, queues, heads and layers the
-ITC path does not use); every model leaf is filled; shapes must agree.
-Violations raise `CheckpointError` naming the key(s) and both shapes.
+layout's ignore patterns (momentum copies, queues, heads and layers the ITC
+path does not use); every model leaf is filled; shapes must agree; every
+converted tensor is finite. Violations raise `CheckpointError` naming the
+key(s), the file and both shapes.
 """
 
 from __future__ import annotations
@@ -44,7 +40,8 @@ from rationality_jax.models.vit import resize_position_embedding
 from rationality_jax.models.vlm import VisionLanguageModel
 from rationality_jax.models.vlm import VLMConfig
 
-BLIP_TEMP_INIT = 0.07
+# BLIP and ALBEF clamp their learnable temperature to this range (and it is
+# the default of FLCP's ``config.flcp.temp_range``).
 TEMP_RANGE = (0.001, 0.5)
 
 
@@ -52,287 +49,58 @@ class CheckpointError(ValueError):
   """A checkpoint that cannot be converted exactly (says which key and why)."""
 
 
-# Source keys that the ITC path does not use, per layout. Every other key must
-# be converted.
-_MOMENTUM_AND_QUEUES = (
-  r"^[a-z_]+_m\.",  # ALBEF/BLIP momentum encoders: visual_encoder_m, ...
-  r"^(image_queue|text_queue|idx_queue|queue_ptr|ptr_queue)$",
-)
-IGNORED: dict[str, tuple[str, ...]] = {
-  "hf_clip": (r"\.position_ids$",),
-  "hf_blip_retrieval": (
-    r"\.position_ids$",
-    r"^itm_head\.",  # image-text matching head (ITM path)
-    r"^text_encoder\.encoder\.layer\.\d+\.crossattention\.",  # fusion (ITM)
-  ),
-  "hf_blip": (
-    r"\.position_ids$",
-    r"^text_model\.encoder\.layer\.\d+\.crossattention\.",
-  ),
-  "openai_clip": (r"^(input_resolution|context_length|vocab_size)$",),
-  # ALBEF: layers >= fusion_layer are the fusion encoder; added per checkpoint.
-  "albef": (
-    *_MOMENTUM_AND_QUEUES,
-    r"\.position_ids$",
-    r"^itm_head\.",
-    r"^text_encoder\.cls\.",  # BertForMaskedLM's MLM head
-  ),
-  "blip": (
-    *_MOMENTUM_AND_QUEUES,
-    r"\.position_ids$",
-    r"^itm_head\.",
-    r"^text_decoder\.",  # captioning decoder of model_base.pth
-    r"^text_encoder\.encoder\.layer\.\d+\.crossattention\.",
-  ),
-}
-
-
-def detect_layout(keys: Iterable[str]) -> str:
-  """Which source layout a state dict's keys are in (see the module docstring)."""
-  keys = set(keys)
-  if "visual.conv1.weight" in keys:
-    return "openai_clip"
-  if "visual_encoder.cls_token" in keys:
-    if any(
-      k.endswith("embeddings.token_type_embeddings.weight")
-      and k.startswith("text_encoder.")
-      for k in keys
-    ):
-      return "albef"
-    return "blip"
-  if "vision_model.embeddings.class_embedding" in keys:
-    if "text_encoder.embeddings.word_embeddings.weight" in keys:
-      return "hf_blip_retrieval"
-    if "text_model.pooler.dense.weight" in keys:
-      return "hf_blip"
-    if "text_model.embeddings.token_embedding.weight" in keys:
-      return "hf_clip"
-  sample = sorted(keys)[:8]
-  raise CheckpointError(
-    "unknown checkpoint layout: expected OpenAI CLIP (visual.conv1.weight), "
-    "ALBEF/BLIP (visual_encoder.cls_token) or HF CLIPModel/BlipModel/"
-    f"BlipForImageTextRetrieval (vision_model.*) keys; got e.g. {sample}."
-  )
-
-
-# ----------------------------------------------------------------------------
-# Configs inferred from shapes (OpenAI, ALBEF, BLIP .pt/.pth carry no config).
-# ----------------------------------------------------------------------------
-
-
-def _count_layers(keys: Iterable[str], pattern: str) -> int:
-  indices = {int(m.group(1)) for k in keys if (m := re.match(pattern, k))}
-  return max(indices) + 1 if indices else 0
-
-
-def _grid(num_positions: int) -> int:
-  return round((num_positions - 1) ** 0.5)
-
-
-def openai_clip_config(state: Mapping[str, np.ndarray]) -> VLMConfig:
-  """VLMConfig of an OpenAI CLIP ViT state dict (as OpenAI's build_model does:
-  sizes from the shapes, heads = width // 64)."""
-  vision_width, _, patch, _ = state["visual.conv1.weight"].shape
-  vision = ViTConfig(
-    image_size=patch * _grid(state["visual.positional_embedding"].shape[0]),
-    patch_size=patch,
-    width=vision_width,
-    depth=_count_layers(state, r"visual\.transformer\.resblocks\.(\d+)\."),
-    num_heads=vision_width // 64,
-    mlp_dim=state["visual.transformer.resblocks.0.mlp.c_fc.weight"].shape[0],
-    activation="quick_gelu",
-    layer_norm_eps=1e-5,
-    patch_bias=False,
-    pre_norm=True,
-  )
-  width = state["ln_final.weight"].shape[0]
-  text = CLIPTextConfig(
-    vocab_size=state["token_embedding.weight"].shape[0],
-    context_length=state["positional_embedding"].shape[0],
-    width=width,
-    depth=_count_layers(state, r"transformer\.resblocks\.(\d+)\."),
-    num_heads=width // 64,
-    mlp_dim=state["transformer.resblocks.0.mlp.c_fc.weight"].shape[0],
-  )
-  return VLMConfig(
-    family="clip",
-    vision=vision,
-    text=text,
-    embed_dim=state["text_projection"].shape[1],
-    projection_bias=False,
-  )
-
-
-def _text_prefix(state: Mapping[str, np.ndarray]) -> str:
-  return (
-    "text_encoder.bert."
-    if any(k.startswith("text_encoder.bert.") for k in state)
-    else "text_encoder."
-  )
-
-
-def albef_or_blip_config(
-  state: Mapping[str, np.ndarray], layout: str
-) -> VLMConfig:
-  """VLMConfig of an ALBEF or original BLIP state dict (timm ViT + BERT).
-
-  Sizes come from the shapes, heads = width // 64 (ViT-B and BERT-base), the
-  image size from the position embedding (384 for the released checkpoints).
-  """
-  cls = state["visual_encoder.cls_token"]
-  patch = state["visual_encoder.patch_embed.proj.weight"].shape[-1]
-  width = cls.shape[-1]
-  vision = ViTConfig(
-    image_size=patch * _grid(state["visual_encoder.pos_embed"].shape[-2]),
-    patch_size=patch,
-    width=width,
-    depth=_count_layers(state, r"visual_encoder\.blocks\.(\d+)\."),
-    num_heads=width // 64,
-    mlp_dim=state["visual_encoder.blocks.0.mlp.fc1.weight"].shape[0],
-    activation="gelu",
-    layer_norm_eps=1e-6,
-    patch_bias=True,
-    pre_norm=False,
-  )
-  prefix = _text_prefix(state)
-  vocab, text_width = state[prefix + "embeddings.word_embeddings.weight"].shape
-  layer = re.escape(prefix) + r"encoder\.layer\.(\d+)\."
-  depth = _count_layers(state, layer)
-  if layout == "albef":
-    depth = min(
-      (
-        int(m.group(1))
-        for k in state
-        if (m := re.match(layer + "crossattention", k))
-      ),
-      default=depth,
-    )
-  token_types = state.get(prefix + "embeddings.token_type_embeddings.weight")
-  text = BertConfig(
-    vocab_size=vocab,
-    width=text_width,
-    depth=depth,
-    num_heads=text_width // 64,
-    mlp_dim=state[prefix + "encoder.layer.0.intermediate.dense.weight"].shape[
-      0
-    ],
-    max_positions=state[prefix + "embeddings.position_embeddings.weight"].shape[
-      0
-    ],
-    type_vocab_size=0 if token_types is None else token_types.shape[0],
-  )
-  return VLMConfig(
-    family=layout,
-    vision=vision,
-    text=text,
-    embed_dim=state["vision_proj.weight"].shape[0],
-    projection_bias=True,
-    logit="temp",
-    temp_range=TEMP_RANGE,
-  )
-
-
-def hf_config(hf_config_obj, layout: str) -> VLMConfig:
-  """VLMConfig from a transformers CLIPConfig / BlipConfig object."""
-  v, t = hf_config_obj.vision_config, hf_config_obj.text_config
-  clip = layout == "hf_clip"
-  vision = ViTConfig(
-    image_size=v.image_size,
-    patch_size=v.patch_size,
-    width=v.hidden_size,
-    depth=v.num_hidden_layers,
-    num_heads=v.num_attention_heads,
-    mlp_dim=v.intermediate_size,
-    activation=_hf_activation(v.hidden_act),
-    layer_norm_eps=v.layer_norm_eps,
-    patch_bias=not clip,
-    pre_norm=clip,
-  )
-  if clip:
-    text = CLIPTextConfig(
-      vocab_size=t.vocab_size,
-      context_length=t.max_position_embeddings,
-      width=t.hidden_size,
-      depth=t.num_hidden_layers,
-      num_heads=t.num_attention_heads,
-      mlp_dim=t.intermediate_size,
-      activation=_hf_activation(t.hidden_act),
-      layer_norm_eps=t.layer_norm_eps,
-      eot_token_id=None if t.eos_token_id == 2 else t.eos_token_id,
-    )
-    return VLMConfig(
-      family="clip",
-      vision=vision,
-      text=text,
-      embed_dim=hf_config_obj.projection_dim,
-      projection_bias=False,
-    )
-  text = BertConfig(
-    vocab_size=t.vocab_size,
-    width=t.hidden_size,
-    depth=t.num_hidden_layers,
-    num_heads=t.num_attention_heads,
-    mlp_dim=t.intermediate_size,
-    max_positions=t.max_position_embeddings,
-    type_vocab_size=0,
-    layer_norm_eps=t.layer_norm_eps,
-  )
-  if t.hidden_act != "gelu":
-    raise CheckpointError(
-      f"BLIP text hidden_act {t.hidden_act!r} is not supported "
-      "(BERT uses exact 'gelu')."
-    )
-  if layout == "hf_blip":
-    return VLMConfig(
-      family="blip",
-      vision=vision,
-      text=text,
-      embed_dim=hf_config_obj.projection_dim,
-      projection_bias=False,
-      text_pooler=True,
-      vision_cls_norm_twice=True,
-    )
-  return VLMConfig(
-    family="blip",
-    vision=vision,
-    text=text,
-    embed_dim=hf_config_obj.image_text_hidden_size,
-    projection_bias=True,
-    logit="temp",
-    temp_range=TEMP_RANGE,
-  )
-
-
-def _hf_activation(name: str) -> str:
-  if name not in ("quick_gelu", "gelu"):
-    raise CheckpointError(
-      f"activation {name!r} is not supported; expected "
-      "'quick_gelu' (CLIP) or 'gelu' (exact erf GELU)."
-    )
-  return name
-
-
 # ----------------------------------------------------------------------------
 # The strict converter.
 # ----------------------------------------------------------------------------
 
 
-class _Converter:
-  """Fills a params tree from source keys, tracking what was used."""
+class Converter:
+  """Fills a params tree from source keys, tracking what was used.
 
-  def __init__(self, state: Mapping[str, np.ndarray], expected: Mapping):
+  Attributes:
+    state: source key -> array.
+    source: the file or directory the state came from (for messages).
+    expected: flattened ``'a/b/c'`` -> abstract leaf of the target params.
+    params: flattened target -> converted float32 array.
+  """
+
+  def __init__(
+    self, state: Mapping[str, np.ndarray], expected: Mapping, source: str = ""
+  ):
     self.state = state
+    self.source = source
     self.expected = flax.traverse_util.flatten_dict(expected, sep="/")
     self.params: dict[str, np.ndarray] = {}
-    self.used: set[str] = set()
+    self._used: set[str] = set()
+    self._ignored: list[str] = []
+
+  @property
+  def _in_source(self) -> str:
+    return f" in {self.source}" if self.source else ""
+
+  def ignore(self, *patterns: str) -> None:
+    """Source keys matching any of these regexes are unused on purpose."""
+    self._ignored.extend(patterns)
 
   def take(self, key: str) -> np.ndarray:
+    """The source tensor ``key`` as float32; it must exist and be finite."""
     if key not in self.state:
-      raise CheckpointError(f"missing key {key!r} in the checkpoint.")
-    self.used.add(key)
-    return np.asarray(self.state[key], np.float32)
+      raise CheckpointError(
+        f"missing key {key!r} in the checkpoint{self._in_source}."
+      )
+    self._used.add(key)
+    value = np.asarray(self.state[key], np.float32)
+    finite = np.isfinite(value)
+    if not finite.all():
+      raise CheckpointError(
+        f"{key!r}{self._in_source} holds {value.size - finite.sum()} "
+        f"non-finite value(s) (NaN or inf) among {value.size}: the checkpoint "
+        "is corrupt or comes from a diverged run; refusing to load it."
+      )
+    return value
 
   def put(self, target: str, value: np.ndarray, sources: str | Iterable[str]):
+    """Set the target leaf ``target`` (``'vision/cls_token'``) to ``value``."""
     if target not in self.expected:
       raise CheckpointError(f"internal: model has no param {target!r}.")
     want = tuple(self.expected[target].shape)
@@ -340,14 +108,18 @@ class _Converter:
       sources = [sources] if isinstance(sources, str) else list(sources)
       got = ", ".join(f"{s!r} {tuple(self.state[s].shape)}" for s in sources)
       raise CheckpointError(
-        f"shape mismatch for {got}: converted to {tuple(value.shape)}, but the "
-        f"model's {target!r} expects {want}."
+        f"shape mismatch for {got}{self._in_source}: converted to "
+        f"{tuple(value.shape)}, but the model's {target!r} expects {want}."
       )
     self.params[target] = value
 
   def copy(self, target: str, key: str, transpose: bool = False):
     value = self.take(key)
     self.put(target, value.T if transpose else value, key)
+
+  def scalar(self, target: str, key: str):
+    """A 0-d param from a source tensor of one element (``logit_scale``)."""
+    self.put(target, self.take(key).reshape(()), key)
 
   def linear(self, target: str, weight: str, bias: str | None):
     """torch Linear weight [out, in] (+ bias) -> Dense kernel [in, out] (+ bias)."""
@@ -366,24 +138,27 @@ class _Converter:
     bias = np.concatenate([self.take(b) for b in biases], axis=0)
     self.put(f"{target}/bias", bias, biases)
 
-  def finish(self, ignored: Iterable[str]) -> dict:
+  def finish(self) -> dict:
+    """The params tree; raises if a source key is unused or a leaf unfilled."""
     unused = sorted(
       k
       for k in self.state
-      if k not in self.used and not any(re.search(p, k) for p in ignored)
+      if k not in self._used and not any(re.search(p, k) for p in self._ignored)
     )
     if unused:
       shown = ", ".join(
         f"{k!r} {tuple(self.state[k].shape)}" for k in unused[:10]
       )
       raise CheckpointError(
-        f"{len(unused)} unexpected key(s) in the checkpoint, neither converted "
-        f"nor ignored on purpose: {shown}{' ...' if len(unused) > 10 else ''}."
+        f"{len(unused)} unexpected key(s) in the checkpoint{self._in_source}, "
+        f"neither converted nor ignored on purpose: {shown}"
+        f"{' ...' if len(unused) > 10 else ''}."
       )
     missing = sorted(set(self.expected) - set(self.params))
     if missing:
       raise CheckpointError(
-        f"model params not filled by the checkpoint: {missing}."
+        f"model params not filled by the checkpoint{self._in_source}: "
+        f"{missing}."
       )
     # One device_put of the whole tree: no per-leaf eager op dispatch.
     return flax.traverse_util.unflatten_dict(
@@ -394,10 +169,20 @@ class _Converter:
     )
 
 
-# Source names of one ViT, per layout. Linear layers are given by prefix
-# (``.weight``/``.bias``); the qkv projection by lists of weight and bias keys.
+# ----------------------------------------------------------------------------
+# Block converters, keyed by the source library's names.
+# ----------------------------------------------------------------------------
+
+
 @dataclasses.dataclass(frozen=True)
-class _ViTNames:
+class ViTNames:
+  """Source names of one pre-LN transformer tower (relative to its prefix).
+
+  Linear layers and norms are given by prefix (``.weight``/``.bias`` are
+  appended); the qkv projection by the lists of weight and bias keys that are
+  stacked into one fused Dense. ``block`` is formatted with ``i``.
+  """
+
   patch: str
   cls: str
   pos: str
@@ -413,45 +198,8 @@ class _ViTNames:
   final_norm: str
 
 
-_OPENAI_VIT = _ViTNames(
-  patch="conv1",
-  cls="class_embedding",
-  pos="positional_embedding",
-  pre_norm="ln_pre",
-  block="transformer.resblocks.{i}.",
-  norm1="ln_1",
-  qkv_weights=("attn.in_proj_weight",),
-  qkv_biases=("attn.in_proj_bias",),
-  out="attn.out_proj",
-  norm2="ln_2",
-  fc1="mlp.c_fc",
-  fc2="mlp.c_proj",
-  final_norm="ln_post",
-)
-_HF_CLIP_VIT = _ViTNames(
-  patch="embeddings.patch_embedding",
-  cls="embeddings.class_embedding",
-  pos="embeddings.position_embedding.weight",
-  pre_norm="pre_layrnorm",
-  block="encoder.layers.{i}.",
-  norm1="layer_norm1",
-  qkv_weights=tuple(f"self_attn.{n}_proj.weight" for n in "qkv"),
-  qkv_biases=tuple(f"self_attn.{n}_proj.bias" for n in "qkv"),
-  out="self_attn.out_proj",
-  norm2="layer_norm2",
-  fc1="mlp.fc1",
-  fc2="mlp.fc2",
-  final_norm="post_layernorm",
-)
-_HF_BLIP_VIT = dataclasses.replace(
-  _HF_CLIP_VIT,
-  pos="embeddings.position_embedding",
-  pre_norm=None,
-  qkv_weights=("self_attn.qkv.weight",),
-  qkv_biases=("self_attn.qkv.bias",),
-  out="self_attn.projection",
-)
-_TIMM_VIT = _ViTNames(
+# timm's VisionTransformer (ALBEF's and BLIP's models/vit.py keep its names).
+TIMM_VIT = ViTNames(
   patch="patch_embed.proj",
   cls="cls_token",
   pos="pos_embed",
@@ -466,9 +214,26 @@ _TIMM_VIT = _ViTNames(
   fc2="mlp.fc2",
   final_norm="norm",
 )
+# transformers' CLIPVisionTransformer; HF CLIP's text tower and HF BLIP's
+# vision tower use the same encoder names.
+HF_CLIP_VIT = ViTNames(
+  patch="embeddings.patch_embedding",
+  cls="embeddings.class_embedding",
+  pos="embeddings.position_embedding.weight",
+  pre_norm="pre_layrnorm",
+  block="encoder.layers.{i}.",
+  norm1="layer_norm1",
+  qkv_weights=tuple(f"self_attn.{n}_proj.weight" for n in "qkv"),
+  qkv_biases=tuple(f"self_attn.{n}_proj.bias" for n in "qkv"),
+  out="self_attn.out_proj",
+  norm2="layer_norm2",
+  fc1="mlp.fc1",
+  fc2="mlp.fc2",
+  final_norm="post_layernorm",
+)
 
 
-def _convert_vit(c: _Converter, names: _ViTNames, prefix: str, cfg: ViTConfig):
+def convert_vit(c: Converter, names: ViTNames, prefix: str, cfg: ViTConfig):
   """Image tower: patch conv, CLS, (resized) positions, blocks, norms."""
   t = "vision/"
   key = prefix + names.patch + ".weight"
@@ -487,12 +252,12 @@ def _convert_vit(c: _Converter, names: _ViTNames, prefix: str, cfg: ViTConfig):
   c.put(t + "pos_embedding", pos, key)
   if names.pre_norm is not None:
     c.norm(t + "pre_norm", prefix + names.pre_norm)
-  _convert_pre_ln_blocks(c, t, prefix, names, cfg.depth)
+  convert_pre_ln_blocks(c, t, prefix, names, cfg.depth)
   c.norm(t + "final_norm", prefix + names.final_norm)
 
 
-def _convert_pre_ln_blocks(
-  c: _Converter, t: str, prefix: str, names, depth: int
+def convert_pre_ln_blocks(
+  c: Converter, t: str, prefix: str, names: ViTNames, depth: int
 ):
   """Pre-LN transformer blocks (CLIP image and text towers, timm ViT)."""
   for i in range(depth):
@@ -516,7 +281,32 @@ def _convert_pre_ln_blocks(
     )
 
 
-def _convert_bert(c: _Converter, prefix: str, cfg: BertConfig):
+def convert_clip_text(
+  c: Converter,
+  names: ViTNames,
+  prefix: str,
+  embeddings: tuple[str, str],
+  final_norm: str,
+  cfg: CLIPTextConfig,
+):
+  """CLIP's causal text tower.
+
+  Args:
+    c: the converter.
+    names: block names (``block``, ``norm1``, ...; the image fields unused).
+    prefix: of the blocks (``''`` for OpenAI, ``'text_model.'`` for HF).
+    embeddings: source keys of the token and the position embedding.
+    final_norm: source prefix of the final LayerNorm.
+    cfg: the text tower.
+  """
+  token, position = embeddings
+  c.copy("text/token_embedding/embedding", token)
+  c.copy("text/pos_embedding", position)
+  convert_pre_ln_blocks(c, "text/", prefix, names, cfg.depth)
+  c.norm("text/final_norm", final_norm)
+
+
+def convert_bert(c: Converter, prefix: str, cfg: BertConfig):
   """BERT text mode (same key names in HF BERT, HF BLIP text, ALBEF, BLIP)."""
   t = "text/"
   c.copy(
@@ -557,27 +347,130 @@ def _convert_bert(c: _Converter, prefix: str, cfg: BertConfig):
     c.norm(dst + "mlp_norm", src + "output.LayerNorm")
 
 
-def _convert_clip_text(c: _Converter, openai: bool, cfg: CLIPTextConfig):
-  t = "text/"
-  if openai:
-    c.copy(t + "token_embedding/embedding", "token_embedding.weight")
-    c.copy(t + "pos_embedding", "positional_embedding")
-    names, prefix, final = _OPENAI_VIT, "", "ln_final"
-  else:
-    c.copy(
-      t + "token_embedding/embedding",
-      "text_model.embeddings.token_embedding.weight",
+def convert_itc_projections(c: Converter):
+  """ALBEF/BLIP's ``vision_proj``, ``text_proj`` (with biases) and ``temp``."""
+  c.linear("vision_proj", "vision_proj.weight", "vision_proj.bias")
+  c.linear("text_proj", "text_proj.weight", "text_proj.bias")
+  c.scalar("temp", "temp")
+
+
+# ----------------------------------------------------------------------------
+# Configs from shapes (OpenAI, ALBEF, BLIP files carry none) or HF fields.
+# ----------------------------------------------------------------------------
+
+
+def count_layers(keys: Iterable[str], pattern: str) -> int:
+  """1 + the largest integer group 1 of ``pattern`` over ``keys`` (0 if none)."""
+  indices = {int(m.group(1)) for k in keys if (m := re.match(pattern, k))}
+  return max(indices) + 1 if indices else 0
+
+
+def grid_side(num_positions: int) -> int:
+  """Patch grid side of a position table with a CLS row (197 -> 14)."""
+  return round((num_positions - 1) ** 0.5)
+
+
+def timm_vit_config(
+  state: Mapping[str, np.ndarray], prefix: str = "visual_encoder."
+) -> ViTConfig:
+  """ViTConfig of a timm ViT state dict (ALBEF, BLIP): sizes from the shapes,
+  heads = width // 64 (ViT-B, ViT-L), image size from the position table."""
+  width = state[prefix + "cls_token"].shape[-1]
+  patch = state[prefix + "patch_embed.proj.weight"].shape[-1]
+  return ViTConfig(
+    image_size=patch * grid_side(state[prefix + "pos_embed"].shape[-2]),
+    patch_size=patch,
+    width=width,
+    depth=count_layers(state, re.escape(prefix) + r"blocks\.(\d+)\."),
+    num_heads=width // 64,
+    mlp_dim=state[prefix + "blocks.0.mlp.fc1.weight"].shape[0],
+    activation="gelu",
+    layer_norm_eps=1e-6,
+    patch_bias=True,
+    pre_norm=False,
+  )
+
+
+def bert_config(
+  state: Mapping[str, np.ndarray], prefix: str, depth: int
+) -> BertConfig:
+  """BertConfig of the first ``depth`` layers of a BERT state dict at ``prefix``
+  (heads = width // 64, BERT-base); token types if the embeddings have them."""
+  vocab, width = state[prefix + "embeddings.word_embeddings.weight"].shape
+  token_types = state.get(prefix + "embeddings.token_type_embeddings.weight")
+  return BertConfig(
+    vocab_size=vocab,
+    width=width,
+    depth=depth,
+    num_heads=width // 64,
+    mlp_dim=state[prefix + "encoder.layer.0.intermediate.dense.weight"].shape[
+      0
+    ],
+    max_positions=state[prefix + "embeddings.position_embeddings.weight"].shape[
+      0
+    ],
+    type_vocab_size=0 if token_types is None else token_types.shape[0],
+  )
+
+
+# config.json fields that `hf_vit_config` and the HF text configs read.
+HF_VISION_FIELDS = tuple(
+  "vision_config." + f
+  for f in (
+    "image_size",
+    "patch_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "hidden_act",
+    "layer_norm_eps",
+  )
+)
+HF_TEXT_FIELDS = tuple(
+  "text_config." + f
+  for f in (
+    "vocab_size",
+    "max_position_embeddings",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "hidden_act",
+    "layer_norm_eps",
+  )
+)
+
+
+def hf_activation(name: str) -> str:
+  if name not in ("quick_gelu", "gelu"):
+    raise CheckpointError(
+      f"activation {name!r} is not supported; expected "
+      "'quick_gelu' (CLIP) or 'gelu' (exact erf GELU)."
     )
-    c.copy(
-      t + "pos_embedding", "text_model.embeddings.position_embedding.weight"
-    )
-    names, prefix, final = (
-      _HF_CLIP_VIT,
-      "text_model.",
-      "text_model.final_layer_norm",
-    )
-  _convert_pre_ln_blocks(c, t, prefix, names, cfg.depth)
-  c.norm(t + "final_norm", final)
+  return name
+
+
+def hf_vit_config(v, patch_bias: bool, pre_norm: bool) -> ViTConfig:
+  """ViTConfig of an HF ``vision_config`` (CLIP: no patch bias, ``pre_layrnorm``;
+  BLIP: patch bias, none)."""
+  return ViTConfig(
+    image_size=v.image_size,
+    patch_size=v.patch_size,
+    width=v.hidden_size,
+    depth=v.num_hidden_layers,
+    num_heads=v.num_attention_heads,
+    mlp_dim=v.intermediate_size,
+    activation=hf_activation(v.hidden_act),
+    layer_norm_eps=v.layer_norm_eps,
+    patch_bias=patch_bias,
+    pre_norm=pre_norm,
+  )
+
+
+# ----------------------------------------------------------------------------
+# Entry points.
+# ----------------------------------------------------------------------------
 
 
 @functools.lru_cache(maxsize=8)
@@ -597,76 +490,29 @@ def expected_params(config: VLMConfig) -> Mapping:
 
 def convert_state_dict(
   state: Mapping[str, np.ndarray],
-  layout: str,
+  layout,
   config: VLMConfig,
   temp: float | None = None,
+  source: str = "",
 ) -> dict:
   """Source state dict -> params tree of `VisionLanguageModel(config)`.
 
   Args:
-    state: source key -> array (float16/32/64; converted to float32).
-    layout: one of `IGNORED`'s keys (see `detect_layout`).
+    state: source key -> array (float16/32/64, bfloat16; made float32).
+    layout: the `families.Layout` the keys are in (`families.detect_layout`).
     config: the target model; ``config.vision.image_size`` may differ from the
       checkpoint's, the position embeddings are then resized (bicubic).
-    temp: temperature for ``hf_blip_retrieval`` (which stores none; default
-      `BLIP_TEMP_INIT`). The other layouts take theirs from the checkpoint.
+    temp: temperature for layouts that store none (HF BLIP retrieval).
+    source: the file or directory, named in error messages.
 
   Returns:
     The ``'params'`` collection (nested dict of float32 jax arrays).
 
   Raises:
-    CheckpointError: missing / unexpected key, shape mismatch, unfilled param.
+    CheckpointError: missing / unexpected key, shape mismatch, unfilled
+      param, NaN or inf in a converted tensor.
   """
-  c = _Converter(state, expected_params(config))
-  ignored = IGNORED[layout]
-  if layout == "openai_clip":
-    _convert_vit(c, _OPENAI_VIT, "visual.", config.vision)
-    _convert_clip_text(c, True, config.text)
-    c.copy("vision_proj/kernel", "visual.proj")
-    c.copy("text_proj/kernel", "text_projection")
-    c.put("logit_scale", c.take("logit_scale").reshape(()), "logit_scale")
-  elif layout == "hf_clip":
-    _convert_vit(c, _HF_CLIP_VIT, "vision_model.", config.vision)
-    _convert_clip_text(c, False, config.text)
-    c.linear("vision_proj", "visual_projection.weight", None)
-    c.linear("text_proj", "text_projection.weight", None)
-    c.put("logit_scale", c.take("logit_scale").reshape(()), "logit_scale")
-  elif layout == "hf_blip":
-    _convert_vit(c, _HF_BLIP_VIT, "vision_model.", config.vision)
-    _convert_bert(c, "text_model.", config.text)
-    c.linear(
-      "text_pooler",
-      "text_model.pooler.dense.weight",
-      "text_model.pooler.dense.bias",
-    )
-    c.linear("vision_proj", "visual_projection.weight", None)
-    c.linear("text_proj", "text_projection.weight", None)
-    c.put("logit_scale", c.take("logit_scale").reshape(()), "logit_scale")
-  elif layout == "hf_blip_retrieval":
-    _convert_vit(c, _HF_BLIP_VIT, "vision_model.", config.vision)
-    _convert_bert(c, "text_encoder.", config.text)
-    c.linear("vision_proj", "vision_proj.weight", "vision_proj.bias")
-    c.linear("text_proj", "text_proj.weight", "text_proj.bias")
-    c.put(
-      "temp",
-      np.asarray(BLIP_TEMP_INIT if temp is None else temp, np.float32),
-      [],
-    )
-  elif layout in ("albef", "blip"):
-    _convert_vit(c, _TIMM_VIT, "visual_encoder.", config.vision)
-    prefix = _text_prefix(state)
-    _convert_bert(c, prefix, config.text)
-    if layout == "albef":
-      fusion = re.escape(prefix) + r"encoder\.layer\.(\d+)\."
-      ignored = ignored + tuple(
-        rf"^{re.escape(prefix)}encoder\.layer\.{i}\."
-        for i in range(config.text.depth, _count_layers(state, fusion))
-      )
-    c.linear("vision_proj", "vision_proj.weight", "vision_proj.bias")
-    c.linear("text_proj", "text_proj.weight", "text_proj.bias")
-    c.put("temp", c.take("temp").reshape(()), "temp")
-  else:
-    raise CheckpointError(
-      f"unknown layout {layout!r}; expected one of {sorted(IGNORED)}."
-    )
-  return c.finish(ignored)
+  c = Converter(state, expected_params(config), source)
+  c.ignore(*layout.ignored)
+  layout.convert(c, config, temp)
+  return c.finish()

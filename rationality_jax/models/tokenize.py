@@ -1,14 +1,16 @@
-"""The families' real tokenizers, built offline from vendored vocabularies.
+"""The real tokenizers of the families, built offline from vendored vocabularies.
 
-* CLIP: OpenAI's byte-level BPE from ``third_party/clip_bpe/
+Which family uses which (and its length) is said by the family modules
+(`rationality_jax.models.families`); this module builds them:
+
+* `clip_bpe` (CLIP): OpenAI's byte-level BPE from ``third_party/clip_bpe/
   bpe_simple_vocab_16e6.txt.gz`` (the merges file of OpenAI's
   ``simple_tokenizer``); vocabulary = 256 bytes, their ``</w>`` forms, the
   48,894 merges, ``<|startoftext|>`` 49406, ``<|endoftext|>`` 49407. Padded
-  with 0 to 77 like ``clip.tokenize``.
-* ALBEF: BERT uncased WordPiece, ``third_party/bert_vocab/vocab.txt``
-  (30,522 tokens), padded to 30 (ALBEF's retrieval evaluation).
-* BLIP: the same plus ``[DEC]`` (30522, bos) and ``[ENC]`` (30523), padded
-  to 35 (BLIP's retrieval evaluation).
+  with 0 like ``clip.tokenize``.
+* `bert_wordpiece` (ALBEF, BLIP): BERT uncased WordPiece,
+  ``third_party/bert_vocab/vocab.txt`` (30,522 tokens); BLIP adds ``[DEC]``
+  (30522, its bos) and ``[ENC]`` (30523).
 
 The vocabularies are the repository's ``third_party/``, found by
 `rationality_jax.resources` (inside an installed wheel, or in the checkout).
@@ -24,8 +26,6 @@ import gzip
 import numpy as np
 
 from rationality_jax import resources
-
-CONTEXT_LENGTH = {"clip": 77, "albef": 30, "blip": 35}
 
 
 def _bytes_to_unicode() -> dict[int, str]:
@@ -45,41 +45,12 @@ def _bytes_to_unicode() -> dict[int, str]:
   return dict(zip(printable, map(chr, codes)))
 
 
-def _clip_backend():
-  from transformers import CLIPTokenizer
-
-  with gzip.open(
-    resources.third_party("clip_bpe", "bpe_simple_vocab_16e6.txt.gz")
-  ) as f:
-    lines = f.read().decode("utf-8").split("\n")
-  merges = [tuple(line.split()) for line in lines[1 : 49152 - 256 - 2 + 1]]
-  symbols = list(_bytes_to_unicode().values())
-  vocab = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges]
-  vocab += ["<|startoftext|>", "<|endoftext|>"]
-  return CLIPTokenizer(
-    vocab={token: i for i, token in enumerate(vocab)}, merges=merges
-  )
-
-
-def _bert_backend(blip: bool):
-  from transformers import BertTokenizer
-
-  backend = BertTokenizer(
-    vocab=str(resources.third_party("bert_vocab", "vocab.txt")),
-    do_lower_case=True,
-  )
-  if blip:
-    backend.add_special_tokens({"bos_token": "[DEC]"})
-    backend.add_special_tokens({"additional_special_tokens": ["[ENC]"]})
-  return backend
-
-
 @dataclasses.dataclass(frozen=True)
 class Tokenizer:
   """Texts -> fixed-length token ids and attention mask.
 
   Attributes:
-    family: 'clip', 'albef' or 'blip'.
+    family: the name of the family it belongs to (``'clip'``).
     context_length: every output has this many positions (truncated/padded).
     backend: the transformers tokenizer doing the splitting.
   """
@@ -121,17 +92,54 @@ class Tokenizer:
 
 
 @functools.cache
-def tokenizer(family: str, context_length: int | None = None) -> Tokenizer:
-  """The real tokenizer of ``family`` ('clip', 'albef', 'blip'), offline.
+def clip_bpe(family: str, context_length: int) -> Tokenizer:
+  """OpenAI's CLIP BPE, ``context_length`` positions, labelled ``family``.
 
-  ``tokenizer('clip')("a photo of a cat")[0][0, :7]`` is
+  ``clip_bpe('clip', 77)("a photo of a cat")[0][0, :7]`` is
   ``[49406, 320, 1125, 539, 320, 2368, 49407]``.
   """
-  if family not in CONTEXT_LENGTH:
-    raise ValueError(
-      f"unknown family {family!r}; expected one of {sorted(CONTEXT_LENGTH)}."
-    )
-  backend = (
-    _clip_backend() if family == "clip" else _bert_backend(family == "blip")
+  from transformers import CLIPTokenizer
+
+  with gzip.open(
+    resources.third_party("clip_bpe", "bpe_simple_vocab_16e6.txt.gz")
+  ) as f:
+    lines = f.read().decode("utf-8").split("\n")
+  merges = [tuple(line.split()) for line in lines[1 : 49152 - 256 - 2 + 1]]
+  symbols = list(_bytes_to_unicode().values())
+  vocab = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges]
+  vocab += ["<|startoftext|>", "<|endoftext|>"]
+  backend = CLIPTokenizer(
+    vocab={token: i for i, token in enumerate(vocab)}, merges=merges
   )
-  return Tokenizer(family, context_length or CONTEXT_LENGTH[family], backend)
+  return Tokenizer(family, context_length, backend)
+
+
+@functools.cache
+def bert_wordpiece(
+  family: str,
+  context_length: int,
+  bos_token: str | None = None,
+  extra_special_tokens: tuple[str, ...] = (),
+) -> Tokenizer:
+  """BERT uncased WordPiece, ``context_length`` positions, labelled ``family``.
+
+  Args:
+    family: the label of the returned `Tokenizer`.
+    context_length: positions of every output.
+    bos_token: added as the beginning-of-sentence token (BLIP: ``'[DEC]'``,
+      id 30522).
+    extra_special_tokens: added after it (BLIP: ``('[ENC]',)``, id 30523).
+  """
+  from transformers import BertTokenizer
+
+  backend = BertTokenizer(
+    vocab=str(resources.third_party("bert_vocab", "vocab.txt")),
+    do_lower_case=True,
+  )
+  if bos_token is not None:
+    backend.add_special_tokens({"bos_token": bos_token})
+  if extra_special_tokens:
+    backend.add_special_tokens(
+      {"additional_special_tokens": list(extra_special_tokens)}
+    )
+  return Tokenizer(family, context_length, backend)

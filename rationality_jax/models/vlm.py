@@ -25,7 +25,9 @@ from rationality_jax.models.text import CLIPTextTransformer
 from rationality_jax.models.vit import VisionTransformer
 from rationality_jax.models.vit import ViTConfig
 
-FAMILIES = ("clip", "albef", "blip")
+# CLIP's training keeps exp(logit_scale) <= 100 (OpenAI clamps logit_scale to
+# ln 100); the cap `logit_multiplier` applies when a loss asks for it.
+MAX_LOGIT_SCALE = 100.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,8 +35,9 @@ class VLMConfig:
   """A two-tower model.
 
   Attributes:
-    family: ``'clip'``, ``'albef'`` or ``'blip'``; picks the tokenizer and the
-      normalisation the checkpoint was trained with.
+    family: name of its `rationality_jax.models.families` plug-in
+      (``'clip'``, ``'albef'``, ``'blip'``): tokenizer, normalisation,
+      method defaults. ``models.family(config)`` looks it up.
     vision: the image tower.
     text: `CLIPTextConfig` (CLIP) or `BertConfig` (ALBEF, BLIP).
     embed_dim: joint embedding size (CLIP 512/768, ALBEF/BLIP 256).
@@ -59,8 +62,6 @@ class VLMConfig:
   temp_range: tuple[float, float] | None = None
 
   def __post_init__(self):
-    if self.family not in FAMILIES:
-      raise ValueError(f"family {self.family!r} is not one of {FAMILIES}.")
     if self.logit not in ("logit_scale", "temp"):
       raise ValueError(f"logit {self.logit!r} must be 'logit_scale' or 'temp'.")
 
@@ -161,13 +162,24 @@ class VisionLanguageModel(nn.Module):
       pooled = self.text_proj(pooled)
     return pooled.astype(jnp.float32)
 
-  def logit_multiplier(self) -> jax.Array:
-    """Scalar multiplying cosine similarities: exp(logit_scale) or 1 / temp."""
+  def logit_multiplier(
+    self,
+    temp_range: tuple[float, float] | None = None,
+    max_scale: float | None = None,
+  ) -> jax.Array:
+    """Scalar multiplying cosine similarities.
+
+    ``'logit_scale'``: exp(logit_scale), capped at ``max_scale`` when given.
+    ``'temp'``: 1 / temp, temp clipped to ``temp_range`` when given, else to
+    ``config.temp_range`` (None: unclipped). Evaluation calls it without
+    arguments; a training loss passes its caps (FLCP: `MAX_LOGIT_SCALE` and
+    ``config.flcp.temp_range``).
+    """
     if self.config.logit == "logit_scale":
-      return jnp.exp(self.logit_scale)
-    temp = self.temp
-    if self.config.temp_range is not None:
-      temp = jnp.clip(temp, *self.config.temp_range)
+      scale = jnp.exp(self.logit_scale)
+      return scale if max_scale is None else jnp.minimum(scale, max_scale)
+    temp_range = temp_range or self.config.temp_range
+    temp = self.temp if temp_range is None else jnp.clip(self.temp, *temp_range)
     return 1.0 / temp
 
   def similarity(

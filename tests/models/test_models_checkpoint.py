@@ -1,11 +1,15 @@
-"""Strict loading: bad checkpoints fail clearly; orbax round trip; lazy torch."""
+"""Strict loading: bad checkpoints fail clearly (missing, extra, misshapen,
+non-finite); orbax round trip; lazy torch; identity fingerprints."""
 
+import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
@@ -14,6 +18,7 @@ import torch
 
 from rationality_jax import models
 from rationality_jax.models import checkpoint
+from tests import checkpoint_factories as factories
 
 
 def copy_hf_dir(directory, tmp_path, edit):
@@ -97,7 +102,7 @@ def test_unknown_formats_are_reported(tmp_path):
   torch.save({"conv1.weight": torch.zeros(2, 3)}, str(unrelated))
   with pytest.raises(models.CheckpointError, match="unknown checkpoint layout"):
     models.load(str(unrelated))
-  with pytest.raises(TypeError, match="unknown override"):
+  with pytest.raises(TypeError, match="unexpected keyword argument"):
     models.load(str(unrelated), image_sise=224)
 
 
@@ -143,8 +148,14 @@ def test_orbax_round_trip(tiny_blip, tmp_path, ref):
     module.apply({"params": params}, images, ids),
     restored_module.apply({"params": restored}, images, ids),
   )
-  with pytest.raises(models.CheckpointError, match="resizing a saved model"):
-    models.load(tmp_path / "saved", image_size=64)
+  # At another size the saved positions are resized as the original's are.
+  resized_module, resized = models.load(tmp_path / "saved", image_size=64)
+  _, converted = models.load(directory, temp=0.05, image_size=64)
+  assert resized_module.config.vision.image_size == 64
+  np.testing.assert_array_equal(
+    resized["vision"]["pos_embedding"], converted["vision"]["pos_embedding"]
+  )
+  assert resized["vision"]["pos_embedding"].shape == (65, 128)
 
 
 def test_config_json_round_trip_keeps_types(tiny_clip):
@@ -152,3 +163,75 @@ def test_config_json_round_trip_keeps_types(tiny_clip):
   module, _ = models.load(directory)
   data = checkpoint.config_to_dict(module.config)
   assert checkpoint.config_from_dict(data) == module.config
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_weights_are_refused_naming_key_and_file(
+  tiny_clip, tmp_path, bad
+):
+  _, directory = tiny_clip
+  key = "text_model.encoder.layers.1.self_attn.k_proj.weight"
+
+  def poison(state):
+    state[key] = state[key].copy()
+    state[key][3, 1] = bad
+
+  path = copy_hf_dir(directory, tmp_path, poison)
+  with pytest.raises(models.CheckpointError) as error:
+    models.load(path)
+  message = str(error.value)
+  assert repr(key) in message and path in message
+  assert "1 non-finite value(s)" in message
+
+
+def test_non_finite_weights_in_pth_and_saved_models_are_refused(tmp_path):
+  made = factories.blip_pth(tmp_path / "model_base.pth")
+  checkpoint = torch.load(made.path, weights_only=True)
+  checkpoint["model"]["temp"] = torch.tensor(float("inf"))
+  torch.save(checkpoint, str(tmp_path / "bad.pth"))
+  with pytest.raises(models.CheckpointError, match=r"'temp' in .*bad\.pth"):
+    models.load(str(tmp_path / "bad.pth"))
+  # An infinite momentum copy is ignored, as the whole momentum encoder is.
+  checkpoint["model"]["temp"] = torch.tensor(0.05)
+  checkpoint["model"]["visual_encoder_m.cls_token"].fill_(float("nan"))
+  torch.save(checkpoint, str(tmp_path / "ok.pth"))
+  module, params = models.load(str(tmp_path / "ok.pth"))
+  params = {**params, "temp": jnp.float32(np.nan)}
+  models.save(tmp_path / "saved", module, params)
+  with pytest.raises(models.CheckpointError, match=r"\['temp'\] in .*saved"):
+    models.load(tmp_path / "saved")
+
+
+def test_temp_is_refused_where_the_checkpoint_stores_one(tiny_clip):
+  _, directory = tiny_clip
+  with pytest.raises(models.CheckpointError, match="stores its own"):
+    models.load(directory, temp=0.05)
+
+
+def test_identity_of_files_and_directories(tiny_clip, tmp_path):
+  _, directory = tiny_clip
+  identity = models.identity(directory)
+  assert identity["kind"] == "directory"
+  assert identity["path"] == os.path.abspath(directory)
+  assert sorted(identity["files"]) == ["config.json", "model.safetensors"]
+  weights = identity["files"]["model.safetensors"]
+  assert weights["size"] == os.path.getsize(
+    os.path.join(directory, "model.safetensors")
+  )
+  assert json.loads(json.dumps(identity)) == identity
+  big = tmp_path / "big.safetensors"
+  content = bytearray(np.random.RandomState(0).bytes(3 << 20))
+  big.write_bytes(bytes(content))
+  first = models.identity(big)
+  assert first["kind"] == "file" and first["hashed"] == "first_and_last_mib"
+  assert first["size"] == 3 << 20
+  content[(3 << 20) // 2] ^= 1  # the middle MiB is not hashed (documented)
+  big.write_bytes(bytes(content))
+  assert models.identity(big)["sha256"] == first["sha256"]
+  content[-1] ^= 1
+  big.write_bytes(bytes(content))
+  assert models.identity(big)["sha256"] != first["sha256"]
+  small = tmp_path / "small.pt"
+  small.write_bytes(b"abc")
+  assert models.identity(small)["sha256"] == hashlib.sha256(b"abc").hexdigest()
+  assert models.identity(small)["hashed"] == "whole"
