@@ -1,19 +1,27 @@
 """Rationality metrics: pure, vectorised functions of arrays.
 
-Per-sample localisation scores ([..., H, W] heatmaps and masks -> [...]):
-  rma, relevance_rank_accuracy, pointing_game, iou
+Per-sample localisation scores ([..., H, W] heatmaps and masks of one shape ->
+[...]):
+  rma, relevance_rank_accuracy, pointing_game, iou; evidence_columns (RMA and
+  what makes a sample degenerate, for the Accumulator)
 Rationality of a set of predictions:
   valid_evidence, rationality_counts -> Counts (RR, RW, WR, WW, undefined),
   prediction_trustworthiness (PT), inference_reliability (IR), accuracy
-Streaming evaluation that can be re-summarised at any threshold:
+Streaming evaluation that can be re-summarised at any threshold, under either
+degenerate-case policy:
   Accumulator
 
 All of them work under jax.jit, jax.vmap, jax.grad (where differentiable) and on
-sharded global arrays. Degenerate cases (empty mask, zero heatmap, NaN) are
-defined in each docstring.
+sharded global arrays. Degenerate cases (empty mask, zero heatmap, non-finite
+heatmap or logits) are defined in each docstring, with two policies: ours
+("undefined": such a sample is counted apart, by reason) and the authors'
+release ("release": its arithmetic, no special case).
 """
 
+from rationality_jax.metrics.accumulator import REASONS
 from rationality_jax.metrics.accumulator import Accumulator
+from rationality_jax.metrics.localisation import POLICIES
+from rationality_jax.metrics.localisation import evidence_columns
 from rationality_jax.metrics.localisation import iou
 from rationality_jax.metrics.localisation import pointing_game
 from rationality_jax.metrics.localisation import relevance_rank_accuracy
@@ -26,9 +34,12 @@ from rationality_jax.metrics.rationality import rationality_counts
 from rationality_jax.metrics.rationality import valid_evidence
 
 __all__ = [
+  "POLICIES",
+  "REASONS",
   "Accumulator",
   "Counts",
   "accuracy",
+  "evidence_columns",
   "inference_reliability",
   "iou",
   "pointing_game",

@@ -1,18 +1,25 @@
 """Per-sample localisation scores of a heatmap against a binary object mask.
 
 Every function here is a pure function of arrays: it takes `heatmaps` and
-`masks` of shape [..., H, W] (any number of leading batch dimensions, which
-broadcast against each other) and returns one value per sample, shape [...].
-They are safe under `jax.jit`, `jax.vmap`, `jax.grad` and sharded inputs.
+`masks` of the same shape [..., H, W] (any number of leading batch dimensions)
+and returns one value per sample, shape [...]. Shapes must be equal: a mask
+that should serve several heatmaps is broadcast by the caller
+(`jnp.broadcast_to(masks, heatmaps.shape)`), so a stray axis never multiplies
+the number of samples. They are safe under `jax.jit`, `jax.vmap`, `jax.grad`
+and sharded inputs.
 
-Degenerate cases, the same for every score:
+Degenerate cases, the same for every score by default:
 - empty mask (no pixel on the object): NaN. The question "how much evidence
   lies on the object" has no answer; callers exclude such samples from every
   count and report them separately (see `rationality.Counts`).
-- NaN anywhere in a sample's heatmap: NaN for that sample (propagates, never
-  silently scored).
+- a non-finite value (NaN, +-inf) anywhere in a sample's heatmap: NaN for that
+  sample (never silently scored).
 - masks are binarised with `mask > 0` (uint8 {0, 1}, bool, or float masks all
   work; soft masks are not supported on purpose).
+
+`rma` can instead follow the authors' release (`empty_mask="release"`,
+`nonfinite="release"`), which has no special cases: see its docstring and
+docs/metrics.md for the two behaviours side by side.
 """
 
 from __future__ import annotations
@@ -24,8 +31,21 @@ import jax
 import jax.numpy as jnp
 
 Negative = Literal["clip", "abs", "keep"]
+# How a degenerate sample is scored: "undefined" (ours: NaN, reported apart)
+# or "release" (the arithmetic of the authors' release, no special case).
+Policy = Literal["undefined", "release"]
 
 _NEGATIVE_POLICIES = ("clip", "abs", "keep")
+POLICIES = ("undefined", "release")
+
+
+def check_policy(name: str, value: str) -> None:
+  """Raises ValueError unless `value` is one of `POLICIES`."""
+  if value not in POLICIES:
+    raise ValueError(
+      f"{name}={value!r} is not a policy; use one of {POLICIES} "
+      "(docs/metrics.md, 'Degenerate cases')."
+    )
 
 
 def _check_pair(heatmaps: jax.Array, masks: jax.Array, name: str) -> None:
@@ -40,10 +60,16 @@ def _check_pair(heatmaps: jax.Array, masks: jax.Array, name: str) -> None:
       f"their last two (H, W) axes; resize the heatmap to the mask's "
       f"resolution first (rationality_jax.explain upsamples to the input)."
     )
+  if heatmaps.shape != masks.shape:
+    raise ValueError(
+      f"{name}: heatmaps {heatmaps.shape} and masks {masks.shape} must have "
+      f"the same shape (one mask per heatmap); to score several heatmaps "
+      f"against one mask, pass jnp.broadcast_to(masks, heatmaps.shape)."
+    )
 
 
 def _prepare(heatmaps, masks, name: str) -> tuple[jax.Array, jax.Array]:
-  """Arrays with float heatmaps, checked to pair up over the last two axes."""
+  """Arrays with float heatmaps, checked to have the masks' shape."""
   heatmaps = jnp.asarray(heatmaps)
   if not jnp.issubdtype(heatmaps.dtype, jnp.floating):
     heatmaps = heatmaps.astype(jnp.float32)
@@ -53,9 +79,9 @@ def _prepare(heatmaps, masks, name: str) -> tuple[jax.Array, jax.Array]:
 
 
 def _undefined(heatmaps: jax.Array, masks: jax.Array) -> jax.Array:
-  """[...] bool: empty mask or NaN in the heatmap (the score is NaN there)."""
-  return (jnp.sum(masks > 0, axis=(-2, -1)) == 0) | jnp.any(
-    jnp.isnan(heatmaps), axis=(-2, -1)
+  """[...] bool: empty mask or a non-finite heatmap value (the score is NaN)."""
+  return (jnp.sum(masks > 0, axis=(-2, -1)) == 0) | ~jnp.all(
+    jnp.isfinite(heatmaps), axis=(-2, -1)
   )
 
 
@@ -67,7 +93,9 @@ def _apply_negative(heatmaps: jax.Array, negative: str) -> jax.Array:
   if negative == "clip":
     # `where`, not `maximum`: a map that is already >= 0 passes unchanged,
     # gradient included (maximum would halve the gradient at exact zeros).
-    return jnp.where(heatmaps < 0, 0, heatmaps)  # NaN stays NaN
+    # Negatives become h * 0: -0.0 for finite ones, NaN for -inf, so the
+    # mass stays non-finite exactly when the map is (NaN stays NaN).
+    return jnp.where(heatmaps < 0, heatmaps * 0, heatmaps)
   if negative == "abs":
     return jnp.abs(heatmaps)
   if negative == "keep":
@@ -91,7 +119,12 @@ def _sum_hw(x: jax.Array) -> jax.Array:
 
 
 def rma(
-  heatmaps: jax.Array, masks: jax.Array, *, negative: Negative = "clip"
+  heatmaps: jax.Array,
+  masks: jax.Array,
+  *,
+  negative: Negative = "clip",
+  empty_mask: Policy = "undefined",
+  nonfinite: Policy = "undefined",
 ) -> jax.Array:
   """Relevant Mass Accuracy (Arras et al. 2022): share of the mass on the object.
 
@@ -99,7 +132,8 @@ def rma(
 
   Args:
     heatmaps: [..., H, W] float. Any scale: RMA is invariant to scaling.
-    masks: [..., H, W] binary (bool / {0,1} ints / floats, binarised with > 0).
+    masks: [..., H, W] (the heatmaps' shape) binary (bool / {0,1} ints /
+      floats, binarised with > 0).
     negative: what to do with negative heatmap values.
       "clip" (default): max(H, 0), as Arras et al.'s positive pooling; RMA in
         [0, 1]. Maps already >= 0 (the min-max normalised explanations) pass
@@ -107,56 +141,107 @@ def rma(
       "abs": |H|; RMA in [0, 1].
       "keep": use H as is; RMA can leave [0, 1] (even exceed 1 when negative
         mass sits off the object). Only for maps known to be >= 0.
+    empty_mask: a mask with no pixel on the object.
+      "undefined" (default): NaN; the evidence is undefined, and
+        `valid_evidence` / the counts keep the sample out of RR/RW/WR/WW.
+      "release": no special case, as `eval_rma` in the release
+        (prediction_rationality/utils/xml_analysis.py:
+        `np.sum(pred * anno) / np.sum(pred)`): 0 / sum(H) = 0.0, so the
+        evidence is invalid at any threshold > 0 and the sample counts in
+        RW or WW. When sum(H) is 0 as well, it is what `nonfinite` makes of
+        0 / 0.
+    nonfinite: non-finite values and the division by a zero mass.
+      "undefined" (default): a heatmap with any NaN or +-inf gives NaN
+        (undefined); sum(H) == 0 gives 0.0 (no mass, so none on the object).
+      "release": IEEE arithmetic, as the release's numpy: a NaN in H gives
+        NaN, sum(H) == 0 gives 0 / 0 = NaN (+-inf for mass on the mask with
+        negative="keep"), inf gives NaN or 0. The release then counts a NaN
+        RMA as valid (`0 if es < cls_thres else 1`, and NaN < 0.5 is False):
+        `valid_evidence(..., nonfinite="release")` does the same.
 
   Returns:
-    [...] float. Degenerate cases:
-      sum(H) == 0 (after the policy): 0.0, no mass on the object;
-      empty mask: NaN (excluded from counts, reported separately);
-      NaN in H: NaN.
+    [...] float. With the default policies: in [0, 1] (negative "clip" or
+    "abs"); 0.0 for a zero heatmap; NaN for an empty mask or a non-finite map.
+    Gradients are finite wherever the value is finite, under both policies.
   """
   heatmaps, masks = _prepare(heatmaps, masks, "rma")
   if negative not in _NEGATIVE_POLICIES:
     raise ValueError(
       f"negative={negative!r} is not a policy; use one of {_NEGATIVE_POLICIES}."
     )
+  check_policy("empty_mask", empty_mask)
+  check_policy("nonfinite", nonfinite)
   inside, total, area = _mass_sums(heatmaps, masks, negative)
-  value = _safe_ratio(inside, total, when_zero=0.0)
-  return jnp.where(area == 0, jnp.nan, value)
+  return _rma_from_sums(inside, total, area, empty_mask, nonfinite)
 
 
-# On CPU, XLA emits a reduction fused with elementwise work as one long serial
-# loop per output; run over a few samples at a time it stays in cache and is
-# about 7x faster (benchmarks/metrics.py). GPUs and TPUs take the plain form.
+def _rma_from_sums(
+  inside: jax.Array,
+  total: jax.Array,
+  area: jax.Array,
+  empty_mask: str = "undefined",
+  nonfinite: str = "undefined",
+) -> jax.Array:
+  """RMA from sum(H*M), sum(H) and sum(M) under `rma`'s policies. A
+  non-finite sum(H) stands for a non-finite heatmap (see `_mass_sums`)."""
+  if nonfinite == "undefined":
+    value = _safe_ratio(inside, total, when_zero=0.0)
+    value = jnp.where(jnp.isfinite(total), value, jnp.nan)
+  else:
+    # IEEE quotient; the unguarded division only feeds the zero-mass branch,
+    # behind stop_gradient, so gradients stay finite elsewhere.
+    zero = total == 0
+    value = jnp.where(
+      zero,
+      jax.lax.stop_gradient(inside / total),
+      inside / jnp.where(zero, 1, total),
+    )
+  if empty_mask == "undefined":
+    value = jnp.where(area == 0, jnp.nan, value)
+  return value
+
+
+# On CPU, XLA materialises the elementwise work and hands the float sums to a
+# fast reduction kernel; run over a few samples at a time, those intermediates
+# stay in cache (benchmarks/metrics.py, figures in docs/benchmarks.md). GPUs
+# and TPUs fuse the whole computation and take the plain form.
 _CPU_SAMPLES_PER_STEP = 8
 
 
-def _plain_mass_sums(h: jax.Array, masks: jax.Array, negative: str):
+def _flat_mass_sums(h: jax.Array, masks: jax.Array, negative: str):
+  """(sum(H'*M), sum(H'), sum(M)) over the last axis of [..., P] arrays."""
   h = _apply_negative(h, negative)
-  on_mask = jnp.asarray(masks) > 0
+  on_mask = masks > 0
   return (
-    _sum_hw(jnp.where(on_mask, h, 0)),
-    _sum_hw(h),
-    jnp.sum(on_mask, axis=(-2, -1), dtype=jnp.int32),
+    jnp.sum(jnp.where(on_mask, h, 0), axis=-1),
+    jnp.sum(h, axis=-1),
+    jnp.sum(on_mask, axis=-1, dtype=jnp.int32),
   )
 
 
+def _plain_mass_sums(h: jax.Array, masks: jax.Array, negative: str):
+  pixels = (*h.shape[:-2], -1)
+  return _flat_mass_sums(h.reshape(pixels), masks.reshape(pixels), negative)
+
+
 def _chunked_mass_sums(h: jax.Array, masks: jax.Array, negative: str):
-  h, masks = jnp.broadcast_arrays(h, jnp.asarray(masks))
   batch_shape = h.shape[:-2]
-  flat_h = h.reshape(-1, *h.shape[-2:])
-  flat_m = masks.reshape(flat_h.shape)
+  pixels = h.shape[-2] * h.shape[-1]
   sums = jax.lax.map(
-    lambda hm: _plain_mass_sums(*hm, negative),
-    (flat_h, flat_m),
+    lambda hm: _flat_mass_sums(*hm, negative),
+    (h.reshape(-1, pixels), masks.reshape(-1, pixels)),
     batch_size=_CPU_SAMPLES_PER_STEP,
   )
   return tuple(x.reshape(batch_shape) for x in sums)
 
 
+# Jitted so that eager calls compile once per shape instead of tracing the
+# loop every time (inside a caller's jit it is inlined).
+@functools.partial(jax.jit, static_argnames="negative")
 def _mass_sums(h: jax.Array, masks: jax.Array, negative: str):
-  """(sum(H'*M), sum(H'), sum(M)) over the last two axes, H' = H after the
-  negative policy, M binarised by > 0."""
-  if h.ndim == 2 and jnp.ndim(masks) == 2:
+  """(sum(H'*M), sum(H'), sum(M > 0)) over the last two axes, H' = H after
+  the negative policy; sum(H') is non-finite exactly when H is."""
+  if h.ndim == 2:
     return _plain_mass_sums(h, masks, negative)
   return jax.lax.platform_dependent(
     h,
@@ -164,6 +249,32 @@ def _mass_sums(h: jax.Array, masks: jax.Array, negative: str):
     cpu=functools.partial(_chunked_mass_sums, negative=negative),
     default=functools.partial(_plain_mass_sums, negative=negative),
   )
+
+
+def evidence_columns(
+  heatmaps: jax.Array, masks: jax.Array, *, negative: Negative = "clip"
+) -> dict[str, jax.Array]:
+  """The per-sample evidence columns of `Accumulator.add`, in one pass.
+
+  Args:
+    heatmaps: [..., H, W] float.
+    masks: [..., H, W] binary, the heatmaps' shape.
+    negative: RMA's policy for negative heatmap values (see `rma`).
+
+  Returns:
+    {'rma': [...] float (default policies), 'mask_area': [...] int32 (mask
+    pixels), 'heatmap_mass': [...] float (sum(H) after `negative`),
+    'heatmap_finite': [...] bool (no NaN / inf in H)}. From these the
+    Accumulator recomputes RMA's validity under either policy.
+  """
+  heatmaps, masks = _prepare(heatmaps, masks, "evidence_columns")
+  inside, total, area = _mass_sums(heatmaps, masks, negative)
+  return {
+    "rma": _rma_from_sums(inside, total, area),
+    "mask_area": area,
+    "heatmap_mass": total,
+    "heatmap_finite": jnp.isfinite(total),
+  }
 
 
 def relevance_rank_accuracy(heatmaps: jax.Array, masks: jax.Array) -> jax.Array:
@@ -181,13 +292,12 @@ def relevance_rank_accuracy(heatmaps: jax.Array, masks: jax.Array) -> jax.Array:
 
   Args:
     heatmaps: [..., H, W] float.
-    masks: [..., H, W] binary.
+    masks: [..., H, W] binary, the heatmaps' shape.
 
   Returns:
-    [...] float in [0, 1]; NaN for an empty mask or a heatmap with NaN.
+    [...] float in [0, 1]; NaN for an empty mask or a non-finite heatmap.
   """
   heatmaps, masks = _prepare(heatmaps, masks, "relevance_rank_accuracy")
-  heatmaps, masks = jnp.broadcast_arrays(heatmaps, masks)
   flat_h = heatmaps.reshape(*heatmaps.shape[:-2], -1)
   m = _binary(masks, heatmaps.dtype).reshape(flat_h.shape)
   k = jnp.sum(m, axis=-1)
@@ -214,10 +324,10 @@ def pointing_game(heatmaps: jax.Array, masks: jax.Array) -> jax.Array:
 
   Args:
     heatmaps: [..., H, W] float.
-    masks: [..., H, W] binary.
+    masks: [..., H, W] binary, the heatmaps' shape.
 
   Returns:
-    [...] float in [0, 1]; NaN for an empty mask or a heatmap with NaN.
+    [...] float in [0, 1]; NaN for an empty mask or a non-finite heatmap.
   """
   heatmaps, masks = _prepare(heatmaps, masks, "pointing_game")
   h = jax.lax.stop_gradient(heatmaps)
@@ -238,11 +348,11 @@ def iou(
 
   Args:
     heatmaps: [..., H, W] float.
-    masks: [..., H, W] binary.
+    masks: [..., H, W] binary, the heatmaps' shape.
     threshold: scalar or array broadcasting against the batch dims [...].
 
   Returns:
-    [...] float in [0, 1]; NaN for an empty mask or a heatmap with NaN.
+    [...] float in [0, 1]; NaN for an empty mask or a non-finite heatmap.
   """
   heatmaps, masks = _prepare(heatmaps, masks, "iou")
   threshold = jnp.asarray(threshold, heatmaps.dtype)[..., None, None]

@@ -36,6 +36,7 @@ def test_counts_hand_computed():
     "ww": 1,
     "right_undefined": 1,
     "wrong_undefined": 1,
+    "prediction_undefined": 0,
   }
   assert int(counts.defined) == 5 and int(counts.undefined) == 2
   assert int(counts.total) == 7
@@ -57,11 +58,11 @@ def test_counts_where_and_axis():
     "ww": 1,
     "right_undefined": 1,
     "wrong_undefined": 0,
+    "prediction_undefined": 0,
   }
+  valid = metrics.valid_evidence(RMA[:, None], np.array([0.0, 1.0]))
   per_threshold = metrics.rationality_counts(
-    CORRECT[:, None],
-    metrics.valid_evidence(RMA[:, None], np.array([0.0, 1.0])),
-    axis=0,
+    np.broadcast_to(CORRECT[:, None], valid.shape), valid, axis=0
   )
   np.testing.assert_array_equal(per_threshold.rr, [3, 0])
   np.testing.assert_array_equal(per_threshold.ww, [0, 2])
