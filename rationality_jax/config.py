@@ -94,7 +94,9 @@ def default() -> ml_collections.ConfigDict:
       'label' (the study) or 'predicted'.
   evaluate: batch_size, batches_per_chunk, figure_images, threshold,
       input_threads, train_dir (evaluate a finished training run instead of
-      ``method``), figures (a PT/IR-threshold figure per run).
+      ``method``), figures (a PT/IR-threshold figure per run),
+      empty_mask / nonfinite: the degenerate-case policies (`metrics.POLICIES`:
+      'undefined', ours, or 'release').
   report: title, published (the study's values beside ours), thresholds,
       notes.
   mesh, sharding, distributed: devices and hosts (`rationality_jax.sharding`).
@@ -155,6 +157,8 @@ def default() -> ml_collections.ConfigDict:
     input_threads=2,
     train_dir="",
     figures=True,
+    empty_mask="undefined",
+    nonfinite="undefined",
   )
   c.report = _cd(
     title="Results",
@@ -406,6 +410,12 @@ def validate_run(config: ml_collections.ConfigDict) -> None:
   _check(e.batches_per_chunk >= 1, "evaluate.batches_per_chunk", "must be >= 1")
   _check(e.figure_images >= 0, "evaluate.figure_images", "must be >= 0")
   _check(e.input_threads >= 1, "evaluate.input_threads", "must be >= 1")
+  for key in ("empty_mask", "nonfinite"):
+    _check(
+      e[key] in ("undefined", "release"),
+      f"evaluate.{key}",
+      f"{e[key]!r}: use 'undefined' (ours) or 'release'",
+    )
   for key, value in [("evaluate.threshold", e.threshold)] + [
     (f"report.thresholds[{i}]", v)
     for i, v in enumerate(config.report.thresholds)

@@ -3,13 +3,16 @@
   console.setup(workdir, verbosity=None)  # absl/orbax/jax INFO -> <workdir>/log.txt
   console.stage("train lp (2 steps)")     # one line per stage
   with console.progress(total, "train", unit="step") as bar: bar.update(1)
+  console.warning("3 samples with non-finite logits")
   console.table(text)                     # the final table
 
 A run prints its stages, a progress bar with rate and time left for every
-long loop, warnings and the final table. Library logs (absl INFO, orbax's
-"Closing ..." lines) go to ``<workdir>/log.txt`` with full tracebacks;
-``--verbosity=N`` (absl's flag, given explicitly) echoes them to the
-console again. Only process 0 prints.
+long loop, its own warnings and the final table. Library logs (absl INFO,
+orbax's "Closing ..." lines, TFDS's notices, tracebacks) go to
+``<workdir>/log.txt``; ``--verbosity=N`` (absl's flag, given explicitly)
+echoes them to the console again. Only process 0 prints. On a terminal the
+bars redraw in place; in a log file (no TTY) each bar prints a line at most
+every 30 s and one when it ends.
 """
 
 from __future__ import annotations
@@ -18,13 +21,16 @@ import contextlib
 import logging as py_logging
 import os
 import sys
+import time
 import warnings
 
 from absl import logging
 import jax
 
 LOG_FILE = "log.txt"
+LOGGER = "rationality_jax"
 _state = {"file": None, "path": None}
+_logger = py_logging.getLogger(LOGGER)
 
 
 def _is_main() -> bool:
@@ -44,13 +50,21 @@ class _ConsoleFormatter(py_logging.Formatter):
     return message
 
 
+class _OursOnly(py_logging.Filter):
+  """The console's default: this package's warnings, nobody else's logs."""
+
+  def filter(self, record):
+    return record.name.startswith(LOGGER)
+
+
 def setup(workdir: str, verbosity: int | None = None) -> str:
   """Routes library logging to ``<workdir>/log.txt``; returns its path.
 
   Args:
     workdir: the run's directory (created).
-    verbosity: None: the console shows warnings and errors only; an absl
-      verbosity (0 = INFO, 1 = DEBUG...): the console shows that much too.
+    verbosity: None: the console shows this package's warnings only; an
+      absl verbosity (0 = INFO, 1 = DEBUG...): every library's log lines at
+      that level too.
   """
   os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, LOG_FILE)
@@ -62,12 +76,8 @@ def setup(workdir: str, verbosity: int | None = None) -> str:
     _state["file"].close()
   _state.update(file=log, path=path)
   logging.use_absl_handler()
-  absl_handler = logging.get_absl_handler()
-  absl_handler.python_handler.stream = log
-  absl_handler.setLevel(py_logging.DEBUG)
-  logging.set_verbosity(
-    logging.INFO if verbosity is None else max(verbosity, 0)
-  )
+  logging.get_absl_handler().python_handler.stream = log
+  logging.set_verbosity(logging.INFO if verbosity is None else verbosity)
   root = py_logging.getLogger()
   for handler in list(root.handlers):
     if getattr(handler, "_rationality_console", False):
@@ -75,11 +85,11 @@ def setup(workdir: str, verbosity: int | None = None) -> str:
   echo = py_logging.StreamHandler(sys.stderr)
   echo._rationality_console = True
   echo.setFormatter(_ConsoleFormatter())
-  echo.setLevel(
-    py_logging.WARNING
-    if verbosity is None
-    else logging.ABSL_TO_STANDARD.get(min(verbosity, 1), py_logging.DEBUG)
-  )
+  if verbosity is None:
+    echo.setLevel(py_logging.WARNING)
+    echo.addFilter(_OursOnly())
+  else:
+    echo.setLevel(logging.ABSL_TO_STANDARD.get(verbosity, py_logging.DEBUG))
   root.addHandler(echo)
   py_logging.captureWarnings(True)
   warnings.simplefilter("default")
@@ -98,14 +108,55 @@ def stage(text: str) -> None:
 
 
 def warning(text: str) -> None:
-  """A warning line on the console (process 0) and in the log."""
-  logging.warning("%s", text)
+  """A warning line on the console (process 0's) and in the log."""
+  _logger.warning("%s", text)
 
 
 def table(text: str) -> None:
   logging.info("table:\n%s", text)
   if _is_main():
     print(text, flush=True)
+
+
+class _LineBar:
+  """A progress bar for logs: a line every `every` seconds and at the end."""
+
+  def __init__(self, total, desc, unit, initial, every=30.0):
+    self.total, self.desc, self.unit = total, desc, unit
+    self.n = self.start_n = initial
+    self.every = every
+    self.start = self.last = time.perf_counter()
+    self.postfix = ""
+
+  def _line(self) -> str:
+    elapsed = time.perf_counter() - self.start
+    done = self.n - self.start_n
+    rate = done / elapsed if elapsed > 0 else 0.0
+    if self.total is None:
+      return (
+        f"{self.desc}: {self.n} {self.unit} [{elapsed:.0f}s, "
+        f"{rate:.2f} {self.unit}/s]"
+      ) + (f" {self.postfix}" if self.postfix else "")
+    left = (self.total - self.n) / rate if rate > 0 else float("nan")
+    text = (
+      f"{self.desc}: {self.n}/{self.total} {self.unit} "
+      f"[{elapsed:.0f}s, {rate:.2f} {self.unit}/s, ~{left:.0f}s left]"
+    )
+    return text + (f" {self.postfix}" if self.postfix else "")
+
+  def update(self, n=1):
+    self.n += n
+    now = time.perf_counter()
+    if now - self.last >= self.every:
+      self.last = now
+      print(self._line(), file=sys.stderr, flush=True)
+
+  def set_postfix_str(self, text="", refresh=True):
+    del refresh
+    self.postfix = text
+
+  def close(self):
+    print(self._line(), file=sys.stderr, flush=True)
 
 
 class _NoBar:
@@ -122,28 +173,27 @@ class _NoBar:
 
 
 @contextlib.contextmanager
-def progress(total: int, desc: str, unit: str = "it", initial: int = 0):
-  """A progress bar with rate and time left (process 0; others get a no-op)."""
-  if not _is_main():
-    yield _NoBar()
-    return
-  import tqdm
+def progress(total: int | None, desc: str, unit: str = "it", initial: int = 0):
+  """A progress bar with rate and time left (process 0; others get a no-op).
 
-  tty = sys.stderr.isatty()
-  bar = tqdm.tqdm(
-    total=total,
-    initial=initial,
-    desc=desc,
-    unit=unit,
-    dynamic_ncols=tty,
-    mininterval=1.0 if tty else 30.0,
-    leave=True,
-    file=sys.stderr,
-    bar_format=None
-    if tty
-    else "{desc}: {n_fmt}/{total_fmt} {unit} [{elapsed}<{remaining}, "
-    "{rate_fmt}]{postfix}",
-  )
+  total None: unknown (count and rate only).
+  """
+  if not _is_main():
+    bar = _NoBar()
+  elif sys.stderr.isatty():
+    import tqdm
+
+    bar = tqdm.tqdm(
+      total=total,
+      initial=initial,
+      desc=desc,
+      unit=unit,
+      dynamic_ncols=True,
+      mininterval=1.0,
+      file=sys.stderr,
+    )
+  else:
+    bar = _LineBar(total, desc, unit, initial)
   try:
     yield bar
   finally:

@@ -77,6 +77,7 @@ FIGURE = "pt_ir_threshold.png"
 # `mask_area` and `records.INT_COLUMNS`.
 SCORE_COLUMNS = ("rra", "pointing_game")
 FLAG_COLUMNS = ("logits_finite", "heatmap_finite")
+EVIDENCE_COLUMNS = ("heatmap_mass", *FLAG_COLUMNS)
 CSV_COLUMNS = (
   "ids",
   *records.INT_COLUMNS,
@@ -84,6 +85,7 @@ CSV_COLUMNS = (
   "rma",
   *SCORE_COLUMNS,
   "mask_area",
+  "heatmap_mass",
   *FLAG_COLUMNS,
 )
 
@@ -116,12 +118,10 @@ def make_eval_step(explain_fn: Callable) -> Callable:
     return {
       "prediction": prediction,
       "correct": prediction == labels,
-      "rma": out["rma"],
+      "logits_finite": logits_finite,
+      **metrics.evidence_columns(heatmap, masks),
       "rra": metrics.relevance_rank_accuracy(heatmap, masks),
       "pointing_game": metrics.pointing_game(heatmap, masks),
-      "mask_area": jnp.sum(masks > 0, axis=(-2, -1)).astype(jnp.int32),
-      "logits_finite": logits_finite,
-      "heatmap_finite": jnp.all(jnp.isfinite(heatmap), axis=(-2, -1)),
       "heatmap": heatmap,
     }
 
@@ -173,7 +173,9 @@ def finalise(
   outputs on its next start. Process 0 only.
   """
   loaded = records.load(out_dir)
-  summary = records.summarise_records(loaded, threshold)
+  summary = records.summarise_records(
+    loaded, threshold, **records.policies(out_dir)
+  )
   files.write_json(os.path.join(out_dir, SUMMARY), summary)
   _write_csv(out_dir, loaded)
   outputs = [SUMMARY, RECORDS_CSV]
@@ -305,7 +307,7 @@ def evaluate_records(
       index=np.asarray(local["index"]),
       label=np.asarray(local["label"]),
       prediction=host["prediction"],
-      **{k: host[k] for k in SCORE_COLUMNS + FLAG_COLUMNS},
+      **{k: host[k] for k in SCORE_COLUMNS + EVIDENCE_COLUMNS},
     )
     rows = [j for j, i in enumerate(ids) if keep[j] and i in figure_ids]
     if rows:
@@ -400,7 +402,7 @@ def trained_model(config: ml_collections.ConfigDict, workdir: str):
   }
   head = resolve.zero_shot_head(
     config, module, params, task, workdir, fingerprint
-  )()
+  )
   meta = {"config": config_lib.to_dict(config), "fingerprint": fingerprint}
   return checkpoints.zero_shot(module, params, head, meta), fingerprint
 
@@ -462,6 +464,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, fresh: bool = False):
     "corruption": split if eval_name == "imagenet_c_masks" else "",
     "severity": 0,
     "skipped": dict(getattr(source, "skipped", {}) or {}),
+    "policies": {"empty_mask": e.empty_mask, "nonfinite": e.nonfinite},
     "train_step": trained.step,
     "preprocess": spec,
     "num_examples": len(source),

@@ -34,6 +34,7 @@ from rationality_jax import data
 from rationality_jax import models
 from rationality_jax.data import pipeline
 from rationality_jax.data import sources
+from rationality_jax.models.families import clip as clip_family
 
 
 def captions(kind: str, class_names, background_names) -> list[str]:
@@ -96,9 +97,7 @@ def pretrain(config: ml_collections.ConfigDict, out_dir: str):
   texts = captions(config.captions, source.class_names, background_names)
   token_ids, _ = models.tokenizer("clip", config.model.context_length)(texts)
   token_ids = jnp.asarray(token_ids)
-  module = models.VisionLanguageModel(
-    models.families.get("clip").vlm_config(**config.model)
-  )
+  module = models.VisionLanguageModel(clip_family.vlm_config(**config.model))
   size = config.model.image_size
   params = module.init(
     jax.random.key(config.seed), jnp.zeros((1, size, size, 3)), token_ids[:1]

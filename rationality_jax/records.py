@@ -13,6 +13,7 @@ needed to read them: any threshold can be asked for after the fact.
 from __future__ import annotations
 
 import glob
+import json
 import os
 
 import jax
@@ -21,6 +22,7 @@ import numpy as np
 from rationality_jax import metrics
 
 RECORDS = "records"
+META = "meta.json"
 # Integer columns stored beside the Accumulator's own (no mean is reported).
 INT_COLUMNS = ("index", "label", "prediction")
 
@@ -76,24 +78,40 @@ def load_heatmaps(run_dir: str) -> dict[str, np.ndarray]:
   return out
 
 
+def policies(run_dir: str) -> dict[str, str]:
+  """The degenerate-case policies a run is summarised under (its meta.json).
+
+  ``{'empty_mask': ..., 'nonfinite': ...}`` (`metrics.POLICIES`); missing
+  entries take the metrics' defaults ('undefined').
+  """
+  path = os.path.join(run_dir, META)
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    return dict(json.load(f).get("policies", {}))
+
+
 def summarise_records(
-  records: metrics.Accumulator, threshold: float = 0.5
+  records: metrics.Accumulator, threshold: float = 0.5, **policy
 ) -> dict:
-  """Accuracy, PT, IR, counts and means of records already loaded."""
-  summary = records.summary(threshold)
+  """Accuracy, PT, IR, counts and means of records already loaded.
+
+  policy: ``empty_mask`` / ``nonfinite`` of `metrics.Accumulator.summary`.
+  """
+  summary = records.summary(threshold, **policy)
   for name in INT_COLUMNS:
     summary.pop(f"mean_{name}", None)
   return summary
 
 
 def summarise(run_dir: str, threshold: float = 0.5) -> dict:
-  """`summarise_records` of a run's records."""
-  return summarise_records(load(run_dir), threshold)
+  """`summarise_records` of a run's records under the run's policies."""
+  return summarise_records(load(run_dir), threshold, **policies(run_dir))
 
 
 def curve(run_dir: str, thresholds) -> dict[str, list]:
-  """PT, IR and counts against the validity threshold."""
+  """PT, IR and counts against the validity threshold (the run's policies)."""
   return {
     k: np.asarray(v).tolist()
-    for k, v in load(run_dir).curve(thresholds).items()
+    for k, v in load(run_dir).curve(thresholds, **policies(run_dir)).items()
   }

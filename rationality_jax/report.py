@@ -119,19 +119,18 @@ FIELDS = (
   "wr",
   "ww",
   "undefined",
-  "undefined_empty_mask",
-  "undefined_nonfinite_heatmap",
-  "undefined_nonfinite_logits",
+  *(f"undefined_{reason}" for reason in metrics.REASONS),
   "skipped",
   "threshold",
 )
 # Why a sample is outside RR/RW/WR/WW (summary keys of `metrics.Accumulator`).
 UNDEFINED_REASONS = {
-  "undefined_empty_mask": "empty mask",
-  "undefined_nonfinite_heatmap": "non-finite heatmap",
   "undefined_nonfinite_logits": "non-finite logits",
+  "undefined_nonfinite_heatmap": "non-finite heatmap",
+  "undefined_empty_mask": "empty mask",
+  "undefined_nonfinite_rma": "non-finite RMA",
 }
-META = "meta.json"
+META = records_lib.META
 # The study's dataset keys of our builders (the tables' column names).
 DATASET_KEYS = {
   "imagenet2012_val_masks": "imagenet",
@@ -180,7 +179,9 @@ def collect(run_dirs: Iterable[str], threshold: float = 0.5) -> list[dict]:
           for s in np.unique(severity)
         ]
     for severity, part in parts:
-      summary = records_lib.summarise_records(part, threshold)
+      summary = records_lib.summarise_records(
+        part, threshold, **records_lib.policies(run_dir)
+      )
       row = {field: meta.get(field, "") for field in FIELDS[:7]}
       row["severity"] = severity
       row.update(

@@ -146,7 +146,7 @@ def task(config, module, family, class_names):
 
 
 def zero_shot_head(config, module, params, task_arrays, workdir: str, key: Any):
-  """``() -> {'class_embeddings'}``, cached in ``head.cache_dir`` per `key`."""
+  """``{'class_embeddings': [C, E]}``, cached in ``head.cache_dir`` per `key`."""
   cache_dir = config.head.cache_dir or os.path.join(workdir, "zero_shot_heads")
   return methods.heads.zero_shot_head(
     module, params, task_arrays, cache_dir, key
@@ -172,7 +172,7 @@ def heatmap_label(config: ml_collections.ConfigDict) -> str:
 def model_identity(config: ml_collections.ConfigDict) -> dict:
   m = config.model
   return {
-    "model": models.identity(m.path),
+    "model": models.identity(m.path, seed=config.seed),
     "image_size": m.image_size,
     "dtype": m.dtype,
     "param_dtype": m.param_dtype,

@@ -102,6 +102,7 @@ def build(name: str, data_dir, manual_dir=None, **config):
   Already prepared data is reused; a failed build leaves no partial dataset.
   """
   builder = get_builder(name, data_dir, **config)
+  tfds.disable_progress_bar()  # ours, with the time left, is in the builders
   download_config = tfds.download.DownloadConfig(
     manual_dir=os.fspath(manual_dir) if manual_dir is not None else None
   )

@@ -88,7 +88,9 @@ def one_process(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_two_processes_give_the_records_and_report_of_one(one_process, tmp_path):
+def test_two_processes_give_the_records_and_report_of_one(
+  one_process, tmp_path
+):
   processes = _two_processes(
     tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
   )
@@ -124,7 +126,9 @@ def test_killed_process_then_rerun_resumes_without_loss(one_process, tmp_path):
   processes[0].send_signal(signal.SIGKILL)
   processes[0].wait()
 
-  again = _two_processes(tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+  again = _two_processes(
+    tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+  )
   outputs = [p.communicate(timeout=900) for p in again]
   for p, (_, err) in zip(again, outputs):
     assert p.returncode == 0, err[-3000:]

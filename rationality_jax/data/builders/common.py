@@ -42,6 +42,8 @@ import numpy as np
 from PIL import Image
 import tensorflow_datasets as tfds
 
+from rationality_jax import console
+
 POLICIES = ("fail", "skip")
 UNREADABLE = "unreadable image"
 
@@ -383,6 +385,21 @@ class MaskedImageBuilder(tfds.core.GeneratorBasedBuilder):
       metadata=tfds.core.MetadataDict(),
     )
 
+  def _log_download_bytes(self) -> None:
+    """TFDS prints this; ours goes to the log (the console has its stage line)."""
+    logging.info("preparing %s in %s", self.name, self.data_dir)
+
+  def _log_download_done(self) -> None:
+    logging.info("prepared %s in %s", self.name, self.data_dir)
+
+  def expected_examples(self, split: str) -> int | None:
+    """How many examples `split` will have, when known before generating it.
+
+    Builders that know it from their configuration or annotation files say
+    so (the progress bar then shows the time left); None otherwise.
+    """
+    return getattr(self, "_expected", {}).get(split)
+
   def _split_generators(self, dl_manager):
     c = self.builder_config
     check_policy("on_bad_image", c.on_bad_image)
@@ -410,24 +427,29 @@ class MaskedImageBuilder(tfds.core.GeneratorBasedBuilder):
     features = self.info.features
     num_classes = features["label"].num_classes
     count = 0
-    for key, example in examples:
-      label = int(example["label"])
-      if not 0 <= label < num_classes:
-        raise InvalidExampleError(
-          f"{self.name}: {split} example {example['id']!r} has label {label}, "
-          f"but there are {num_classes} classes (labels 0..{num_classes - 1}):"
-          " the annotation files' labels and class list disagree."
-        )
-      try:
-        features.encode_example(example)
-      except Exception as e:  # Any encoding error is reported the same way.
-        message = " ".join(str(e).split())
-        raise InvalidExampleError(
-          f"{self.name}: cannot store {split} example {example['id']!r}: "
-          f"{type(e).__name__}: {message[:300]}"
-        ) from None
-      count += 1
-      yield key, example
+    with console.progress(
+      self.expected_examples(split), f"build {self.name} {split}", "ex"
+    ) as bar:
+      for key, example in examples:
+        label = int(example["label"])
+        if not 0 <= label < num_classes:
+          raise InvalidExampleError(
+            f"{self.name}: {split} example {example['id']!r} has label "
+            f"{label}, but there are {num_classes} classes (labels "
+            f"0..{num_classes - 1}): the annotation files' labels and class "
+            "list disagree."
+          )
+        try:
+          features.encode_example(example)
+        except Exception as e:  # Any encoding error is reported the same way.
+          message = " ".join(str(e).split())
+          raise InvalidExampleError(
+            f"{self.name}: cannot store {split} example {example['id']!r}: "
+            f"{type(e).__name__}: {message[:300]}"
+          ) from None
+        count += 1
+        bar.update(1)
+        yield key, example
     if not count:
       left_out = {
         reason: len(items)

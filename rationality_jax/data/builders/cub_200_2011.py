@@ -171,6 +171,8 @@ class Cub2002011(common.MaskedImageBuilder):
       )
     else:
       is_train = {p: meta["is_train"][i] for i, p in meta["paths"].items()}
+    train = sum(bool(t) for t in is_train.values())
+    self._expected = {"train": train, "test": len(is_train) - train}
     return {
       split: self._generate_examples(files, meta, is_train, split)
       for split in ("train", "test")

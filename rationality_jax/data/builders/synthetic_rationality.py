@@ -203,6 +203,7 @@ class SyntheticRationality(common.MaskedImageBuilder):
 
   def _make_splits(self, dl_manager):
     c = self.builder_config
+    self._expected = {"train": c.train_size, "test": c.test_size}
     return {
       "train": self._generate_examples("train", c.train_size),
       "test": self._generate_examples("test", c.test_size),
