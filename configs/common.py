@@ -83,16 +83,13 @@ def dataset(name: str, **builder_kwargs) -> ml_collections.ConfigDict:
     kwargs = dict(SYNTHETIC, **builder_kwargs)
     return config_lib.dataset_section("synthetic_rationality", **kwargs)
   train_name, train_split, eval_name, eval_split = STUDY_DATASETS[name]
-  section = config_lib.dataset_section(
+  return config_lib.dataset_section(
     train_name,
     train_split=train_split,
     eval_split=eval_split,
     eval_name=eval_name,
     **builder_kwargs,
   )
-  if eval_name:  # a builder of its own: the options are the train side's.
-    section.eval_data.builder_kwargs = ml_collections.ConfigDict()
-  return section
 
 
 def use_dataset(config: ml_collections.ConfigDict, name: str, **kwargs) -> None:

@@ -217,7 +217,12 @@ def dataset_section(
   eval_name: str = "",
   **builder_kwargs,
 ) -> ml_collections.ConfigDict:
-  """A ``datasets`` entry: its train_data and eval_data sections."""
+  """A ``datasets`` entry: its train_data and eval_data sections.
+
+  `builder_kwargs` configure the training builder; evaluating on the same
+  builder (`eval_name` '') uses them too (eval_data.builder_kwargs then only
+  holds additions), another builder starts from none.
+  """
   return _cd(
     train_data=_cd(
       name=name,
@@ -227,7 +232,7 @@ def dataset_section(
     eval_data=_cd(
       name=eval_name,
       split=eval_split,
-      builder_kwargs=ml_collections.ConfigDict(builder_kwargs),
+      builder_kwargs=ml_collections.ConfigDict(),
     ),
   )
 
@@ -385,11 +390,6 @@ def validate_run(config: ml_collections.ConfigDict) -> None:
     math.isfinite(lr) and lr >= 0,
     "train.optim.lr",
     f"{lr} must be finite and >= 0 (a negative rate ascends the loss)",
-  )
-  _check(
-    config.method != "zs" or lr == 0 or t.total_steps == 0,
-    "train.optim.lr",
-    "zs trains nothing; leave lr at 0",
   )
   _check(
     t.checkpoint.every_steps >= 1,

@@ -421,6 +421,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, fresh: bool = False):
   `fresh`: when the workdir holds another configuration's records, evaluate
   in a new subdirectory instead of refusing.
   """
+  config_lib.validate_run(config)
   sharding.initialize_distributed(config.distributed)
   workdir = os.path.abspath(workdir)
   trained, trained_fingerprint = trained_model(config, workdir)

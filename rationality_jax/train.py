@@ -221,6 +221,7 @@ def train_and_evaluate(
     this invocation), 'accuracy' (on eval_data or None), 'checkpoint_dir',
     'trained_steps' (by this invocation)}`` on every process.
   """
+  config_lib.validate_run(config)
   sharding.initialize_distributed(config.distributed)
   if config.method == "wise_ft":
     return methods.wise_ft.run(config, workdir)

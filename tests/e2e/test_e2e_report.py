@@ -135,7 +135,7 @@ def test_paper_grid_config(preset, config_file):
   main = [
     n
     for n, r in runs.items()
-    if n.count("-") == 2 and r.heatmap.name == "chefer"
+    if n.count("-") == 2 and r.method in ("zs", "lp", "flcp", "ft")
   ]
   assert len(main) == 4 * 4 * 4
   assert {runs[n].method for n in main} == {"zs", "lp", "flcp", "ft"}
@@ -170,7 +170,9 @@ def test_paper_grid_config(preset, config_file):
 
 def test_grid_cell_is_the_run_config_with_overrides(tmp_path, config_file):
   config = config_file("paper", "preset=paper,parts=main+ablations")
-  config.models.clip_b16.path = "/ckpt/ViT-B-16.pt"
+  checkpoint = tmp_path / "ViT-B-16.pt"  # identity() hashes it, never loads it
+  checkpoint.write_bytes(b"not loaded here")
+  config.models.clip_b16.path = str(checkpoint)
   cells = {c["name"]: c for c in config.cells}
   ft = grid.cell_config(config, cells["clip_b16-dogs-ft"], str(tmp_path))
   assert (ft.method, ft.train.optim.lr, ft.train.optim.name) == (
@@ -179,7 +181,7 @@ def test_grid_cell_is_the_run_config_with_overrides(tmp_path, config_file):
     "adam",
   )
   assert (ft.train.batch_size, ft.train.num_epochs, ft.seed) == (32, 10, 42)
-  assert ft.model.path == "/ckpt/ViT-B-16.pt" and ft.model.name == "clip_b16"
+  assert ft.model.path == str(checkpoint) and ft.model.name == "clip_b16"
   assert ft.train_data.name == "stanford_dogs_masks"
   assert ft.train_data.builder_kwargs.boxes == "last"
   # The preprocessing spec comes from the model's size (224 here, as the study).

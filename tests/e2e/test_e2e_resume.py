@@ -58,7 +58,7 @@ def setup(tmp_path_factory):
   explain_fn = explain.make_explainer(
     module, explain.targets.zero_shot, explain.Chefer(start_layer=0), jit=False
   )
-  return explain_fn, params, head, source
+  return explain_fn, params, head, source, module
 
 
 class Killed(Exception):
@@ -67,7 +67,7 @@ class Killed(Exception):
 
 def _evaluate(setup, out_dir, monkeypatch=None, kill_after=None):
   """Records of the tiny model in `out_dir`, finalised unless killed."""
-  explain_fn, params, head, source = setup
+  explain_fn, params, head, source, module = setup
   if kill_after is not None:
 
     def after_batch(batches):
@@ -76,7 +76,7 @@ def _evaluate(setup, out_dir, monkeypatch=None, kill_after=None):
 
     monkeypatch.setattr(evaluate, "_after_batch", after_batch)
   trained = checkpoints.Trained(
-    module=None,
+    module=module,
     params=params,
     head=head,
     method="zs",
@@ -89,18 +89,20 @@ def _evaluate(setup, out_dir, monkeypatch=None, kill_after=None):
     os.path.join(out_dir, "meta.json"),
     {"name": "zs", "model": "tiny", "dataset": "synthetic", "method": "zs"},
   )
-  evaluate.evaluate_records(
-    explain_fn,
-    trained,
-    source,
-    str(out_dir),
-    spec=PP,
-    batch_size=16,
-    name="zs",
-    figure_ids=["test_0000003", "test_0000040"],
-  )
-  if kill_after is not None:
-    monkeypatch.undo()
+  try:
+    evaluate.evaluate_records(
+      explain_fn,
+      trained,
+      source,
+      str(out_dir),
+      spec=PP,
+      batch_size=16,
+      name="zs",
+      figure_ids=["test_0000003", "test_0000040"],
+    )
+  finally:
+    if kill_after is not None:
+      monkeypatch.undo()
   return evaluate.finalise(str(out_dir), figures=False)
 
 

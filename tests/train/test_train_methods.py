@@ -66,13 +66,11 @@ def test_train_method_trains_only_its_parameters(method, trained, worker):
   for name in set(before) - should:  # bit-identical, not just close
     assert before[name].tobytes() == after[name].tobytes(), name
   losses = [loss for _, loss in result["losses"]]
+  if method == "zs":  # nothing trains: the run stores the zero-shot head only
+    assert losses == [] and result["step"] == 0
+    return
   assert len(losses) == 6 and all(np.isfinite(losses))
-  if (
-    method == "zs"
-  ):  # nothing trains; each step sums the same 64 examples in a new order
-    assert max(losses) - min(losses) < 1e-5, losses
-  else:
-    assert losses[-1] < losses[0] - 1e-3, losses
+  assert losses[-1] < losses[0] - 1e-3, losses
 
 
 @pytest.mark.parametrize("method", ["flcp", "coop", "lp"])

@@ -37,7 +37,7 @@ def tiny_config(method: str, data_dir: str, **overrides):
   config.train_data.builder_kwargs.update(
     dict(image_size=16, train_size=64, test_size=32)
   )
-  config.preprocess.update(train="resize", eval="resize")
+  config.preprocess.update(train="resize({size})", eval="resize")
   t = config.train
   t.batch_size = 64  # the whole train split: every step sees the same examples
   t.total_steps = 6
