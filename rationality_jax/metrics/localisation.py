@@ -25,6 +25,7 @@ docs/metrics.md for the two behaviours side by side.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Literal
 
 import jax
@@ -201,37 +202,62 @@ def _rma_from_sums(
   return value
 
 
-# On CPU, XLA materialises the elementwise work and hands the float sums to a
-# fast reduction kernel; run over a few samples at a time, those intermediates
-# stay in cache (benchmarks/metrics.py, figures in docs/benchmarks.md). GPUs
-# and TPUs fuse the whole computation and take the plain form.
-_CPU_SAMPLES_PER_STEP = 8
+# On CPU, XLA materialises the elementwise work (clipping, masking) and hands
+# the float sums to a fast reduction kernel. Over the whole batch those
+# intermediates would go through memory; over a few samples at a time (about
+# 3 MiB of heatmap, 16 maps of 224x224) they stay in cache, and the loop's
+# per-step cost stays small (benchmarks/metrics.py, figures in
+# docs/benchmarks.md). GPUs and TPUs fuse it all and take the plain form.
+_CPU_BYTES_PER_STEP = 16 * 224 * 224 * 4
 
 
 def _flat_mass_sums(h: jax.Array, masks: jax.Array, negative: str):
   """(sum(H'*M), sum(H'), sum(M)) over the last axis of [..., P] arrays."""
   h = _apply_negative(h, negative)
   on_mask = masks > 0
+  # The area as a float32 sum (exact up to 2**24 pixels): CPU's fast kernel
+  # takes float sums only; an int32 sum would take its slower integer path.
+  area = jnp.sum(on_mask.astype(jnp.float32), axis=-1)
   return (
     jnp.sum(jnp.where(on_mask, h, 0), axis=-1),
     jnp.sum(h, axis=-1),
-    jnp.sum(on_mask, axis=-1, dtype=jnp.int32),
+    area.astype(jnp.int32),
   )
 
 
 def _plain_mass_sums(h: jax.Array, masks: jax.Array, negative: str):
-  pixels = (*h.shape[:-2], -1)
-  return _flat_mass_sums(h.reshape(pixels), masks.reshape(pixels), negative)
+  flat = (*h.shape[:-2], h.shape[-2] * h.shape[-1])
+  return _flat_mass_sums(h.reshape(flat), masks.reshape(flat), negative)
 
 
 def _chunked_mass_sums(h: jax.Array, masks: jax.Array, negative: str):
   batch_shape = h.shape[:-2]
   pixels = h.shape[-2] * h.shape[-1]
-  sums = jax.lax.map(
-    lambda hm: _flat_mass_sums(*hm, negative),
-    (h.reshape(-1, pixels), masks.reshape(-1, pixels)),
-    batch_size=_CPU_SAMPLES_PER_STEP,
-  )
+  n = math.prod(batch_shape)
+  flat_h = h.reshape(n, pixels)
+  flat_m = masks.reshape(n, pixels)
+  step = min(n, max(1, _CPU_BYTES_PER_STEP // (pixels * h.dtype.itemsize)))
+  if step == 0:
+    return _plain_mass_sums(h, masks, negative)
+  sums_of = functools.partial(_flat_mass_sums, negative=negative)
+
+  # Steps of `step` samples; the last one starts early enough to stay inside
+  # (it recomputes a few samples, identically): no slice, pad or copy of the
+  # inputs, whatever n is.
+  def body(i, sums):
+    start = jnp.minimum(i * step, n - step)
+    part = sums_of(
+      jax.lax.dynamic_slice_in_dim(flat_h, start, step),
+      jax.lax.dynamic_slice_in_dim(flat_m, start, step),
+    )
+    return tuple(
+      jax.lax.dynamic_update_slice_in_dim(s, p, start, axis=0)
+      for s, p in zip(sums, part)
+    )
+
+  shapes = jax.eval_shape(sums_of, flat_h[:1], flat_m[:1])
+  init = tuple(jnp.zeros((n,), s.dtype) for s in shapes)
+  sums = jax.lax.fori_loop(0, -(-n // step), body, init)
   return tuple(x.reshape(batch_shape) for x in sums)
 
 
@@ -298,7 +324,9 @@ def relevance_rank_accuracy(heatmaps: jax.Array, masks: jax.Array) -> jax.Array:
     [...] float in [0, 1]; NaN for an empty mask or a non-finite heatmap.
   """
   heatmaps, masks = _prepare(heatmaps, masks, "relevance_rank_accuracy")
-  flat_h = heatmaps.reshape(*heatmaps.shape[:-2], -1)
+  flat_h = heatmaps.reshape(
+    *heatmaps.shape[:-2], heatmaps.shape[-2] * heatmaps.shape[-1]
+  )
   m = _binary(masks, heatmaps.dtype).reshape(flat_h.shape)
   k = jnp.sum(m, axis=-1)
   k_index = jnp.maximum(k.astype(jnp.int32) - 1, 0)

@@ -137,7 +137,13 @@ class TestIoU:
 
 # ---------------------------------------------------------------- properties
 
-maps = hnp.arrays(np.float32, (6, 5), elements=st.floats(0, 1e3, width=32))
+# No subnormal values: XLA on CPU flushes them to zero (a map of subnormal
+# mass is a zero map there), so scale invariance cannot hold for them.
+maps = hnp.arrays(
+  np.float32,
+  (6, 5),
+  elements=st.one_of(st.just(0.0), st.floats(2.0**-20, 1e3, width=32)),
+)
 binary_masks = hnp.arrays(np.uint8, (6, 5), elements=st.integers(0, 1))
 settings = hypothesis.settings(max_examples=60, deadline=None)
 
