@@ -203,21 +203,28 @@ def _rma_from_sums(
 
 
 # On CPU, XLA materialises the elementwise work (clipping, masking) and hands
-# the float sums to a fast reduction kernel. Over the whole batch those
-# intermediates would go through memory; over a few samples at a time (about
-# 3 MiB of heatmap, 16 maps of 224x224) they stay in cache, and the loop's
-# per-step cost stays small (benchmarks/metrics.py, figures in
-# docs/benchmarks.md). GPUs and TPUs fuse it all and take the plain form.
+# float sums and maxima to a fast reduction kernel (integer sums take a slower
+# path). Over the whole batch those intermediates would go through memory;
+# over a few samples at a time (about 3 MiB of heatmap, 16 maps of 224x224)
+# they stay in cache, and the loop's per-step cost stays small
+# (benchmarks/metrics.py, figures in docs/benchmarks.md). GPUs and TPUs fuse
+# it all and take the plain form.
 _CPU_BYTES_PER_STEP = 16 * 224 * 224 * 4
 
 
-def _flat_mass_sums(h: jax.Array, masks: jax.Array, negative: str):
-  """(sum(H'*M), sum(H'), sum(M)) over the last axis of [..., P] arrays."""
+def _flat_mass_sums(h, masks, negative: str, count_area: bool):
+  """(sum(H'*M), sum(H'), on-mask pixels) over the last axis of [..., P].
+
+  The third is the int32 number of mask pixels with `count_area`, else only
+  whether there is any (0 / 1): a max of the raw mask needs no converted copy.
+  """
   h = _apply_negative(h, negative)
   on_mask = masks > 0
-  # The area as a float32 sum (exact up to 2**24 pixels): CPU's fast kernel
-  # takes float sums only; an int32 sum would take its slower integer path.
-  area = jnp.sum(on_mask.astype(jnp.float32), axis=-1)
+  if count_area:  # a float32 sum, exact up to 2**24 pixels
+    area = jnp.sum(on_mask.astype(jnp.float32), axis=-1)
+  else:
+    raw = masks.astype(jnp.uint8) if masks.dtype == jnp.bool_ else masks
+    area = jnp.max(raw, axis=-1) > 0
   return (
     jnp.sum(jnp.where(on_mask, h, 0), axis=-1),
     jnp.sum(h, axis=-1),
@@ -225,12 +232,12 @@ def _flat_mass_sums(h: jax.Array, masks: jax.Array, negative: str):
   )
 
 
-def _plain_mass_sums(h: jax.Array, masks: jax.Array, negative: str):
+def _plain_mass_sums(h, masks, sums_of):
   flat = (*h.shape[:-2], h.shape[-2] * h.shape[-1])
-  return _flat_mass_sums(h.reshape(flat), masks.reshape(flat), negative)
+  return sums_of(h.reshape(flat), masks.reshape(flat))
 
 
-def _chunked_mass_sums(h: jax.Array, masks: jax.Array, negative: str):
+def _chunked_mass_sums(h, masks, sums_of):
   batch_shape = h.shape[:-2]
   pixels = h.shape[-2] * h.shape[-1]
   n = math.prod(batch_shape)
@@ -238,8 +245,7 @@ def _chunked_mass_sums(h: jax.Array, masks: jax.Array, negative: str):
   flat_m = masks.reshape(n, pixels)
   step = min(n, max(1, _CPU_BYTES_PER_STEP // (pixels * h.dtype.itemsize)))
   if step == 0:
-    return _plain_mass_sums(h, masks, negative)
-  sums_of = functools.partial(_flat_mass_sums, negative=negative)
+    return _plain_mass_sums(h, masks, sums_of)
 
   # Steps of `step` samples; the last one starts early enough to stay inside
   # (it recomputes a few samples, identically): no slice, pad or copy of the
@@ -263,17 +269,21 @@ def _chunked_mass_sums(h: jax.Array, masks: jax.Array, negative: str):
 
 # Jitted so that eager calls compile once per shape instead of tracing the
 # loop every time (inside a caller's jit it is inlined).
-@functools.partial(jax.jit, static_argnames="negative")
-def _mass_sums(h: jax.Array, masks: jax.Array, negative: str):
-  """(sum(H'*M), sum(H'), sum(M > 0)) over the last two axes, H' = H after
-  the negative policy; sum(H') is non-finite exactly when H is."""
+@functools.partial(jax.jit, static_argnames=("negative", "count_area"))
+def _mass_sums(h, masks, negative: str, count_area: bool = False):
+  """(sum(H'*M), sum(H'), on-mask pixels) over the last two axes, H' = H
+  after the negative policy; sum(H') is non-finite exactly when H is. The
+  third is exact with `count_area`, else 0 for an empty mask and 1 otherwise."""
+  sums_of = functools.partial(
+    _flat_mass_sums, negative=negative, count_area=count_area
+  )
   if h.ndim == 2:
-    return _plain_mass_sums(h, masks, negative)
+    return _plain_mass_sums(h, masks, sums_of)
   return jax.lax.platform_dependent(
     h,
     masks,
-    cpu=functools.partial(_chunked_mass_sums, negative=negative),
-    default=functools.partial(_plain_mass_sums, negative=negative),
+    cpu=functools.partial(_chunked_mass_sums, sums_of=sums_of),
+    default=functools.partial(_plain_mass_sums, sums_of=sums_of),
   )
 
 
@@ -294,7 +304,7 @@ def evidence_columns(
     Accumulator recomputes RMA's validity under either policy.
   """
   heatmaps, masks = _prepare(heatmaps, masks, "evidence_columns")
-  inside, total, area = _mass_sums(heatmaps, masks, negative)
+  inside, total, area = _mass_sums(heatmaps, masks, negative, count_area=True)
   return {
     "rma": _rma_from_sums(inside, total, area),
     "mask_area": area,
