@@ -1,11 +1,19 @@
-r"""RMA throughput: ours (jitted JAX) vs a plain numpy einsum, and a memory copy.
+r"""RMA throughput: ours (jitted JAX) against a memory copy and numpy's einsum.
 
-    python benchmarks/metrics.py [--n 5000] [--size 224] [--repeats 5]
+    python benchmarks/metrics.py [--n 5000] [--size 224] [--repeats 15]
 
-Computes RMA for N heatmaps [N, S, S] float32 against masks [N, S, S] uint8.
-Prints one table: median seconds, heatmaps/s, and effective bandwidth (bytes of
-input read / time), next to the time numpy takes to copy the same bytes, so
-"within 2x of a plain memory copy" can be read off directly.
+Computes RMA for N heatmaps [N, S, S] float32 against masks [N, S, S] uint8,
+checked against numpy first. The three contenders run on the same inputs in
+interleaved rounds (the order rotates every round), each timed to completion
+(`block_until_ready` for ours). The table gives median seconds and input bytes
+read per second; the ratios under it are medians of the per-round ratios, so a
+machine whose load drifts during the run still compares like with like:
+
+  ours / copy    time of `jax.jit(metrics.rma)` over the time numpy takes to
+                 copy ours' input bytes (read and write them once);
+  ours / einsum  over `np.einsum("nhw,nhw->n", H, M) / H.sum((1, 2))` with
+                 float32 masks (numpy needs one dtype, so it reads 1.6x the
+                 bytes).
 """
 
 from __future__ import annotations
@@ -20,28 +28,33 @@ import numpy as np
 from rationality_jax import metrics
 
 
-def _median_seconds(fn, repeats: int) -> float:
-  fn()  # warm-up (and compilation for the jitted one)
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return float(np.median(times))
+def _timed_rounds(fns: dict, repeats: int) -> dict[str, np.ndarray]:
+  """Seconds per call, [repeats] per name, in rounds of one call each."""
+  for fn in fns.values():
+    fn()  # warm-up (and compilation for the jitted one)
+  names = list(fns)
+  times = {name: [] for name in names}
+  for round_index in range(repeats):
+    shift = round_index % len(names)
+    for name in names[shift:] + names[:shift]:
+      start = time.perf_counter()
+      fns[name]()
+      times[name].append(time.perf_counter() - start)
+  return {name: np.asarray(t) for name, t in times.items()}
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--n", type=int, default=5000)
   parser.add_argument("--size", type=int, default=224)
-  parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument("--repeats", type=int, default=15)
   args = parser.parse_args()
 
   rng = np.random.default_rng(0)
   shape = (args.n, args.size, args.size)
   heatmaps = rng.random(shape, dtype=np.float32)
   masks = (rng.random(shape, dtype=np.float32) < 0.3).astype(np.uint8)
-  masks_f32 = masks.astype(np.float32)  # numpy's einsum needs one dtype
+  masks_f32 = masks.astype(np.float32)
   input_bytes = heatmaps.nbytes + masks.nbytes
 
   heatmaps_dev = jax.device_put(heatmaps)
@@ -66,35 +79,36 @@ def main():
 
   np.testing.assert_allclose(np.asarray(ours()), numpy_einsum(), rtol=1e-4)
 
-  rows = [
-    ("ours: jax.jit(metrics.rma), uint8 masks", ours(), input_bytes),
-    ("numpy einsum, float32 masks", None, heatmaps.nbytes + masks_f32.nbytes),
-    ("numpy copy of ours' input bytes", None, input_bytes),
-  ]
-  fns = [ours, numpy_einsum, memory_copy]
+  rows = {
+    "ours: jax.jit(metrics.rma), uint8 masks": (ours, input_bytes),
+    "numpy einsum, float32 masks": (
+      numpy_einsum,
+      heatmaps.nbytes + masks_f32.nbytes,
+    ),
+    "numpy copy of ours' input bytes": (memory_copy, input_bytes),
+  }
+  times = _timed_rounds({k: fn for k, (fn, _) in rows.items()}, args.repeats)
   print(
     f"RMA of {args.n} heatmaps {args.size}x{args.size} float32; "
     f"jax {jax.__version__} on {jax.devices()[0].device_kind}, "
-    f"{os.cpu_count()} CPU cores; median of {args.repeats}"
+    f"{os.cpu_count()} CPU cores; {args.repeats} interleaved rounds"
   )
   print(
-    f"| {'what':42s} | {'seconds':>8s} | {'heatmaps/s':>10s} | {'GB read':>7s} | "
-    f"{'GB/s':>6s} |"
+    f"| {'what':42s} | {'median s':>8s} | {'heatmaps/s':>10s} | "
+    f"{'GB read':>7s} | {'GB/s':>6s} |"
   )
   print(f"|{'-' * 44}|{'-' * 10}|{'-' * 12}|{'-' * 9}|{'-' * 8}|")
-  seconds = {}
-  for (name, _, nbytes), fn in zip(rows, fns):
-    s = _median_seconds(fn, args.repeats)
-    seconds[name] = s
+  for name, (_, nbytes) in rows.items():
+    s = float(np.median(times[name]))
     print(
       f"| {name:42s} | {s:8.3f} | {args.n / s:10.0f} | {nbytes / 1e9:7.2f} | "
       f"{nbytes / 1e9 / s:6.2f} |"
     )
-  names = [r[0] for r in rows]
+  ours_t, einsum_t, copy_t = times.values()
   print(
-    f"ours vs numpy einsum: {seconds[names[1]] / seconds[names[0]]:.2f}x faster; "
-    f"ours / memory copy of the same bytes: "
-    f"{seconds[names[0]] / seconds[names[2]]:.2f}x the time"
+    f"ours / copy: {np.median(ours_t / copy_t):.2f}x the time; "
+    f"ours / einsum: {np.median(ours_t / einsum_t):.2f}x the time "
+    "(medians of per-round ratios)"
   )
 
 

@@ -25,6 +25,7 @@ docs/metrics.md for the two behaviours side by side.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Literal
 
 import jax
@@ -201,53 +202,88 @@ def _rma_from_sums(
   return value
 
 
-# On CPU, XLA materialises the elementwise work and hands the float sums to a
-# fast reduction kernel; run over a few samples at a time, those intermediates
-# stay in cache (benchmarks/metrics.py, figures in docs/benchmarks.md). GPUs
-# and TPUs fuse the whole computation and take the plain form.
-_CPU_SAMPLES_PER_STEP = 8
+# On CPU, XLA materialises the elementwise work (clipping, masking) and hands
+# float sums and maxima to a fast reduction kernel (integer sums take a slower
+# path). Over the whole batch those intermediates would go through memory;
+# over a few samples at a time (about 3 MiB of heatmap, 16 maps of 224x224)
+# they stay in cache, and the loop's per-step cost stays small
+# (benchmarks/metrics.py, figures in docs/benchmarks.md). GPUs and TPUs fuse
+# it all and take the plain form.
+_CPU_BYTES_PER_STEP = 16 * 224 * 224 * 4
 
 
-def _flat_mass_sums(h: jax.Array, masks: jax.Array, negative: str):
-  """(sum(H'*M), sum(H'), sum(M)) over the last axis of [..., P] arrays."""
+def _flat_mass_sums(h, masks, negative: str, count_area: bool):
+  """(sum(H'*M), sum(H'), on-mask pixels) over the last axis of [..., P].
+
+  The third is the int32 number of mask pixels with `count_area`, else only
+  whether there is any (0 / 1): a max of the raw mask needs no converted copy.
+  """
   h = _apply_negative(h, negative)
   on_mask = masks > 0
+  if count_area:  # a float32 sum, exact up to 2**24 pixels
+    area = jnp.sum(on_mask.astype(jnp.float32), axis=-1)
+  else:
+    raw = masks.astype(jnp.uint8) if masks.dtype == jnp.bool_ else masks
+    area = jnp.max(raw, axis=-1) > 0
   return (
     jnp.sum(jnp.where(on_mask, h, 0), axis=-1),
     jnp.sum(h, axis=-1),
-    jnp.sum(on_mask, axis=-1, dtype=jnp.int32),
+    area.astype(jnp.int32),
   )
 
 
-def _plain_mass_sums(h: jax.Array, masks: jax.Array, negative: str):
-  pixels = (*h.shape[:-2], -1)
-  return _flat_mass_sums(h.reshape(pixels), masks.reshape(pixels), negative)
+def _plain_mass_sums(h, masks, sums_of):
+  flat = (*h.shape[:-2], h.shape[-2] * h.shape[-1])
+  return sums_of(h.reshape(flat), masks.reshape(flat))
 
 
-def _chunked_mass_sums(h: jax.Array, masks: jax.Array, negative: str):
+def _chunked_mass_sums(h, masks, sums_of):
   batch_shape = h.shape[:-2]
   pixels = h.shape[-2] * h.shape[-1]
-  sums = jax.lax.map(
-    lambda hm: _flat_mass_sums(*hm, negative),
-    (h.reshape(-1, pixels), masks.reshape(-1, pixels)),
-    batch_size=_CPU_SAMPLES_PER_STEP,
-  )
+  n = math.prod(batch_shape)
+  flat_h = h.reshape(n, pixels)
+  flat_m = masks.reshape(n, pixels)
+  step = min(n, max(1, _CPU_BYTES_PER_STEP // (pixels * h.dtype.itemsize)))
+  if step == 0:
+    return _plain_mass_sums(h, masks, sums_of)
+
+  # Steps of `step` samples; the last one starts early enough to stay inside
+  # (it recomputes a few samples, identically): no slice, pad or copy of the
+  # inputs, whatever n is.
+  def body(i, sums):
+    start = jnp.minimum(i * step, n - step)
+    part = sums_of(
+      jax.lax.dynamic_slice_in_dim(flat_h, start, step),
+      jax.lax.dynamic_slice_in_dim(flat_m, start, step),
+    )
+    return tuple(
+      jax.lax.dynamic_update_slice_in_dim(s, p, start, axis=0)
+      for s, p in zip(sums, part)
+    )
+
+  shapes = jax.eval_shape(sums_of, flat_h[:1], flat_m[:1])
+  init = tuple(jnp.zeros((n,), s.dtype) for s in shapes)
+  sums = jax.lax.fori_loop(0, -(-n // step), body, init)
   return tuple(x.reshape(batch_shape) for x in sums)
 
 
 # Jitted so that eager calls compile once per shape instead of tracing the
 # loop every time (inside a caller's jit it is inlined).
-@functools.partial(jax.jit, static_argnames="negative")
-def _mass_sums(h: jax.Array, masks: jax.Array, negative: str):
-  """(sum(H'*M), sum(H'), sum(M > 0)) over the last two axes, H' = H after
-  the negative policy; sum(H') is non-finite exactly when H is."""
+@functools.partial(jax.jit, static_argnames=("negative", "count_area"))
+def _mass_sums(h, masks, negative: str, count_area: bool = False):
+  """(sum(H'*M), sum(H'), on-mask pixels) over the last two axes, H' = H
+  after the negative policy; sum(H') is non-finite exactly when H is. The
+  third is exact with `count_area`, else 0 for an empty mask and 1 otherwise."""
+  sums_of = functools.partial(
+    _flat_mass_sums, negative=negative, count_area=count_area
+  )
   if h.ndim == 2:
-    return _plain_mass_sums(h, masks, negative)
+    return _plain_mass_sums(h, masks, sums_of)
   return jax.lax.platform_dependent(
     h,
     masks,
-    cpu=functools.partial(_chunked_mass_sums, negative=negative),
-    default=functools.partial(_plain_mass_sums, negative=negative),
+    cpu=functools.partial(_chunked_mass_sums, sums_of=sums_of),
+    default=functools.partial(_plain_mass_sums, sums_of=sums_of),
   )
 
 
@@ -268,7 +304,7 @@ def evidence_columns(
     Accumulator recomputes RMA's validity under either policy.
   """
   heatmaps, masks = _prepare(heatmaps, masks, "evidence_columns")
-  inside, total, area = _mass_sums(heatmaps, masks, negative)
+  inside, total, area = _mass_sums(heatmaps, masks, negative, count_area=True)
   return {
     "rma": _rma_from_sums(inside, total, area),
     "mask_area": area,
@@ -298,7 +334,9 @@ def relevance_rank_accuracy(heatmaps: jax.Array, masks: jax.Array) -> jax.Array:
     [...] float in [0, 1]; NaN for an empty mask or a non-finite heatmap.
   """
   heatmaps, masks = _prepare(heatmaps, masks, "relevance_rank_accuracy")
-  flat_h = heatmaps.reshape(*heatmaps.shape[:-2], -1)
+  flat_h = heatmaps.reshape(
+    *heatmaps.shape[:-2], heatmaps.shape[-2] * heatmaps.shape[-1]
+  )
   m = _binary(masks, heatmaps.dtype).reshape(flat_h.shape)
   k = jnp.sum(m, axis=-1)
   k_index = jnp.maximum(k.astype(jnp.int32) - 1, 0)
