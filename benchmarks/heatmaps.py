@@ -40,7 +40,7 @@ import transformers
 
 from rationality_jax import explain
 from rationality_jax import models
-from rationality_jax.explain import reference_torch as ref
+from tests.explain import reference_torch as ref
 
 
 def _build(directory: str):
