@@ -247,6 +247,7 @@ def make_explainer(
   score: targets_lib.Score = targets_lib.class_logit,
   vision_path: tuple[str, ...] | None = None,
   negative: str = "clip",
+  constant_map: str = "zero",
   jit: bool = True,
 ) -> Callable[..., dict]:
   """Build ``explain(params, head, images, labels=None, masks=None) -> dict``.
@@ -265,6 +266,9 @@ def make_explainer(
       ``('vision',)`` for a VLM, ``()`` for a bare tower).
     negative: RMA's policy for negative heatmap values (the normalised maps
       are >= 0, so it does not matter for them).
+    constant_map: what the min-max normalisation makes of a constant map:
+      ``'zero'`` (ours, default) or ``'nan'`` (the study's release, 0/0); see
+      `postprocess.minmax_normalise`.
     jit: wrap in ``jax.jit`` (default). Under an outer jit/vmap pass False.
 
   Returns:
@@ -281,6 +285,10 @@ def make_explainer(
     method = get_method(method)
   if target not in targets_lib.TARGETS:
     raise ValueError(f"target {target!r} is not one of {targets_lib.TARGETS}.")
+  if constant_map not in postprocess.CONSTANT_MAPS:
+    raise ValueError(
+      f"constant_map {constant_map!r} is not one of {postprocess.CONSTANT_MAPS}."
+    )
   config, path = _vision(module, vision_path)
   grid = (config.grid_size, config.grid_size)
   size = (config.image_size, config.image_size)
@@ -419,7 +427,9 @@ def make_explainer(
     out = {
       "logits": logits,
       "classes": classes,
-      "heatmap": postprocess.minmax_normalise(pixels.astype(jnp.float32)),
+      "heatmap": postprocess.minmax_normalise(
+        pixels.astype(jnp.float32), constant_map
+      ),
       "heatmap_patches": patches.astype(jnp.float32),
     }
     if masks is not None:

@@ -22,6 +22,8 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from rationality_jax.explain.postprocess import nan_where_nonfinite
+
 
 def chefer_relevance(
   attentions: Sequence[jax.Array], gradients: Sequence[jax.Array]
@@ -35,7 +37,9 @@ def chefer_relevance(
 
   Returns:
     [B, N - 1] float32 relevance of the patch tokens (row-major grid order),
-    >= 0. With no block (empty lists) there is nothing to explain: error.
+    >= 0 (accumulated in float32 whatever the inputs' dtype); all NaN for a
+    sample with a NaN or an inf in any of its attentions or gradients. With
+    no block (empty lists) there is nothing to explain: error.
   """
   if not attentions or len(attentions) != len(gradients):
     raise ValueError(
@@ -55,4 +59,4 @@ def chefer_relevance(
     relevance = relevance + jnp.einsum(
       "bij,bjk->bik", cam, relevance, precision=jax.lax.Precision.HIGHEST
     )
-  return relevance[:, 0, 1:]
+  return nan_where_nonfinite(relevance[:, 0, 1:], [*attentions, *gradients])

@@ -20,6 +20,8 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from rationality_jax.explain.postprocess import nan_where_nonfinite
+
 
 def attention_rollout(
   attentions: Sequence[jax.Array], residual: float = 0.5
@@ -32,7 +34,8 @@ def attention_rollout(
     residual: weight of the identity (the skip connection), in [0, 1].
 
   Returns:
-    [B, N - 1] float32, >= 0 (rows of R sum to 1, so this sums to <= 1).
+    [B, N - 1] float32, >= 0 (rows of R sum to 1, so this sums to <= 1);
+    all NaN for a sample with a NaN or an inf in any of its attentions.
   """
   if not attentions:
     raise ValueError("attention rollout needs at least one block.")
@@ -51,4 +54,4 @@ def attention_rollout(
     rolled = jnp.einsum(
       "bij,bjk->bik", mixed, rolled, precision=jax.lax.Precision.HIGHEST
     )
-  return rolled[:, 0, 1:]
+  return nan_where_nonfinite(rolled[:, 0, 1:], attentions)
