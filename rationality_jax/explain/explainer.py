@@ -8,18 +8,22 @@
     out['heatmap_patches']  # [B, gh, gw] float32, the raw map before post-processing
     out['rma']              # [B] float32, metrics.rma(heatmap, masks) (only with masks)
 
-How it works. The image tower perturbs and sows its attention probabilities
-(``attn/probs``), first LayerNorm outputs (``norm1``) and block outputs
-(``tokens``). For token methods (Chefer, Grad-CAM, rollout) the function calls
-the model once with zero perturbations for exactly the sites the method reads,
-collects the sown activations, and takes ``jax.grad`` of the summed per-sample
-scores with respect to those perturbations: one forward, one backward, every
-sample of the batch at once (exact: samples never interact). Because only the
-needed sites are differentiated, XLA prunes the rest of the backward pass: for
-last-block Chefer the gradient goes back through the last block only, and no
-weight gradient is ever formed. Pixel methods differentiate the images instead
-(integrated gradients: ``lax.scan`` over the path steps, each step a batched
-forward + backward).
+How it works. The image tower perturbs and sows its first LayerNorm outputs
+(``norm1``) and block outputs (``tokens``), and the attention probabilities
+(``attn/probs``) of the blocks named in its ``sow_attention`` field: the
+explainer sets that field to exactly the blocks the method reads (Chefer from
+``start_layer``, rollout its blocks, none for Grad-CAM and the pixel methods),
+so every other block runs fused attention. For token methods (Chefer, Grad-CAM,
+rollout) the function calls the model once with zero perturbations for exactly
+the sites the method reads, collects the sown activations, and takes
+``jax.grad`` of the summed per-sample scores with respect to those
+perturbations: one forward, one backward, every sample of the batch at once
+(exact: samples never interact). Because only the needed sites are
+differentiated, XLA prunes the rest of the backward pass: for last-block Chefer
+the gradient goes back through the last block only, and no weight gradient is
+ever formed. Pixel methods differentiate the images instead (integrated
+gradients: ``lax.scan`` over the path steps, each step a batched forward +
+backward).
 
 Every method is a small frozen dataclass (hashable, so it can sit in configs
 and static arguments); `get_method` builds one from a name.
@@ -255,7 +259,9 @@ def make_explainer(
   Args:
     module: a `VisionLanguageModel` (tower at ``vision``) or a bare
       `VisionTransformer` (tower at the root), or any module whose config has
-      ``.vision`` and whose tower follows the explain contract.
+      ``.vision`` and whose tower follows the explain contract. Its
+      ``sow_attention`` field, when it has one, is replaced by the blocks the
+      method reads.
     classifier: ``classifier(module, images, head) -> logits [B, C]`` run inside
       ``module.apply`` (`targets.zero_shot`, `targets.linear_probe`, ...).
     method: a method dataclass (`Chefer`, `GradCAM`, `Rollout`,
@@ -290,6 +296,11 @@ def make_explainer(
       f"constant_map {constant_map!r} is not one of {postprocess.CONSTANT_MAPS}."
     )
   config, path = _vision(module, vision_path)
+  if hasattr(module, "sow_attention"):
+    sites = method.sites(config.depth) if method.kind == "tokens" else ()
+    module = module.clone(
+      sow_attention=tuple(b for b, site in sites if site == ATTENTION)
+    )
   grid = (config.grid_size, config.grid_size)
   size = (config.image_size, config.image_size)
 
