@@ -6,7 +6,10 @@ wide, 12 blocks, 12 heads, 16 px patches at 224 px; text 512 wide, 12 blocks;
 projection 512), saved with ``save_pretrained`` and loaded by both sides. Score:
 the zero-shot logit of the label against 200 class embeddings. Heatmap: Chefer
 relevance, upsampled to 224 px and min-max normalised, then RMA against a box
-mask.
+mask. Each repetition also times a 4096 x 4096 float32 matmul first (the
+machine's matmul throughput in the same run, `matmul_reference.py`) and ours'
+achieved GFLOP/s (FLOPs from XLA's cost analysis of the compiled explainer) as
+a fraction of it.
 
 PyTorch reference modes:
   weights: every weight keeps requires_grad (what the study's release does, so
@@ -14,8 +17,9 @@ PyTorch reference modes:
   frozen:  weights frozen, gradient through the input (the cheapest way to get
            dS/dA from an unmodified HF model without hooks).
 
-    python benchmarks/heatmaps.py                       # CPU, batch 16, both start layers
-    python benchmarks/heatmaps.py --batch 16 --reps 3 --json /tmp/heatmaps.json
+    PYTHONPATH=. python benchmarks/heatmaps.py           # CPU, batch 16, both start layers
+    PYTHONPATH=. python benchmarks/heatmaps.py --batch 16 --reps 3 --json /tmp/heatmaps.json
+    PYTHONPATH=. python benchmarks/heatmaps.py --torch-modes   # ours + matmul only
 
 Writes a markdown table to stdout (and the numbers as JSON with --json).
 """
@@ -34,13 +38,16 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import jax
 import jax.numpy as jnp
+from matmul_reference import MatmulReference
+from matmul_reference import interleaved
+from matmul_reference import xla_flops
 import numpy as np
 import torch
 import transformers
 
 from rationality_jax import explain
 from rationality_jax import models
-from rationality_jax.explain import reference_torch as ref
+from tests.explain import reference_torch as ref
 
 
 def _build(directory: str):
@@ -55,12 +62,6 @@ def _build(directory: str):
   return model, module, params
 
 
-def _seconds(fn) -> tuple[float, object]:
-  start = time.perf_counter()
-  result = fn()
-  return time.perf_counter() - start, result
-
-
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--batch", type=int, default=16)
@@ -72,7 +73,7 @@ def main():
     help="interleaved timed repetitions; medians are reported",
   )
   parser.add_argument("--start-layers", type=int, nargs="+", default=[-1, 0])
-  parser.add_argument("--torch-modes", nargs="+", default=["weights", "frozen"])
+  parser.add_argument("--torch-modes", nargs="*", default=["weights", "frozen"])
   parser.add_argument("--json", default=None)
   args = parser.parse_args()
 
@@ -91,21 +92,34 @@ def main():
   images_t, labels_t, masks_t = map(torch.from_numpy, (images, labels, masks))
   head_t = {"class_embeddings": torch.from_numpy(class_embeddings)}
 
+  reference = MatmulReference()
   rows = []
   for start_layer in args.start_layers:
     explainer = explain.make_explainer(
       module, explain.targets.zero_shot, explain.Chefer(start_layer=start_layer)
     )
+    start = time.perf_counter()
+    compiled = explainer.lower(
+      params, head_j, images_j, labels_j, masks_j
+    ).compile()
+    compile_s = time.perf_counter() - start
+    flops = xla_flops(compiled)
+    outputs = {}
 
-    def ours(explainer=explainer):
-      out = explainer(params, head_j, images_j, labels_j, masks_j)
-      return jax.block_until_ready(out)
+    def ours(compiled=compiled, outputs=outputs):
+      outputs["ours"] = jax.block_until_ready(
+        compiled(params, head_j, images_j, labels_j, masks_j)
+      )
 
-    compile_s, _ = _seconds(ours)
     references = {}
     for mode in args.torch_modes:
 
-      def reference(weights_grad=mode == "weights", start_layer=start_layer):
+      def reference_run(
+        weights_grad=mode == "weights",
+        start_layer=start_layer,
+        mode=mode,
+        outputs=outputs,
+      ):
         _, _, heatmap = ref.chefer(
           model,
           images_t,
@@ -114,36 +128,37 @@ def main():
           start_layer=start_layer,
           weights_grad=weights_grad,
         )
-        return heatmap, ref.rma(heatmap, masks_t)
+        outputs[mode] = heatmap, ref.rma(heatmap, masks_t)
 
-      references[mode] = reference
-    # Interleaved repetitions (ours, then each reference) and medians: the
-    # machine is shared, so load changes hit every contender alike.
-    times = {name: [] for name in ["ours", *references]}
-    for _ in range(args.reps):
-      seconds, out = _seconds(ours)
-      times["ours"].append(seconds)
-      for mode, reference in references.items():
-        seconds, (heatmap, rma) = _seconds(reference)
-        times[mode].append(seconds)
-    ours_s = float(np.median(times["ours"]))
+      references[mode] = reference_run
+    ours()  # first call outside the timing
+    # Interleaved repetitions (matmul, ours, then each reference) and medians:
+    # the machine is shared, so load changes hit every contender alike.
+    stats = interleaved(ours, flops, args.reps, reference, references)
+    ours_s = stats["median_s"]
     row = {
       "start_layer": start_layer,
       "batch": args.batch,
       "ours_images_per_s": args.batch / ours_s,
-      "ours_first_call_s": compile_s,
-      "seconds": times,
+      "ours_compile_s": compile_s,
+      "gflop_per_image": flops / args.batch / 1e9,
+      "ours_gflops": stats["gflops"],
+      "matmul_gflops": stats["matmul_gflops"],
+      "fraction_of_matmul": stats["fraction"],
+      "seconds": {"ours": stats["seconds"], **stats["others"]},
+      "matmul_seconds": stats["matmul_seconds"],
     }
     for mode in references:
-      torch_s = float(np.median(times[mode]))
+      torch_s = float(np.median(stats["others"][mode]))
       row[f"torch_{mode}_images_per_s"] = args.batch / torch_s
       row[f"speedup_vs_torch_{mode}"] = torch_s / ours_s
-    row["max_abs_diff_heatmap"] = float(
-      np.abs(np.asarray(out["heatmap"]) - heatmap.numpy()).max()
-    )
-    row["max_abs_diff_rma"] = float(
-      np.abs(np.asarray(out["rma"]) - rma.numpy()).max()
-    )
+      heatmap, rma = outputs[mode]
+      row["max_abs_diff_heatmap"] = float(
+        np.abs(np.asarray(outputs["ours"]["heatmap"]) - heatmap.numpy()).max()
+      )
+      row["max_abs_diff_rma"] = float(
+        np.abs(np.asarray(outputs["ours"]["rma"]) - rma.numpy()).max()
+      )
     rows.append(row)
     print(json.dumps(row), flush=True)
 
@@ -156,13 +171,21 @@ def main():
   print(f"\n{env}\n")
   modes = args.torch_modes
   print(
-    "| start_layer | ours img/s | "
-    + " | ".join(f"torch ({m}) img/s | speedup vs {m}" for m in modes)
-    + " | max abs diff |"
+    "| start_layer | GFLOP/image | ours img/s | ours GFLOP/s | matmul GFLOP/s | "
+    "fraction of matmul | "
+    + "".join(f"torch ({m}) img/s | speedup vs {m} | " for m in modes)
+    + "max abs diff |"
   )
-  print("|---" * (3 + 2 * len(modes)) + "|")
+  print("|---" * (7 + 2 * len(modes)) + "|")
   for row in rows:
-    cells = [f"{row['start_layer']}", f"{row['ours_images_per_s']:.2f}"]
+    cells = [
+      f"{row['start_layer']}",
+      f"{row['gflop_per_image']:.1f}",
+      f"{row['ours_images_per_s']:.2f}",
+      f"{row['ours_gflops']:.1f}",
+      f"{row['matmul_gflops']:.1f}",
+      f"{row['fraction_of_matmul']:.2f}",
+    ]
     for m in modes:
       cells += [
         f"{row[f'torch_{m}_images_per_s']:.2f}",

@@ -8,18 +8,22 @@
     out['heatmap_patches']  # [B, gh, gw] float32, the raw map before post-processing
     out['rma']              # [B] float32, metrics.rma(heatmap, masks) (only with masks)
 
-How it works. The image tower perturbs and sows its attention probabilities
-(``attn/probs``), first LayerNorm outputs (``norm1``) and block outputs
-(``tokens``). For token methods (Chefer, Grad-CAM, rollout) the function calls
-the model once with zero perturbations for exactly the sites the method reads,
-collects the sown activations, and takes ``jax.grad`` of the summed per-sample
-scores with respect to those perturbations: one forward, one backward, every
-sample of the batch at once (exact: samples never interact). Because only the
-needed sites are differentiated, XLA prunes the rest of the backward pass: for
-last-block Chefer the gradient goes back through the last block only, and no
-weight gradient is ever formed. Pixel methods differentiate the images instead
-(integrated gradients: ``lax.scan`` over the path steps, each step a batched
-forward + backward).
+How it works. The image tower perturbs and sows its first LayerNorm outputs
+(``norm1``) and block outputs (``tokens``), and the attention probabilities
+(``attn/probs``) of the blocks named in its ``sow_attention`` field: the
+explainer sets that field to exactly the blocks the method reads (Chefer from
+``start_layer``, rollout its blocks, none for Grad-CAM and the pixel methods),
+so every other block runs fused attention. For token methods (Chefer, Grad-CAM,
+rollout) the function calls the model once with zero perturbations for exactly
+the sites the method reads, collects the sown activations, and takes
+``jax.grad`` of the summed per-sample scores with respect to those
+perturbations: one forward, one backward, every sample of the batch at once
+(exact: samples never interact). Because only the needed sites are
+differentiated, XLA prunes the rest of the backward pass: for last-block Chefer
+the gradient goes back through the last block only, and no weight gradient is
+ever formed. Pixel methods differentiate the images instead (integrated
+gradients: ``lax.scan`` over the path steps, each step a batched forward +
+backward).
 
 Every method is a small frozen dataclass (hashable, so it can sit in configs
 and static arguments); `get_method` builds one from a name.
@@ -247,6 +251,7 @@ def make_explainer(
   score: targets_lib.Score = targets_lib.class_logit,
   vision_path: tuple[str, ...] | None = None,
   negative: str = "clip",
+  constant_map: str = "zero",
   jit: bool = True,
 ) -> Callable[..., dict]:
   """Build ``explain(params, head, images, labels=None, masks=None) -> dict``.
@@ -254,7 +259,9 @@ def make_explainer(
   Args:
     module: a `VisionLanguageModel` (tower at ``vision``) or a bare
       `VisionTransformer` (tower at the root), or any module whose config has
-      ``.vision`` and whose tower follows the explain contract.
+      ``.vision`` and whose tower follows the explain contract. Its
+      ``sow_attention`` field, when it has one, is replaced by the blocks the
+      method reads.
     classifier: ``classifier(module, images, head) -> logits [B, C]`` run inside
       ``module.apply`` (`targets.zero_shot`, `targets.linear_probe`, ...).
     method: a method dataclass (`Chefer`, `GradCAM`, `Rollout`,
@@ -265,6 +272,9 @@ def make_explainer(
       ``('vision',)`` for a VLM, ``()`` for a bare tower).
     negative: RMA's policy for negative heatmap values (the normalised maps
       are >= 0, so it does not matter for them).
+    constant_map: what the min-max normalisation makes of a constant map:
+      ``'zero'`` (ours, default) or ``'nan'`` (the study's release, 0/0); see
+      `postprocess.minmax_normalise`.
     jit: wrap in ``jax.jit`` (default). Under an outer jit/vmap pass False.
 
   Returns:
@@ -281,7 +291,16 @@ def make_explainer(
     method = get_method(method)
   if target not in targets_lib.TARGETS:
     raise ValueError(f"target {target!r} is not one of {targets_lib.TARGETS}.")
+  if constant_map not in postprocess.CONSTANT_MAPS:
+    raise ValueError(
+      f"constant_map {constant_map!r} is not one of {postprocess.CONSTANT_MAPS}."
+    )
   config, path = _vision(module, vision_path)
+  if hasattr(module, "sow_attention"):
+    sites = method.sites(config.depth) if method.kind == "tokens" else ()
+    module = module.clone(
+      sow_attention=tuple(b for b, site in sites if site == ATTENTION)
+    )
   grid = (config.grid_size, config.grid_size)
   size = (config.image_size, config.image_size)
 
@@ -419,7 +438,9 @@ def make_explainer(
     out = {
       "logits": logits,
       "classes": classes,
-      "heatmap": postprocess.minmax_normalise(pixels.astype(jnp.float32)),
+      "heatmap": postprocess.minmax_normalise(
+        pixels.astype(jnp.float32), constant_map
+      ),
       "heatmap_patches": patches.astype(jnp.float32),
     }
     if masks is not None:

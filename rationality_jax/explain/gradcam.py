@@ -16,6 +16,8 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from rationality_jax.explain.postprocess import nan_where_nonfinite
+
 
 def grad_cam_tokens(activations: jax.Array, gradients: jax.Array) -> jax.Array:
   """Grad-CAM over the patch tokens.
@@ -25,7 +27,8 @@ def grad_cam_tokens(activations: jax.Array, gradients: jax.Array) -> jax.Array:
     gradients: dS/d activations, [B, N, D].
 
   Returns:
-    [B, N - 1] float32, >= 0, patch tokens in row-major grid order.
+    [B, N - 1] float32, >= 0, patch tokens in row-major grid order; all NaN
+    for a sample with a NaN or an inf in its activations or gradients.
   """
   chex.assert_rank(activations, 3)
   chex.assert_equal_shape([activations, gradients])
@@ -34,4 +37,4 @@ def grad_cam_tokens(activations: jax.Array, gradients: jax.Array) -> jax.Array:
   cam = jnp.einsum(
     "bnd,bd->bn", patches, weights, precision=jax.lax.Precision.HIGHEST
   )
-  return jnp.maximum(cam, 0.0)
+  return nan_where_nonfinite(jnp.maximum(cam, 0.0), [activations, gradients])

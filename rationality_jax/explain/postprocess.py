@@ -16,14 +16,26 @@ Order matters: bilinear upsampling does not reproduce a patch's value at any
 output pixel (the sample points fall between patch centres), so min-max after
 upsampling (the release) and before differ.
 
-Degenerate case: a constant map (max == min, e.g. the score does not depend on
-the image, so every gradient is zero) normalises to all zeros, never NaN; its
-RMA is then 0 (no mass). A NaN anywhere in an image's map makes that image's
-normalised map NaN, so it is never silently scored.
+Degenerate cases:
+
+* a constant map (max == min, e.g. the score does not depend on the image, so
+  every gradient is zero) normalises, by default (``constant_map='zero'``), to
+  all zeros, never NaN; its RMA is then 0 (no mass). The study's release
+  divides by the zero spread (``(h - h.min()) / (h.max() - h.min())`` in
+  numpy, ``show_image_relevance`` in ``prediction_rationality/utils/
+  xml_analysis.py``), so its map is 0/0 = NaN everywhere:
+  ``constant_map='nan'`` reproduces that;
+* a non-finite value (NaN, +-inf) anywhere in an image's map makes that
+  image's normalised map all NaN, so it is never silently scored. The token
+  methods also mark a sample whose attention, activations or gradients hold a
+  non-finite value (`nan_where_nonfinite`), because a clamp or a row selection
+  could otherwise hide it (``max(-inf, 0) = 0``; a NaN off the CLS row never
+  reaches ``R[CLS]``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import functools
 
 import jax
@@ -79,11 +91,27 @@ def upsample(maps: jax.Array, size: tuple[int, int]) -> jax.Array:
   )
 
 
-def minmax_normalise(maps: jax.Array) -> jax.Array:
+CONSTANT_MAPS = ("zero", "nan")
+
+
+def minmax_normalise(maps: jax.Array, constant_map: str = "zero") -> jax.Array:
   """Per-map min-max to [0, 1] over the last two axes: [..., H, W] -> [..., H, W].
 
-  A constant map gives zeros (not NaN); a map with a NaN gives NaN.
+  Args:
+    maps: [..., H, W] float.
+    constant_map: what a constant map (max == min) becomes: ``'zero'`` (ours,
+      the default: all zeros, with a finite gradient) or ``'nan'`` (the study's
+      release: 0/0 = NaN everywhere).
+
+  Returns:
+    [..., H, W], same dtype, in [0, 1]; all NaN for a map holding a NaN or an
+    infinity.
   """
+  if constant_map not in CONSTANT_MAPS:
+    raise ValueError(
+      f"constant_map={constant_map!r} is not one of {CONSTANT_MAPS}; 'zero' is "
+      "ours, 'nan' the study's release (0/0)."
+    )
   maps = jnp.asarray(maps)
   low = jnp.min(maps, axis=(-2, -1), keepdims=True)
   high = jnp.max(maps, axis=(-2, -1), keepdims=True)
@@ -91,8 +119,30 @@ def minmax_normalise(maps: jax.Array) -> jax.Array:
   positive = spread > 0
   # Double `where` keeps the gradient finite for constant maps.
   safe = jnp.where(positive, spread, 1.0)
-  normalised = jnp.where(positive, (maps - low) / safe, 0.0)
-  return jnp.where(jnp.isnan(spread), jnp.nan, normalised).astype(maps.dtype)
+  constant = 0.0 if constant_map == "zero" else jnp.nan
+  normalised = jnp.where(positive, (maps - low) / safe, constant)
+  finite = jnp.isfinite(low) & jnp.isfinite(high)
+  return jnp.where(finite, normalised, jnp.nan).astype(maps.dtype)
+
+
+def nan_where_nonfinite(
+  maps: jax.Array, inputs: Sequence[jax.Array]
+) -> jax.Array:
+  """Sets the maps of the samples whose inputs hold a NaN or an inf to NaN.
+
+  Args:
+    maps: [B, ...] one map per sample.
+    inputs: the arrays the maps were computed from, each [B, ...].
+
+  Returns:
+    `maps`, all NaN for every sample b with a non-finite value in any
+    ``inputs[i][b]``; the other samples are returned unchanged (bitwise).
+  """
+  finite = jnp.ones(maps.shape[:1], bool)
+  for x in inputs:
+    finite &= jnp.isfinite(x).reshape(x.shape[0], -1).all(axis=1)
+  finite = finite.reshape(-1, *([1] * (maps.ndim - 1)))
+  return jnp.where(finite, maps, jnp.nan)
 
 
 def patch_pool(maps: jax.Array, grid: tuple[int, int]) -> jax.Array:

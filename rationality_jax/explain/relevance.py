@@ -9,6 +9,11 @@ release (Transformer-MM-Explainability's CLIP notebook):
         R = R + cam_b @ R                                         # R starts at I
     heatmap = R[CLS, patches]
 
+Only the CLS row of R is read, and R = (I + cam_L) ... (I + cam_s), so the row
+is computed as a vector, from the last block down:
+``r = e_CLS; r = r + r @ cam_b`` for b = L-1 .. start_layer, the same product
+in another order: O(N^2) per block instead of the O(N^3) of forming R.
+
 This module only does the arithmetic; `explainer.make_explainer` runs the model
 and collects ``A_b`` (sown) and ``dS/dA_b`` (gradient w.r.t. the perturbed
 attention) for every sample of a batch at once.
@@ -21,6 +26,8 @@ from collections.abc import Sequence
 import chex
 import jax
 import jax.numpy as jnp
+
+from rationality_jax.explain.postprocess import nan_where_nonfinite
 
 
 def chefer_relevance(
@@ -35,7 +42,9 @@ def chefer_relevance(
 
   Returns:
     [B, N - 1] float32 relevance of the patch tokens (row-major grid order),
-    >= 0. With no block (empty lists) there is nothing to explain: error.
+    >= 0 (accumulated in float32 whatever the inputs' dtype); all NaN for a
+    sample with a NaN or an inf in any of its attentions or gradients. With
+    no block (empty lists) there is nothing to explain: error.
   """
   if not attentions or len(attentions) != len(gradients):
     raise ValueError(
@@ -46,13 +55,11 @@ def chefer_relevance(
   chex.assert_equal_shape([*attentions, *gradients])
   chex.assert_rank(attentions[0], 4)
   batch, _, tokens, _ = attentions[0].shape
-  relevance = jnp.broadcast_to(
-    jnp.eye(tokens, dtype=jnp.float32), (batch, tokens, tokens)
-  )
-  for attention, gradient in zip(attentions, gradients):
+  row = jnp.zeros((batch, tokens), jnp.float32).at[:, 0].set(1.0)
+  for attention, gradient in zip(reversed(attentions), reversed(gradients)):
     weighted = gradient.astype(jnp.float32) * attention.astype(jnp.float32)
     cam = jnp.maximum(weighted, 0.0).mean(axis=1)
-    relevance = relevance + jnp.einsum(
-      "bij,bjk->bik", cam, relevance, precision=jax.lax.Precision.HIGHEST
+    row = row + jnp.einsum(
+      "bi,bij->bj", row, cam, precision=jax.lax.Precision.HIGHEST
     )
-  return relevance[:, 0, 1:]
+  return nan_where_nonfinite(row[:, 1:], [*attentions, *gradients])

@@ -2,7 +2,10 @@
 
 Both return all token outputs ``[B, T, D]``; the family projects one of them
 (CLIP: the end-of-text token, `CLIPTextTransformer.pooled`; BERT: [CLS], index 0).
-Their blocks are ``block_{i}`` and sow/perturb attention like the image tower.
+Their blocks are ``block_{i}`` and perturb/sow their output ``tokens`` like the
+image tower; no explanation reads the text attention, so every text block runs
+the fused `rationality_jax.models.vit.dot_product_attention`. ``dtype`` and
+``param_dtype`` follow the image tower's precision policy.
 """
 
 from __future__ import annotations
@@ -78,6 +81,7 @@ class CLIPTextTransformer(nn.Module):
 
   config: CLIPTextConfig
   dtype: jnp.dtype = jnp.float32
+  param_dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(
@@ -102,14 +106,15 @@ class CLIPTextTransformer(nn.Module):
         f"token_ids has {length} positions, the model has "
         f"{cfg.context_length}; truncate the text."
       )
+    precision = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     x = nn.Embed(
-      cfg.vocab_size, cfg.width, dtype=self.dtype, name="token_embedding"
+      cfg.vocab_size, cfg.width, name="token_embedding", **precision
     )(token_ids)
     pos_embedding = self.param(
       "pos_embedding",
       nn.initializers.normal(0.01),
       (cfg.context_length, cfg.width),
-      jnp.float32,
+      self.param_dtype,
     )
     x = x + pos_embedding[:length].astype(self.dtype)
     mask = jnp.tril(jnp.ones((length, length), bool))[None, None]
@@ -121,11 +126,11 @@ class CLIPTextTransformer(nn.Module):
         cfg.mlp_dim,
         cfg.activation,
         cfg.layer_norm_eps,
-        dtype=self.dtype,
         name=f"block_{i}",
+        **precision,
       )(x, mask)
     return nn.LayerNorm(
-      epsilon=cfg.layer_norm_eps, dtype=self.dtype, name="final_norm"
+      epsilon=cfg.layer_norm_eps, name="final_norm", **precision
     )(x)
 
   def pooled(self, tokens: jax.Array, token_ids: jax.Array) -> jax.Array:
@@ -144,18 +149,20 @@ class BertLayer(nn.Module):
   mlp_dim: int
   layer_norm_eps: float
   dtype: jnp.dtype = jnp.float32
+  param_dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:
     """[B, T, D] tokens, [B, 1, 1, T] bool mask -> [B, T, D]."""
-    x = x + Attention(self.num_heads, dtype=self.dtype, name="attn")(x, mask)
+    precision = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    x = x + Attention(self.num_heads, name="attn", **precision)(x, mask)
     x = nn.LayerNorm(
-      epsilon=self.layer_norm_eps, dtype=self.dtype, name="attn_norm"
+      epsilon=self.layer_norm_eps, name="attn_norm", **precision
     )(x)
-    x = x + MLP(self.mlp_dim, "gelu", dtype=self.dtype, name="mlp")(x)
-    x = nn.LayerNorm(
-      epsilon=self.layer_norm_eps, dtype=self.dtype, name="mlp_norm"
-    )(x)
+    x = x + MLP(self.mlp_dim, "gelu", name="mlp", **precision)(x)
+    x = nn.LayerNorm(epsilon=self.layer_norm_eps, name="mlp_norm", **precision)(
+      x
+    )
     x = self.perturb("tokens", x)
     self.sow("intermediates", "tokens", x)
     return x
@@ -171,6 +178,7 @@ class BertEncoder(nn.Module):
 
   config: BertConfig
   dtype: jnp.dtype = jnp.float32
+  param_dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(
@@ -188,27 +196,25 @@ class BertEncoder(nn.Module):
     cfg = self.config
     chex.assert_rank(token_ids, 2)
     length = token_ids.shape[1]
+    precision = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     x = nn.Embed(
-      cfg.vocab_size, cfg.width, dtype=self.dtype, name="word_embeddings"
+      cfg.vocab_size, cfg.width, name="word_embeddings", **precision
     )(token_ids)
     x = (
       x
       + nn.Embed(
-        cfg.max_positions,
-        cfg.width,
-        dtype=self.dtype,
-        name="position_embeddings",
+        cfg.max_positions, cfg.width, name="position_embeddings", **precision
       )(jnp.arange(length))[None]
     )
     if cfg.type_vocab_size:
       x = x + nn.Embed(
         cfg.type_vocab_size,
         cfg.width,
-        dtype=self.dtype,
         name="token_type_embeddings",
+        **precision,
       )(jnp.zeros((1, length), jnp.int32))
     x = nn.LayerNorm(
-      epsilon=cfg.layer_norm_eps, dtype=self.dtype, name="embed_norm"
+      epsilon=cfg.layer_norm_eps, name="embed_norm", **precision
     )(x)
     if attention_mask is None:
       attention_mask = jnp.ones(token_ids.shape, bool)
@@ -219,7 +225,7 @@ class BertEncoder(nn.Module):
         cfg.num_heads,
         cfg.mlp_dim,
         cfg.layer_norm_eps,
-        dtype=self.dtype,
         name=f"block_{i}",
+        **precision,
       )(x, mask)
     return x

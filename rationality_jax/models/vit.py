@@ -8,15 +8,26 @@ What explanations need (a contract with `rationality_jax.explain`):
 
 * every transformer block is a submodule ``block_{i}`` (i = 0..depth-1) directly
   inside the tower, its attention submodule is ``attn``;
-* ``attn`` computes the post-softmax attention ``probs: [B, heads, N, N]``
+* the blocks named in ``VisionTransformer.sow_attention`` (none by default)
+  materialise the post-softmax attention ``probs: [B, heads, N, N]`` float32
   (N = 1 + patches, CLS at index 0), then ``self.perturb('probs', probs)`` and
-  ``self.sow('intermediates', 'probs', probs)`` before multiplying with V;
+  ``self.sow('intermediates', 'probs', probs)`` before multiplying with V; every
+  other block runs `dot_product_attention`, which never exposes (and on
+  GPU/TPU need not materialise) the probabilities;
 * every block perturbs and sows its first LayerNorm output ``norm1: [B, N, D]``
   and its output tokens ``tokens: [B, N, D]``.
 
-So with the tower alone, ``perturbations['block_3']['attn']['probs']`` is the
-attention of block 3; ``jax.grad`` with respect to the ``perturbations``
-collection gives every layer's gradient in one pass.
+So with ``VisionTransformer(config, sow_attention=(3,))``,
+``perturbations['block_3']['attn']['probs']`` is the attention of block 3;
+``jax.grad`` with respect to the ``perturbations`` collection gives every
+sown layer's gradient in one pass. `rationality_jax.explain` asks for exactly
+the blocks its method reads.
+
+Precision (``dtype``: compute, ``param_dtype``: stored parameters; float32,
+bfloat16 or float16): matmuls run in ``dtype``, the attention logits and the
+softmax in float32 (the logits accumulate in float32), LayerNorm statistics in
+float32 (flax's ``force_float32_reductions``); parameters are cast to
+``dtype`` where they are used.
 """
 
 from __future__ import annotations
@@ -102,16 +113,76 @@ class ViTConfig:
     return 1 + self.grid_size**2
 
 
+def attention_probs(
+  query: jax.Array, key: jax.Array, mask: jax.Array | None = None
+) -> jax.Array:
+  """softmax(q k^T / sqrt(d)) in float32: [B, H, N, d] (both) -> [B, H, N, M].
+
+  The logits accumulate in float32 whatever the inputs' dtype. mask: bool,
+  broadcastable to [B, H, N, M]; True = may attend.
+  """
+  scale = jnp.asarray(query.shape[-1] ** -0.5, query.dtype)
+  scores = jnp.einsum(
+    "bhqd,bhkd->bhqk",
+    query * scale,
+    key,
+    preferred_element_type=jnp.float32,
+  )
+  if mask is not None:
+    scores = jnp.where(mask, scores, jnp.finfo(jnp.float32).min)
+  return jax.nn.softmax(scores, axis=-1)
+
+
+def dot_product_attention(
+  query: jax.Array,
+  key: jax.Array,
+  value: jax.Array,
+  mask: jax.Array | None = None,
+) -> jax.Array:
+  """softmax(q k^T / sqrt(d)) v without exposing the probabilities.
+
+  Args:
+    query, key, value: [B, H, N, d] head-major, in the compute dtype.
+    mask: optional bool, broadcastable to [B, H, N, N]; True = may attend.
+
+  Returns:
+    [B, H, N, d] in the dtype of `value`.
+
+  On GPU/TPU this is `jax.nn.dot_product_attention` (``implementation=None``:
+  XLA's choice; jax 0.10.2 lowers it to XLA's own einsum + softmax, which the
+  compiler fuses; cuDNN's flash kernel is only taken with
+  ``implementation='cudnn'`` and float16/bfloat16). On CPU, whose XLA has no
+  fused attention, the same arithmetic in the head-major layout, which XLA CPU
+  runs faster than `jax.nn.dot_product_attention`'s token-major einsums (see
+  docs/benchmarks.md).
+  """
+  if jax.default_backend() == "cpu":
+    probs = attention_probs(query, key, mask).astype(value.dtype)
+    return jnp.einsum("bhqk,bhkd->bhqd", probs, value)
+  token_major = (t.transpose(0, 2, 1, 3) for t in (query, key, value))
+  if mask is not None:
+    mask = jnp.broadcast_to(
+      mask, (mask.shape[0], 1, query.shape[2], key.shape[2])
+    )
+  out = jax.nn.dot_product_attention(*token_major, mask=mask)
+  return out.transpose(0, 2, 1, 3)
+
+
 class Attention(nn.Module):
   """Multi-head self-attention with a fused qkv projection.
 
   Attributes:
     num_heads: number of heads H.
-    dtype: compute dtype; the softmax runs in float32.
+    dtype: compute dtype; the logits and the softmax run in float32.
+    param_dtype: dtype of the parameters.
+    sow_weights: materialise the probabilities, perturb and sow them as
+      ``probs`` (for explanations); False: `dot_product_attention`.
   """
 
   num_heads: int
   dtype: jnp.dtype = jnp.float32
+  param_dtype: jnp.dtype = jnp.float32
+  sow_weights: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
@@ -122,27 +193,30 @@ class Attention(nn.Module):
       mask: optional bool, broadcastable to [B, H, N, N]; True = may attend.
 
     Returns:
-      [B, N, D]. Sows and perturbs ``probs: [B, H, N, N]`` (float32 or dtype).
+      [B, N, D]. With `sow_weights`, sows and perturbs ``probs: [B, H, N, N]``
+      float32.
     """
     batch, tokens, width = x.shape
     head_dim = width // self.num_heads
-    qkv = nn.Dense(3 * width, dtype=self.dtype, name="qkv")(x)
+    qkv = nn.Dense(
+      3 * width, dtype=self.dtype, param_dtype=self.param_dtype, name="qkv"
+    )(x)
     # [3, B, H, N, head_dim]: batch dims leading, so that XLA's batched dots
     # need no relayout (2.7x faster attention on CPU than 'bqhd,bkhd->bhqk').
     qkv = qkv.reshape(batch, tokens, 3, self.num_heads, head_dim).transpose(
       2, 0, 3, 1, 4
     )
     query, key, value = qkv[0], qkv[1], qkv[2]
-    query = query * jnp.asarray(head_dim**-0.5, self.dtype)
-    scores = jnp.einsum("bhqd,bhkd->bhqk", query, key).astype(jnp.float32)
-    if mask is not None:
-      scores = jnp.where(mask, scores, jnp.finfo(jnp.float32).min)
-    probs = jax.nn.softmax(scores, axis=-1).astype(self.dtype)
-    probs = self.perturb("probs", probs)
-    self.sow("intermediates", "probs", probs)
-    out = jnp.einsum("bhqk,bhkd->bhqd", probs, value)
+    if self.sow_weights:
+      probs = self.perturb("probs", attention_probs(query, key, mask))
+      self.sow("intermediates", "probs", probs)
+      out = jnp.einsum("bhqk,bhkd->bhqd", probs.astype(self.dtype), value)
+    else:
+      out = dot_product_attention(query, key, value, mask)
     out = out.transpose(0, 2, 1, 3).reshape(batch, tokens, width)
-    return nn.Dense(width, dtype=self.dtype, name="out")(out)
+    return nn.Dense(
+      width, dtype=self.dtype, param_dtype=self.param_dtype, name="out"
+    )(out)
 
 
 class MLP(nn.Module):
@@ -151,21 +225,30 @@ class MLP(nn.Module):
   hidden_dim: int
   activation: str
   dtype: jnp.dtype = jnp.float32
+  param_dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """[B, N, D] -> [B, N, D]."""
     width = x.shape[-1]
-    x = nn.Dense(self.hidden_dim, dtype=self.dtype, name="fc1")(x)
+    x = nn.Dense(
+      self.hidden_dim,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      name="fc1",
+    )(x)
     x = ACTIVATIONS[self.activation](x)
-    return nn.Dense(width, dtype=self.dtype, name="fc2")(x)
+    return nn.Dense(
+      width, dtype=self.dtype, param_dtype=self.param_dtype, name="fc2"
+    )(x)
 
 
 class Block(nn.Module):
   """Pre-LayerNorm block: x + attn(layer_norm1(x)), then x + mlp(layer_norm2(x)).
 
   Used by the image tower and by CLIP's (causal) text tower. The output of
-  ``layer_norm1`` is perturbed/sown as ``norm1``, the block output as ``tokens``.
+  ``layer_norm1`` is perturbed/sown as ``norm1``, the block output as
+  ``tokens``; the attention probabilities only with `sow_weights`.
   """
 
   num_heads: int
@@ -173,20 +256,25 @@ class Block(nn.Module):
   activation: str
   layer_norm_eps: float
   dtype: jnp.dtype = jnp.float32
+  param_dtype: jnp.dtype = jnp.float32
+  sow_weights: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
     """[B, N, D] tokens (and optional attention mask, see `Attention`) -> [B, N, D]."""
+    precision = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     y = nn.LayerNorm(
-      epsilon=self.layer_norm_eps, dtype=self.dtype, name="layer_norm1"
+      epsilon=self.layer_norm_eps, name="layer_norm1", **precision
     )(x)
     y = self.perturb("norm1", y)
     self.sow("intermediates", "norm1", y)
-    x = x + Attention(self.num_heads, dtype=self.dtype, name="attn")(y, mask)
+    x = x + Attention(
+      self.num_heads, sow_weights=self.sow_weights, name="attn", **precision
+    )(y, mask)
     y = nn.LayerNorm(
-      epsilon=self.layer_norm_eps, dtype=self.dtype, name="layer_norm2"
+      epsilon=self.layer_norm_eps, name="layer_norm2", **precision
     )(x)
-    x = x + MLP(self.mlp_dim, self.activation, dtype=self.dtype, name="mlp")(y)
+    x = x + MLP(self.mlp_dim, self.activation, name="mlp", **precision)(y)
     x = self.perturb("tokens", x)
     self.sow("intermediates", "tokens", x)
     return x
@@ -203,6 +291,7 @@ class PatchEmbedding(nn.Module):
   width: int
   use_bias: bool
   dtype: jnp.dtype = jnp.float32
+  param_dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, images: jax.Array) -> jax.Array:
@@ -213,7 +302,7 @@ class PatchEmbedding(nn.Module):
       "kernel",
       nn.initializers.lecun_normal(),
       (p, p, channels, self.width),
-      jnp.float32,
+      self.param_dtype,
     )
     patches = images.reshape(batch, height // p, p, width // p, p, channels)
     tokens = jnp.einsum(
@@ -221,7 +310,7 @@ class PatchEmbedding(nn.Module):
     )
     if self.use_bias:
       bias = self.param(
-        "bias", nn.initializers.zeros, (self.width,), jnp.float32
+        "bias", nn.initializers.zeros, (self.width,), self.param_dtype
       )
       tokens = tokens + bias.astype(self.dtype)
     return tokens.reshape(batch, -1, self.width)
@@ -233,10 +322,20 @@ class VisionTransformer(nn.Module):
   Params: ``patch_embed``, ``cls_token: [D]``, ``pos_embedding: [N, D]``,
   ``pre_norm`` (if `ViTConfig.pre_norm`), ``block_0`` .. ``block_{L-1}``,
   ``final_norm`` (CLIP's ``ln_post``, timm's ``norm``).
+
+  Attributes:
+    config: `ViTConfig`.
+    dtype: compute dtype (float32, bfloat16 or float16).
+    param_dtype: dtype of the parameters it creates (`init`).
+    sow_attention: blocks (0..depth-1) that materialise, perturb and sow their
+      attention probabilities (see the module docstring); the others run the
+      fused `dot_product_attention`. Empty by default (training, accuracy).
   """
 
   config: ViTConfig
   dtype: jnp.dtype = jnp.float32
+  param_dtype: jnp.dtype = jnp.float32
+  sow_attention: tuple[int, ...] = ()
 
   @nn.compact
   def __call__(self, images: jax.Array) -> jax.Array:
@@ -255,22 +354,25 @@ class VisionTransformer(nn.Module):
     chex.assert_axis_dimension(images, 1, cfg.image_size)
     chex.assert_axis_dimension(images, 2, cfg.image_size)
     chex.assert_axis_dimension(images, 3, 3)
+    outside = sorted(set(self.sow_attention) - set(range(cfg.depth)))
+    if outside:
+      raise ValueError(
+        f"sow_attention names blocks {outside}, but the tower has blocks "
+        f"0..{cfg.depth - 1}; pass indices in that range."
+      )
+    precision = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     batch = images.shape[0]
     x = PatchEmbedding(
-      cfg.patch_size,
-      cfg.width,
-      cfg.patch_bias,
-      dtype=self.dtype,
-      name="patch_embed",
+      cfg.patch_size, cfg.width, cfg.patch_bias, name="patch_embed", **precision
     )(images)
     cls_token = self.param(
-      "cls_token", nn.initializers.normal(0.02), (cfg.width,), jnp.float32
+      "cls_token", nn.initializers.normal(0.02), (cfg.width,), self.param_dtype
     )
     pos_embedding = self.param(
       "pos_embedding",
       nn.initializers.normal(0.02),
       (cfg.num_tokens, cfg.width),
-      jnp.float32,
+      self.param_dtype,
     )
     cls_tokens = jnp.broadcast_to(
       cls_token.astype(self.dtype), (batch, 1, cfg.width)
@@ -280,7 +382,7 @@ class VisionTransformer(nn.Module):
     )
     if cfg.pre_norm:
       x = nn.LayerNorm(
-        epsilon=cfg.layer_norm_eps, dtype=self.dtype, name="pre_norm"
+        epsilon=cfg.layer_norm_eps, name="pre_norm", **precision
       )(x)
     for i in range(cfg.depth):
       x = Block(
@@ -288,11 +390,12 @@ class VisionTransformer(nn.Module):
         cfg.mlp_dim,
         cfg.activation,
         cfg.layer_norm_eps,
-        dtype=self.dtype,
+        sow_weights=i in self.sow_attention,
         name=f"block_{i}",
+        **precision,
       )(x)
     return nn.LayerNorm(
-      epsilon=cfg.layer_norm_eps, dtype=self.dtype, name="final_norm"
+      epsilon=cfg.layer_norm_eps, name="final_norm", **precision
     )(x)
 
 

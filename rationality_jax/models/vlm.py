@@ -28,6 +28,7 @@ from rationality_jax.models.vit import ViTConfig
 # CLIP's training keeps exp(logit_scale) <= 100 (OpenAI clamps logit_scale to
 # ln 100); the cap `logit_multiplier` applies when a loss asks for it.
 MAX_LOGIT_SCALE = 100.0
+PRECISIONS = tuple(map(jnp.dtype, ("float32", "bfloat16", "float16")))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,27 +72,39 @@ class VisionLanguageModel(nn.Module):
 
   Attributes:
     config: `VLMConfig`.
-    dtype: compute dtype (float32 default; bfloat16 for GPU/TPU). Params are
-      float32; softmax runs in float32; the embeddings come out in float32.
+    dtype: compute dtype: float32 (default), bfloat16 or float16 (GPU/TPU).
+      Softmax, LayerNorm statistics and attention logits run in float32; the
+      embeddings and logits come out in float32.
+    param_dtype: dtype of the parameters `init` creates (default float32);
+      `with_precision` converts a loaded model. The scalar ``logit_scale`` /
+      ``temp`` stays float32.
+    sow_attention: image-tower blocks that materialise, perturb and sow their
+      attention probabilities (`VisionTransformer.sow_attention`); none by
+      default. `rationality_jax.explain.make_explainer` sets it.
   """
 
   config: VLMConfig
   dtype: jnp.dtype = jnp.float32
+  param_dtype: jnp.dtype = jnp.float32
+  sow_attention: tuple[int, ...] = ()
 
   def setup(self):
     cfg = self.config
-    self.vision = VisionTransformer(cfg.vision, dtype=self.dtype)
+    precision = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    self.vision = VisionTransformer(
+      cfg.vision, sow_attention=self.sow_attention, **precision
+    )
     if isinstance(cfg.text, CLIPTextConfig):
-      self.text = CLIPTextTransformer(cfg.text, dtype=self.dtype)
+      self.text = CLIPTextTransformer(cfg.text, **precision)
     else:
-      self.text = BertEncoder(cfg.text, dtype=self.dtype)
+      self.text = BertEncoder(cfg.text, **precision)
     if cfg.text_pooler:
-      self.text_pooler = nn.Dense(cfg.text.width, dtype=self.dtype)
+      self.text_pooler = nn.Dense(cfg.text.width, **precision)
     self.vision_proj = nn.Dense(
-      cfg.embed_dim, use_bias=cfg.projection_bias, dtype=self.dtype
+      cfg.embed_dim, use_bias=cfg.projection_bias, **precision
     )
     self.text_proj = nn.Dense(
-      cfg.embed_dim, use_bias=cfg.projection_bias, dtype=self.dtype
+      cfg.embed_dim, use_bias=cfg.projection_bias, **precision
     )
     if cfg.logit == "logit_scale":
       self.logit_scale = self.param(
@@ -120,14 +133,16 @@ class VisionLanguageModel(nn.Module):
     cls = tokens[:, 0]
     if self.config.vision_cls_norm_twice:
       norm = self.vision.variables["params"]["final_norm"]
+      cls = cls.astype(jnp.float32)  # LayerNorm statistics in float32
       mean = cls.mean(-1, keepdims=True)
       variance = jnp.square(cls - mean).mean(-1, keepdims=True)
       cls = (cls - mean) * jax.lax.rsqrt(
         variance + self.config.vision.layer_norm_eps
       )
-      cls = cls * norm["scale"].astype(self.dtype) + norm["bias"].astype(
-        self.dtype
+      cls = cls * norm["scale"].astype(jnp.float32) + norm["bias"].astype(
+        jnp.float32
       )
+      cls = cls.astype(self.dtype)
     if project:
       cls = self.vision_proj(cls)
     return cls.astype(jnp.float32)
@@ -219,6 +234,40 @@ class VisionLanguageModel(nn.Module):
     return self.similarity(
       self.encode_image(images), self.encode_text(token_ids, attention_mask)
     )
+
+
+def with_precision(
+  module: VisionLanguageModel, params: dict, dtype, param_dtype
+) -> tuple[VisionLanguageModel, dict]:
+  """The model computing in `dtype` with its params stored in `param_dtype`.
+
+  Args:
+    module: a `VisionLanguageModel` (e.g. from `models.load`).
+    params: its params (any dtype, e.g. the float32 of a checkpoint).
+    dtype: compute dtype: float32, bfloat16 or float16 (a name or a dtype).
+    param_dtype: storage dtype of the params, same choices.
+
+  Returns:
+    (module with ``dtype``/``param_dtype`` set, params cast to `param_dtype`).
+    Every floating array with at least one axis is cast; the scalars
+    (``logit_scale``, ``temp``) stay float32, as `VisionLanguageModel.init`
+    creates them, because they scale every logit. Nothing else changes: the
+    softmax, LayerNorm statistics and the outputs stay float32.
+  """
+  dtype, param_dtype = jnp.dtype(dtype), jnp.dtype(param_dtype)
+  for name, value in (("dtype", dtype), ("param_dtype", param_dtype)):
+    if value not in PRECISIONS:
+      raise ValueError(
+        f"{name}={value} is not one of {[str(p) for p in PRECISIONS]}."
+      )
+
+  def cast(leaf):
+    if leaf.ndim == 0 or not jnp.issubdtype(leaf.dtype, jnp.floating):
+      return leaf
+    return leaf.astype(param_dtype)
+
+  module = module.clone(dtype=dtype, param_dtype=param_dtype)
+  return module, jax.tree.map(cast, params)
 
 
 def normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:

@@ -64,13 +64,43 @@ def test_minmax_constant_map_is_zero_with_finite_gradient():
   assert np.isfinite(np.asarray(grad)).all()
 
 
-def test_minmax_nan_map_stays_nan_others_untouched():
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_minmax_nonfinite_map_is_all_nan_others_untouched(bad):
   maps = np.ones((2, 3, 3), np.float32)
-  maps[0, 1, 1] = np.nan
+  maps[0, 1, 1] = bad
   maps[1, 0, 0] = 2.0
   out = np.asarray(postprocess.minmax_normalise(jnp.asarray(maps)))
   assert np.isnan(out[0]).all()
   assert out[1, 0, 0] == 1.0 and out[1].sum() == 1.0
+
+
+def test_minmax_constant_map_option_reproduces_the_release():
+  """constant_map='nan' is numpy's (h - h.min()) / (h.max() - h.min())."""
+  maps = np.stack(
+    [np.full((4, 4), 3.5, np.float32), np.eye(4, dtype=np.float32)]
+  )
+  with np.errstate(invalid="ignore"):
+    release = (maps - maps.min(axis=(1, 2), keepdims=True)) / np.ptp(
+      maps, axis=(1, 2), keepdims=True
+    )
+  out = np.asarray(postprocess.minmax_normalise(jnp.asarray(maps), "nan"))
+  np.testing.assert_array_equal(out, release)  # NaN == NaN for this check
+  assert np.isnan(out[0]).all()
+  zero = np.asarray(postprocess.minmax_normalise(jnp.asarray(maps), "zero"))
+  np.testing.assert_array_equal(zero[0], 0.0)
+  np.testing.assert_array_equal(zero[1], out[1])
+  with pytest.raises(ValueError, match="constant_map='one' is not one of"):
+    postprocess.minmax_normalise(jnp.asarray(maps), "one")
+
+
+def test_nan_where_nonfinite_marks_whole_samples_only():
+  maps = jnp.arange(12.0).reshape(3, 2, 2)
+  inputs = [np.ones((3, 5), np.float32), np.ones((3, 2, 2), np.float32)]
+  inputs[0][1, 4] = -np.inf
+  inputs[1][2, 0, 1] = np.nan
+  out = np.asarray(postprocess.nan_where_nonfinite(maps, inputs))
+  assert np.isnan(out[1:]).all()
+  np.testing.assert_array_equal(out[0], np.asarray(maps[0]))
 
 
 @hypothesis.settings(deadline=None, max_examples=30)

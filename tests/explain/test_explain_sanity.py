@@ -65,6 +65,91 @@ def test_score_independent_of_image_gives_zero_map_without_nan(method):
   )
 
 
+def test_constant_map_option_gives_the_release_nan():
+  """constant_map='nan': the release's 0/0 for a score-free model, RMA NaN."""
+  module, params, images = _random_tower()
+  head = {"bias": jnp.array([0.5, -1.0, 2.0])}
+  masks = jnp.zeros((4, 16, 16)).at[:, 4:12, 4:12].set(1)
+  out = explain.make_explainer(
+    module, _constant_classifier, explain.Chefer(-1), constant_map="nan"
+  )(params, head, images, jnp.array([0, 1, 2, 0]), masks)
+  assert np.isnan(np.asarray(out["heatmap"])).all()
+  assert np.isnan(np.asarray(out["rma"])).all()
+  with pytest.raises(ValueError, match="constant_map"):
+    explain.make_explainer(
+      module, _constant_classifier, "chefer", constant_map="zeros"
+    )
+
+
+@pytest.mark.parametrize(
+  "method",
+  [*GRADIENT_METHODS, explain.Rollout()],
+  ids=lambda m: type(m).__name__,
+)
+def test_nan_input_gives_that_sample_a_nan_map_others_bit_identical(method):
+  module, params, images = _random_tower(
+    ViTConfig(
+      image_size=16, patch_size=4, width=16, depth=2, num_heads=2, mlp_dim=32
+    )
+  )
+  head = {
+    "kernel": jnp.asarray(
+      np.random.default_rng(6).standard_normal((16, 3)), jnp.float32
+    ),
+    "bias": jnp.zeros(3),
+  }
+  labels = jnp.array([0, 1, 2, 1])
+  masks = jnp.zeros((4, 16, 16)).at[:, 4:12, 4:12].set(1)
+  explainer = explain.make_explainer(module, targets.tower_linear_probe, method)
+  clean = explainer(params, head, images, labels, masks)
+  broken = explainer(
+    params, head, images.at[2, 5, 7, 1].set(jnp.nan), labels, masks
+  )
+  assert np.isnan(np.asarray(broken["heatmap"][2])).all()
+  assert np.isnan(np.asarray(broken["rma"][2]))
+  keep = np.array([0, 1, 3])
+  for key in ("heatmap", "heatmap_patches", "rma", "logits"):
+    np.testing.assert_array_equal(
+      np.asarray(broken[key])[keep], np.asarray(clean[key])[keep]
+    )
+
+
+def _attention_maps(seed=0, batch=3, heads=2, tokens=5):
+  """Two blocks of (writable) float32 attentions and gradients."""
+  rng = np.random.default_rng(seed)
+  scores = rng.standard_normal((2, batch, heads, tokens, tokens))
+  attentions = np.exp(scores) / np.exp(scores).sum(-1, keepdims=True)
+  gradients = rng.standard_normal(attentions.shape)
+  return list(attentions.astype(np.float32)), list(gradients.astype(np.float32))
+
+
+@pytest.mark.parametrize("bad", [np.nan, -np.inf, np.inf])
+def test_nonfinite_attention_or_gradient_never_becomes_evidence(bad):
+  """A value a clamp or the CLS row would hide (max(-inf, 0) = 0; row 3 never
+  reaches R[CLS] in the last block) still makes the sample's map NaN."""
+  attentions, gradients = _attention_maps()
+  clean = {
+    "chefer": explain.chefer_relevance(attentions, gradients),
+    "rollout": explain.attention_rollout(attentions),
+    "gradcam": explain.grad_cam_tokens(attentions[0][:, 0], gradients[1][:, 0]),
+  }
+  # sample 1: one value off the CLS row of the last block; positive attention
+  # there, so -inf * A = -inf is what the clamp would turn into 0.
+  gradients[1][1, 0, 3, 2] = bad
+  attentions[1][2, 1, 3, 4] = bad  # sample 2: the attention itself
+  broken = {
+    "chefer": explain.chefer_relevance(attentions, gradients),
+    "rollout": explain.attention_rollout(attentions),
+    "gradcam": explain.grad_cam_tokens(attentions[0][:, 0], gradients[1][:, 0]),
+  }
+  nan_samples = {"chefer": [1, 2], "rollout": [2], "gradcam": [1]}
+  for name, rows in nan_samples.items():
+    out = np.asarray(broken[name])
+    assert np.isnan(out[rows]).all(), name
+    keep = [b for b in range(3) if b not in rows]
+    np.testing.assert_array_equal(out[keep], np.asarray(clean[name])[keep])
+
+
 def _one_patch_model():
   """A 1-block tower whose class-1 logit provably depends on patch `k` only.
 
