@@ -388,6 +388,9 @@ def trained_model(config: ml_collections.ConfigDict, workdir: str):
     train.train_and_evaluate(train_config, train_dir)
   if train_dir:
     trained = checkpoints.load_trained(train_dir)
+    trained.module, trained.params = resolve.precision(
+      config, trained.module, trained.params
+    )
     fingerprint = trained.meta.get("fingerprint") or {"train_dir": train_dir}
     return trained, dict(fingerprint, step=trained.step)
   module, params, family = resolve.model(config)

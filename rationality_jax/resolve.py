@@ -19,9 +19,7 @@ from typing import Any
 
 import jax
 from jax.experimental import multihost_utils
-import jax.numpy as jnp
 import ml_collections
-import numpy as np
 
 from rationality_jax import config as config_lib
 from rationality_jax import data
@@ -43,20 +41,17 @@ def model(config: ml_collections.ConfigDict):
   """
   m = config.model
   module, params = models.load(
-    m.path,
-    image_size=m.image_size or None,
-    dtype=jnp.dtype(m.dtype),
-    seed=config.seed,
+    m.path, image_size=m.image_size or None, seed=config.seed
   )
-  params = jax.tree.map(
-    lambda x: (
-      np.asarray(x, dtype=jnp.dtype(m.param_dtype))
-      if np.issubdtype(np.asarray(x).dtype, np.floating)
-      else np.asarray(x)
-    ),
-    jax.device_get(params),
+  module, params = precision(config, module, params)
+  return module, jax.device_get(params), models.family(module.config)
+
+
+def precision(config: ml_collections.ConfigDict, module, params):
+  """The model computing in ``model.dtype``, params in ``model.param_dtype``."""
+  return models.with_precision(
+    module, params, config.model.dtype, config.model.param_dtype
   )
-  return module, params, models.family(module.config)
 
 
 def check_images(shape, module, which: str) -> None:

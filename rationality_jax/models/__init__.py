@@ -27,6 +27,7 @@ from rationality_jax.models.vit import resize_position_embedding
 from rationality_jax.models.vlm import VisionLanguageModel
 from rationality_jax.models.vlm import VLMConfig
 from rationality_jax.models.vlm import normalize
+from rationality_jax.models.vlm import with_precision
 
 __all__ = [
   "BertConfig",
@@ -46,4 +47,5 @@ __all__ = [
   "resize_position_embedding",
   "save",
   "tokenizer",
+  "with_precision",
 ]
