@@ -96,6 +96,25 @@ def test_valid_evidence_policies():
   )
 
 
+@hypothesis.settings(max_examples=60, deadline=None)
+@hypothesis.given(
+  hnp.arrays(
+    np.float32,
+    st.integers(0, 20),
+    elements=st.floats(width=32, allow_subnormal=False),
+  ),
+  # No subnormals: XLA on CPU flushes them to zero, numpy does not.
+  st.floats(0, 1, width=32, allow_subnormal=False),
+)
+def test_valid_evidence_release_is_the_release_comparison(rma, threshold):
+  release = [0 if es < threshold else 1 for es in rma]
+  np.testing.assert_array_equal(
+    metrics.valid_evidence(rma, threshold, nonfinite="release"), release
+  )
+  ours = np.where(np.isfinite(rma), release, np.nan)
+  np.testing.assert_array_equal(metrics.valid_evidence(rma, threshold), ours)
+
+
 def test_policies_under_jit_vmap_and_grad():
   hs = np.stack([H, ZERO, H, _with(NAN, (1, 1))])
   ms = np.stack([M, M, EMPTY, M])
