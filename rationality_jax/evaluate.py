@@ -418,11 +418,17 @@ def _run_config_of(trained: checkpoints.Trained, config):
   return ml_collections.ConfigDict(saved)
 
 
-def run(config: ml_collections.ConfigDict, workdir: str, fresh: bool = False):
-  """Evaluates ``config`` into `workdir`; returns the summary (threshold 0.5).
+def run(
+  config: ml_collections.ConfigDict,
+  workdir: str,
+  fresh: bool = False,
+  announce: bool = True,
+):
+  """Evaluates ``config`` into `workdir`; returns the summary.
 
   `fresh`: when the workdir holds another configuration's records, evaluate
-  in a new subdirectory instead of refusing.
+  in a new subdirectory instead of refusing. `announce`: end with the
+  run's table and report path on the console (a grid prints its own).
   """
   config_lib.validate_run(config)
   sharding.initialize_distributed(config.distributed)
@@ -434,7 +440,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, fresh: bool = False):
   run_name = config.name or trained.method
   e = config.evaluate
   if is_complete(workdir):
-    console.stage(f"{run_name}: complete, not run again")
+    console.stage(f"{run_name}: complete in {workdir}, not run again")
     return files.read_json(os.path.join(workdir, SUMMARY))
 
   made_by = _run_config_of(trained, config)
@@ -497,4 +503,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, fresh: bool = False):
     finalise(workdir, e.threshold, figures=e.figures)
   if jax.process_count() > 1:
     multihost_utils.sync_global_devices(f"finalised {workdir}")
+  if announce:
+    console.table(report.console_table(report.collect([workdir], e.threshold)))
+    console.stage(f"report: {os.path.join(workdir, 'report.md')}")
   return files.read_json(os.path.join(workdir, SUMMARY))

@@ -90,7 +90,7 @@ def evaluate_cell(run_config, workdir: str, fresh: bool) -> str:
   console.stage(
     f"{run_config.name}: evaluate ({resolve.heatmap_label(run_config)})"
   )
-  evaluate.run(run_config, out, fresh=fresh)
+  evaluate.run(run_config, out, fresh=fresh, announce=False)
   return out
 
 
@@ -140,7 +140,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, fresh: bool = False):
   seconds["total"] = time.perf_counter() - start
   files.write_json(os.path.join(workdir, "timings.json"), seconds)
   rows = report.collect(eval_dirs, config.evaluate.threshold)
-  console.table(summary_table(rows, failures))
+  console.table(report.console_table(rows, failures))
   console.stage(f"report: {paths['report.md']}")
   result = {
     "rows": rows,
@@ -155,23 +155,6 @@ def run(config: ml_collections.ConfigDict, workdir: str, fresh: bool = False):
       "and log.txt"
     )
   return result
-
-
-def summary_table(rows, failures=()) -> str:
-  """The console's final table: a line per run (accuracy, PT, IR, counts)."""
-  header = ["run", "accuracy", "PT", "IR", "RR", "RW", "WR", "WW", "n"]
-  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-  for r in rows:
-    label = r["name"] + (f" s{r['severity']}" if r.get("corruption") else "")
-    cells = [
-      label,
-      *(report._fmt(r[k]) for k in ("accuracy", "pt", "ir")),
-      *(str(int(r[k])) for k in ("rr", "rw", "wr", "ww", "n")),
-    ]
-    lines.append("| " + " | ".join(cells) + " |")
-  for f in failures:
-    lines.append(f"| {f['name']} | failed | | | | | | | |")
-  return "\n".join(lines)
 
 
 # ------------------------------------------------------------------ report ----

@@ -363,6 +363,25 @@ def failed_table(failures: Sequence[Mapping]) -> str:
   return "\n".join(lines)
 
 
+def console_table(
+  rows: Sequence[dict], failures: Sequence[Mapping] = ()
+) -> str:
+  """The console's final table: a line per run (accuracy, PT, IR, counts)."""
+  header = ["run", "accuracy", "PT", "IR", "RR", "RW", "WR", "WW", "n"]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  for r in rows:
+    label = r["name"] + (f" s{r['severity']}" if r.get("corruption") else "")
+    cells = [
+      label,
+      *(_fmt(r[k]) for k in ("accuracy", "pt", "ir")),
+      *(str(int(r[k])) for k in ("rr", "rw", "wr", "ww", "n")),
+    ]
+    lines.append("| " + " | ".join(cells) + " |")
+  for f in failures:
+    lines.append(f"| {f['name']} | failed | | | | | | | |")
+  return "\n".join(lines)
+
+
 def write(
   rows: Sequence[dict],
   out_dir: str,
