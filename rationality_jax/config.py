@@ -16,6 +16,7 @@ of pixels is typed in a config.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import math
@@ -26,24 +27,6 @@ import ml_collections
 from rationality_jax import optim
 
 MODES = ("selfcheck", "pretrain", "train", "evaluate", "grid")
-METHODS = ("zs", "lp", "ft", "flcp", "coop", "adapter", "wise_ft")
-HEATMAPS = (
-  "chefer",
-  "rollout",
-  "gradcam",
-  "input_gradients",
-  "gradient_x_input",
-  "integrated_gradients",
-)
-# Which heatmap option each heatmap method takes (`explain.get_method` fields).
-HEATMAP_FIELDS = {
-  "chefer": ("start_layer",),
-  "rollout": ("start_layer", "residual"),
-  "gradcam": ("layer", "site"),
-  "input_gradients": (),
-  "gradient_x_input": (),
-  "integrated_gradients": ("steps", "baseline"),
-}
 NORMALIZATIONS = ("model", "clip", "imagenet")
 DTYPES = ("float32", "bfloat16", "float16")
 # Preprocessing presets; a spec string with `{size}` placeholders also works.
@@ -59,6 +42,27 @@ EVAL_PREPROCESS = {
   "study": None,
   "resize": "resize({size})|center_crop({size})",
 }
+
+
+def methods() -> tuple[str, ...]:
+  """The adaptation methods (`rationality_jax.methods.METHODS`) and wise_ft."""
+  from rationality_jax import methods as methods_lib
+
+  return (*methods_lib.METHODS, "wise_ft")
+
+
+def heatmaps() -> tuple[str, ...]:
+  """The heatmap (explanation) methods (`rationality_jax.explain.METHODS`)."""
+  from rationality_jax import explain
+
+  return tuple(explain.METHODS)
+
+
+def heatmap_fields(name: str) -> tuple[str, ...]:
+  """The options heatmap method `name` takes (its dataclass fields)."""
+  from rationality_jax import explain
+
+  return tuple(f.name for f in dataclasses.fields(explain.METHODS[name]))
 
 
 def _cd(**fields) -> ml_collections.ConfigDict:
@@ -84,13 +88,14 @@ def default() -> ml_collections.ConfigDict:
   preprocess: train / eval - a preset (`TRAIN_PREPROCESS`, `EVAL_PREPROCESS`)
       or a spec with ``{size}``; normalization - 'model' (the family's) or a
       `data.preprocess.NORMALIZATION` key.
-  method: the adaptation method (`METHODS`); trainable: '' = the method's
+  method: the adaptation method (`methods()`); trainable: '' = the method's
       regex, else a regex over parameter paths; head, lp, flcp, coop,
       adapter, wise_ft: the methods' options.
   train: batch_size, num_epochs, total_steps (-1 = from num_epochs),
       log_every, input_threads, input_prefetch, eval_accuracy (top-1 on
       eval_data at the end), optim (`rationality_jax.optim`), checkpoint.
-  heatmap: name (`HEATMAPS`) and its options (`HEATMAP_FIELDS`); target:
+  heatmap: name (`heatmaps()`) and its options (`heatmap_fields(name)`);
+      target:
       'label' (the study) or 'predicted'.
   evaluate: batch_size, batches_per_chunk, figure_images, threshold,
       input_threads, train_dir (evaluate a finished training run instead of
@@ -147,6 +152,7 @@ def default() -> ml_collections.ConfigDict:
     site="norm1",
     steps=32,
     baseline=0.0,
+    rule="trapezoid",
     target="label",
   )
   c.evaluate = _cd(
@@ -355,9 +361,9 @@ def validate_run(config: ml_collections.ConfigDict) -> None:
   for key in ("dtype", "param_dtype"):
     _check(m[key] in DTYPES, f"model.{key}", f"{m[key]!r} not in {DTYPES}")
   _check(
-    config.method in METHODS,
+    config.method in methods(),
     "method",
-    f"{config.method!r} is not one of {METHODS}",
+    f"{config.method!r} is not one of {methods()}",
   )
   _check(
     config.preprocess.normalization in NORMALIZATIONS,
@@ -398,7 +404,9 @@ def validate_run(config: ml_collections.ConfigDict) -> None:
   )
   _check(t.checkpoint.keep >= 0, "train.checkpoint.keep", "must be >= 0")
   h = config.heatmap
-  _check(h.name in HEATMAPS, "heatmap.name", f"{h.name!r} not in {HEATMAPS}")
+  _check(
+    h.name in heatmaps(), "heatmap.name", f"{h.name!r} not in {heatmaps()}"
+  )
   _check(
     h.target in ("label", "predicted"),
     "heatmap.target",

@@ -151,13 +151,13 @@ def zero_shot_head(config, module, params, task_arrays, workdir: str, key: Any):
 def heatmap(config: ml_collections.ConfigDict):
   """The explanation method of ``config.heatmap`` (its own options only)."""
   h = config.heatmap
-  fields = config_lib.HEATMAP_FIELDS[h.name]
+  fields = config_lib.heatmap_fields(h.name)
   return explain.get_method(h.name, **{f: h[f] for f in fields})
 
 
 def heatmap_label(config: ml_collections.ConfigDict) -> str:
   h = config.heatmap
-  fields = config_lib.HEATMAP_FIELDS[h.name]
+  fields = config_lib.heatmap_fields(h.name)
   return f"{h.name}(" + ", ".join(f"{f}={h[f]}" for f in fields) + ")"
 
 
@@ -223,6 +223,6 @@ def eval_fingerprint(config: ml_collections.ConfigDict, trained: dict) -> dict:
     "heatmap": {
       "name": h.name,
       "target": h.target,
-      **{f: h[f] for f in config_lib.HEATMAP_FIELDS[h.name]},
+      **{f: h[f] for f in config_lib.heatmap_fields(h.name)},
     },
   }
