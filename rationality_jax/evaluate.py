@@ -2,7 +2,7 @@ r"""Streaming, resumable, multi-host evaluation: per-sample records and a report
 
     python -m rationality_jax.main --config=configs/evaluate.py:model=<ckpt> --workdir=DIR
     evaluate.run(config, workdir)            # the same, as a library
-    evaluate.summarise(workdir, threshold=0.3)   # from the records, no model
+    records.summarise(workdir, threshold=0.3)   # from the records, no model
 
 What is evaluated: ``evaluate.train_dir`` (a finished training run), else
 the zero-shot head of ``model.path`` (built directly: nothing trains), else

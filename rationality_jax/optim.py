@@ -1,7 +1,7 @@
 """Optimisers, schedules and the trainable set, from config.
 
   labels = optim.trainable_labels(trainable, r"params/(vision|text)/.*|head/.*")
-  tx = optim.make_optimizer(config.optim, labels, total_steps)
+  tx = optim.make_optimizer(config.train.optim, labels, total_steps)
 
 What trains is a regex over parameter paths, so a new method is a config and
 not a code path. A path joins the dict keys with '/', e.g.

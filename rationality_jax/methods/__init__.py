@@ -6,31 +6,12 @@ r"""Adaptation methods as configuration of one training loop (see docs/training.
   method.init_head / eval_head       # the head that trains / the head evaluated
   method.classifier(module, images, head) -> logits [B, C]   (inside module.apply)
 
-WiSE-FT is weight interpolation of two finished models (`wise_ft.interpolate`),
-run by `rationality_jax.train` with ``config.method='wise_ft'``.
+WiSE-FT is weight interpolation of two finished models (`wise_ft.interpolate`,
+`wise_ft.run`), run by `rationality_jax.train` with ``config.method='wise_ft'``.
 
-Checkpoint <-> evaluation contract
-----------------------------------
-A training workdir holds orbax checkpoints ``<workdir>/checkpoints/<step>/``
-with the items
-
-  state      {'step', 'params' (the model), 'head' (the training head),
-              'opt_state', 'rng'} - for resuming
-  eval_head  the head `classifier` takes (identical to the training head for
-             zs, lp, ft, adapter; FLCP: the zero-shot head rebuilt from the
-             fine-tuned text tower; CoOp: the class embeddings of its prompts)
-  meta       JSON: method, step, model config (`models.checkpoint.config_to_dict`),
-             class names, dataset, templates, the training config
-  data       the input iterator's state (one JSON file per process)
-
-and `rationality_jax.train.load_for_evaluation(workdir, step=None)` returns
-``{'module', 'params', 'head', 'method', 'step', 'meta', 'classifier'}`` such that
-
-  logits = module.apply({'params': params}, images, head,
-                        method=methods.get(method).classifier)
-
-are the trained model's logits [B, C] (``classifier`` is the same function).
-WiSE-FT writes the same layout under ``<workdir>/alpha_<alpha>/checkpoints``.
+What a training run hands to evaluation (its checkpoint items, and the
+`Trained` model whose ``classifier`` is the method's) is the contract of
+`rationality_jax.checkpoints`.
 """
 
 from rationality_jax.methods import adapter
