@@ -58,7 +58,12 @@ def claim(
           directory, f"fresh-{config_lib.fingerprint_digest(fingerprint)}"
         )
         return claim(new, fingerprint, what, fresh=False)
-      fields = differences(old, fingerprint)
+      # The first three levels name a field well enough ("trained.model.path").
+      fields = list(
+        dict.fromkeys(
+          ".".join(f.split(".")[:3]) for f in differences(old, fingerprint)
+        )
+      )
       more = f" and {len(fields) - 4} more" if len(fields) > 4 else ""
       raise StaleWorkdirError(
         f"{directory} holds {what} of another configuration (differs in "

@@ -135,7 +135,7 @@ def test_a_grid_without_a_model_path_names_it(tmp_path):
 
 def test_nan_weights_are_refused_at_load_naming_the_tensor(tmp_path):
   module, params = models.load(DEMO)
-  params = jax.tree.map(np.asarray, params)
+  params = jax.tree.map(np.array, params)  # writable copies
   params["vision"]["block_1"]["mlp"]["fc1"]["kernel"][0, 0] = np.nan
   models.save(tmp_path / "nan_model", module, params)
   result = _evaluate(tmp_path / "nan_model", tmp_path / "run", check=False)
