@@ -1,0 +1,295 @@
+"""End-to-end evaluation throughput, next to the heatmaps alone and a matmul.
+
+  python benchmarks/evaluate.py [--model random:b16] [--images 256] [--batch 16]
+      [--start-layer 0] [--dtype float32] [--reps 2]
+
+Writes a stand-in ILSVRC2012 validation set (500x375 JPEGs with boxes, as
+benchmarks/input.py) and builds `imagenet2012_val_masks` from it, then times,
+in the same process:
+
+  matmul      a 4096x4096 float32 matmul (8192x8192 bfloat16 on GPU/TPU):
+              the machine's measured matrix throughput, the reference of the
+              fractions below
+  heatmaps    the jitted evaluation step alone (Chefer heatmap, RMA, RRA,
+              pointing game) on one batch already on the device, repeated
+  evaluation  `evaluate.evaluate_records` on the built split: read, decode,
+              preprocess (Resize 256 + CenterCrop 224), heatmap, RMA, records
+              written to disk; the input pipeline's threads and one batch in
+              flight overlap it with the device
+  ft step     one FT training step (`train.make_train_step`, Adam, the image
+              tower and projection trainable), batch 32
+
+and prints images/s, achieved GFLOP/s (XLA's cost analysis of each compiled
+function), each as a fraction of the matmul's, the FT step's model FLOPs
+utilisation (against the matmul), how much slower the whole evaluation is
+than the heatmaps alone, and the projected time of 50,000 ImageNet images
+at the measured evaluation rate. Compilation is excluded (a warm-up pass
+first). The same script runs unchanged on a GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+
+from input import write_fake_val  # benchmarks/input.py, beside this script
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rationality_jax import checkpoints
+from rationality_jax import config as config_lib
+from rationality_jax import data
+from rationality_jax import evaluate
+from rationality_jax import explain
+from rationality_jax import methods
+from rationality_jax import models
+from rationality_jax import optim
+from rationality_jax import train
+
+IMAGENET_VAL = 50_000
+
+
+def flops(compiled) -> float:
+  """FLOPs of a compiled function from XLA's cost analysis."""
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost.get("flops", float("nan")))
+
+
+def best_seconds(fn, reps: int) -> float:
+  times = []
+  for _ in range(reps):
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    times.append(time.perf_counter() - start)
+  return float(np.median(times))
+
+
+def matmul(reps: int) -> tuple[float, float]:
+  """(seconds, FLOPs) of the reference matmul on the default device."""
+  accelerator = jax.default_backend() != "cpu"
+  n, dtype = (8192, jnp.bfloat16) if accelerator else (4096, jnp.float32)
+  a = jax.random.normal(jax.random.key(0), (n, n), dtype)
+  f = jax.jit(lambda x: x @ x)
+  compiled = f.lower(a).compile()
+  jax.block_until_ready(compiled(a))
+  return best_seconds(lambda: compiled(a), reps), 2.0 * n**3
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  parser.add_argument("--model", default="random:b16")
+  parser.add_argument("--images", type=int, default=256)
+  parser.add_argument("--batch", type=int, default=16)
+  parser.add_argument("--start-layer", type=int, default=0)
+  parser.add_argument("--dtype", default="float32")
+  parser.add_argument("--reps", type=int, default=2)
+  parser.add_argument("--train-batch", type=int, default=32)
+  args = parser.parse_args()
+
+  root = tempfile.mkdtemp(prefix="bench_evaluate_")
+  try:
+    manual = os.path.join(root, "manual")
+    os.makedirs(manual)
+    write_fake_val(manual, args.images)
+    data.build("imagenet2012_val_masks", os.path.join(root, "data"), manual)
+    source = data.get_source(
+      "imagenet2012_val_masks", "validation", os.path.join(root, "data")
+    )
+    config = config_lib.default()
+    config.model.update(path=args.model, dtype=args.dtype)
+    module, params = models.load(args.model)
+    module, params = models.with_precision(
+      module, params, args.dtype, "float32"
+    )
+    family = models.family(module.config)
+    spec = config_lib.preprocess_spec(
+      config,
+      "imagenet2012_val_masks",
+      module.config.vision.image_size,
+      family.normalization,
+      train=False,
+      keep=("image", "mask", "label", "id"),
+    )
+    num_classes = 1000
+    head = {
+      "class_embeddings": np.asarray(
+        jax.random.normal(
+          jax.random.key(1), (num_classes, module.config.embed_dim)
+        )
+      )
+    }
+    trained = checkpoints.zero_shot(module, params, head, {})
+    explain_fn = explain.make_explainer(
+      module,
+      trained.classifier,
+      explain.Chefer(start_layer=args.start_layer),
+      jit=False,
+    )
+    step = evaluate.make_eval_step(explain_fn)
+
+    rows = []
+    mm_s, mm_flops = matmul(args.reps + 1)
+    peak = mm_flops / mm_s
+    rows.append(("matmul", "-", f"{peak / 1e9:.0f}", "1.00", "-"))
+
+    # Heatmaps alone: one batch on the device, the jitted step repeated.
+    pp = data.preprocess.parse(spec)
+    batch = [pp(source[i], np.random.default_rng(0)) for i in range(args.batch)]
+    images = jnp.asarray(np.stack([b["image"] for b in batch]))
+    masks = jnp.asarray(np.stack([b["mask"] for b in batch]))
+    labels = jnp.asarray(np.array([b["label"] for b in batch], np.int32))
+    compiled = step.lower(params, head, images, labels, masks).compile()
+    heat_flops = flops(compiled) / args.batch
+    jax.block_until_ready(compiled(params, head, images, labels, masks))
+    heat_s = best_seconds(
+      lambda: compiled(params, head, images, labels, masks), args.reps + 1
+    )
+    heat_rate = args.batch / heat_s
+    rows.append(
+      (
+        "heatmaps",
+        f"{heat_rate:.2f}",
+        f"{heat_rate * heat_flops / 1e9:.0f}",
+        f"{heat_rate * heat_flops / peak:.2f}",
+        "-",
+      )
+    )
+
+    # The whole evaluation (compiled already by the warm-up pass).
+    def whole(out_dir, count=None):
+      subset = source if count is None else _Subset(source, count)
+      evaluate.evaluate_records(
+        explain_fn,
+        trained,
+        subset,
+        out_dir,
+        spec=spec,
+        batch_size=args.batch,
+        name="bench",
+        num_threads=max(os.cpu_count() or 1, 2),
+      )
+
+    whole(os.path.join(root, "warmup"), count=2 * args.batch)
+    times = []
+    for rep in range(args.reps):
+      out = os.path.join(root, f"eval{rep}")
+      start = time.perf_counter()
+      whole(out)
+      times.append(time.perf_counter() - start)
+    eval_rate = len(source) / float(np.median(times))
+    slower = heat_rate / eval_rate - 1
+    rows.append(
+      (
+        "evaluation (read .. records)",
+        f"{eval_rate:.2f}",
+        f"{eval_rate * heat_flops / 1e9:.0f}",
+        f"{eval_rate * heat_flops / peak:.2f}",
+        f"{100 * slower:+.0f}%",
+      )
+    )
+
+    # One FT step (the image tower + projection train), batch --train-batch.
+    ft_rate, ft_flops = ft_step(module, params, args.train_batch, args.reps)
+    rows.append(
+      (
+        f"ft step (batch {args.train_batch})",
+        f"{ft_rate:.2f}",
+        f"{ft_rate * ft_flops / 1e9:.0f}",
+        f"{ft_rate * ft_flops / peak:.2f}",
+        "-",
+      )
+    )
+  finally:
+    shutil.rmtree(root, ignore_errors=True)
+
+  device = jax.devices()[0]
+  print(
+    f"{args.model} at {module.config.vision.image_size} px, {args.dtype}, "
+    f"Chefer start_layer {args.start_layer}, batch {args.batch}, "
+    f"{len(source)} images; device {device.device_kind} x{jax.device_count()}"
+  )
+  print(
+    "| what | images/s | GFLOP/s | fraction of matmul | slower than heatmaps |"
+  )
+  print("|---|---|---|---|---|")
+  for row in rows:
+    print("| " + " | ".join(row) + " |")
+  print(
+    f"\nheatmap {heat_flops / 1e9:.1f} GFLOP/image; FT step "
+    f"{ft_flops / 1e9:.1f} GFLOP/image, MFU {ft_rate * ft_flops / peak:.2f} "
+    f"of the measured matmul; 50,000 ImageNet images at the evaluation rate: "
+    f"{IMAGENET_VAL / eval_rate / 60:.1f} min"
+  )
+
+
+class _Subset:
+  """The first `count` examples of a source."""
+
+  def __init__(self, source, count):
+    self.source, self.count = source, min(count, len(source))
+    self.class_names = source.class_names
+
+  def __len__(self):
+    return self.count
+
+  def __getitem__(self, i):
+    if not 0 <= i < self.count:
+      raise IndexError(i)
+    return self.source[i]
+
+
+def ft_step(module, params, batch_size: int, reps: int):
+  """(images/s, FLOPs per image) of one FT step with Adam."""
+  config = config_lib.default()
+  config.method = "ft"
+  config.train.optim.lr = 1e-5
+  method = methods.get("ft")
+  size = module.config.vision.image_size
+  features = module.config.embed_dim
+  head = {
+    "kernel": np.zeros((features, 1000), np.float32),
+    "bias": np.zeros((1000,), np.float32),
+  }
+  trainable = {"params": params, "head": head}
+  labels = optim.trainable_labels(
+    trainable, method.trainable(config, module.config)
+  )
+  schedule = optim.schedule(config.train.optim, 100)
+  tx = optim.make_optimizer(config.train.optim, labels, 100)
+  state = {
+    "step": jnp.zeros((), jnp.int32),
+    **trainable,
+    "opt_state": tx.init(trainable),
+    "rng": jax.random.key(0),
+  }
+  step = jax.jit(
+    train.make_train_step(method, module, config, tx, labels, schedule),
+    donate_argnums=(0,),
+  )
+  rng = np.random.default_rng(0)
+  batch = {
+    "image": jnp.asarray(
+      rng.normal(size=(batch_size, size, size, 3)).astype(np.float32)
+    ),
+    "label": jnp.asarray(rng.integers(0, 1000, batch_size).astype(np.int32)),
+  }
+  compiled = step.lower(state, batch, {}).compile()
+  total_flops = flops(compiled)
+  state, metrics = compiled(state, batch, {})
+  jax.block_until_ready(metrics)
+  times = []
+  for _ in range(reps):
+    start = time.perf_counter()
+    state, metrics = compiled(state, batch, {})
+    jax.block_until_ready(metrics)
+    times.append(time.perf_counter() - start)
+  return batch_size / float(np.median(times)), total_flops / batch_size
+
+
+if __name__ == "__main__":
+  main()
