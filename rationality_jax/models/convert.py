@@ -474,6 +474,20 @@ def hf_vit_config(v, patch_bias: bool, pre_norm: bool) -> ViTConfig:
 
 
 @functools.lru_cache(maxsize=8)
+def itc_config(family: str, vision, text, embed_dim: int) -> VLMConfig:
+  """ALBEF/BLIP's image-text contrastive model: projections with biases and a
+  learnable temperature, clipped to `TEMP_RANGE` (BLIP's clamp)."""
+  return VLMConfig(
+    family=family,
+    vision=vision,
+    text=text,
+    embed_dim=embed_dim,
+    projection_bias=True,
+    logit="temp",
+    temp_range=TEMP_RANGE,
+  )
+
+
 def expected_params(config: VLMConfig) -> Mapping:
   """Abstract params tree (shapes, dtypes) of `VisionLanguageModel(config)`.
 

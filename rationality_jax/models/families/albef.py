@@ -64,14 +64,11 @@ def _detect(keys: frozenset[str]) -> bool:
 def _config(state, hf_config) -> VLMConfig:
   del hf_config
   prefix = _text_prefix(state)
-  return VLMConfig(
-    family="albef",
-    vision=convert.timm_vit_config(state),
-    text=convert.bert_config(state, prefix, _fusion_layer(state, prefix)),
-    embed_dim=state["vision_proj.weight"].shape[0],
-    projection_bias=True,
-    logit="temp",
-    temp_range=convert.TEMP_RANGE,
+  return convert.itc_config(
+    "albef",
+    convert.timm_vit_config(state),
+    convert.bert_config(state, prefix, _fusion_layer(state, prefix)),
+    state["vision_proj.weight"].shape[0],
   )
 
 

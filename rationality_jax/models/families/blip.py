@@ -60,14 +60,11 @@ def _config(state, hf_config) -> VLMConfig:
   del hf_config
   prefix = "text_encoder."
   depth = convert.count_layers(state, r"text_encoder\.encoder\.layer\.(\d+)\.")
-  return VLMConfig(
-    family="blip",
-    vision=convert.timm_vit_config(state),
-    text=convert.bert_config(state, prefix, depth),
-    embed_dim=state["vision_proj.weight"].shape[0],
-    projection_bias=True,
-    logit="temp",
-    temp_range=convert.TEMP_RANGE,
+  return convert.itc_config(
+    "blip",
+    convert.timm_vit_config(state),
+    convert.bert_config(state, prefix, depth),
+    state["vision_proj.weight"].shape[0],
   )
 
 
@@ -107,6 +104,13 @@ HF_VIT = dataclasses.replace(
 )
 
 
+def _hf_vision(hf_config):
+  """HF BLIP's vision tower: biased patch embedding, no pre-LayerNorm."""
+  return convert.hf_vit_config(
+    hf_config.vision_config, patch_bias=True, pre_norm=False
+  )
+
+
 def _hf_text(t) -> BertConfig:
   if t.hidden_act != "gelu":
     raise convert.CheckpointError(
@@ -127,16 +131,11 @@ def _hf_text(t) -> BertConfig:
 
 def _hf_retrieval_config(state, hf_config) -> VLMConfig:
   del state
-  return VLMConfig(
-    family="blip",
-    vision=convert.hf_vit_config(
-      hf_config.vision_config, patch_bias=True, pre_norm=False
-    ),
-    text=_hf_text(hf_config.text_config),
-    embed_dim=hf_config.image_text_hidden_size,
-    projection_bias=True,
-    logit="temp",
-    temp_range=convert.TEMP_RANGE,
+  return convert.itc_config(
+    "blip",
+    _hf_vision(hf_config),
+    _hf_text(hf_config.text_config),
+    hf_config.image_text_hidden_size,
   )
 
 
@@ -180,9 +179,7 @@ def _hf_model_config(state, hf_config) -> VLMConfig:
   del state
   return VLMConfig(
     family="blip",
-    vision=convert.hf_vit_config(
-      hf_config.vision_config, patch_bias=True, pre_norm=False
-    ),
+    vision=_hf_vision(hf_config),
     text=_hf_text(hf_config.text_config),
     embed_dim=hf_config.projection_dim,
     projection_bias=False,

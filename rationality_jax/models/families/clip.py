@@ -57,21 +57,7 @@ ARCHITECTURES = {
     text_mlp_dim=128,
     embed_dim=32,
   ),
-  # OpenAI's ViT-B sizes (random init: benchmarks, shape checks).
-  "b32": dict(
-    image_size=224,
-    patch_size=32,
-    width=768,
-    depth=12,
-    num_heads=12,
-    mlp_dim=3072,
-    context_length=77,
-    text_width=512,
-    text_depth=12,
-    text_heads=8,
-    text_mlp_dim=2048,
-    embed_dim=512,
-  ),
+  # OpenAI's ViT-B/16 sizes (random init: benchmarks, shape checks).
   "b16": dict(
     image_size=224,
     patch_size=16,
@@ -87,6 +73,7 @@ ARCHITECTURES = {
     embed_dim=512,
   ),
 }
+ARCHITECTURES["b32"] = dict(ARCHITECTURES["b16"], patch_size=32)
 
 
 def vlm_config(
