@@ -1,24 +1,12 @@
 """The command line: a config runs end to end; bad configs fail with one clear line."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import cli
 
-
-def _main(*args):
-  return subprocess.run(
-    [sys.executable, "-m", "rationality_jax.main", *args],
-    cwd=REPO,
-    capture_output=True,
-    text=True,
-    timeout=300,
-    env=dict(os.environ, JAX_PLATFORMS="cpu"),
-  )
+_main = cli.main
 
 
 def test_selfcheck_runs_and_writes_results(tmp_path):

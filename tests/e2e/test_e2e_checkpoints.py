@@ -16,18 +16,13 @@ the study's 224 px, ALBEF and BLIP included.
 """
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from tests import checkpoint_factories as factories
+from tests import cli
 
-REPO = os.path.dirname(
-  os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-)
 FORMATS = {  # factory -> keyword arguments (native sizes)
   "openai_torchscript": {},
   "albef_pth": {},
@@ -46,23 +41,13 @@ SMALL = ["train_size=64", "test_size=24"]
 
 
 def _main(config: str, workdir, *overrides, timeout=900):
-  result = subprocess.run(
-    [
-      sys.executable,
-      "-m",
-      "rationality_jax.main",
-      f"--config={config}",
-      f"--workdir={workdir}",
-      *overrides,
-    ],
-    cwd=REPO,
-    capture_output=True,
-    text=True,
+  return cli.main(
+    f"--config={config}",
+    *overrides,
+    workdir=workdir,
+    check=True,
     timeout=timeout,
-    env=dict(os.environ, JAX_PLATFORMS="cpu"),
   )
-  assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-3000:])
-  return result
 
 
 def _data(data_dir, section="train_data"):

@@ -2,16 +2,13 @@
 
 import csv
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-REPO = os.path.dirname(
-  os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-)
+from tests import cli
+
+DEMO = "--config=configs/demo.py:quick=1"
 
 
 def _records(path):
@@ -50,22 +47,7 @@ def _from_records(records, threshold=0.5):
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("demo")
-  result = subprocess.run(
-    [
-      sys.executable,
-      "-m",
-      "rationality_jax.main",
-      "--config=configs/demo.py:quick=1",
-      f"--workdir={workdir}",
-    ],
-    cwd=REPO,
-    capture_output=True,
-    text=True,
-    timeout=900,
-    env=dict(os.environ, JAX_PLATFORMS="cpu"),
-  )
-  assert result.returncode == 0, result.stderr[-3000:]
-  return workdir, result
+  return workdir, cli.main(DEMO, workdir=workdir, check=True)
 
 
 def test_demo_writes_report_tables_and_figures(demo):
@@ -130,21 +112,7 @@ def test_report_numbers_are_the_records_numbers(demo):
 def test_rerun_resumes_everything_and_changes_nothing(demo):
   workdir, _ = demo
   before = (workdir / "results.csv").read_text()
-  result = subprocess.run(
-    [
-      sys.executable,
-      "-m",
-      "rationality_jax.main",
-      "--config=configs/demo.py:quick=1",
-      f"--workdir={workdir}",
-    ],
-    cwd=REPO,
-    capture_output=True,
-    text=True,
-    timeout=600,
-    env=dict(os.environ, JAX_PLATFORMS="cpu"),
-  )
-  assert result.returncode == 0, result.stderr[-3000:]
+  cli.main(DEMO, workdir=workdir, check=True)
   assert (workdir / "results.csv").read_text() == before
   timings = json.loads((workdir / "timings.json").read_text())
   assert timings["train lp"] < 1 and timings["cell lp"] < 10

@@ -1,36 +1,19 @@
 """SIGKILL during an evaluation; the same command again gives the uninterrupted report."""
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
-REPO = os.path.dirname(
-  os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-)
+from tests import cli
+
 ARGS = [
   "--config=configs/evaluate.py:model=assets/demo_clip",
   "--config.train_data.builder_kwargs.test_size=120",
   "--config.evaluate.batch_size=8",
 ]
-
-
-def _command(workdir):
-  return [
-    sys.executable,
-    "-m",
-    "rationality_jax.main",
-    *ARGS,
-    f"--workdir={workdir}",
-  ]
-
-
-def _env():
-  return dict(os.environ, JAX_PLATFORMS="cpu")
 
 
 def _rows(workdir):
@@ -43,22 +26,9 @@ def _rows(workdir):
 @pytest.mark.slow
 def test_sigkill_mid_evaluation_then_rerun_gives_the_same_report(tmp_path):
   whole, killed = tmp_path / "whole", tmp_path / "killed"
-  done = subprocess.run(
-    _command(whole),
-    cwd=REPO,
-    capture_output=True,
-    text=True,
-    timeout=600,
-    env=_env(),
-  )
-  assert done.returncode == 0, done.stderr[-3000:]
-
-  process = subprocess.Popen(
-    _command(killed),
-    cwd=REPO,
-    env=_env(),
-    stdout=subprocess.DEVNULL,
-    stderr=subprocess.DEVNULL,
+  cli.main(*ARGS, workdir=whole, check=True)
+  process = cli.start(
+    *ARGS, workdir=killed, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
   )
   progress = killed / "records" / "p0-of-1" / "progress.json"
   deadline = time.time() + 600
@@ -78,15 +48,7 @@ def test_sigkill_mid_evaluation_then_rerun_gives_the_same_report(tmp_path):
     "the evaluation ended before the kill"
   )
 
-  again = subprocess.run(
-    _command(killed),
-    cwd=REPO,
-    capture_output=True,
-    text=True,
-    timeout=600,
-    env=_env(),
-  )
-  assert again.returncode == 0, again.stderr[-3000:]
+  again = cli.main(*ARGS, workdir=killed, check=True)
   assert "resuming" in again.stdout
   assert _rows(killed) == _rows(whole)
   assert _rows(whole)[0]["n"] == 120

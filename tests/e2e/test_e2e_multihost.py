@@ -10,14 +10,12 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 
 import pytest
 
-REPO = os.path.dirname(
-  os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-)
+from tests import cli
+
 ARGS = [
   "--config=configs/evaluate.py:model=assets/demo_clip",
   "--config.train_data.builder_kwargs.test_size=64",
@@ -26,27 +24,14 @@ ARGS = [
 ]
 
 
-def _command(workdir, process=None, port=None):
-  command = [
-    sys.executable,
-    "-m",
-    "rationality_jax.main",
-    *ARGS,
-    f"--workdir={workdir}",
+def _distributed(process, port):
+  return [
+    "--config.distributed.initialize=True",
+    f"--config.distributed.coordinator_address=localhost:{port}",
+    "--config.distributed.num_processes=2",
+    f"--config.distributed.process_id={process}",
+    "--config.distributed.cpu_collectives=gloo",
   ]
-  if process is not None:
-    command += [
-      "--config.distributed.initialize=True",
-      f"--config.distributed.coordinator_address=localhost:{port}",
-      "--config.distributed.num_processes=2",
-      f"--config.distributed.process_id={process}",
-      "--config.distributed.cpu_collectives=gloo",
-    ]
-  return command
-
-
-def _env():
-  return dict(os.environ, JAX_PLATFORMS="cpu")
 
 
 def _port():
@@ -58,8 +43,8 @@ def _port():
 def _two_processes(workdir, **popen):
   port = _port()
   return [
-    subprocess.Popen(
-      _command(workdir, i, port), cwd=REPO, env=_env(), text=True, **popen
+    cli.start(
+      *ARGS, *_distributed(i, port), workdir=workdir, text=True, **popen
     )
     for i in range(2)
   ]
@@ -75,15 +60,7 @@ def _results(workdir):
 @pytest.fixture(scope="module")
 def one_process(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("one")
-  done = subprocess.run(
-    _command(workdir),
-    cwd=REPO,
-    env=_env(),
-    capture_output=True,
-    text=True,
-    timeout=900,
-  )
-  assert done.returncode == 0, done.stderr[-3000:]
+  cli.main(*ARGS, workdir=workdir, check=True)
   return _results(workdir)
 
 

@@ -9,7 +9,6 @@ out-of-range setting before any work, in one line naming the key.
 import json
 import os
 import subprocess
-import sys
 import time
 
 import jax
@@ -19,10 +18,8 @@ import pytest
 from rationality_jax import checkpoints
 from rationality_jax import models
 from rationality_jax import resources
+from tests import cli
 
-REPO = os.path.dirname(
-  os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-)
 DEMO = str(resources.demo_model())
 SMALL = [
   "--config.train_data.builder_kwargs.train_size=64",
@@ -30,31 +27,8 @@ SMALL = [
 ]
 
 
-def _main(*args, workdir, check=None, timeout=600):
-  result = subprocess.run(
-    [
-      sys.executable,
-      "-m",
-      "rationality_jax.main",
-      *args,
-      f"--workdir={workdir}",
-    ],
-    cwd=REPO,
-    capture_output=True,
-    text=True,
-    timeout=timeout,
-    env=dict(os.environ, JAX_PLATFORMS="cpu"),
-  )
-  if check is not None:
-    assert (result.returncode == 0) == check, (
-      result.stdout[-2000:],
-      result.stderr[-3000:],
-    )
-  return result
-
-
-def _last_line(result) -> str:
-  return result.stderr.strip().splitlines()[-1]
+_main = cli.main
+_last_line = cli.last_line
 
 
 def _evaluate(model, workdir, *extra, check=None):
@@ -234,17 +208,10 @@ def test_a_finished_training_rerun_keeps_its_result(tmp_path):
 
 @pytest.mark.slow
 def test_a_second_run_on_the_same_workdir_gets_the_holders_pid(tmp_path):
-  first = subprocess.Popen(
-    [
-      sys.executable,
-      "-m",
-      "rationality_jax.main",
-      f"--config=configs/evaluate.py:model={DEMO}",
-      *SMALL,
-      f"--workdir={tmp_path}",
-    ],
-    cwd=REPO,
-    env=dict(os.environ, JAX_PLATFORMS="cpu"),
+  first = cli.start(
+    f"--config=configs/evaluate.py:model={DEMO}",
+    *SMALL,
+    workdir=tmp_path,
     stdout=subprocess.DEVNULL,
     stderr=subprocess.DEVNULL,
   )

@@ -1,0 +1,55 @@
+"""The documented command, run as a user runs it (for tests of any directory).
+
+from tests import cli
+result = cli.main("--config=configs/demo.py:quick=1", workdir=tmp_path)
+cli.last_line(result)      # a failed run's one-line error
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def command(*args, workdir=None) -> list[str]:
+  """``python -m rationality_jax.main *args [--workdir=workdir]``."""
+  extra = [] if workdir is None else [f"--workdir={workdir}"]
+  return [sys.executable, "-m", "rationality_jax.main", *map(str, args), *extra]
+
+
+def env() -> dict:
+  return dict(os.environ, JAX_PLATFORMS="cpu")
+
+
+def main(*args, workdir=None, check=None, timeout=900):
+  """Runs the command from the checkout; `check` True/False asserts success/failure."""
+  result = subprocess.run(
+    command(*args, workdir=workdir),
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+    env=env(),
+  )
+  if check is not None:
+    assert (result.returncode == 0) == check, (
+      result.stdout[-2000:],
+      result.stderr[-3000:],
+    )
+  return result
+
+
+def start(*args, workdir=None, **popen) -> subprocess.Popen:
+  """The command in the background (e.g. to kill it)."""
+  return subprocess.Popen(
+    command(*args, workdir=workdir), cwd=REPO, env=env(), **popen
+  )
+
+
+def last_line(result) -> str:
+  """The last line on stderr: a failed run's error."""
+  return result.stderr.strip().splitlines()[-1]
