@@ -26,6 +26,7 @@ from typing import Any
 import grain
 import jax
 from jax.experimental import multihost_utils
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
@@ -81,23 +82,28 @@ def to_host(tree: Any) -> Any:
   return jax.tree.map(np.asarray, jax.device_get(tree))
 
 
+@jax.jit
+def _finite_flags(leaves: list) -> jax.Array:
+  """[len(leaves)] bool: each leaf has no NaN/inf (one program, one sync)."""
+  return jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves])
+
+
 def first_nonfinite(tree: Any) -> str | None:
-  """Path of the first floating leaf holding NaN/inf, or None (one sync)."""
-  leaves = optim.named_leaves(tree)
+  """Path of the first floating leaf holding NaN/inf, or None.
+
+  One jitted reduction over every leaf, whatever their shardings (a program
+  per leaf would mean a collective per leaf on a sharded state).
+  """
   floating = [
     (name, x)
-    for name, x in leaves
-    if jax.numpy.issubdtype(jax.numpy.asarray(x).dtype, jax.numpy.floating)
+    for name, x in optim.named_leaves(tree)
+    if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating)
   ]
   if not floating:
     return None
-  flags = jax.device_get(
-    [jax.numpy.all(jax.numpy.isfinite(x)) for _, x in floating]
-  )
-  for (name, _), ok in zip(floating, flags):
-    if not ok:
-      return name
-  return None
+  flags = np.asarray(jax.device_get(_finite_flags([x for _, x in floating])))
+  bad = np.flatnonzero(~flags)
+  return floating[bad[0]][0] if bad.size else None
 
 
 class NonFiniteStateError(FloatingPointError):
