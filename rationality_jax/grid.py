@@ -193,9 +193,9 @@ def _display_examples(source, spec: str, ids):
   for i in range(len(source)):
     ex = source[i]
     if ex["id"] in wanted:
-      out = pp(
-        {"image": ex["image"], "mask": ex["mask"]}, np.random.default_rng(0)
-      )
+      # Every field the spec may read (the release's masks are made from
+      # `soft_mask` or `boxes`).
+      out = pp(dict(ex), np.random.default_rng(0))
       images[ex["id"]], masks[ex["id"]] = out["image"], out["mask"]
       if len(images) == len(wanted):
         break
