@@ -315,8 +315,10 @@ def set_path(config: ml_collections.ConfigDict, path: str, value: Any) -> None:
   free_form = bool(parents) and parents[-1] == "builder_kwargs"
   if leaf not in target and not free_form:
     raise KeyError(f"{path} is not a config key")
-  if isinstance(target[leaf], ml_collections.ConfigDict) and isinstance(
-    value, dict
+  if (
+    leaf in target
+    and isinstance(target[leaf], ml_collections.ConfigDict)
+    and isinstance(value, dict)
   ):
     target[leaf] = ml_collections.ConfigDict(value)
   else:
@@ -479,11 +481,6 @@ def validate_run(config: ml_collections.ConfigDict) -> None:
     f"{t.checkpoint.every_steps} < 1",
   )
   _check(t.checkpoint.keep >= 0, "train.checkpoint.keep", "must be >= 0")
-  _check(
-    isinstance(t.release_frozen_head, bool),
-    "train.release_frozen_head",
-    f"{t.release_frozen_head!r}: use True or False",
-  )
   h = config.heatmap
   _check(h.name in HEATMAPS, "heatmap.name", f"{h.name!r} not in {HEATMAPS}")
   _check(

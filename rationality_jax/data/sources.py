@@ -216,7 +216,8 @@ def read_columns(
     if isinstance(feature, tfds.features.Image)
   }
   data_source = builder.as_data_source(split, decoders=skip)
-  rows = [normalise_example(data_source[i]) for i in range(len(data_source))]
+  rows = [data_source[i] for i in range(len(data_source))]
+  rows = [normalise_example({k: row[k] for k in keys}) for row in rows]
   return {key: np.asarray([row[key] for row in rows]) for key in keys}
 
 
