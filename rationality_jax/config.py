@@ -315,10 +315,11 @@ def set_path(config: ml_collections.ConfigDict, path: str, value: Any) -> None:
   free_form = bool(parents) and parents[-1] == "builder_kwargs"
   if leaf not in target and not free_form:
     raise KeyError(f"{path} is not a config key")
-  if (
-    leaf in target
-    and isinstance(target[leaf], ml_collections.ConfigDict)
-    and isinstance(value, dict)
+  if leaf not in target:  # a new builder option (free_form)
+    with target.unlocked():
+      target[leaf] = value
+  elif isinstance(target[leaf], ml_collections.ConfigDict) and isinstance(
+    value, dict
   ):
     target[leaf] = ml_collections.ConfigDict(value)
   else:

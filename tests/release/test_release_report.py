@@ -169,6 +169,7 @@ def test_quirk_grid_switches_one_quirk_per_cell(dataset, config_file):
   assert ("dogs_last_box" in quirks) == (dataset == "dogs")
   # Where a quirk changes nothing (LP/FT already use every block) it is absent.
   assert "lp+heatmap_layers" not in cells and "zs+heatmap_layers" in cells
+  config.lock()  # as rationality_jax.main holds it
   for spec in config.cells:
     run = config_lib.for_cell(config, spec)
     run.model.path = run.model.path or "random:tiny"
