@@ -129,7 +129,11 @@ def get_config(arg=None):
         overrides = {"model.dtype": "float16"}
       if quirk in wanted and _changes(config, baseline, overrides):
         quirks[quirk] = overrides
-    cells += grid.quirk_cells(baseline, quirks)
+    sources = {
+      q: f"{common.RELEASE_QUIRKS[q][1]} ({common.RELEASE_QUIRKS[q][0]})"
+      for q in quirks
+    }
+    cells += grid.quirk_cells(baseline, quirks, sources)
   config.cells = cells
   config.preset = "default"
   notes = (

@@ -278,14 +278,22 @@ def quirk_pairs(config: ml_collections.ConfigDict) -> list[dict]:
   baseline cell (a cell's optional ``quirk`` and ``baseline`` keys, set by
   `quirk_cells`)."""
   return [
-    {"quirk": c["quirk"], "name": c["name"], "baseline": c["baseline"]}
+    {
+      "quirk": c["quirk"],
+      "name": c["name"],
+      "baseline": c["baseline"],
+      "source": c.get("quirk_source", ""),
+    }
     for c in config.cells
     if c.get("quirk")
   ]
 
 
 def quirk_cells(
-  baseline: dict, quirks: dict[str, dict], separator: str = "+"
+  baseline: dict,
+  quirks: dict[str, dict],
+  sources: dict[str, str] | None = None,
+  separator: str = "+",
 ) -> list[dict]:
   """The quirk ablation of one cell: `baseline` itself, then one cell per
   quirk with that quirk's overrides on top (named ``<baseline><sep><quirk>``).
@@ -293,13 +301,18 @@ def quirk_cells(
   Args:
     baseline: a `config.cell`.
     quirks: {quirk name: dotted overrides}.
+    sources: {quirk name: what the release does, and where}, for the report.
   """
   cells = [baseline]
   for quirk, overrides in quirks.items():
     cell = copy.deepcopy(baseline)
     cell["name"] = f"{baseline['name']}{separator}{quirk}"
     cell["set"] = {**baseline["set"], **overrides}
-    cell.update(quirk=quirk, baseline=baseline["name"])
+    cell.update(
+      quirk=quirk,
+      baseline=baseline["name"],
+      quirk_source=(sources or {}).get(quirk, ""),
+    )
     cells.append(cell)
   return cells
 

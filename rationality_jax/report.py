@@ -497,10 +497,11 @@ def quirk_deltas(rows: Sequence[dict], pairs: Iterable[Mapping]) -> list[dict]:
   Args:
     rows: `collect` rows (a run's ``name`` is its cell's).
     pairs: {'quirk', 'name' (the cell with the quirk on), 'baseline' (the
-      same cell without it)} per quirk and cell.
+      same cell without it), optional 'source' (what the release does, and
+      in which file)} per quirk and cell.
 
   Returns:
-    one dict per pair: quirk, name, baseline, method, model, dataset, the
+    one dict per pair: quirk, name, baseline, source, method, model, dataset, the
     quirk run's accuracy / pt / ir, and d_accuracy / d_pt / d_ir (quirk
     minus baseline, fractions; NaN where either run is missing or the
     metric undefined: a missing run is never a zero).
@@ -514,6 +515,7 @@ def quirk_deltas(rows: Sequence[dict], pairs: Iterable[Mapping]) -> list[dict]:
       "quirk": pair["quirk"],
       "name": pair["name"],
       "baseline": pair["baseline"],
+      "source": pair.get("source", ""),
       **{k: known.get(k, "") for k in ("method", "model", "dataset")},
     }
     for metric, _ in DELTA_METRICS:
@@ -560,9 +562,16 @@ def quirk_table(deltas: Sequence[dict], metric: str) -> str:
 
 
 def quirk_summary(deltas: Sequence[dict]) -> str:
-  """Markdown: per quirk, its mean change of accuracy, PT and IR (pp)."""
+  """Markdown: per quirk, its mean change of accuracy, PT and IR (pp), over
+  how many cells, and what the release does where (when known)."""
   quirks = list(dict.fromkeys(d["quirk"] for d in deltas))
+  sources = {}
+  for d in deltas:
+    if d.get("source"):
+      sources.setdefault(d["quirk"], d["source"])
+  with_source = bool(sources)
   header = ["quirk", *(f"Δ {label}" for _, label in DELTA_METRICS), "cells"]
+  header += ["the release's choice (file)"] if with_source else []
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for quirk in quirks:
     mine = [d for d in deltas if d["quirk"] == quirk]
@@ -573,6 +582,7 @@ def quirk_summary(deltas: Sequence[dict]) -> str:
       ]
       cells.append(_signed(float(np.mean(values))) if values else "-")
     cells.append(str(len(mine)))
+    cells += [sources.get(quirk, "")] if with_source else []
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)
 

@@ -237,6 +237,8 @@ def train_fingerprint(config: ml_collections.ConfigDict) -> dict:
     for k in ("head", "lp", "flcp", "coop", "adapter", "wise_ft")
   }
   options["head"].pop("cache_dir", None)
+  if not _unless_default(config, ["head.class_names"]):  # a later option
+    del options["head"]["class_names"]
   t = config.train
   return {
     "stage": "train",

@@ -92,6 +92,7 @@ def test_defaults_leave_the_fingerprints_as_before():
   config = _run_config()
   trained = resolve.train_fingerprint(config)
   evaluated = resolve.eval_fingerprint(config, {"stage": "zero_shot"})
+  assert set(trained["options"]["head"]) == {"templates"}
   assert set(trained["train"]) == {
     "batch_size",
     "num_epochs",

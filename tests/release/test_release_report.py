@@ -153,6 +153,7 @@ def test_quirk_grid_switches_one_quirk_per_cell(dataset, config_file):
       base["dataset"],
     )
     assert pair["name"] == f"{pair['baseline']}+{pair['quirk']}"
+    assert ".py" in pair["source"] or ".json" in pair["source"], pair
   quirks = {p["quirk"] for p in pairs}
   expected = {
     "empty_mask",
@@ -228,6 +229,11 @@ def test_quirk_tables_per_cell_and_average_never_count_a_missing_run():
   assert "| b | - | -20.00 | -20.00 (1/2 cells) |" in acc
   summary = report.quirk_summary(deltas)
   assert "| a | -5.00 | -20.00 | -2.50 | 2 |" in summary
+  pairs[0]["source"] = "what it does (utils/x.py)"
+  summary = report.quirk_summary(report.quirk_deltas(rows, pairs))
+  assert "| a | -5.00 | -20.00 | -2.50 | 2 | what it does (utils/x.py) |" in (
+    summary
+  )
 
 
 def test_quirk_figure(tmp_path):
