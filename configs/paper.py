@@ -111,7 +111,7 @@ def _cell(preset, name, model, dataset, method, **overrides):
   if preset == "release":
     family = model.split("_")[0]
     for quirk in common.release_quirks(dataset, method, family).values():
-      # Builder options live in the datasets sections (`_datasets`).
+      # Builder options live in the datasets sections (below).
       overrides.update(common.builder_overrides(quirk)[1])
   return config_lib.cell(name, model, dataset, method=method, **overrides)
 
