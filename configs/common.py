@@ -54,6 +54,142 @@ RECIPES = {
   "adamw_cosine": optim.adamw_cosine_preset,
 }
 
+# The release's choices that change a number (docs/release.md): quirk ->
+# (the release file it reproduces, what it does). `release_quirks` says
+# which apply to a cell and the options that switch each on.
+RELEASE_QUIRKS = {
+  "mask_order": (
+    "utils/CUB_dataset.py, test_rationale_vlm/clip_zs_flcp_*.py",
+    "masks made as the release: CUB's soft segmentation resized "
+    "bilinearly and kept where still 255; Caltech/Dogs masks resized "
+    "bilinearly; ImageNet boxes drawn into the crop",
+  ),
+  "empty_mask": (
+    "utils/xml_analysis.py eval_rma",
+    "an empty mask scores RMA 0 / sum(H) = 0: invalid, in RW/WW",
+  ),
+  "nan_map": (
+    "utils/xml_analysis.py show_image_relevance, eval_rma",
+    "a constant relevance map normalises to 0 / 0 = NaN, and NaN < 0.5 "
+    "is False: valid evidence",
+  ),
+  "normalization": (
+    "utils/*_dataset.py Normalize",
+    "ImageNet mean/std for every model",
+  ),
+  "heatmap_layers": (
+    "utils/xml_analysis.py interpret, utils/xml_analysis_lp.py",
+    "Chefer relevance of the last block for ZS/FLCP, of all blocks for LP/FT",
+  ),
+  "fp16": (
+    "utils/chefer_clip/clip.py, clip/clip.py load",
+    "CLIP ZS/FLCP compute in float16 on GPU/TPU (float32 on CPU)",
+  ),
+  "frozen_head": (
+    "finetune_vlm/lp_ft.py, my_util.py load_*_model",
+    "LP/FT heads stay at their random initialisation (the optimiser is "
+    "built before the head); not on ImageNet",
+  ),
+  "first_batches": (
+    "test_rationale_vlm/clip_*_in.py",
+    "ImageNet/ImageNet-C rationale: only the first 5 batches of 64 in "
+    "ImageFolder order",
+  ),
+  "split_order": (
+    "utils/CUB_dataset.py, utils/caltech101_dataset.py",
+    "CUB: train_test_split.txt flags by position on the sorted file list; "
+    "Caltech: test positions 1, 6, 11, ...",
+  ),
+  "caltech_contour": (
+    "utils/caltech101_dataset.py",
+    "Caltech contours one pixel right and down, OpenCV's fill",
+  ),
+  "caltech_background": (
+    "utils/caltech101_dataset.py, my_util.py load_ct_dataset",
+    "BACKGROUND_Google kept as an empty class 0 (102-way heads)",
+  ),
+  "dogs_last_box": (
+    "utils/Stanford_Dogs_dataset.py",
+    "only the last box of a multi-dog image is the mask",
+  ),
+  "dogs_box_fill": (
+    "utils/Stanford_Dogs_dataset.py",
+    "boxes filled with both corners included (cv2.rectangle)",
+  ),
+  "class_names": (
+    "datasets/*/label_dict.json via my_util.py",
+    "Dogs/Caltech prompt names as the release's label_dict.json",
+  ),
+  "imagenet_c_masks": (
+    "test_rationale_vlm/clip_zs_flcp_in.py --dataset in-c",
+    "ImageNet-C masks with the release's box arithmetic",
+  ),
+}
+IMAGENET = ("imagenet", "imagenet_c")
+# The release's ImageNet rationale: 5 batches of --batchsize_test 64 (README).
+RELEASE_EVAL_BATCHES, RELEASE_EVAL_BATCH_SIZE = 5, 64
+
+
+def release_quirks(dataset: str, method: str, family: str) -> dict[str, dict]:
+  """{quirk: dotted overrides} of the release's choices for one cell.
+
+  Only the quirks that apply to the cell: its dataset (a `STUDY_DATASETS`
+  key, 'imagenet_c' or 'synthetic'), adaptation method and model family
+  ('clip', 'albef', 'blip'). Builder options are
+  ``train_data.builder_kwargs.<option>`` (the evaluation inherits them) or
+  ``eval_data.builder_kwargs.<option>`` (ImageNet-C's own builder).
+  """
+  builder = "train_data.builder_kwargs."
+  quirks = {}
+  if dataset in ("cub", "caltech101", "dogs", "imagenet"):
+    quirks["mask_order"] = {"preprocess.mask_order": "release"}
+  quirks["empty_mask"] = {"evaluate.empty_mask": "release"}
+  quirks["nan_map"] = {
+    "heatmap.constant_map": "nan",
+    "evaluate.nonfinite": "release",
+  }
+  quirks["normalization"] = {"preprocess.normalization": "imagenet"}
+  last_block = method in ("zs", "flcp", "coop")  # CoOp's head is ZS-like
+  quirks["heatmap_layers"] = {"heatmap.start_layer": -1 if last_block else 0}
+  if family == "clip" and method in ("zs", "flcp"):
+    quirks["fp16"] = {"model.accelerator_dtype": "float16"}
+  if method in ("lp", "ft") and dataset not in IMAGENET:
+    quirks["frozen_head"] = {"train.release_frozen_head": True}
+  if dataset in IMAGENET:
+    quirks["first_batches"] = {
+      "evaluate.max_batches": RELEASE_EVAL_BATCHES,
+      "evaluate.batch_size": RELEASE_EVAL_BATCH_SIZE,
+    }
+  if dataset == "cub":
+    quirks["split_order"] = {builder + "split_order": "release"}
+  if dataset == "caltech101":
+    quirks["split_order"] = {builder + "split_scheme": "release"}
+    quirks["caltech_contour"] = {builder + "contour": "release"}
+    quirks["caltech_background"] = {builder + "background_class": True}
+  if dataset == "dogs":
+    quirks["dogs_last_box"] = {builder + "boxes": "last"}
+    quirks["dogs_box_fill"] = {builder + "box_fill": "inclusive"}
+  if dataset in ("caltech101", "dogs"):
+    quirks["class_names"] = {"head.class_names": "release"}
+  if dataset == "imagenet_c":
+    quirks["imagenet_c_masks"] = {
+      "eval_data.builder_kwargs.mask_style": "release"
+    }
+  return quirks
+
+
+def builder_overrides(overrides: dict) -> tuple[dict, dict]:
+  """(the ``*_data.builder_kwargs.*`` entries as {section: {option: value}},
+  the other overrides)."""
+  builders, rest = {}, {}
+  for key, value in overrides.items():
+    parts = key.split(".")
+    if len(parts) == 3 and parts[1] == "builder_kwargs":
+      builders.setdefault(parts[0], {})[parts[2]] = value
+    else:
+      rest[key] = value
+  return builders, rest
+
 
 def parse(arg: str | None, **defaults) -> dict:
   """'a=1,b=x' -> {name: value} over `defaults` (values stay strings).

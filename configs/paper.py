@@ -8,10 +8,12 @@ r"""The study's grid: 4 models x ZS/LP/FLCP/FT x 4 datasets, ImageNet-C, ablatio
         --config.models.blip_b16.path=/ckpt/model_base.pth
 
 Arguments (``key=value`` after the colon, comma-separated):
-  preset:   ``paper`` (the paper's text) or ``default`` (ours).
+  preset:   ``paper`` (the paper's text), ``release`` (the authors' code,
+            number for number) or ``default`` (ours).
   parts:    '+'-joined from main, imagenet_c, ablations (default all three).
   models:   '+'-joined subset of albef_b16, blip_b16, clip_b16, clip_b32.
   datasets: '+'-joined subset of imagenet, caltech101, dogs, cub.
+  methods:  '+'-joined subset of zs, lp, flcp, ft (main and ImageNet-C cells).
 
 Every model runs at 224 px, as the paper does (``models.<name>.image_size``;
 ALBEF's 256 and BLIP's 384 position embeddings are resized like their
@@ -35,10 +37,21 @@ Presets:
            three); one heatmap for every method (Chefer over all blocks), so
            a PT difference between methods is not a difference of heatmaps;
            every dog box.
-Both train the LP/FT heads (the release never did on CUB, Dogs, Caltech),
-evaluate every ImageNet image (the release stopped after 5 batches), train
-the ImageNet cells on the ImageNet-1K train split (imagenet2012_train) and
-explain BLIP's ZS/FLCP.
+  release  the paper preset plus every choice of the release's code that
+           changes a number, each a named option (docs/release.md, and
+           `common.release_quirks`): the release's masks (CUB soft edges,
+           Caltech/Dogs bilinear, ImageNet boxes in the crop), empty masks
+           scored 0 (invalid), constant maps NaN and counted valid, the CUB
+           split by sorted position, Caltech's split/contours/background
+           class, the last dog box filled inclusively, the release's
+           Dogs/Caltech prompt names, float16 CLIP ZS/FLCP on GPU/TPU, LP/FT
+           heads left at their random init on CUB/Dogs/Caltech, ImageNet and
+           ImageNet-C rationale over the first 5 batches of 64.
+Paper and default train the LP/FT heads (the release never did on CUB, Dogs,
+Caltech), evaluate every ImageNet image (the release stopped after 5
+batches); all three train the ImageNet cells on the ImageNet-1K train split
+(imagenet2012_train) and explain BLIP's ZS/FLCP (the release has no BLIP
+ZS/FLCP heatmap).
 
 Expected: with ``preset=paper`` and the original checkpoints, the PT/IR
 tables land near the study's (report.md shows ours / paper (difference)
@@ -54,7 +67,7 @@ from rationality_jax.explain.explainer import STUDY_START_LAYER
 MODELS = ("albef_b16", "blip_b16", "clip_b16", "clip_b32")
 DATASETS = ("imagenet", "caltech101", "dogs", "cub")
 METHODS = ("zs", "lp", "flcp", "ft")
-PRESETS = ("paper", "default")
+PRESETS = ("paper", "release", "default")
 PARTS = ("main", "imagenet_c", "ablations")
 CORRUPTIONS = (
   "gaussian_noise",
@@ -86,7 +99,7 @@ def _subset(value: str, choices, name: str) -> list[str]:
 
 def _start_layer(preset: str, method: str) -> int:
   """Chefer's first block: the release's per method (paper), else all (0)."""
-  if preset == "paper":
+  if preset in ("paper", "release"):
     # CoOp's head is zero-shot-like, the adapter's linear-like.
     return STUDY_START_LAYER.get(method, -1 if method == "coop" else 0)
   return 0
@@ -95,7 +108,21 @@ def _start_layer(preset: str, method: str) -> int:
 def _cell(preset, name, model, dataset, method, **overrides):
   overrides.setdefault("train.optim.lr", common.STUDY_LR[method])
   overrides.setdefault("heatmap.start_layer", _start_layer(preset, method))
+  if preset == "release":
+    family = model.split("_")[0]
+    for quirk in common.release_quirks(dataset, method, family).values():
+      # Builder options live in the datasets sections (below).
+      overrides.update(common.builder_overrides(quirk)[1])
   return config_lib.cell(name, model, dataset, method=method, **overrides)
+
+
+def _release_builder_options(dataset: str) -> dict:
+  """{'train_data' | 'eval_data': {option: value}} of the release's data."""
+  options = {}
+  for quirk in common.release_quirks(dataset, "zs", "clip").values():
+    for section, kwargs in common.builder_overrides(quirk)[0].items():
+      options.setdefault(section, {}).update(kwargs)
+  return options
 
 
 def get_config(arg=None):
@@ -105,6 +132,7 @@ def get_config(arg=None):
     parts="+".join(PARTS),
     models="+".join(MODELS),
     datasets="+".join(DATASETS),
+    methods="+".join(METHODS),
   )
   preset = args["preset"]
   if preset not in PRESETS:
@@ -112,9 +140,10 @@ def get_config(arg=None):
   parts = _subset(args["parts"], PARTS, "parts")
   models = _subset(args["models"], MODELS, "models")
   datasets = _subset(args["datasets"], DATASETS, "datasets")
+  methods = _subset(args["methods"], METHODS, "methods")
 
   run = common.run_config()
-  run.preprocess.normalization = "imagenet" if preset == "paper" else "model"
+  run.preprocess.normalization = "model" if preset == "default" else "imagenet"
   run.train.checkpoint.every_steps = 500
   run.evaluate.update(batch_size=64, batches_per_chunk=4, figure_images=6)
   config = config_lib.grid(run)
@@ -124,23 +153,29 @@ def get_config(arg=None):
     config.models[name] = config_lib.model_section(name=name, image_size=224)
   for name in DATASETS:
     kwargs = {"boxes": "last"} if name == "dogs" and preset == "paper" else {}
+    if preset == "release":
+      kwargs = _release_builder_options(name).get("train_data", {})
     config.datasets[name] = common.dataset(name, **kwargs)
   config.datasets.imagenet_c = config_lib.dataset_section(
     "imagenet2012_train",
     eval_name="imagenet_c_masks",
     eval_split=CORRUPTIONS[0],
   )
+  if preset == "release":
+    config.datasets.imagenet_c.eval_data.builder_kwargs.update(
+      _release_builder_options("imagenet_c")["eval_data"]
+    )
 
   cells = []
   if "main" in parts:
     for model in models:
       for dataset in datasets:
-        for method in METHODS:
+        for method in methods:
           cells.append(
             _cell(preset, f"{model}-{dataset}-{method}", model, dataset, method)
           )
   if "imagenet_c" in parts and "clip_b16" in models:
-    for method in METHODS:
+    for method in methods:
       for corruption in CORRUPTIONS:
         cells.append(
           _cell(
@@ -201,13 +236,18 @@ def get_config(arg=None):
   config.cells = cells
   config.report.update(
     title=f"The study's grid, preset {preset}",
-    published=preset == "paper",
-    notes=(
-      "Preset paper: the paper's choices (PAPER.md); the study's values "
-      "stand beside ours."
-      if preset == "paper"
-      else "Preset default: each family's mean/std, one heatmap (Chefer, all "
-      "blocks) for every method, every dog box."
-    ),
+    published=preset != "default",
+    notes=NOTES[preset],
   )
   return config
+
+
+NOTES = {
+  "paper": "Preset paper: the paper's choices (PAPER.md); the study's values "
+  "stand beside ours.",
+  "release": "Preset release: the paper's choices and every choice of the "
+  "release's code that changes a number (docs/release.md; each is listed "
+  "under Settings); the study's values stand beside ours.",
+  "default": "Preset default: each family's mean/std, one heatmap (Chefer, "
+  "all blocks) for every method, every dog box.",
+}

@@ -29,6 +29,10 @@ from rationality_jax import optim
 MODES = ("selfcheck", "pretrain", "train", "evaluate", "grid")
 NORMALIZATIONS = ("model", "clip", "imagenet")
 DTYPES = ("float32", "bfloat16", "float16")
+# Values of the options that reproduce the release (ours first).
+MASK_ORDERS = ("ours", "release")  # preprocess.mask_order
+CLASS_NAME_RULES = ("study", "release")  # head.class_names
+CONSTANT_MAPS = ("zero", "nan")  # heatmap.constant_map
 # Preprocessing presets; a spec string with `{size}` placeholders also works.
 TRAIN_PREPROCESS = {
   # The release's augmentation at the model's size (RandomResizedCrop, flip,
@@ -80,28 +84,68 @@ def default() -> ml_collections.ConfigDict:
       an empty path is an error, never a silent random model); name - display
       name in reports ('' = from the path); image_size - 0 = native, else the
       position embeddings are resized; dtype / param_dtype - compute and
-      parameter dtypes (`DTYPES`).
+      parameter dtypes (`DTYPES`); accelerator_dtype - '' (ours: ``dtype``
+      everywhere) or a `DTYPES` name that replaces ``dtype`` on GPU and TPU
+      only, a no-op on CPU. The release's 'float16': ``clip.load`` keeps
+      CLIP in float16 on CUDA and casts it to float32 only on CPU
+      (utils/chefer_clip/clip.py and clip/clip.py, ``load``: ``if str(device)
+      == "cpu": model.float()``), so its ZS/FLCP numbers are float16 ones
+      (LP/FT are float32: utils/lp_model.py ``LP_Net`` casts every float16
+      parameter to float32).
   data: dir - prepared datasets ('' = <workdir>/data); manual_dir - the
       original archives, to build a dataset that is not prepared yet.
   train_data, eval_data: name (a `rationality_jax.data.BUILDERS` key; ''
       for eval_data = train_data's), split, builder_kwargs.
   preprocess: train / eval - a preset (`TRAIN_PREPROCESS`, `EVAL_PREPROCESS`)
       or a spec with ``{size}``; normalization - 'model' (the family's) or a
-      `data.preprocess.NORMALIZATION` key.
+      `data.preprocess.NORMALIZATION` key (the release: 'imagenet' for every
+      model, utils/CUB_dataset.py, utils/IN_dataset.py, ... ``Normalize``);
+      mask_order - how the ``study`` eval preset makes the mask: 'ours'
+      (the stored binary mask moved with the image, nearest neighbour) or
+      'release' (`data.preprocess.study_spec`: CUB's soft segmentation
+      resized bilinearly then kept where still 255, utils/CUB_dataset.py
+      ``seg_transform`` + test_rationale_vlm/clip_zs_flcp_cub.py lines
+      52-53; Caltech/Dogs masks resized bilinearly; ImageNet boxes drawn
+      into the crop, test_rationale_vlm/clip_zs_flcp_in.py lines 74-85).
   method: the adaptation method (`methods()`); trainable: '' = the method's
       regex, else a regex over parameter paths; head, lp, flcp, coop,
-      adapter, wise_ft: the methods' options.
+      adapter, wise_ft: the methods' options. head.class_names - the
+      prompt names' rule (`data.class_names`): 'study' (ours) or 'release'
+      (Dogs: ``folder.split('-')[1]``, Caltech: '_' -> ' '; the names of
+      datasets/Stanford_Dogs/label_dict.json and
+      datasets/caltech_101/label_dict.json read by my_util.py
+      ``load_sd_dataset`` / ``load_ct_dataset``); the same for CUB,
+      ImageNet and the synthetic benchmark.
   train: batch_size, num_epochs, total_steps (-1 = from num_epochs),
       log_every, input_threads, input_prefetch, eval_accuracy (top-1 on
-      eval_data at the end), optim (`rationality_jax.optim`), checkpoint.
+      eval_data at the end), optim (`rationality_jax.optim`), checkpoint;
+      release_frozen_head - False (ours) or True: the method's head keeps
+      its initial values (LP then trains nothing, FT only the backbone), as
+      the release's LP/FT on CUB, Dogs and Caltech: finetune_vlm/lp_ft.py
+      builds ``LP_Net``'s new head (lines 40-50) after my_util.py
+      ``load_clip_model`` / ``load_albef_model`` / ``load_blip_model``
+      made the Adam optimiser over the backbone's parameters only, so the
+      head never updates (ImageNet, finetune_vlm/lp_ft_in.py line 55,
+      rebuilds it over every parameter and trains its head).
   heatmap: name (`heatmaps()`) and its options (`heatmap_fields(name)`);
-      target:
-      'label' (the study) or 'predicted'.
+      target: 'label' (the study) or 'predicted'; constant_map - what min-max
+      normalisation makes of a constant map (`explain.make_explainer`):
+      'zero' (ours) or 'nan' (the release's 0 / 0, utils/xml_analysis.py
+      ``show_image_relevance`` line 101 and utils/xml_analysis_lp.py
+      ``generate_visualization`` lines 110-111; with evaluate.nonfinite
+      'release' such a sample counts as valid evidence).
   evaluate: batch_size, batches_per_chunk, figure_images, threshold,
       input_threads, train_dir (evaluate a finished training run instead of
       ``method``), figures (a PT/IR-threshold figure per run),
       empty_mask / nonfinite: the degenerate-case policies (`metrics.POLICIES`:
-      'undefined', ours, or 'release').
+      'undefined', ours, or 'release'); max_batches - 0 (ours: every
+      example) or N: only the first N x batch_size examples in ImageFolder
+      order (by label, then id; per severity on ImageNet-C), as the release's
+      ImageNet rationale scripts stop after 5 batches of their
+      ``--batchsize_test`` (64 in its README):
+      test_rationale_vlm/clip_zs_flcp_in.py lines 54-56,
+      clip_lp_ft_in.py lines 53-55. The records, accuracy included, then
+      hold those examples only (the release's accuracy is over all of them).
   report: title, published (the study's values beside ours), thresholds,
       notes.
   mesh, sharding, distributed: devices and hosts (`rationality_jax.sharding`).
@@ -111,7 +155,12 @@ def default() -> ml_collections.ConfigDict:
   c.name = ""
   c.seed = 42
   c.model = _cd(
-    path="", name="", image_size=0, dtype="float32", param_dtype="float32"
+    path="",
+    name="",
+    image_size=0,
+    dtype="float32",
+    param_dtype="float32",
+    accelerator_dtype="",
   )
   c.data = _cd(dir="", manual_dir="")
   c.train_data = _cd(
@@ -122,11 +171,13 @@ def default() -> ml_collections.ConfigDict:
   c.eval_data = _cd(
     name="", split="test", builder_kwargs=ml_collections.ConfigDict()
   )
-  c.preprocess = _cd(train="study", eval="study", normalization="model")
+  c.preprocess = _cd(
+    train="study", eval="study", normalization="model", mask_order="ours"
+  )
 
   c.method = "zs"
   c.trainable = ""
-  c.head = _cd(templates="study", cache_dir="")
+  c.head = _cd(templates="study", cache_dir="", class_names="study")
   c.lp = _cd(feature="auto", init="random")
   c.flcp = _cd(temperature=-1.0, targets="diagonal", temp_range=(0.001, 0.5))
   c.coop = _cd(n_ctx=4, init="", class_specific=False)
@@ -142,6 +193,7 @@ def default() -> ml_collections.ConfigDict:
     eval_accuracy=True,
     optim=optim.study_preset(),
     checkpoint=_cd(every_steps=500, keep=3, async_save=True),
+    release_frozen_head=False,
   )
 
   c.heatmap = _cd(
@@ -154,6 +206,7 @@ def default() -> ml_collections.ConfigDict:
     baseline=0.0,
     rule="trapezoid",
     target="label",
+    constant_map="zero",
   )
   c.evaluate = _cd(
     batch_size=64,
@@ -165,6 +218,7 @@ def default() -> ml_collections.ConfigDict:
     figures=True,
     empty_mask="undefined",
     nonfinite="undefined",
+    max_batches=0,
   )
   c.report = _cd(
     title="Results",
@@ -252,16 +306,24 @@ def _base(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
 
 def set_path(config: ml_collections.ConfigDict, path: str, value: Any) -> None:
-  """``config.a.b = value`` for path 'a.b'; an unknown key is an error."""
+  """``config.a.b = value`` for path 'a.b'; an unknown key is an error.
+
+  Builder options are free-form (each builder checks its own), so
+  ``train_data.builder_kwargs.<option>`` may add an option.
+  """
   *parents, leaf = path.split(".")
   target = config
   for i, part in enumerate(parents):
     if part not in target:
       raise KeyError(f"{'.'.join(parents[: i + 1])} is not a config key")
     target = target[part]
-  if leaf not in target:
+  free_form = bool(parents) and parents[-1] == "builder_kwargs"
+  if leaf not in target and not free_form:
     raise KeyError(f"{path} is not a config key")
-  if isinstance(target[leaf], ml_collections.ConfigDict) and isinstance(
+  if leaf not in target:  # a new builder option (free_form)
+    with target.unlocked():
+      target[leaf] = value
+  elif isinstance(target[leaf], ml_collections.ConfigDict) and isinstance(
     value, dict
   ):
     target[leaf] = ml_collections.ConfigDict(value)
@@ -361,6 +423,12 @@ def validate_run(config: ml_collections.ConfigDict) -> None:
   for key in ("dtype", "param_dtype"):
     _check(m[key] in DTYPES, f"model.{key}", f"{m[key]!r} not in {DTYPES}")
   _check(
+    m.accelerator_dtype in ("", *DTYPES),
+    "model.accelerator_dtype",
+    f"{m.accelerator_dtype!r}: use '' (model.dtype everywhere) or one of "
+    f"{DTYPES} (GPU/TPU only)",
+  )
+  _check(
     config.method in methods(),
     "method",
     f"{config.method!r} is not one of {methods()}",
@@ -369,6 +437,22 @@ def validate_run(config: ml_collections.ConfigDict) -> None:
     config.preprocess.normalization in NORMALIZATIONS,
     "preprocess.normalization",
     f"{config.preprocess.normalization!r} is not one of {NORMALIZATIONS}",
+  )
+  _check(
+    config.preprocess.mask_order in MASK_ORDERS,
+    "preprocess.mask_order",
+    f"{config.preprocess.mask_order!r}: use 'ours' or 'release'",
+  )
+  _check(
+    config.preprocess.mask_order == "ours" or config.preprocess.eval == "study",
+    "preprocess.mask_order",
+    "'release' is a way of the 'study' eval preset; preprocess.eval is "
+    f"{config.preprocess.eval!r}",
+  )
+  _check(
+    config.head.class_names in CLASS_NAME_RULES,
+    "head.class_names",
+    f"{config.head.class_names!r}: use 'study' (ours) or 'release'",
   )
   for key, presets in (("train", TRAIN_PREPROCESS), ("eval", EVAL_PREPROCESS)):
     spec = config.preprocess[key]
@@ -413,11 +497,21 @@ def validate_run(config: ml_collections.ConfigDict) -> None:
     f"{h.target!r}: use 'label' or 'predicted'",
   )
   _check(h.steps >= 1, "heatmap.steps", f"{h.steps} < 1")
+  _check(
+    h.constant_map in CONSTANT_MAPS,
+    "heatmap.constant_map",
+    f"{h.constant_map!r}: use 'zero' (ours) or 'nan' (the release's 0 / 0)",
+  )
   e = config.evaluate
   _check(e.batch_size >= 1, "evaluate.batch_size", f"{e.batch_size} < 1")
   _check(e.batches_per_chunk >= 1, "evaluate.batches_per_chunk", "must be >= 1")
   _check(e.figure_images >= 0, "evaluate.figure_images", "must be >= 0")
   _check(e.input_threads >= 1, "evaluate.input_threads", "must be >= 1")
+  _check(
+    e.max_batches >= 0,
+    "evaluate.max_batches",
+    f"{e.max_batches}: use 0 (every example) or a number of batches",
+  )
   for key in ("empty_mask", "nonfinite"):
     _check(
       e[key] in ("undefined", "release"),
@@ -457,7 +551,11 @@ def preprocess_spec(
   presets = TRAIN_PREPROCESS if train else EVAL_PREPROCESS
   if choice == "study":
     spec = preprocess.study_spec(
-      dataset, train=train, normalization=normalization_name, size=image_size
+      dataset,
+      train=train,
+      normalization=normalization_name,
+      size=image_size,
+      mask_order=config.preprocess.mask_order,
     )
   else:
     spec = presets.get(choice, choice).format(size=image_size)

@@ -460,6 +460,7 @@ def run(
     trained.classifier,
     method,
     target=config.heatmap.target,
+    constant_map=config.heatmap.constant_map,
     jit=False,
   )
   eval_name, split, _ = resolve.dataset(config, "eval")
@@ -478,6 +479,7 @@ def run(
     "train_step": trained.step,
     "preprocess": spec,
     "num_examples": len(source),
+    "max_batches": e.max_batches,
     "trained_on": made_by.train_data.name if trained.method != "zs" else "",
   }
   if jax.process_index() == 0:

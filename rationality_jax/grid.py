@@ -39,6 +39,7 @@ from rationality_jax import data
 from rationality_jax import evaluate
 from rationality_jax import files
 from rationality_jax import pretrain
+from rationality_jax import records as records_lib
 from rationality_jax import report
 from rationality_jax import resolve
 from rationality_jax import train
@@ -175,9 +176,9 @@ def _display_examples(source, spec: str, ids):
   for i in range(len(source)):
     ex = source[i]
     if ex["id"] in wanted:
-      out = pp(
-        {"image": ex["image"], "mask": ex["mask"]}, np.random.default_rng(0)
-      )
+      # Every field the spec may read (the release's masks are made from
+      # `soft_mask` or `boxes`).
+      out = pp(dict(ex), np.random.default_rng(0))
       images[ex["id"]], masks[ex["id"]] = out["image"], out["mask"]
       if len(images) == len(wanted):
         break
@@ -211,12 +212,16 @@ def write_report(config, cells, eval_dirs, workdir: str, failures=()):
     meta = members[0][2]
     count = min(config.evaluate.figure_images, len(source))
     ids = [source[i]["id"] for i in range(count)]
-    if not ids:
+    # Runs on other examples (another split order, a subset) are left out.
+    shown = [
+      d for _, d, _ in members if set(ids) <= set(records_lib.load_heatmaps(d))
+    ]
+    if not ids or not shown:
       continue
     images, masks = _display_examples(source, meta["preprocess"], ids)
     figures.append(
       report.figure_heatmaps(
-        [d for _, d, _ in members],
+        shown,
         images,
         masks,
         os.path.join(figures_dir, f"heatmaps_{model}_{dataset}.png"),
@@ -229,6 +234,14 @@ def write_report(config, cells, eval_dirs, workdir: str, failures=()):
         rows, os.path.join(figures_dir, "corruptions.png")
       )
     )
+  sections = []
+  pairs = quirk_pairs(config)
+  if pairs:
+    deltas = report.quirk_deltas(rows, pairs)
+    sections = report.quirk_sections(deltas)
+    figures.append(
+      report.figure_quirks(deltas, os.path.join(figures_dir, "quirks.png"))
+    )
   published = report.PUBLISHED if config.report.published else None
   return report.write(
     rows,
@@ -239,11 +252,71 @@ def write_report(config, cells, eval_dirs, workdir: str, failures=()):
     notes=config.report.get("notes", ""),
     failures=failures,
     settings=settings_lines(config),
+    sections=sections,
   )
 
 
+def quirk_pairs(config: ml_collections.ConfigDict) -> list[dict]:
+  """{quirk, name, baseline} of the cells that switch a quirk on against a
+  baseline cell (a cell's optional ``quirk`` and ``baseline`` keys, set by
+  `quirk_cells`)."""
+  return [
+    {
+      "quirk": c["quirk"],
+      "name": c["name"],
+      "baseline": c["baseline"],
+      "source": c.get("quirk_source", ""),
+    }
+    for c in config.cells
+    if c.get("quirk")
+  ]
+
+
+def quirk_cells(
+  baseline: dict,
+  quirks: dict[str, dict],
+  sources: dict[str, str] | None = None,
+  separator: str = "+",
+) -> list[dict]:
+  """The quirk ablation of one cell: `baseline` itself, then one cell per
+  quirk with that quirk's overrides on top (named ``<baseline><sep><quirk>``).
+
+  Args:
+    baseline: a `config.cell`.
+    quirks: {quirk name: dotted overrides}.
+    sources: {quirk name: what the release does, and where}, for the report.
+  """
+  cells = [baseline]
+  for quirk, overrides in quirks.items():
+    cell = copy.deepcopy(baseline)
+    cell["name"] = f"{baseline['name']}{separator}{quirk}"
+    cell["set"] = {**baseline["set"], **overrides}
+    cell.update(
+      quirk=quirk,
+      baseline=baseline["name"],
+      quirk_source=(sources or {}).get(quirk, ""),
+    )
+    cells.append(cell)
+  return cells
+
+
+# Cells listed by name in a settings line before "and N more".
+SETTINGS_CELLS = 4
+# Cell overrides every report table already shows (method, corruption).
+CELL_IDENTITY = ("method", "eval_data.split")
+
+
 def settings_lines(config: ml_collections.ConfigDict) -> list[str]:
-  """The preset that ran and every base option that differs from the default."""
+  """The preset that ran and every option that differs from the default.
+
+  Lines, in order: the preset; every base run-config option that differs
+  from `config.default`; per model section, its fields that differ from an
+  empty `config.model_section` (besides path and name); per dataset, the
+  builder options that differ from the builder's defaults; per cell
+  override that differs from the default and from the grid's own value,
+  the cells that set it (``CELL_IDENTITY``, in every table, is not
+  repeated).
+  """
   lines = []
   preset = config.get("preset", "")
   if preset:
@@ -260,7 +333,55 @@ def settings_lines(config: ml_collections.ConfigDict) -> list[str]:
       continue
     if _get(base, key) != _get(ours, key):
       lines.append(f"{key} = {_get(ours, key)!r} (default {_get(base, key)!r})")
+  default_model = config_lib.to_dict(config_lib.model_section())
+  for name, section in config.get("models", {}).items():
+    model = config_lib.to_dict(section)
+    for key in sorted(model):
+      if key not in ("path", "name") and model[key] != default_model.get(key):
+        lines.append(
+          f"models.{name}.{key} = {model[key]!r} "
+          f"(default {default_model.get(key)!r})"
+        )
+  for name, section in config.get("datasets", {}).items():
+    for which in ("train_data", "eval_data"):
+      builder = section[which].name or section.train_data.name
+      changed = _builder_changes(builder, section[which].builder_kwargs)
+      if changed:
+        options = ", ".join(f"{k}={v!r}" for k, v in changed.items())
+        lines.append(f"datasets.{name}.{which} ({builder}): {options}")
+  by_override: dict[tuple[str, str], list[str]] = {}
+  for cell in config.get("cells", []):
+    for key, value in dict(cell.get("set", {})).items():
+      if key in CELL_IDENTITY or value in (_get(base, key), _get(ours, key)):
+        continue
+      by_override.setdefault((key, repr(value)), []).append(cell["name"])
+  for (key, value), names in by_override.items():
+    shown = ", ".join(names[:SETTINGS_CELLS])
+    more = len(names) - SETTINGS_CELLS
+    shown += f" and {more} more" if more > 0 else ""
+    lines.append(
+      f"{key} = {value} (default {_get(base, key)!r}) in {len(names)} "
+      f"cell(s): {shown}"
+    )
   return lines
+
+
+def _builder_changes(builder: str, kwargs) -> dict:
+  """The builder options in `kwargs` that differ from the builder's defaults."""
+  kwargs = dict(kwargs.to_dict() if hasattr(kwargs, "to_dict") else kwargs)
+  try:
+    defaults = data.sources.builder_class(builder).BUILDER_CONFIGS[0]
+  except ValueError:  # an unknown builder fails in its cell, named there
+    return kwargs
+
+  def plain(value):
+    return list(value) if isinstance(value, (tuple, list)) else value
+
+  return {
+    k: v
+    for k, v in sorted(kwargs.items())
+    if plain(getattr(defaults, k, None)) != plain(v)
+  }
 
 
 def _flat(tree, prefix=""):

@@ -47,10 +47,20 @@ def model(config: ml_collections.ConfigDict):
   return module, jax.device_get(params), models.family(module.config)
 
 
+def compute_dtype(config: ml_collections.ConfigDict) -> str:
+  """The dtype the model computes in here: ``model.accelerator_dtype`` on a
+  GPU or TPU when it is set (the release's float16 CLIP), else
+  ``model.dtype``; on CPU always ``model.dtype``."""
+  m = config.model
+  if m.accelerator_dtype and jax.default_backend() != "cpu":
+    return m.accelerator_dtype
+  return m.dtype
+
+
 def precision(config: ml_collections.ConfigDict, module, params):
-  """The model computing in ``model.dtype``, params in ``model.param_dtype``."""
+  """The model computing in `compute_dtype`, params in ``model.param_dtype``."""
   return models.with_precision(
-    module, params, config.model.dtype, config.model.param_dtype
+    module, params, compute_dtype(config), config.model.param_dtype
   )
 
 
@@ -109,7 +119,26 @@ def source(config: ml_collections.ConfigDict, workdir: str, which: str):
   if jax.process_count() > 1:
     multihost_utils.sync_global_devices(f"dataset {name} built")
   src = data.get_source(name, split, directory, **kwargs)
-  return src, data.class_names(name, src.class_names)
+  names = data.class_names(name, src.class_names, rule=config.head.class_names)
+  if which == "eval" and config.evaluate.max_batches:
+    src = first_batches(config, src, directory)
+  return src, names
+
+
+def first_batches(config: ml_collections.ConfigDict, src, directory: str):
+  """The ``evaluate.max_batches`` x ``evaluate.batch_size`` examples the
+  release's ImageNet scripts evaluate: the first in ImageFolder order (per
+  severity on ImageNet-C, one of its runs each); `data.release.imagefolder_first`."""
+  name, split, kwargs = dataset(config, "eval")
+  columns = data.read_columns(name, split, directory, **kwargs)
+  groups = None
+  if name == "imagenet_c_masks":  # ids <corruption>/<severity>/<image>
+    groups = [i.rsplit("/", 1)[0] for i in columns["id"]]
+  e = config.evaluate
+  positions = data.release.imagefolder_first(
+    columns["label"], columns["id"], e.max_batches * e.batch_size, groups
+  )
+  return data.Subset(src, positions)
 
 
 def normalization(config: ml_collections.ConfigDict, family) -> str:
@@ -156,22 +185,43 @@ def heatmap(config: ml_collections.ConfigDict):
 
 
 def heatmap_label(config: ml_collections.ConfigDict) -> str:
+  """``chefer(start_layer=-1)``; the release's constant-map rule is named."""
   h = config.heatmap
-  fields = config_lib.heatmap_fields(h.name)
-  return f"{h.name}(" + ", ".join(f"{f}={h[f]}" for f in fields) + ")"
+  fields = [f"{f}={h[f]}" for f in config_lib.heatmap_fields(h.name)]
+  if h.constant_map != "zero":
+    fields.append(f"constant_map={h.constant_map}")
+  return f"{h.name}(" + ", ".join(fields) + ")"
 
 
 # -------------------------------------------------------------- provenance ----
 
 
 def model_identity(config: ml_collections.ConfigDict) -> dict:
+  """The model file and how it computes here (`compute_dtype`)."""
   m = config.model
   return {
     "model": models.identity(m.path, seed=config.seed),
     "image_size": m.image_size,
-    "dtype": m.dtype,
+    "dtype": compute_dtype(config),
     "param_dtype": m.param_dtype,
   }
+
+
+def _unless_default(config: ml_collections.ConfigDict, keys) -> dict:
+  """{key: value} of the dotted `keys` whose value is not the default's.
+
+  Options added after a fingerprint's first version enter it only when
+  set, so workdirs made before them keep their fingerprints.
+  """
+  base = config_lib.default()
+  out = {}
+  for key in keys:
+    value, default_value = config, base
+    for part in key.split("."):
+      value, default_value = value[part], default_value[part]
+    if value != default_value:
+      out[key] = value
+  return out
 
 
 def data_identity(config: ml_collections.ConfigDict, which: str) -> dict:
@@ -187,6 +237,8 @@ def train_fingerprint(config: ml_collections.ConfigDict) -> dict:
     for k in ("head", "lp", "flcp", "coop", "adapter", "wise_ft")
   }
   options["head"].pop("cache_dir", None)
+  if not _unless_default(config, ["head.class_names"]):  # a later option
+    del options["head"]["class_names"]
   t = config.train
   return {
     "stage": "train",
@@ -205,6 +257,7 @@ def train_fingerprint(config: ml_collections.ConfigDict) -> dict:
       "num_epochs": t.num_epochs,
       "total_steps": t.total_steps,
       "optim": config_lib.to_dict(t.optim),
+      **_unless_default(config, ["train.release_frozen_head"]),
     },
   }
 
@@ -212,17 +265,32 @@ def train_fingerprint(config: ml_collections.ConfigDict) -> dict:
 def eval_fingerprint(config: ml_collections.ConfigDict, trained: dict) -> dict:
   """What determines an evaluation's records (`trained`: the model's)."""
   h = config.heatmap
-  return {
+  fingerprint = {
     "stage": "evaluate",
     "trained": trained,
     "data": data_identity(config, "eval"),
     "preprocess": {
       "eval": config.preprocess.eval,
       "normalization": config.preprocess.normalization,
+      **_unless_default(config, ["preprocess.mask_order"]),
     },
     "heatmap": {
       "name": h.name,
       "target": h.target,
       **{f: h[f] for f in config_lib.heatmap_fields(h.name)},
+      **_unless_default(config, ["heatmap.constant_map"]),
     },
   }
+  # How the model computes here (a trained run's own dtype is in `trained`).
+  precision = {
+    "dtype": compute_dtype(config),
+    "param_dtype": config.model.param_dtype,
+  }
+  if precision != {"dtype": "float32", "param_dtype": "float32"}:
+    fingerprint["precision"] = precision
+  if config.evaluate.max_batches:
+    fingerprint["subset"] = {
+      "max_batches": config.evaluate.max_batches,
+      "batch_size": config.evaluate.batch_size,
+    }
+  return fingerprint

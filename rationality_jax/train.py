@@ -126,6 +126,21 @@ def make_train_step(method, module, config, tx, labels, schedule):
 # ============================================================= setup ====
 
 
+def trainable_labels(config, method, model_config, trainable) -> Any:
+  """`optim.trainable_labels` of ``{'params', 'head'}``: the method's regex
+  (or ``config.trainable``); with ``train.release_frozen_head`` the head is
+  frozen at its initial values, as the release's LP/FT heads on CUB, Dogs
+  and Caltech (see `config.default`)."""
+  labels = optim.trainable_labels(
+    trainable, config.trainable or method.trainable(config, model_config)
+  )
+  if config.train.release_frozen_head:
+    labels = dict(
+      labels, head=jax.tree.map(lambda _: optim.FREEZE, labels["head"])
+    )
+  return labels
+
+
 @dataclasses.dataclass
 class Setup:
   """Everything the loop needs before the first step (training and WiSE-FT)."""
@@ -163,8 +178,10 @@ def setup(config: ml_collections.ConfigDict, workdir: str) -> Setup:
     workdir,
     {
       "model": fingerprint["model"],
+      "dtype": fingerprint["dtype"],
       "data": fingerprint["data"],
       "templates": config.head.templates,
+      "class_names": list(class_names),
     },
   )
   head = method.init_head(
@@ -234,9 +251,7 @@ def train_and_evaluate(
 
   # ---------------------------------------------------- shardings & state
   trainable = {"params": s.params, "head": s.head}
-  labels = optim.trainable_labels(
-    trainable, config.trainable or method.trainable(config, module.config)
-  )
+  labels = trainable_labels(config, method, module.config, trainable)
   steps = total_steps(config, len(s.source))
   if steps and config.train.batch_size > len(s.source):
     raise config_lib.ConfigError(

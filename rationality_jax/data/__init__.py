@@ -8,6 +8,8 @@ Build once (array_record, no TensorFlow), read back, iterate global batches:
   source = data.get_source("cub_200_2011", "test", data_dir)
   source[i]  # {image [H,W,3] uint8, mask [H,W] uint8, label int32, id str, boxes [N,4] float32}
   source.skipped                                   # {reason: count} left out by the build
+  data.Subset(source, positions)                   # a view of some examples
+  data.read_columns(name, split, data_dir)         # {label, id} arrays, no image decoded
   it = data.make_iterator(source, "resize(256)|center_crop(224)|normalize('clip')",
                           batch_size=64, seed=0, shuffle=False, num_epochs=1)
   for batch in it:   # image [B,224,224,3] f32, mask [B,224,224] u8, label [B] i32,
@@ -38,14 +40,17 @@ from rationality_jax.data.pipeline import GlobalBatchIterator
 from rationality_jax.data.pipeline import make_iterator
 from rationality_jax.data.sources import BUILDERS
 from rationality_jax.data.sources import Source
+from rationality_jax.data.sources import Subset
 from rationality_jax.data.sources import build
 from rationality_jax.data.sources import get_builder
 from rationality_jax.data.sources import get_source
+from rationality_jax.data.sources import read_columns
 
 __all__ = [
   "BUILDERS",
   "GlobalBatchIterator",
   "Source",
+  "Subset",
   "build",
   "class_names",
   "get_builder",
@@ -54,6 +59,7 @@ __all__ = [
   "make_iterator",
   "preprocess",
   "prompts",
+  "read_columns",
   "release",
   "templates",
 ]

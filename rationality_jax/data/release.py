@@ -12,6 +12,7 @@ its description (no code of the release is copied); the builders and
   fill_polygon_opencv        cv2.fillPoly, as the Caltech masks are filled
   fill_rectangles_inclusive  cv2.rectangle(thickness=-1), Dogs and ImageNet
   imagenet_release_box_mask  test_rationale_vlm/clip_zs_flcp_in.py
+  imagefolder_first          test_rationale_vlm/clip_*_in.py (5 batches)
 
 OpenCV itself is not a dependency: the rasterisation rules were checked
 against it once, offline (see tests/data/test_data_release.py).
@@ -28,6 +29,45 @@ def imagefolder_order(paths: Sequence[str]) -> list[str]:
   """`class/file` paths in torchvision ImageFolder's order: class folders
   sorted, then file names sorted within each folder."""
   return sorted(paths, key=lambda p: tuple(p.split("/")))
+
+
+def imagefolder_first(labels, ids, count: int, groups=None) -> np.ndarray:
+  """Positions of the first `count` examples in ImageFolder order.
+
+  The release's ImageNet rationale scripts (test_rationale_vlm/
+  clip_zs_flcp_in.py lines 54-56, clip_lp_ft_in.py lines 53-55) stop after
+  5 batches of a ``DataLoader(shuffle=False)`` over ``ImageFolder(val/)``:
+  the examples sorted by class folder (the label, in sorted-wnid order)
+  and then by file name (the id's last '/'-part), so the first 320 images
+  of 64-image batches are those of the first few classes.
+
+  Args:
+    labels: [N] int labels, in the source's order.
+    ids: [N] example ids (their last '/'-separated part is the file name).
+    count: how many examples per group (the release: batches x batch size).
+    groups: optional [N] group keys, each group cut on its own (ImageNet-C:
+      the release runs one corruption and severity at a time).
+
+  Returns:
+    [M] int64 positions into the source, by group and then ImageFolder order.
+  """
+  labels = np.asarray(labels).reshape(-1)
+  names = [str(i).rsplit("/", 1)[-1] for i in np.asarray(ids).reshape(-1)]
+  if len(names) != len(labels):
+    raise ValueError(f"{len(labels)} labels for {len(names)} ids.")
+  if count < 1:
+    raise ValueError(f"count={count}: need at least one example.")
+  keys = [""] * len(names) if groups is None else [str(g) for g in groups]
+  order = sorted(
+    range(len(names)), key=lambda i: (keys[i], labels[i], names[i])
+  )
+  taken: dict[str, int] = {}
+  out = []
+  for i in order:
+    if taken.get(keys[i], 0) < count:
+      taken[keys[i]] = taken.get(keys[i], 0) + 1
+      out.append(i)
+  return np.asarray(out, np.int64)
 
 
 def cub_release_split(

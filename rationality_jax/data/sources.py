@@ -169,6 +169,58 @@ def normalise_example(ex: dict) -> dict:
   return out
 
 
+class Subset:
+  """The examples of `source` at `positions`, in that order (a `Source` view).
+
+  len(subset); subset[i] = source[positions[i]]; ``class_names``, ``info``,
+  ``split`` and ``skipped`` are the source's.
+  """
+
+  def __init__(self, source, positions):
+    self.source = source
+    self.positions = np.asarray(positions, np.int64).reshape(-1)
+    if self.positions.size and (
+      self.positions.min() < 0 or self.positions.max() >= len(source)
+    ):
+      raise IndexError(
+        f"Subset of {source!r}: positions must lie in [0, {len(source)}); "
+        f"got {self.positions.min()}..{self.positions.max()}."
+      )
+    self.class_names = source.class_names
+    self.info = source.info
+    self.split = source.split
+
+  @property
+  def skipped(self) -> dict[str, int]:
+    return self.source.skipped
+
+  def __len__(self):
+    return len(self.positions)
+
+  def __getitem__(self, index: int) -> dict:
+    return self.source[int(self.positions[int(index)])]
+
+  def __repr__(self):
+    return f"Subset({self.source!r}, {len(self)} examples)"
+
+
+def read_columns(
+  name: str, split: str, data_dir, keys=("label", "id"), **config
+) -> dict[str, np.ndarray]:
+  """{key: [N] array} of some fields of every example of a prepared split,
+  in the `Source`'s order, without decoding any image (cheap on ImageNet)."""
+  builder = get_builder(name, data_dir, **config)
+  skip = {
+    key: tfds.decode.SkipDecoding()
+    for key, feature in builder.info.features.items()
+    if isinstance(feature, tfds.features.Image)
+  }
+  data_source = builder.as_data_source(split, decoders=skip)
+  rows = [data_source[i] for i in range(len(data_source))]
+  rows = [normalise_example({k: row[k] for k in keys}) for row in rows]
+  return {key: np.asarray([row[key] for row in rows]) for key in keys}
+
+
 def get_source(name: str, split: str, data_dir, **config) -> Source:
   """Reads a prepared split (`build` it first) as a `Source`."""
   builder = get_builder(name, data_dir, **config)

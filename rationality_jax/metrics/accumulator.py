@@ -287,6 +287,29 @@ class Accumulator:
     )
     return arrays, value, reason, jax.tree.map(np.asarray, counts)
 
+  def evidence(
+    self,
+    threshold: float = 0.5,
+    *,
+    empty_mask: localisation.Policy = "undefined",
+    nonfinite: localisation.Policy = "undefined",
+  ) -> dict[str, np.ndarray]:
+    """Every sample's evidence under the policies of `summary`.
+
+    Returns:
+      {'rma': [N] float32 (as the policies score it), 'valid': [N] float
+      (1.0 valid, 0.0 invalid, NaN undefined), 'reason': [N] int8 (0
+      defined, i > 0 undefined because of REASONS[i - 1])}.
+    """
+    _, value, reason = self._judged(empty_mask, nonfinite)
+    valid = np.array(
+      rationality.valid_evidence(
+        value, np.float32(threshold), nonfinite=nonfinite
+      )
+    )
+    valid[reason != 0] = np.nan
+    return {"rma": value, "valid": valid, "reason": reason}
+
   def counts(
     self,
     threshold: float | Sequence[float] = 0.5,

@@ -37,9 +37,11 @@ def write_cub(
   images=IMAGES,
   segmentation=lambda image_id: soft_segmentation(),
   image=None,
+  classes=CLASSES,
 ):
   """Writes the two archives; `drop`/`drop_segs` leave files out, `labels`
-  overrides image_class_labels.txt ({id: 1-based class})."""
+  overrides image_class_labels.txt ({id: 1-based class}); `classes` are the
+  class folders (1-based in `images`)."""
   root.mkdir(exist_ok=True)
 
   def txt(rows):
@@ -48,10 +50,10 @@ def write_cub(
   labels = labels or {}
   members = {
     "CUB_200_2011/classes.txt": txt(
-      [(i + 1, c) for i, c in enumerate(CLASSES)]
+      [(i + 1, c) for i, c in enumerate(classes)]
     ),
     "CUB_200_2011/images.txt": txt(
-      [(i, f"{CLASSES[c - 1]}/{f}") for i, c, f, _ in images]
+      [(i, f"{classes[c - 1]}/{f}") for i, c, f, _ in images]
     ),
     "CUB_200_2011/image_class_labels.txt": txt(
       [(i, labels.get(i, c)) for i, c, _, _ in images]
@@ -64,7 +66,7 @@ def write_cub(
   }
   segs = {}
   for i, c, f, _ in images:
-    rel = f"{CLASSES[c - 1]}/{f}"
+    rel = f"{classes[c - 1]}/{f}"
     seg = segmentation(i)
     data = fake.jpeg(
       image(i) if image else fake.solid(*seg.shape, i), quality=100
