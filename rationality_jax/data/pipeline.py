@@ -47,6 +47,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec
 import numpy as np
 
+from rationality_jax import files
 from rationality_jax.data import preprocess as pp
 
 VARIABLE_FIELDS = ("boxes",)
@@ -182,15 +183,11 @@ class GlobalBatchIterator:
 
   def save(self, directory) -> str:
     """Writes this host's state as <directory>/process_<i>-of-<n>.json."""
-    os.makedirs(directory, exist_ok=True)
     path = os.path.join(
       directory,
       f"process_{self.config['process_index']}-of-{self.config['process_count']}.json",
     )
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-      json.dump(self.get_state(), f, indent=2)
-    os.replace(tmp, path)
+    files.write_json(path, self.get_state())
     return path
 
   def restore(self, directory) -> None:

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rationality_jax import data
+from rationality_jax import files
 from rationality_jax.models.vlm import VisionLanguageModel
 from rationality_jax.models.vlm import normalize
 
@@ -139,10 +140,7 @@ def zero_shot_head(
         return {"class_embeddings": f["class_embeddings"]}
   head = {"class_embeddings": zero_shot_embeddings(module, params, task)}
   if path is not None and jax.process_index() == 0:
-    os.makedirs(cache_dir, exist_ok=True)
-    tmp = path + f".tmp{os.getpid()}.npz"
-    np.savez(tmp, **head)
-    os.replace(tmp, path)
+    files.write_npz(path, **head)
   return head
 
 

@@ -34,6 +34,7 @@ import zipfile
 import jax
 import numpy as np
 
+from rationality_jax import files
 from rationality_jax.metrics import localisation
 from rationality_jax.metrics import rationality
 
@@ -210,10 +211,7 @@ class Accumulator:
 
   def save(self, path: str | os.PathLike) -> None:
     """Writes the columns to `path` (.npz), atomically (temp file + rename)."""
-    path = os.fspath(path)
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, **self.arrays())
-    os.replace(tmp, path)
+    files.write_npz(path, **self.arrays())
 
   @classmethod
   def load(cls, path: str | os.PathLike) -> Accumulator:
