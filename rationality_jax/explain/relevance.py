@@ -15,8 +15,8 @@ is computed as a vector, from the last block down:
 in another order: O(N^2) per block instead of the O(N^3) of forming R. The
 head mean is folded into that product, ``r @ mean_h(X_h) = sum_h (r / H) @
 X_h``: one matrix-vector product over (heads, tokens) that reads every map
-once, instead of a reduction over the head axis (a strided one, 7x slower on
-XLA:CPU).
+once, instead of a strided reduction over the head axis (slow on XLA:CPU; see
+docs/benchmarks.md).
 
 This module only does the arithmetic; `explainer.make_explainer` runs the model
 and collects ``A_b`` (sown) and ``dS/dA_b`` (gradient w.r.t. the perturbed
