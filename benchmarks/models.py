@@ -6,7 +6,7 @@ transformers' PyTorch ``CLIPVisionModelWithProjection``, same random weights.
 
 Each variant runs in its own process (XLA flags are read once per process);
 inside it, PyTorch (HF's default SDPA attention, and "eager" attention, which
-materialises the attention matrix as ours must) and Flax are timed in
+materialises the attention matrix as XLA:CPU does) and Flax are timed in
 alternating rounds so that all see the same machine load; a reported ratio is
 the median of per-round ratios. Every variant also checks that both give the same embeddings.
 Prints a markdown table (docs/benchmarks.md records the figures).
@@ -69,8 +69,8 @@ def measure(
 
   _, dtype, precision = VARIANTS[variant]
   # HF's default attention is SDPA: a fused CPU kernel that never materialises
-  # the attention matrix. "eager" materialises it, as ours must (it is sown and
-  # perturbed for explanations): that is the like-for-like reference.
+  # the attention matrix. "eager" materialises it, as ours does on CPU (XLA:CPU
+  # has no fused attention kernel): that is the like-for-like reference.
   references = {
     attention: transformers.CLIPVisionModelWithProjection.from_pretrained(
       directory, attn_implementation=attention

@@ -12,7 +12,11 @@ release (Transformer-MM-Explainability's CLIP notebook):
 Only the CLS row of R is read, and R = (I + cam_L) ... (I + cam_s), so the row
 is computed as a vector, from the last block down:
 ``r = e_CLS; r = r + r @ cam_b`` for b = L-1 .. start_layer, the same product
-in another order: O(N^2) per block instead of the O(N^3) of forming R.
+in another order: O(N^2) per block instead of the O(N^3) of forming R. The
+head mean is folded into that product, ``r @ mean_h(X_h) = sum_h (r / H) @
+X_h``: one matrix-vector product over (heads, tokens) that reads every map
+once, instead of a strided reduction over the head axis (slow on XLA:CPU; see
+docs/benchmarks.md).
 
 This module only does the arithmetic; `explainer.make_explainer` runs the model
 and collects ``A_b`` (sown) and ``dS/dA_b`` (gradient w.r.t. the perturbed
@@ -54,12 +58,15 @@ def chefer_relevance(
     )
   chex.assert_equal_shape([*attentions, *gradients])
   chex.assert_rank(attentions[0], 4)
-  batch, _, tokens, _ = attentions[0].shape
+  batch, heads, tokens, _ = attentions[0].shape
   row = jnp.zeros((batch, tokens), jnp.float32).at[:, 0].set(1.0)
   for attention, gradient in zip(reversed(attentions), reversed(gradients)):
     weighted = gradient.astype(jnp.float32) * attention.astype(jnp.float32)
-    cam = jnp.maximum(weighted, 0.0).mean(axis=1)
+    per_head = jnp.broadcast_to(row[:, None] / heads, (batch, heads, tokens))
     row = row + jnp.einsum(
-      "bi,bij->bj", row, cam, precision=jax.lax.Precision.HIGHEST
+      "bhi,bhij->bj",
+      per_head,
+      jnp.maximum(weighted, 0.0),
+      precision=jax.lax.Precision.HIGHEST,
     )
   return nan_where_nonfinite(row[:, 1:], [*attentions, *gradients])

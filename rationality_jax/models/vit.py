@@ -202,7 +202,7 @@ class Attention(nn.Module):
       3 * width, dtype=self.dtype, param_dtype=self.param_dtype, name="qkv"
     )(x)
     # [3, B, H, N, head_dim]: batch dims leading, so that XLA's batched dots
-    # need no relayout (2.7x faster attention on CPU than 'bqhd,bkhd->bhqk').
+    # need no relayout (faster on CPU than 'bqhd,bkhd->bhqk'; docs/benchmarks.md).
     qkv = qkv.reshape(batch, tokens, 3, self.num_heads, head_dim).transpose(
       2, 0, 3, 1, 4
     )

@@ -1,0 +1,169 @@
+"""The machine side of a benchmark: its matmul throughput, its host allocator.
+
+Matmul reference.
+A benchmark that reports a fraction of "what this machine can do" times a
+4096 x 4096 float32 matmul (jitted, 137 GFLOP) right before each repetition
+of what it measures, so both see the same load on a shared machine, and
+reports the median of the per-repetition ratios:
+
+    reference = MatmulReference()
+    flops = xla_flops(compiled)                 # XLA's cost analysis
+    stats = interleaved(lambda: run(compiled), flops, reps=3, reference=reference)
+    stats["fraction"]                           # achieved / matmul GFLOP/s
+
+Host memory. XLA:CPU allocates all temporaries of one execution as a single
+block (3.1 GB for the all-blocks heatmap at batch 16, 3.4 GB for the FLCP
+step) with ``posix_memalign`` from a worker thread. glibc serves a block that
+large from a fresh ``mmap`` and unmaps it on free, so every execution touches
+~750k new pages and the kernel zero-fills each one (docs/benchmarks.md).
+`reuse_host_memory` re-executes the process with glibc told to serve large
+blocks from its heap and keep them (``GLIBC_TUNABLES``: one arena, no mmap, no
+trimming), so the next execution reuses the same, already mapped pages.
+
+Used by `benchmarks/heatmaps.py` and `benchmarks/train.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import os
+import resource
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+MATMUL_SIZE = 4096
+HOST_MEMORY_TUNABLES = (
+  "glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:"
+  "glibc.malloc.trim_threshold=137438953472"
+)
+
+
+def reuse_host_memory() -> None:
+  """Re-executes this process with `HOST_MEMORY_TUNABLES` (Linux/glibc only).
+
+  Call first thing in ``main``; returns (does nothing) when ``GLIBC_TUNABLES``
+  is already set, e.g. by the re-executed process itself or by the caller.
+  """
+  if not sys.platform.startswith("linux") or "GLIBC_TUNABLES" in os.environ:
+    return
+  env = dict(os.environ, GLIBC_TUNABLES=HOST_MEMORY_TUNABLES)
+  os.execve(sys.executable, [sys.executable, *sys.argv], env)
+
+
+def _cpu_seconds() -> float:
+  """User + system CPU seconds of this process so far (all threads)."""
+  usage = resource.getrusage(resource.RUSAGE_SELF)
+  return usage.ru_utime + usage.ru_stime
+
+
+class Timing:
+  """Wall and CPU seconds of one call."""
+
+  def __init__(self, fn: Callable[[], object]):
+    cpu, start = _cpu_seconds(), time.perf_counter()
+    fn()
+    self.wall = time.perf_counter() - start
+    self.cpu = _cpu_seconds() - cpu
+
+
+class MatmulReference:
+  """A compiled ``a @ b`` of two [size, size] float32 matrices.
+
+  The product is written into a donated output buffer, the previous result,
+  so timing it never pays for fresh output pages: it measures the cores, not
+  the host allocator.
+  """
+
+  def __init__(self, size: int = MATMUL_SIZE):
+    rng = np.random.default_rng(0)
+    self.a, self.b = (
+      jax.device_put(rng.standard_normal((size, size), np.float32))
+      for _ in range(2)
+    )
+    self.out = jnp.zeros((size, size), jnp.float32)
+    self.flops = 2.0 * size**3
+    self.product = (
+      jax.jit(lambda out, a, b: a @ b, donate_argnums=0, keep_unused=True)
+      .lower(self.out, self.a, self.b)
+      .compile()
+    )
+    self.time()  # warm-up
+
+  def time(self) -> Timing:
+    """Wall and CPU seconds of one product."""
+
+    def product():
+      self.out = self.product(self.out, self.a, self.b)
+      self.out.block_until_ready()
+
+    return Timing(product)
+
+
+def xla_flops(compiled) -> float:
+  """FLOPs of one call of a compiled function, from XLA's cost analysis."""
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost.get("flops", 0.0)) if cost else 0.0
+
+
+def interleaved(
+  run: Callable[[], object],
+  flops: float,
+  reps: int,
+  reference: MatmulReference,
+  others: dict[str, Callable[[], object]] | None = None,
+) -> dict:
+  """Times `run` `reps` times, each right after one reference matmul.
+
+  Args:
+    run: one call of the measured function (blocks until done).
+    flops: FLOPs of one call (`xla_flops`).
+    reps: repetitions.
+    reference: the matmul timed before each repetition.
+    others: more contenders (e.g. a PyTorch reference), each timed once per
+      repetition after `run`.
+
+  Returns:
+    {'seconds': [...], 'matmul_seconds': [...], 'median_s',
+     'gflops' (median achieved GFLOP/s), 'matmul_gflops' (median),
+     'fraction' (median of the per-repetition ratios of achieved to matmul
+     GFLOP/s, wall clock), 'cpu_fraction' (the same with CPU seconds, user +
+     system of all threads: less sensitive to other processes on a shared
+     machine; on an idle one it is >= the wall fraction, equal when both keep
+     every core busy), 'others': {name: [seconds, ...]}}.
+  """
+  others = others or {}
+  ours, matmuls = [], []
+  other_seconds = {name: [] for name in others}
+  for _ in range(reps):
+    matmuls.append(reference.time())
+    ours.append(Timing(run))
+    for name, fn in others.items():
+      other_seconds[name].append(Timing(fn).wall)
+
+  def fraction(seconds, matmul_seconds):
+    return float(
+      np.median(
+        [
+          (flops / s) / (reference.flops / m)
+          for s, m in zip(seconds, matmul_seconds)
+        ]
+      )
+    )
+
+  seconds = [t.wall for t in ours]
+  matmul_seconds = [t.wall for t in matmuls]
+  return {
+    "seconds": seconds,
+    "matmul_seconds": matmul_seconds,
+    "median_s": float(np.median(seconds)),
+    "gflops": flops / float(np.median(seconds)) / 1e9,
+    "matmul_gflops": reference.flops / float(np.median(matmul_seconds)) / 1e9,
+    "fraction": fraction(seconds, matmul_seconds),
+    "cpu_fraction": fraction([t.cpu for t in ours], [t.cpu for t in matmuls]),
+    "others": other_seconds,
+  }
