@@ -7,9 +7,10 @@ Writes a stand-in ILSVRC2012 validation set (500x375 JPEGs with boxes, as
 benchmarks/input.py) and builds `imagenet2012_val_masks` from it, then times,
 in the same process:
 
-  matmul      a 4096x4096 float32 matmul (8192x8192 bfloat16 on GPU/TPU):
-              the machine's measured matrix throughput, the reference of the
-              fractions below
+  matmul      a 4096x4096 float32 matmul on CPU, 8192x8192 bfloat16 on an
+              accelerator (`machine.MatmulReference`): the machine's measured
+              matrix throughput, the reference of the fractions below (the
+              best of a few)
   heatmaps    the jitted evaluation step alone (Chefer heatmap, RMA, RRA,
               pointing game) on one batch already on the device, repeated
   evaluation  `evaluate.evaluate_records` on the built split: read, decode,
@@ -38,6 +39,10 @@ import time
 from input import write_fake_val  # benchmarks/input.py, beside this script
 import jax
 import jax.numpy as jnp
+from machine import MatmulReference
+from machine import Timing
+from machine import reuse_host_memory
+from machine import xla_flops
 import numpy as np
 
 from rationality_jax import checkpoints
@@ -53,33 +58,6 @@ from rationality_jax import train
 IMAGENET_VAL = 50_000
 
 
-def flops(compiled) -> float:
-  """FLOPs of a compiled function from XLA's cost analysis."""
-  cost = compiled.cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  return float(cost.get("flops", float("nan")))
-
-
-def best_seconds(fn, reps: int) -> float:
-  times = []
-  for _ in range(reps):
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    times.append(time.perf_counter() - start)
-  return float(np.median(times))
-
-
-def matmul(reps: int) -> tuple[float, float]:
-  """(seconds, FLOPs) of the reference matmul on the default device."""
-  accelerator = jax.default_backend() != "cpu"
-  n, dtype = (8192, jnp.bfloat16) if accelerator else (4096, jnp.float32)
-  a = jax.random.normal(jax.random.key(0), (n, n), dtype)
-  f = jax.jit(lambda x: x @ x)
-  compiled = f.lower(a).compile()
-  jax.block_until_ready(compiled(a))
-  return best_seconds(lambda: compiled(a), reps), 2.0 * n**3
-
-
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--model", default="random:b16")
@@ -89,7 +67,16 @@ def main():
   parser.add_argument("--dtype", default="float32")
   parser.add_argument("--reps", type=int, default=2)
   parser.add_argument("--train-batch", type=int, default=32)
+  parser.add_argument(
+    "--host-memory",
+    choices=("reuse", "fresh"),
+    default="reuse",
+    help="reuse: re-execute with glibc keeping freed memory (machine.py); "
+    "fresh: the default allocator",
+  )
   args = parser.parse_args()
+  if args.host_memory == "reuse":
+    reuse_host_memory()
 
   root = tempfile.mkdtemp(prefix="bench_evaluate_")
   try:
@@ -133,8 +120,15 @@ def main():
     step = evaluate.make_eval_step(explain_fn)
 
     rows = []
-    mm_s, mm_flops = matmul(args.reps + 1)
-    peak = mm_flops / mm_s
+    # The accelerators' peak is in bfloat16 (the MFU goal is bfloat16's).
+    reference = (
+      MatmulReference()
+      if jax.default_backend() == "cpu"
+      else MatmulReference(8192, jnp.bfloat16)
+    )
+    peak = max(
+      reference.flops / reference.time().wall for _ in range(args.reps + 1)
+    )
     rows.append(("matmul", "-", f"{peak / 1e9:.0f}", "1.00", "-"))
 
     # Heatmaps alone: one batch on the device, the jitted step repeated.
@@ -144,10 +138,19 @@ def main():
     masks = jnp.asarray(np.stack([b["mask"] for b in batch]))
     labels = jnp.asarray(np.array([b["label"] for b in batch], np.int32))
     compiled = step.lower(params, head, images, labels, masks).compile()
-    heat_flops = flops(compiled) / args.batch
+    heat_flops = xla_flops(compiled) / args.batch
     jax.block_until_ready(compiled(params, head, images, labels, masks))
-    heat_s = best_seconds(
-      lambda: compiled(params, head, images, labels, masks), args.reps + 1
+    heat_s = float(
+      np.median(
+        [
+          Timing(
+            lambda: jax.block_until_ready(
+              compiled(params, head, images, labels, masks)
+            )
+          ).wall
+          for _ in range(args.reps + 1)
+        ]
+      )
     )
     heat_rate = args.batch / heat_s
     rows.append(
@@ -211,7 +214,8 @@ def main():
   print(
     f"{args.model} at {module.config.vision.image_size} px, {args.dtype}, "
     f"Chefer start_layer {args.start_layer}, batch {args.batch}, "
-    f"{len(source)} images; device {device.device_kind} x{jax.device_count()}"
+    f"{len(source)} images; device {device.device_kind} x{jax.device_count()}; "
+    f"host memory {args.host_memory}"
   )
   print(
     "| what | images/s | GFLOP/s | fraction of matmul | slower than heatmaps |"
@@ -279,7 +283,7 @@ def ft_step(module, params, batch_size: int, reps: int):
     "label": jnp.asarray(rng.integers(0, 1000, batch_size).astype(np.int32)),
   }
   compiled = step.lower(state, batch, {}).compile()
-  total_flops = flops(compiled)
+  total_flops = xla_flops(compiled)
   state, metrics = compiled(state, batch, {})
   jax.block_until_ready(metrics)
   times = []

@@ -5,7 +5,7 @@ Model: CLIP ViT-B/16 with random weights and the HF config sizes (vision 768
 wide, 12 blocks, 12 heads, 16 px patches at 224 px; text 512 wide, 12 blocks;
 projection 512), saved with ``save_pretrained`` and loaded by both sides. Score:
 the zero-shot logit of the label against 200 class embeddings. Heatmap: Chefer
-relevance, upsampled to 224 px and min-max normalised, then RMA against a box
+relevance, upsampled to 224 px and min-max normalized, then RMA against a box
 mask. Each repetition also times a 4096 x 4096 float32 matmul first (the
 machine's matmul throughput in the same run, `machine.py`) and ours'
 achieved GFLOP/s (FLOPs from XLA's cost analysis of the compiled explainer) as

@@ -71,20 +71,20 @@ class Timing:
 
 
 class MatmulReference:
-  """A compiled ``a @ b`` of two [size, size] float32 matrices.
+  """A compiled ``a @ b`` of two [size, size] matrices (float32 by default).
 
   The product is written into a donated output buffer, the previous result,
   so timing it never pays for fresh output pages: it measures the cores, not
   the host allocator.
   """
 
-  def __init__(self, size: int = MATMUL_SIZE):
+  def __init__(self, size: int = MATMUL_SIZE, dtype=jnp.float32):
     rng = np.random.default_rng(0)
     self.a, self.b = (
-      jax.device_put(rng.standard_normal((size, size), np.float32))
+      jax.device_put(rng.standard_normal((size, size)).astype(dtype))
       for _ in range(2)
     )
-    self.out = jnp.zeros((size, size), jnp.float32)
+    self.out = jnp.zeros((size, size), dtype)
     self.flops = 2.0 * size**3
     self.product = (
       jax.jit(lambda out, a, b: a @ b, donate_argnums=0, keep_unused=True)

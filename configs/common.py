@@ -70,7 +70,7 @@ RELEASE_QUIRKS = {
   ),
   "nan_map": (
     "utils/xml_analysis.py show_image_relevance, eval_rma",
-    "a constant relevance map normalises to 0 / 0 = NaN, and NaN < 0.5 "
+    "a constant relevance map normalizes to 0 / 0 = NaN, and NaN < 0.5 "
     "is False: valid evidence",
   ),
   "normalization": (

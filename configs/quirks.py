@@ -35,7 +35,7 @@ Arguments (``key=value`` after the colon, comma-separated):
   test_size: synthetic test images (default 200).
 
 Expected (docs/release.md has the measured tables): on the synthetic
-benchmark the normalisation, the untrained head (LP/FT accuracy falls to
+benchmark the normalization, the untrained head (LP/FT accuracy falls to
 chance, and PT/IR with it) and the heatmap layers move the numbers;
 empty_mask, nan_map and mask_order move nothing there (no empty mask, no
 constant map, exact masks). On CUB mask_order and split_order move them too.

@@ -129,7 +129,7 @@ def default() -> ml_collections.ConfigDict:
       rebuilds it over every parameter and trains its head).
   heatmap: name (`heatmaps()`) and its options (`heatmap_fields(name)`);
       target: 'label' (the study) or 'predicted'; constant_map - what min-max
-      normalisation makes of a constant map (`explain.make_explainer`):
+      normalization makes of a constant map (`explain.make_explainer`):
       'zero' (ours) or 'nan' (the release's 0 / 0, utils/xml_analysis.py
       ``show_image_relevance`` line 101 and utils/xml_analysis_lp.py
       ``generate_visualization`` lines 110-111; with evaluate.nonfinite

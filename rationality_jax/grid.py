@@ -162,7 +162,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, fresh: bool = False):
 
 
 def _display_examples(source, spec: str, ids):
-  """{id: image uint8}, {id: mask} at the model's input geometry (no normalisation)."""
+  """{id: image uint8}, {id: mask} at the model's input geometry (no normalization)."""
   geometry = "|".join(
     op
     for op in spec.split("|")

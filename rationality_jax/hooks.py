@@ -91,7 +91,7 @@ def check_finite(step: int, metrics: dict[str, float], config) -> None:
       f"{metrics['loss']}, gradient norm {metrics['grad_norm']}; method "
       f"{config.method}, lr {config.train.optim.lr}): nothing from this step "
       "on is saved. Lower train.optim.lr, set train.optim.grad_clip_norm, "
-      "or check the inputs' normalisation."
+      "or check the inputs' normalization."
     )
 
 

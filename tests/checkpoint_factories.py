@@ -112,7 +112,7 @@ class Made:
     reference: ``(images [B, 3, S, S] float32, ids [B, T] int, mask [B, T])
       -> (image embeddings [B, E], text embeddings [B, E], image CLS [B, D])``
       float32 numpy from the torch model the weights came from: projected,
-      not normalised embeddings, and the image tower's CLS output after its
+      not normalized embeddings, and the image tower's CLS output after its
       final LayerNorm (``encode_image(project=False)``). Images of another
       size than ``image_size`` are run with ``interpolate_pos_encoding``
       (bicubic, as `models.load(..., image_size=)` resizes).
@@ -204,7 +204,7 @@ def make_blip(tmp_dir, vision=None, text=None, embed_dim=16, seed=0, cls=None):
 
 def hf_retrieval_reference(model, images, ids, mask):
   """One HF BLIP retrieval forward (``use_itm_head=False``): the projected CLS
-  embeddings and the ITC output (the cosine of their normalised versions)."""
+  embeddings and the ITC output (the cosine of their normalized versions)."""
   with torch.no_grad():
     out = model(
       input_ids=torch.as_tensor(np.asarray(ids, np.int64)),

@@ -582,7 +582,7 @@ def get_normalize(
   if mean is None or std is None:
     if preset not in NORMALIZATION:
       raise ValueError(
-        f"Unknown normalisation preset {preset!r}; choose from {sorted(NORMALIZATION)}."
+        f"Unknown normalization preset {preset!r}; choose from {sorted(NORMALIZATION)}."
       )
     mean, std = NORMALIZATION[preset]
   mean = np.asarray(mean, np.float32)

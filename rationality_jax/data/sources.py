@@ -146,7 +146,7 @@ class Source:
     return len(self._source)
 
   def __getitem__(self, index: int) -> dict:
-    return normalise_example(self._source[int(index)])
+    return normalize_example(self._source[int(index)])
 
   def __repr__(self):
     return (
@@ -154,7 +154,7 @@ class Source:
     )
 
 
-def normalise_example(ex: dict) -> dict:
+def normalize_example(ex: dict) -> dict:
   out = {}
   for k, v in ex.items():
     if isinstance(v, bytes):
@@ -217,7 +217,7 @@ def read_columns(
   }
   data_source = builder.as_data_source(split, decoders=skip)
   rows = [data_source[i] for i in range(len(data_source))]
-  rows = [normalise_example({k: row[k] for k in keys}) for row in rows]
+  rows = [normalize_example({k: row[k] for k in keys}) for row in rows]
   return {key: np.asarray([row[key] for row in rows]) for key in keys}
 
 

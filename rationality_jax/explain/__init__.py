@@ -27,7 +27,7 @@ from rationality_jax.explain.explainer import get_method
 from rationality_jax.explain.explainer import make_explainer
 from rationality_jax.explain.explainer import study_method
 from rationality_jax.explain.gradcam import grad_cam_tokens
-from rationality_jax.explain.postprocess import minmax_normalise
+from rationality_jax.explain.postprocess import minmax_normalize
 from rationality_jax.explain.postprocess import upsample
 from rationality_jax.explain.relevance import chefer_relevance
 from rationality_jax.explain.rollout import attention_rollout
@@ -50,7 +50,7 @@ __all__ = [
   "integrated_gradients_map",
   "integration_points",
   "make_explainer",
-  "minmax_normalise",
+  "minmax_normalize",
   "postprocess",
   "study_method",
   "targets",

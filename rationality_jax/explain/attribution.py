@@ -1,7 +1,7 @@
 """Pixel-space attributions: input gradients, gradient x input, integrated gradients.
 
 All three reduce a per-pixel, per-channel quantity over the colour channels to
-a [B, H, W] map, in the model's input space (the normalised images):
+a [B, H, W] map, in the model's input space (the normalized images):
 
 * input gradients (Simonyan et al. 2014, "saliency"): ``max_c |dS/dx_c|``
   (max of the absolute value over channels, as in the paper);
@@ -13,7 +13,7 @@ a [B, H, W] map, in the model's input space (the normalised images):
   Riemann rule (``steps`` evaluations, a = 1/m .. 1). Completeness: the map
   sums to ~ S(x) - S(x0).
 
-Signed maps are min-max normalised like every other map (so the most negative
+Signed maps are min-max normalized like every other map (so the most negative
 pixel maps to 0); RMA then sees only the relative ordering the study uses.
 """
 

@@ -156,7 +156,7 @@ class IntegratedGradients:
   """Integrated gradients, summed over channels (signed).
 
   steps: number of intervals m on the straight path from the baseline.
-  baseline: in the model's input space (normalised images): a float or one
+  baseline: in the model's input space (normalized images): a float or one
     value per channel. 0.0 is the dataset-mean image; a black image is
     ``-mean / std`` per channel (see `black_baseline`).
   rule: ``'trapezoid'`` (m + 1 evaluations, default) or ``'right'`` (m).
@@ -270,21 +270,21 @@ def make_explainer(
     score: ``score(logits, classes) -> [B]`` (default the class logit).
     vision_path: where the tower sits in the variable collections (default
       ``('vision',)`` for a VLM, ``()`` for a bare tower).
-    negative: RMA's policy for negative heatmap values (the normalised maps
+    negative: RMA's policy for negative heatmap values (the normalized maps
       are >= 0, so it does not matter for them).
-    constant_map: what the min-max normalisation makes of a constant map:
+    constant_map: what the min-max normalization makes of a constant map:
       ``'zero'`` (ours, default) or ``'nan'`` (the study's release, 0/0); see
-      `postprocess.minmax_normalise`.
+      `postprocess.minmax_normalize`.
     jit: wrap in ``jax.jit`` (default). Under an outer jit/vmap pass False.
 
   Returns:
     explain(params, head, images, labels=None, masks=None) with
       params: the module's params; head: the classifier's pytree (may be None);
-      images: [B, S, S, 3] float normalised, S = the tower's image_size;
+      images: [B, S, S, 3] float normalized, S = the tower's image_size;
       labels: [B] int (needed for target='label');
       masks: [B, S, S] binary object masks, or None (then no 'rma').
     returning {'logits' [B, C], 'classes' [B], 'heatmap' [B, S, S] in [0, 1],
-      'heatmap_patches' [B, gh, gw] (raw, before upsampling/normalising; for
+      'heatmap_patches' [B, gh, gw] (raw, before upsampling/normalizing; for
       pixel methods the per-patch mean of the pixel map), 'rma' [B]}.
   """
   if isinstance(method, str):
@@ -438,7 +438,7 @@ def make_explainer(
     out = {
       "logits": logits,
       "classes": classes,
-      "heatmap": postprocess.minmax_normalise(
+      "heatmap": postprocess.minmax_normalize(
         pixels.astype(jnp.float32), constant_map
       ),
       "heatmap_patches": patches.astype(jnp.float32),

@@ -9,7 +9,7 @@ The study's release (and ours, by default) does, per image:
    clamped to ``[0, in - 1]``, and interpolates linearly between its two
    neighbours. This is also OpenCV's ``cv2.resize(INTER_LINEAR)`` and
    ``jax.image.resize(method='bilinear')`` for upsampling;
-2. min-max normalisation to [0, 1] over the H x W pixels of that image:
+2. min-max normalization to [0, 1] over the H x W pixels of that image:
    ``(h - min h) / (max h - min h)``.
 
 Order matters: bilinear upsampling does not reproduce a patch's value at any
@@ -19,14 +19,14 @@ upsampling (the release) and before differ.
 Degenerate cases:
 
 * a constant map (max == min, e.g. the score does not depend on the image, so
-  every gradient is zero) normalises, by default (``constant_map='zero'``), to
+  every gradient is zero) normalizes, by default (``constant_map='zero'``), to
   all zeros, never NaN; its RMA is then 0 (no mass). The study's release
   divides by the zero spread (``(h - h.min()) / (h.max() - h.min())`` in
   numpy, ``show_image_relevance`` in ``prediction_rationality/utils/
   xml_analysis.py``), so its map is 0/0 = NaN everywhere:
   ``constant_map='nan'`` reproduces that;
 * a non-finite value (NaN, +-inf) anywhere in an image's map makes that
-  image's normalised map all NaN, so it is never silently scored. The token
+  image's normalized map all NaN, so it is never silently scored. The token
   methods also mark a sample whose attention, activations or gradients hold a
   non-finite value (`nan_where_nonfinite`), because a clamp or a row selection
   could otherwise hide it (``max(-inf, 0) = 0``; a NaN off the CLS row never
@@ -94,7 +94,7 @@ def upsample(maps: jax.Array, size: tuple[int, int]) -> jax.Array:
 CONSTANT_MAPS = ("zero", "nan")
 
 
-def minmax_normalise(maps: jax.Array, constant_map: str = "zero") -> jax.Array:
+def minmax_normalize(maps: jax.Array, constant_map: str = "zero") -> jax.Array:
   """Per-map min-max to [0, 1] over the last two axes: [..., H, W] -> [..., H, W].
 
   Args:
@@ -120,9 +120,9 @@ def minmax_normalise(maps: jax.Array, constant_map: str = "zero") -> jax.Array:
   # Double `where` keeps the gradient finite for constant maps.
   safe = jnp.where(positive, spread, 1.0)
   constant = 0.0 if constant_map == "zero" else jnp.nan
-  normalised = jnp.where(positive, (maps - low) / safe, constant)
+  normalized = jnp.where(positive, (maps - low) / safe, constant)
   finite = jnp.isfinite(low) & jnp.isfinite(high)
-  return jnp.where(finite, normalised, jnp.nan).astype(maps.dtype)
+  return jnp.where(finite, normalized, jnp.nan).astype(maps.dtype)
 
 
 def nan_where_nonfinite(

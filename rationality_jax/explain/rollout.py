@@ -2,9 +2,9 @@
 Transformers", ACL 2020): the gradient-free baseline.
 
 Per block b, the residual connection is modelled by mixing the head-averaged
-attention with the identity and re-normalising rows:
+attention with the identity and re-normalizing rows:
 
-    A_hat_b = row_normalise(residual * I + (1 - residual) * mean_heads(A_b))
+    A_hat_b = row_normalize(residual * I + (1 - residual) * mean_heads(A_b))
     R = A_hat_L @ ... @ A_hat_s          (blocks s = start_layer .. L-1)
     heatmap = R[CLS, patches]
 

@@ -46,9 +46,9 @@ def zero_shot(module, images: jax.Array, head: dict) -> jax.Array:
 
   Args:
     module: a bound `VisionLanguageModel`.
-    images: [B, S, S, 3] normalised images.
+    images: [B, S, S, 3] normalized images.
     head: ``{'class_embeddings': [C, E]}`` projected text embeddings of the
-      class prompts (e.g. "a photo of a {class}"), normalised or not.
+      class prompts (e.g. "a photo of a {class}"), normalized or not.
 
   Returns:
     [B, C] float32 logits.
@@ -63,7 +63,7 @@ def linear_probe(module, images: jax.Array, head: dict) -> jax.Array:
 
   Args:
     module: a bound `VisionLanguageModel`.
-    images: [B, S, S, 3] normalised images.
+    images: [B, S, S, 3] normalized images.
     head: ``{'kernel': [F, C], 'bias': [C]}``. The feature is chosen by the
       kernel's input size: F == embed_dim -> the projected image embedding
       (CLIP's LP), F == the ViT width -> the un-projected CLS token

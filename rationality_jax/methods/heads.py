@@ -9,7 +9,7 @@ by `make_task` and passed (replicated) to the jitted step:
                              the caption of an example is row `label`)
 
 Zero-shot class embeddings follow CLIP's ensemble: every prompt's projected
-text embedding is L2-normalised, averaged over the K templates and normalised
+text embedding is L2-normalized, averaged over the K templates and normalized
 again. `zero_shot_head` caches them on disk per (model, dataset, templates).
 """
 
@@ -99,7 +99,7 @@ def encode_texts(
 
 
 def ensemble(embeddings: jax.Array) -> jax.Array:
-  """[C, K, E] prompt embeddings -> [C, E]: normalise, mean over K, normalise."""
+  """[C, K, E] prompt embeddings -> [C, E]: normalize, mean over K, normalize."""
   return normalize(normalize(embeddings).mean(axis=1))
 
 

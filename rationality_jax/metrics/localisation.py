@@ -137,7 +137,7 @@ def rma(
       floats, binarised with > 0).
     negative: what to do with negative heatmap values.
       "clip" (default): max(H, 0), as Arras et al.'s positive pooling; RMA in
-        [0, 1]. Maps already >= 0 (the min-max normalised explanations) pass
+        [0, 1]. Maps already >= 0 (the min-max normalized explanations) pass
         unchanged, gradient included.
       "abs": |H|; RMA in [0, 1].
       "keep": use H as is; RMA can leave [0, 1] (even exceed 1 when negative
@@ -382,7 +382,7 @@ def iou(
   """Intersection over union of the thresholded heatmap `H >= threshold` with M.
 
   The threshold is absolute, so apply it to maps on a known scale (the
-  explanation heatmaps are min-max normalised to [0, 1] per image).
+  explanation heatmaps are min-max normalized to [0, 1] per image).
 
   Args:
     heatmaps: [..., H, W] float.

@@ -342,7 +342,7 @@ class VisionTransformer(nn.Module):
     """Encode images.
 
     Args:
-      images: [B, S, S, 3] float, already normalised, S = config.image_size.
+      images: [B, S, S, 3] float, already normalized, S = config.image_size.
 
     Returns:
       tokens: [B, N, D] after the final LayerNorm; ``tokens[:, 0]`` is the CLS

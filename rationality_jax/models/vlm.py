@@ -37,7 +37,7 @@ class VLMConfig:
 
   Attributes:
     family: name of its `rationality_jax.models.families` plug-in
-      (``'clip'``, ``'albef'``, ``'blip'``): tokenizer, normalisation,
+      (``'clip'``, ``'albef'``, ``'blip'``): tokenizer, normalization,
       method defaults. ``models.family(config)`` looks it up.
     vision: the image tower.
     text: `CLIPTextConfig` (CLIP) or `BertConfig` (ALBEF, BLIP).
@@ -119,9 +119,9 @@ class VisionLanguageModel(nn.Module):
     """Image embeddings.
 
     Args:
-      images: [B, S, S, 3] float32, already normalised (CLIP or ImageNet
+      images: [B, S, S, 3] float32, already normalized (CLIP or ImageNet
         mean/std), S = config.vision.image_size.
-      project: True: the projected, un-normalised embedding [B, embed_dim]
+      project: True: the projected, un-normalized embedding [B, embed_dim]
         (zero-shot, CLIP's linear probe). False: the image tower's CLS output
         after its final LayerNorm [B, width] (ALBEF/BLIP linear probe on the
         768-d ViT CLS token).
@@ -159,7 +159,7 @@ class VisionLanguageModel(nn.Module):
       token_ids: [B, T] int from `rationality_jax.models.tokenizer(family)`.
       attention_mask: [B, T], 1 = real token. Needed for BERT (ALBEF/BLIP) when
         texts are padded; CLIP's causal pooling does not need it.
-      project: True: projected, un-normalised [B, embed_dim]; False: the pooled
+      project: True: projected, un-normalized [B, embed_dim]; False: the pooled
         text tower output [B, text width].
 
     Returns:
@@ -200,7 +200,7 @@ class VisionLanguageModel(nn.Module):
   def similarity(
     self, image_embeds: jax.Array, text_embeds: jax.Array
   ) -> jax.Array:
-    """Logits from (un-normalised) embeddings, e.g. with cached class-prompt embeddings.
+    """Logits from (un-normalized) embeddings, e.g. with cached class-prompt embeddings.
 
     Args:
       image_embeds: [B_img, E] from `encode_image`.
@@ -225,7 +225,7 @@ class VisionLanguageModel(nn.Module):
     """Image-text logits.
 
     Args:
-      images: [B_img, S, S, 3] normalised images.
+      images: [B_img, S, S, 3] normalized images.
       token_ids: [B_txt, T] token ids; attention_mask: [B_txt, T] or None.
 
     Returns:
@@ -271,5 +271,5 @@ def with_precision(
 
 
 def normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
-  """L2-normalise the last axis ([..., D] -> [..., D]); zero stays zero."""
+  """L2-normalize the last axis ([..., D] -> [..., D]); zero stays zero."""
   return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), eps)

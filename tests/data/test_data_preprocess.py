@@ -1,4 +1,4 @@
-"""Joint image/mask/box preprocessing: alignment, determinism, normalisation."""
+"""Joint image/mask/box preprocessing: alignment, determinism, normalization."""
 
 from hypothesis import given
 from hypothesis import settings

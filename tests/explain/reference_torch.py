@@ -172,7 +172,7 @@ def integrated_gradients(
 ):
   """IG with a straight path, one backward per path point (a plain loop).
 
-  baseline: scalar or per-channel sequence in the normalised input space.
+  baseline: scalar or per-channel sequence in the normalized input space.
   Returns (raw attribution map [B, S, S] summed over channels, heatmap).
   """
   model.eval()

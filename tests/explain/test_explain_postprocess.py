@@ -49,7 +49,7 @@ def test_bilinear_matrix_rows_are_convex_weights():
 def test_minmax_hits_zero_and_one_per_image():
   maps = np.random.default_rng(1).standard_normal((3, 5, 7)).astype(np.float32)
   maps[1] *= 100.0
-  out = np.asarray(postprocess.minmax_normalise(jnp.asarray(maps)))
+  out = np.asarray(postprocess.minmax_normalize(jnp.asarray(maps)))
   np.testing.assert_allclose(out.min(axis=(1, 2)), 0.0)
   np.testing.assert_allclose(out.max(axis=(1, 2)), 1.0)
   expected = (maps[2] - maps[2].min()) / (maps[2].max() - maps[2].min())
@@ -58,9 +58,9 @@ def test_minmax_hits_zero_and_one_per_image():
 
 def test_minmax_constant_map_is_zero_with_finite_gradient():
   maps = jnp.stack([jnp.zeros((4, 4)), jnp.full((4, 4), 3.5)])
-  out = postprocess.minmax_normalise(maps)
+  out = postprocess.minmax_normalize(maps)
   np.testing.assert_array_equal(np.asarray(out), 0.0)
-  grad = jax.grad(lambda m: postprocess.minmax_normalise(m).sum())(maps)
+  grad = jax.grad(lambda m: postprocess.minmax_normalize(m).sum())(maps)
   assert np.isfinite(np.asarray(grad)).all()
 
 
@@ -69,7 +69,7 @@ def test_minmax_nonfinite_map_is_all_nan_others_untouched(bad):
   maps = np.ones((2, 3, 3), np.float32)
   maps[0, 1, 1] = bad
   maps[1, 0, 0] = 2.0
-  out = np.asarray(postprocess.minmax_normalise(jnp.asarray(maps)))
+  out = np.asarray(postprocess.minmax_normalize(jnp.asarray(maps)))
   assert np.isnan(out[0]).all()
   assert out[1, 0, 0] == 1.0 and out[1].sum() == 1.0
 
@@ -83,14 +83,14 @@ def test_minmax_constant_map_option_reproduces_the_release():
     release = (maps - maps.min(axis=(1, 2), keepdims=True)) / np.ptp(
       maps, axis=(1, 2), keepdims=True
     )
-  out = np.asarray(postprocess.minmax_normalise(jnp.asarray(maps), "nan"))
+  out = np.asarray(postprocess.minmax_normalize(jnp.asarray(maps), "nan"))
   np.testing.assert_array_equal(out, release)  # NaN == NaN for this check
   assert np.isnan(out[0]).all()
-  zero = np.asarray(postprocess.minmax_normalise(jnp.asarray(maps), "zero"))
+  zero = np.asarray(postprocess.minmax_normalize(jnp.asarray(maps), "zero"))
   np.testing.assert_array_equal(zero[0], 0.0)
   np.testing.assert_array_equal(zero[1], out[1])
   with pytest.raises(ValueError, match="constant_map='one' is not one of"):
-    postprocess.minmax_normalise(jnp.asarray(maps), "one")
+    postprocess.minmax_normalize(jnp.asarray(maps), "one")
 
 
 def test_nan_where_nonfinite_marks_whole_samples_only():
@@ -110,9 +110,9 @@ def test_nan_where_nonfinite_marks_whole_samples_only():
   st.floats(-1e2, 1e2),
 )
 def test_minmax_is_invariant_to_positive_affine_maps(maps, scale, shift):
-  base = np.asarray(postprocess.minmax_normalise(jnp.asarray(maps)))
+  base = np.asarray(postprocess.minmax_normalize(jnp.asarray(maps)))
   moved = np.asarray(
-    postprocess.minmax_normalise(jnp.asarray(maps * scale + shift))
+    postprocess.minmax_normalize(jnp.asarray(maps * scale + shift))
   )
   assert ((base >= 0) & (base <= 1)).all()
   if np.ptp(maps) * scale > 1e-2:

@@ -1,7 +1,7 @@
 """BLIP (HF layouts): parity with transformers references; the BERT tokenizers.
 
 * HF ``BlipForImageTextRetrieval`` (``use_itm_head=False``: cosine of
-  normalised ``vision_proj``/``text_proj`` of the CLS outputs) and HF ``BlipModel``.
+  normalized ``vision_proj``/``text_proj`` of the CLS outputs) and HF ``BlipModel``.
 
 The original ``.pth`` layouts of BLIP and ALBEF are tested on the checkpoint
 factories (test_models_factories.py).

@@ -12,10 +12,10 @@ TOLERANCE = 1e-4  # max abs error, float32
 
 
 def hf_clip_outputs(model, images, token_ids):
-  """One HF forward: raw projected embeddings, normalised ones, logits_per_image.
+  """One HF forward: raw projected embeddings, normalized ones, logits_per_image.
 
   (transformers 5 returns get_image/text_features' outputs as the towers' outputs:
-  their pooler_output is the projected, un-normalised embedding.)
+  their pooler_output is the projected, un-normalized embedding.)
   """
   with torch.no_grad():
     out = model(
@@ -31,7 +31,7 @@ def hf_clip_outputs(model, images, token_ids):
 
 
 def flax_clip_outputs(module, params, images_nhwc, token_ids):
-  """One apply: raw embeddings, normalised ones, and logits from `__call__`."""
+  """One apply: raw embeddings, normalized ones, and logits from `__call__`."""
 
   def outputs(model, images, token_ids):
     image, text = model.encode_image(images), model.encode_text(token_ids)

@@ -12,14 +12,14 @@ out with PIL and torch):
    train_test_split.txt flag is 0, Resize(256), CenterCrop(224), ToTensor,
    Normalize with ImageNet's mean/std) through ``encode_image``; prompts
    "a photo of a {name}" (names from classes.txt: the part after the dot,
-   '_' -> ' ', lowercased) through ``encode_text``; both L2-normalised;
+   '_' -> ' ', lowercased) through ``encode_text``; both L2-normalized;
    prediction = argmax of 100 x the cosines (softmax + topk(1)).
 2. test_rationale_vlm/clip_zs_flcp_cub.py: per test image, the logit of the
    label's prompt alone (``model(image, text)``); Chefer relevance of the
    last block (utils/xml_analysis.py ``interpret``, start_layer=-1:
    R = I + mean_heads(clamp(dS/dA * A, 0)) @ I, heatmap R[0, 1:]);
    ``show_image_relevance``: the 14 x 14 map bilinearly upsampled to 224
-   (``F.interpolate``, align_corners=False), then min-max normalised in
+   (``F.interpolate``, align_corners=False), then min-max normalized in
    numpy (a constant map is 0 / 0 = NaN); the mask: the segmentation PNG
    through ``ImageFolder`` (RGB), Resize(256), CenterCrop(224), ToTensor,
    the mean over channels cast to uint8 (1 only where all was 255);

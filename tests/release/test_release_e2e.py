@@ -215,7 +215,7 @@ def test_paper_and_default_differ_as_documented(runs):
   assert sorted(release["ids"]) != official
   common = sorted(set(release["ids"]) & set(paper["ids"]))
   assert common
-  # Same normalisation, heatmap and float32 model: the same predictions.
+  # Same normalization, heatmap and float32 model: the same predictions.
   assert [_by_id(paper, "prediction")[i] for i in common] == [
     _by_id(release, "prediction")[i] for i in common
   ]

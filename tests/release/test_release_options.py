@@ -200,7 +200,7 @@ def tiny():
 
 def test_constant_map_nan_counts_valid_under_the_release_only(tiny):
   """A head that ignores the image (zero class embeddings) gives zero
-  gradients: a constant relevance map. Ours normalises it to zeros (RMA 0,
+  gradients: a constant relevance map. Ours normalizes it to zeros (RMA 0,
   invalid); the release's 0/0 is NaN, and its NaN < 0.5 is False: valid."""
   module, params, images, masks = tiny
   head = {"class_embeddings": jnp.zeros((4, module.config.embed_dim))}

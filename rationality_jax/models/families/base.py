@@ -70,7 +70,7 @@ class Family:
 
   Attributes:
     name: ``VLMConfig.family`` of its models (``'clip'``).
-    normalization: default pixel normalisation, a key of
+    normalization: default pixel normalization, a key of
       `rationality_jax.data.preprocess.NORMALIZATION` (what the family was
       trained with: ``'clip'`` for CLIP, ALBEF and BLIP).
     lp_feature: the linear probe's feature: ``'embedding'`` (the projected
