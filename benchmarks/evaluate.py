@@ -41,7 +41,6 @@ import jax
 import jax.numpy as jnp
 from machine import MatmulReference
 from machine import Timing
-from machine import reuse_host_memory
 from machine import xla_flops
 import numpy as np
 
@@ -54,6 +53,7 @@ from rationality_jax import methods
 from rationality_jax import models
 from rationality_jax import optim
 from rationality_jax import train
+from rationality_jax.runtime import reuse_host_memory
 
 IMAGENET_VAL = 50_000
 

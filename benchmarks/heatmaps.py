@@ -40,7 +40,6 @@ import jax
 import jax.numpy as jnp
 from machine import MatmulReference
 from machine import interleaved
-from machine import reuse_host_memory
 from machine import xla_flops
 import numpy as np
 import torch
@@ -48,6 +47,7 @@ import transformers
 
 from rationality_jax import explain
 from rationality_jax import models
+from rationality_jax.runtime import reuse_host_memory
 from tests.explain import reference_torch as ref
 
 

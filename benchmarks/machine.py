@@ -11,14 +11,10 @@ reports the median of the per-repetition ratios:
     stats = interleaved(lambda: run(compiled), flops, reps=3, reference=reference)
     stats["fraction"]                           # achieved / matmul GFLOP/s
 
-Host memory. XLA:CPU allocates all temporaries of one execution as a single
-block (3.1 GB for the all-blocks heatmap at batch 16, 3.4 GB for the FLCP
-step) with ``posix_memalign`` from a worker thread. glibc serves a block that
-large from a fresh ``mmap`` and unmaps it on free, so every execution touches
-~750k new pages and the kernel zero-fills each one (docs/benchmarks.md).
-`reuse_host_memory` re-executes the process with glibc told to serve large
-blocks from its heap and keep them (``GLIBC_TUNABLES``: one arena, no mmap, no
-trimming), so the next execution reuses the same, already mapped pages.
+Host memory: `reuse_host_memory` (`rationality_jax.runtime`, also used by
+`rationality_jax.main`) re-executes the process with glibc keeping freed
+memory, so XLA:CPU's multi-GB temporaries stop costing page faults
+(docs/benchmarks.md).
 
 Used by `benchmarks/heatmaps.py` and `benchmarks/train.py`.
 """
@@ -26,9 +22,7 @@ Used by `benchmarks/heatmaps.py` and `benchmarks/train.py`.
 from __future__ import annotations
 
 from collections.abc import Callable
-import os
 import resource
-import sys
 import time
 
 import jax
@@ -36,22 +30,6 @@ import jax.numpy as jnp
 import numpy as np
 
 MATMUL_SIZE = 4096
-HOST_MEMORY_TUNABLES = (
-  "glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:"
-  "glibc.malloc.trim_threshold=137438953472"
-)
-
-
-def reuse_host_memory() -> None:
-  """Re-executes this process with `HOST_MEMORY_TUNABLES` (Linux/glibc only).
-
-  Call first thing in ``main``; returns (does nothing) when ``GLIBC_TUNABLES``
-  is already set, e.g. by the re-executed process itself or by the caller.
-  """
-  if not sys.platform.startswith("linux") or "GLIBC_TUNABLES" in os.environ:
-    return
-  env = dict(os.environ, GLIBC_TUNABLES=HOST_MEMORY_TUNABLES)
-  os.execve(sys.executable, [sys.executable, *sys.argv], env)
 
 
 def _cpu_seconds() -> float:

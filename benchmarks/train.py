@@ -32,7 +32,6 @@ import jax
 import jax.numpy as jnp
 from machine import MatmulReference
 from machine import interleaved
-from machine import reuse_host_memory
 from machine import xla_flops
 import ml_collections
 import numpy as np
@@ -42,6 +41,7 @@ from rationality_jax import models
 from rationality_jax import optim
 from rationality_jax import sharding
 from rationality_jax import train
+from rationality_jax.runtime import reuse_host_memory
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 

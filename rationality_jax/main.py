@@ -1,7 +1,7 @@
 r"""Command-line entry point.
 
     python -m rationality_jax.main --config=configs/<name>.py[:arg] --workdir=DIR \
-        [--config.key=value ...] [--fresh] [--verbosity=0]
+        [--config.key=value ...] [--fresh] [--verbosity=0] [--host_memory=auto]
 
 The config file defines `get_config(arg=None)` returning the run config
 (`rationality_jax.config`, locked: a misspelt override is an error) whose
@@ -17,7 +17,9 @@ The console shows stages, progress bars, warnings and the final table; the
 library logs and any traceback go to ``DIR/log.txt`` (``--verbosity=0``
 shows them). The resolved config is saved as ``DIR/config.json``. One run
 per workdir: a second one is refused, naming the first's PID. A failure
-ends with one line naming its cause and exit status 1.
+ends with one line naming its cause and exit status 1. On a CPU the process
+re-executes itself once with glibc keeping freed memory (``--host_memory``,
+`rationality_jax.runtime`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from ml_collections import config_flags
 from rationality_jax import config as config_lib
 from rationality_jax import console
 from rationality_jax import files
+from rationality_jax import runtime
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config",
@@ -48,6 +51,14 @@ _FRESH = flags.DEFINE_bool(
   False,
   "When the workdir holds results of another configuration, start anew in a "
   "subdirectory instead of refusing.",
+)
+_HOST_MEMORY = flags.DEFINE_enum(
+  "host_memory",
+  "auto",
+  list(runtime.HOST_MEMORY_CHOICES),
+  "reuse: glibc keeps freed memory, so XLA:CPU's large temporaries cost no "
+  "page faults (rationality_jax.runtime); auto: reuse when computing on the "
+  "CPU; fresh: the default allocator.",
 )
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -170,5 +181,18 @@ def main(argv):
     sys.exit(1)
 
 
+def _host_memory(argv) -> str:
+  """--host_memory's value, read before absl parses flags (see `runtime`)."""
+  for i, arg in enumerate(argv):
+    if arg.startswith("--host_memory="):
+      return arg.split("=", 1)[1]
+    if arg == "--host_memory" and i + 1 < len(argv):
+      return argv[i + 1]
+  return "auto"
+
+
 if __name__ == "__main__":
+  choice = _host_memory(sys.argv)
+  if choice in runtime.HOST_MEMORY_CHOICES:  # else absl names the bad value
+    runtime.reuse_host_memory(choice)
   app.run(main, flags_parser=parse_flags)
