@@ -234,6 +234,7 @@ def default() -> ml_collections.ConfigDict:
     num_processes=1,
     process_id=0,
     cpu_collectives="",
+    barrier_timeout_s=24 * 3600,
   )
   return c
 

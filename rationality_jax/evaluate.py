@@ -47,7 +47,6 @@ import functools
 import os
 
 import jax
-from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -499,12 +498,10 @@ def run(
     batches_per_chunk=e.batches_per_chunk,
     num_threads=e.input_threads,
   )
-  if jax.process_count() > 1:
-    multihost_utils.sync_global_devices(f"evaluated {workdir}")
+  sharding.barrier(f"evaluated {workdir}")
   if jax.process_index() == 0:
     finalise(workdir, e.threshold, figures=e.figures)
-  if jax.process_count() > 1:
-    multihost_utils.sync_global_devices(f"finalised {workdir}")
+  sharding.barrier(f"finalised {workdir}")
   if announce:
     console.table(report.console_table(report.collect([workdir], e.threshold)))
     console.stage(f"report: {os.path.join(workdir, 'report.md')}")

@@ -18,7 +18,6 @@ import os
 from typing import Any
 
 import jax
-from jax.experimental import multihost_utils
 import ml_collections
 
 from rationality_jax import config as config_lib
@@ -26,6 +25,7 @@ from rationality_jax import data
 from rationality_jax import explain
 from rationality_jax import methods
 from rationality_jax import models
+from rationality_jax import sharding
 
 
 def image_size(module) -> int:
@@ -116,8 +116,7 @@ def source(config: ml_collections.ConfigDict, workdir: str, which: str):
     data.build(
       name, directory, manual_dir=config.data.manual_dir or None, **kwargs
     )
-  if jax.process_count() > 1:
-    multihost_utils.sync_global_devices(f"dataset {name} built")
+  sharding.barrier(f"dataset {name} built")
   src = data.get_source(name, split, directory, **kwargs)
   names = data.class_names(name, src.class_names, rule=config.head.class_names)
   if which == "eval" and config.evaluate.max_batches:

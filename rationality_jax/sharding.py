@@ -26,6 +26,7 @@ from jax.sharding import Mesh
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec
 import numpy as np
+from orbax.checkpoint import multihost
 
 
 def make_mesh(
@@ -167,3 +168,29 @@ def initialize_distributed(options) -> None:
       process_id=options.process_id,
     )
   jax.distributed.initialize(**kwargs)
+  global _BARRIER_TIMEOUT_S
+  _BARRIER_TIMEOUT_S = int(options.get("barrier_timeout_s", _BARRIER_TIMEOUT_S))
+
+
+# A process waits at a barrier while its peers finish their shard of the work
+# (building a dataset, evaluating): hours on a real run.
+_BARRIER_TIMEOUT_S = 24 * 3600
+_BARRIERS_PASSED = 0
+
+
+def barrier(name: str, timeout_s: int | None = None) -> None:
+  """Wait until every JAX process reaches the barrier `name` (no-op alone).
+
+  Host-side, through the coordination service's key-value store: no device
+  collective, so a peer that is slow to arrive (compiling, building data)
+  is waited for up to ``timeout_s`` (config ``distributed.barrier_timeout_s``)
+  instead of failing the CPU collectives' 30 s context set-up.
+  """
+  if jax.process_count() == 1:
+    return
+  global _BARRIERS_PASSED
+  _BARRIERS_PASSED += 1  # the same count on every process: names stay unique
+  timeout_s = timeout_s or _BARRIER_TIMEOUT_S
+  multihost.get_barrier_sync_fn()(
+    key=f"{name} #{_BARRIERS_PASSED}", timeout_ms=timeout_s * 1000
+  )

@@ -257,10 +257,17 @@ def _restore(directory: str, dtype, image_size: int | None):
 
   with open(os.path.join(directory, OWN_CONFIG)) as f:
     config = _check_family(config_from_dict(json.load(f)), directory)
-  with ocp.StandardCheckpointer() as checkpointer:
-    params = checkpointer.restore(
-      os.path.join(directory, "params"), convert.expected_params(config)
+  # Every process reads the (replicated) weights on its own: no barriers.
+  own = ocp.options.MultiprocessingOptions(
+    primary_host=jax.process_index(), active_processes={jax.process_index()}
+  )
+  with ocp.StandardCheckpointer(multiprocessing_options=own) as checkpointer:
+    local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    target = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=local),
+      convert.expected_params(config),
     )
+    params = checkpointer.restore(os.path.join(directory, "params"), target)
   for path, leaf in jax.tree.leaves_with_path(params):
     if not np.isfinite(np.asarray(leaf)).all():
       raise CheckpointError(
