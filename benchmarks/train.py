@@ -26,6 +26,7 @@ import argparse
 import importlib.util
 import os
 import pathlib
+import sys
 import time
 
 import jax
@@ -47,14 +48,24 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def train_config(model: str, dtype: str) -> ml_collections.ConfigDict:
+  """configs/train.py as `rationality_jax.main` loads it (configs/ on the path)."""
+  if str(REPO / "configs") not in sys.path:
+    sys.path.insert(0, str(REPO / "configs"))
   spec = importlib.util.spec_from_file_location(
     "configs_train", REPO / "configs" / "train.py"
   )
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  config = module.get_config(f"method=flcp,model={model}")
+  config = module.get_config(f"method=flcp,model=random:{model}")
   config.model.dtype = dtype
   return config
+
+
+def architecture(config) -> models.VLMConfig:
+  """The `VLMConfig` of ``random:<arch>`` (no weights initialised)."""
+  return models.families.ARCHITECTURES[
+    config.model.path.removeprefix("random:")
+  ]
 
 
 def batch_of(batch: int, size: int, length: int, seed: int = 0):
@@ -108,18 +119,16 @@ def quick_params(module, seed: int = 0):
 def ours(config, images, labels, class_names, steps: int, peak_tflops: float):
   method = methods.get("flcp")
   module = models.VisionLanguageModel(
-    train.model_config(config), dtype=jnp.dtype(config.model.dtype)
+    architecture(config), dtype=jnp.dtype(config.model.dtype)
   )
   params = quick_params(module)
-  tokenizer = models.tokenizer("clip", module.config.text.context_length)
+  tokenizer = models.family(module.config).tokenizer(module.config)
   task = methods.heads.make_task(tokenizer, class_names)
   mesh = sharding.make_mesh([("data", -1)])
   trainable = {"params": params, "head": {}}
-  labels_tree = optim.trainable_labels(
-    trainable, method.trainable(config, module.config)
-  )
-  tx = optim.make_optimizer(config.optim, labels_tree, 1000)
-  schedule = optim.schedule(config.optim, 1000)
+  labels_tree = train.trainable_labels(config, method, module.config, trainable)
+  tx = optim.make_optimizer(config.train.optim, labels_tree, 1000)
+  schedule = optim.schedule(config.train.optim, 1000)
   state = {
     "step": jnp.zeros((), jnp.int32),
     **trainable,
@@ -184,28 +193,29 @@ def pytorch(config, images, labels, class_names, steps: int, threads: int):
 
   torch.set_num_threads(threads)
   torch.manual_seed(0)
-  m = config.model
+  arch = architecture(config)
+  v, t = arch.vision, arch.text
   hf_config = transformers.CLIPConfig(
     text_config=dict(
-      hidden_size=m.text_width,
-      intermediate_size=m.text_mlp_dim,
-      num_hidden_layers=m.text_depth,
-      num_attention_heads=m.text_heads,
-      max_position_embeddings=m.context_length,
-      vocab_size=49408,
+      hidden_size=t.width,
+      intermediate_size=t.mlp_dim,
+      num_hidden_layers=t.depth,
+      num_attention_heads=t.num_heads,
+      max_position_embeddings=t.context_length,
+      vocab_size=t.vocab_size,
     ),
     vision_config=dict(
-      hidden_size=m.width,
-      intermediate_size=m.mlp_dim,
-      num_hidden_layers=m.depth,
-      num_attention_heads=m.num_heads,
-      image_size=m.image_size,
-      patch_size=m.patch_size,
+      hidden_size=v.width,
+      intermediate_size=v.mlp_dim,
+      num_hidden_layers=v.depth,
+      num_attention_heads=v.num_heads,
+      image_size=v.image_size,
+      patch_size=v.patch_size,
     ),
-    projection_dim=m.embed_dim,
+    projection_dim=arch.embed_dim,
   )
   model = transformers.CLIPModel(hf_config).train()
-  tokenizer = models.tokenizer("clip", m.context_length)
+  tokenizer = models.tokenizer("clip", t.context_length)
   ids, mask = tokenizer([f"a photo of a {class_names[i]}" for i in labels])
   pixels = torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
   ids, mask = (
@@ -265,7 +275,8 @@ def main():
     reuse_host_memory()
 
   config = train_config(args.model, args.dtype)
-  size, length = config.model.image_size, config.model.context_length
+  arch = architecture(config)
+  size, length = arch.vision.image_size, arch.text.context_length
   class_names = [f"class {i}" for i in range(args.batch)]
   images, labels = batch_of(args.batch, size, length)
   device = jax.devices()[0]

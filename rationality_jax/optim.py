@@ -16,7 +16,7 @@ Presets (``config.optim.name``):
     with ``schedule='constant'`` no schedule (the study's recipe).
   * ``'adamw'``: AdamW with ``weight_decay`` on matrices only (ndim >= 2).
   * ``'sgd'``: SGD with ``momentum`` (the optimiser ablation).
-Schedules (``config.optim.schedule``): ``'constant'`` or ``'cosine'`` (linear
+Schedules (``config.train.optim.schedule``): ``'constant'`` or ``'cosine'`` (linear
 warmup over ``warmup_steps``, -1 = 10% of the steps, then cosine decay to 0 at the last step).
 """
 
@@ -80,7 +80,7 @@ def schedule(
       0.0, config.lr, warmup, max(total_steps, warmup + 1)
     )
   raise ValueError(
-    f"optim.schedule={config.schedule!r}; choose 'constant' or 'cosine'."
+    f"train.optim.schedule={config.schedule!r}; choose 'constant' or 'cosine'."
   )
 
 
