@@ -1,7 +1,5 @@
 """CLIP: parity with transformers CLIPModel (HF directory and OpenAI .pt layouts)."""
 
-import time
-
 import numpy as np
 import pytest
 import torch
@@ -141,12 +139,7 @@ def test_full_size_clip_matches_transformers(ref, tmp_path, patch_size):
     text=dict(),
     projection_dim=512,
   )
-  start = time.perf_counter()
   module, params = models.load(directory)
-  load_seconds = time.perf_counter() - start
-  print(f"\nViT-B/{patch_size} CLIP load: {load_seconds:.2f} s")
-  if patch_size == 16:
-    assert load_seconds < 15.0
   assert module.config.vision.width == 768 and module.config.vision.depth == 12
   tokenizer = models.tokenizer("clip")
   token_ids, _ = tokenizer(

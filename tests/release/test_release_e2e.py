@@ -232,7 +232,13 @@ def test_paper_and_default_differ_as_documented(runs):
     assert empty
     assert all(np.isnan(_by_id(run, "valid")[i]) for i in empty)
     assert run["summary"]["undefined_empty_mask"] == len(empty)
+    # report.md says so: n beside RR+RW+WR+WW, and the reason.
+    n = run["summary"]["n"]
+    row = f"| {n} | {n - len(empty)} | 0 | 0 | {len(empty)} | 0 | 0 |"
+    assert "## Undefined and skipped samples" in run["report"]
+    assert row in run["report"], run["report"]
   assert release["summary"]["undefined"] == 0
+  assert "## Undefined and skipped samples" not in release["report"]
   # The numbers the closing note of docs/release.md gives for this fake.
   cells = ("rr", "rw", "wr", "ww", "undefined")
   assert [release["summary"][k] for k in cells] == [1, 2, 1, 4, 0]
