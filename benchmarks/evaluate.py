@@ -41,6 +41,8 @@ import jax
 import jax.numpy as jnp
 from machine import MatmulReference
 from machine import Timing
+from machine import add_host_memory_flag
+from machine import apply_host_memory
 from machine import xla_flops
 import numpy as np
 
@@ -53,7 +55,6 @@ from rationality_jax import methods
 from rationality_jax import models
 from rationality_jax import optim
 from rationality_jax import train
-from rationality_jax.runtime import reuse_host_memory
 
 IMAGENET_VAL = 50_000
 
@@ -67,16 +68,9 @@ def main():
   parser.add_argument("--dtype", default="float32")
   parser.add_argument("--reps", type=int, default=2)
   parser.add_argument("--train-batch", type=int, default=32)
-  parser.add_argument(
-    "--host-memory",
-    choices=("reuse", "fresh"),
-    default="reuse",
-    help="reuse: re-execute with glibc keeping freed memory (machine.py); "
-    "fresh: the default allocator",
-  )
+  add_host_memory_flag(parser)
   args = parser.parse_args()
-  if args.host_memory == "reuse":
-    reuse_host_memory()
+  apply_host_memory(args)
 
   root = tempfile.mkdtemp(prefix="bench_evaluate_")
   try:

@@ -39,6 +39,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import jax
 import jax.numpy as jnp
 from machine import MatmulReference
+from machine import add_host_memory_flag
+from machine import apply_host_memory
 from machine import interleaved
 from machine import xla_flops
 import numpy as np
@@ -47,7 +49,6 @@ import transformers
 
 from rationality_jax import explain
 from rationality_jax import models
-from rationality_jax.runtime import reuse_host_memory
 from tests.explain import reference_torch as ref
 
 
@@ -76,16 +77,9 @@ def main():
   parser.add_argument("--start-layers", type=int, nargs="+", default=[-1, 0])
   parser.add_argument("--torch-modes", nargs="*", default=["weights", "frozen"])
   parser.add_argument("--json", default=None)
-  parser.add_argument(
-    "--host-memory",
-    choices=["reuse", "fresh"],
-    default="reuse",
-    help="reuse: re-execute with glibc keeping freed memory (machine.py); "
-    "fresh: the default allocator (every execution maps new pages)",
-  )
+  add_host_memory_flag(parser)
   args = parser.parse_args()
-  if args.host_memory == "reuse":
-    reuse_host_memory()
+  apply_host_memory(args)
 
   with tempfile.TemporaryDirectory() as directory:
     model, module, params = _build(directory)

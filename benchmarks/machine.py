@@ -14,13 +14,16 @@ reports the median of the per-repetition ratios:
 Host memory: `reuse_host_memory` (`rationality_jax.runtime`, also used by
 `rationality_jax.main`) re-executes the process with glibc keeping freed
 memory, so XLA:CPU's multi-GB temporaries stop costing page faults
-(docs/benchmarks.md).
+(docs/benchmarks.md); every benchmark takes it as ``--host-memory``
+(`add_host_memory_flag`, then `apply_host_memory`).
 
-Used by `benchmarks/heatmaps.py` and `benchmarks/train.py`.
+Used by `benchmarks/heatmaps.py`, `benchmarks/train.py` and
+`benchmarks/evaluate.py`.
 """
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 import resource
 import time
@@ -28,6 +31,8 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from rationality_jax.runtime import reuse_host_memory
 
 MATMUL_SIZE = 4096
 
@@ -145,3 +150,19 @@ def interleaved(
     "cpu_fraction": fraction([t.cpu for t in ours], [t.cpu for t in matmuls]),
     "others": other_seconds,
   }
+
+
+def add_host_memory_flag(parser: argparse.ArgumentParser) -> None:
+  """``--host-memory {reuse,fresh}`` (default reuse) on a benchmark's parser."""
+  parser.add_argument(
+    "--host-memory",
+    choices=("reuse", "fresh"),
+    default="reuse",
+    help="reuse: re-execute with glibc keeping freed memory (machine.py); "
+    "fresh: the default allocator (every execution maps new pages)",
+  )
+
+
+def apply_host_memory(args: argparse.Namespace) -> None:
+  """Re-executes the benchmark for ``--host-memory reuse`` (first thing)."""
+  reuse_host_memory(args.host_memory)

@@ -23,40 +23,34 @@ same run) and, on a GPU/TPU, the model FLOPs utilisation against
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import pathlib
-import sys
 import time
 
 import jax
 import jax.numpy as jnp
 from machine import MatmulReference
+from machine import add_host_memory_flag
+from machine import apply_host_memory
 from machine import interleaved
 from machine import xla_flops
 import ml_collections
 import numpy as np
 
+from rationality_jax import config as config_lib
 from rationality_jax import methods
 from rationality_jax import models
 from rationality_jax import optim
 from rationality_jax import sharding
 from rationality_jax import train
-from rationality_jax.runtime import reuse_host_memory
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def train_config(model: str, dtype: str) -> ml_collections.ConfigDict:
-  """configs/train.py as `rationality_jax.main` loads it (configs/ on the path)."""
-  if str(REPO / "configs") not in sys.path:
-    sys.path.insert(0, str(REPO / "configs"))
-  spec = importlib.util.spec_from_file_location(
-    "configs_train", REPO / "configs" / "train.py"
+  config = config_lib.from_file(
+    REPO / "configs" / "train.py", f"method=flcp,model=random:{model}"
   )
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config(f"method=flcp,model=random:{model}")
   config.model.dtype = dtype
   return config
 
@@ -263,16 +257,9 @@ def main():
     help="accelerator peak for MFU (e.g. 989 for H100/H200 bf16 dense)",
   )
   parser.add_argument("--skip-torch", action="store_true")
-  parser.add_argument(
-    "--host-memory",
-    choices=["reuse", "fresh"],
-    default="reuse",
-    help="reuse: re-execute with glibc keeping freed memory (machine.py); "
-    "fresh: the default allocator (every execution maps new pages)",
-  )
+  add_host_memory_flag(parser)
   args = parser.parse_args()
-  if args.host_memory == "reuse":
-    reuse_host_memory()
+  apply_host_memory(args)
 
   config = train_config(args.model, args.dtype)
   arch = architecture(config)

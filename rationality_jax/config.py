@@ -18,8 +18,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import importlib.util
 import json
 import math
+import os
+import sys
 from typing import Any
 
 import ml_collections
@@ -513,6 +516,12 @@ def validate_run(config: ml_collections.ConfigDict) -> None:
     "evaluate.max_batches",
     f"{e.max_batches}: use 0 (every example) or a number of batches",
   )
+  d = config.distributed
+  _check(
+    d.barrier_timeout_s >= 1,
+    "distributed.barrier_timeout_s",
+    f"{d.barrier_timeout_s} < 1 (seconds a host waits for the others)",
+  )
   for key in ("empty_mask", "nonfinite"):
     _check(
       e[key] in ("undefined", "release"),
@@ -571,6 +580,22 @@ def fingerprint_digest(fingerprint: Any) -> str:
   """A short stable hash of a JSON-able fingerprint."""
   blob = json.dumps(fingerprint, sort_keys=True, default=str).encode()
   return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def from_file(path: str | os.PathLike, arg: str | None = None):
+  """``get_config(arg)`` of a config file, loaded as `rationality_jax.main`
+  loads it: with the file's folder on ``sys.path``, so that configs import
+  their shared pieces (``import common``). For scripts and tests; a run
+  takes ``--config=<path>[:arg]``."""
+  path = os.path.abspath(os.fspath(path))
+  folder = os.path.dirname(path)
+  if folder not in sys.path:
+    sys.path.insert(0, folder)
+  name = "config_file_" + os.path.splitext(os.path.basename(path))[0]
+  spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
 
 
 def to_dict(config: ml_collections.ConfigDict) -> dict:

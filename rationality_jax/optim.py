@@ -11,7 +11,7 @@ when the regex matches the whole path (`re.fullmatch`). Frozen leaves get
 gradient computed: XLA drops the unused backward), and the train step leaves
 them untouched, so they stay bit-identical.
 
-Presets (``config.optim.name``):
+Presets (``config.train.optim.name``):
   * ``'adam'``: the study's Adam (b1 0.9, b2 0.999, eps 1e-8), no weight decay;
     with ``schedule='constant'`` no schedule (the study's recipe).
   * ``'adamw'``: AdamW with ``weight_decay`` on matrices only (ndim >= 2).

@@ -1,6 +1,5 @@
 """Shared test setup: offline hubs, CPU only, deterministic, fast by default."""
 
-import importlib
 import os
 import pathlib
 import sys
@@ -23,9 +22,9 @@ if str(REPO) not in sys.path:
 
 def load_config(name: str, arg: str | None = None):
   """`get_config(arg)` of configs/<name>.py, as `rationality_jax.main` loads it."""
-  if str(CONFIGS) not in sys.path:
-    sys.path.insert(0, str(CONFIGS))
-  return importlib.import_module(name).get_config(arg)
+  from rationality_jax import config as config_lib
+
+  return config_lib.from_file(CONFIGS / f"{name}.py", arg)
 
 
 @pytest.fixture(scope="session")

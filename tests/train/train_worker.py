@@ -7,7 +7,6 @@ runs `train_and_evaluate` and writes the final model params and head to
 `params_out` (npz, keys = parameter paths).
 """
 
-import importlib.util
 import json
 import os
 import pathlib
@@ -17,21 +16,13 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 WORKER_PATH = pathlib.Path(__file__).resolve()
 
 
-def load_config_module():
-  """configs/train.py as `rationality_jax.main` loads it (configs/ on the path)."""
-  if str(REPO / "configs") not in sys.path:
-    sys.path.insert(0, str(REPO / "configs"))
-  spec = importlib.util.spec_from_file_location(
-    "configs_train", REPO / "configs" / "train.py"
-  )
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 def tiny_config(method: str, data_dir: str, **overrides):
   """random:tiny (a CLIP, 2 blocks per tower) at 16 px on synthetic 16 px images."""
-  config = load_config_module().get_config(f"method={method},model=random:tiny")
+  from rationality_jax import config as config_lib
+
+  config = config_lib.from_file(
+    REPO / "configs" / "train.py", f"method={method},model=random:tiny"
+  )
   config.model.image_size = 16
   config.data.dir = data_dir
   config.train_data.builder_kwargs.update(
