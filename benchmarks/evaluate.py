@@ -159,7 +159,11 @@ def main():
 
     # The whole evaluation (compiled already by the warm-up pass).
     def whole(out_dir, count=None):
-      subset = source if count is None else _Subset(source, count)
+      subset = (
+        source
+        if count is None
+        else data.Subset(source, np.arange(min(count, len(source))))
+      )
       evaluate.evaluate_records(
         explain_fn,
         trained,
@@ -223,22 +227,6 @@ def main():
     f"of the measured matmul; 50,000 ImageNet images at the evaluation rate: "
     f"{IMAGENET_VAL / eval_rate / 60:.1f} min"
   )
-
-
-class _Subset:
-  """The first `count` examples of a source."""
-
-  def __init__(self, source, count):
-    self.source, self.count = source, min(count, len(source))
-    self.class_names = source.class_names
-
-  def __len__(self):
-    return self.count
-
-  def __getitem__(self, i):
-    if not 0 <= i < self.count:
-      raise IndexError(i)
-    return self.source[i]
 
 
 def ft_step(module, params, batch_size: int, reps: int):

@@ -166,14 +166,6 @@ def _reader(directory: str) -> ocp.CheckpointManager:
   )
 
 
-def latest_step(workdir: str) -> int | None:
-  directory = os.path.join(os.path.abspath(workdir), CHECKPOINTS)
-  if not os.path.isdir(directory):
-    return None
-  with _reader(directory) as mgr:
-    return mgr.latest_step()
-
-
 def read(
   workdir: str,
   step: int | None = None,

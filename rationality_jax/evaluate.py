@@ -178,7 +178,7 @@ def finalise(
   files.write_json(os.path.join(out_dir, SUMMARY), summary)
   _write_csv(out_dir, loaded)
   outputs = [SUMMARY, RECORDS_CSV]
-  rows = report.collect([out_dir], threshold)
+  rows = report.collect([out_dir], threshold, loaded={out_dir: loaded})
   figure_paths = []
   if figures:
     figure_paths.append(

@@ -13,12 +13,12 @@ needed to read them: any threshold can be asked for after the fact.
 from __future__ import annotations
 
 import glob
-import json
 import os
 
 import jax
 import numpy as np
 
+from rationality_jax import files
 from rationality_jax import metrics
 
 RECORDS = "records"
@@ -87,8 +87,7 @@ def policies(run_dir: str) -> dict[str, str]:
   path = os.path.join(run_dir, META)
   if not os.path.exists(path):
     return {}
-  with open(path) as f:
-    return dict(json.load(f).get("policies", {}))
+  return dict(files.read_json(path).get("policies", {}))
 
 
 def summarise_records(

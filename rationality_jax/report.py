@@ -36,7 +36,6 @@ from rationality_jax import records as records_lib
 # Dataset and model keys of the study's tables, in its column order.
 PAPER_DATASETS = ("imagenet", "caltech101", "dogs", "cub")
 PAPER_MODELS = ("albef_b16", "blip_b16", "clip_b16", "clip_b32")
-PAPER_METHODS = ("zs", "lp", "flcp", "ft")
 
 _PT = {  # Table 1 (PT, %): method -> model -> (IN-1K, Caltech, Dogs, CUB)
   "zs": {
@@ -154,16 +153,24 @@ PERCENT = ("accuracy", "pt", "ir", "mean_rma", "mean_rra", "mean_pointing_game")
 # ------------------------------------------------------------------ rows ----
 
 
-def collect(run_dirs: Iterable[str], threshold: float = 0.5) -> list[dict]:
+def collect(
+  run_dirs: Iterable[str],
+  threshold: float = 0.5,
+  loaded: Mapping[str, metrics.Accumulator] | None = None,
+) -> list[dict]:
   """One row per evaluated run: its meta.json fields and its summary.
 
   A run on a corruption (meta ``corruption`` set, ImageNet-C ids
   ``<corruption>/<severity>/<image>``) gives one row per severity.
+  ``loaded``: records already read, by run directory (else read here).
   """
   rows = []
   for run_dir in run_dirs:
     meta = files.read_json(os.path.join(run_dir, META))
-    records = records_lib.load(run_dir)
+    policy = records_lib.policies(run_dir)
+    records = (loaded or {}).get(run_dir)
+    if records is None:
+      records = records_lib.load(run_dir)
     parts = [(meta.get("severity", 0), records)]
     if meta.get("corruption"):
       arrays = records.arrays()
@@ -179,9 +186,7 @@ def collect(run_dirs: Iterable[str], threshold: float = 0.5) -> list[dict]:
           for s in np.unique(severity)
         ]
     for severity, part in parts:
-      summary = records_lib.summarise_records(
-        part, threshold, **records_lib.policies(run_dir)
-      )
+      summary = records_lib.summarise_records(part, threshold, **policy)
       row = {field: meta.get(field, "") for field in FIELDS[:7]}
       row["severity"] = severity
       row.update(

@@ -347,6 +347,13 @@ def convert_bert(c: Converter, prefix: str, cfg: BertConfig):
     c.norm(dst + "mlp_norm", src + "output.LayerNorm")
 
 
+# ALBEF/BLIP training state in their .pth checkpoints, unused by the encoders.
+MOMENTUM_AND_QUEUES = (
+  r"^[a-z_]+_m\.",  # momentum encoders: visual_encoder_m, text_encoder_m, ...
+  r"^(image_queue|text_queue|idx_queue|queue_ptr|ptr_queue)$",
+)
+
+
 def convert_itc_projections(c: Converter):
   """ALBEF/BLIP's ``vision_proj``, ``text_proj`` (with biases) and ``temp``."""
   c.linear("vision_proj", "vision_proj.weight", "vision_proj.bias")
@@ -473,7 +480,6 @@ def hf_vit_config(v, patch_bias: bool, pre_norm: bool) -> ViTConfig:
 # ----------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=8)
 def itc_config(family: str, vision, text, embed_dim: int) -> VLMConfig:
   """ALBEF/BLIP's image-text contrastive model: projections with biases and a
   learnable temperature, clipped to `TEMP_RANGE` (BLIP's clamp)."""
@@ -488,6 +494,7 @@ def itc_config(family: str, vision, text, embed_dim: int) -> VLMConfig:
   )
 
 
+@functools.lru_cache(maxsize=8)
 def expected_params(config: VLMConfig) -> Mapping:
   """Abstract params tree (shapes, dtypes) of `VisionLanguageModel(config)`.
 

@@ -94,11 +94,8 @@ def map_boxes_resize_crop(
 
 
 def _family_tar(manual_dir, family) -> str | None:
-  for name in common.archive_names(family, *common.TAR_SUFFIXES):
-    path = os.path.join(manual_dir, name)
-    if os.path.exists(path):
-      return path
-  return None
+  names = common.archive_names(family, *common.TAR_SUFFIXES)
+  return common.ManualFile(names, _SOURCE).find(manual_dir)
 
 
 def _walk(directory) -> list[str]:

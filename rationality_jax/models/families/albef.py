@@ -97,8 +97,7 @@ LAYOUT = Layout(
   config=_config,
   convert=_convert,
   ignored=(
-    r"^[a-z_]+_m\.",  # momentum encoders: visual_encoder_m, text_encoder_m, ...
-    r"^(image_queue|text_queue|idx_queue|queue_ptr)$",
+    *convert.MOMENTUM_AND_QUEUES,
     r"\.position_ids$",
     r"^itm_head\.",
     r"^text_encoder\.cls\.",  # BertForMaskedLM's MLM head

@@ -40,10 +40,6 @@ from rationality_jax.models.vlm import VLMConfig
 # BLIP's initial temperature (``nn.Parameter(0.07 * torch.ones([]))``).
 TEMP_INIT = 0.07
 _CROSS_ATTENTION = r"^text_encoder\.encoder\.layer\.\d+\.crossattention\."
-_MOMENTUM_AND_QUEUES = (
-  r"^[a-z_]+_m\.",  # momentum encoders: visual_encoder_m, text_encoder_m, ...
-  r"^(image_queue|text_queue|idx_queue|queue_ptr|ptr_queue)$",
-)
 
 # ------------------------------------------------------------ BLIP .pth ----
 
@@ -84,7 +80,7 @@ LAYOUT = Layout(
   config=_config,
   convert=_convert,
   ignored=(
-    *_MOMENTUM_AND_QUEUES,
+    *convert.MOMENTUM_AND_QUEUES,
     r"\.position_ids$",
     r"^itm_head\.",
     r"^text_decoder\.",  # captioning decoder of model_base.pth
