@@ -138,7 +138,10 @@ def default() -> ml_collections.ConfigDict:
       ``generate_visualization`` lines 110-111; with evaluate.nonfinite
       'release' such a sample counts as valid evidence).
   evaluate: batch_size, batches_per_chunk, figure_images, threshold,
-      input_threads, train_dir (evaluate a finished training run instead of
+      input_threads, input_workers (0: read, decode and preprocess in
+      `input_threads` threads of this process; N: in N worker processes, for
+      hosts with many cores, where the threads are held back by Python's
+      GIL; the records are the same), train_dir (evaluate a finished training run instead of
       ``method``), figures (a PT/IR-threshold figure per run),
       empty_mask / nonfinite: the degenerate-case policies (`metrics.POLICIES`:
       'undefined', ours, or 'release'); max_batches - 0 (ours: every
@@ -217,6 +220,7 @@ def default() -> ml_collections.ConfigDict:
     figure_images=4,
     threshold=0.5,
     input_threads=2,
+    input_workers=0,
     train_dir="",
     figures=True,
     empty_mask="undefined",
@@ -511,6 +515,7 @@ def validate_run(config: ml_collections.ConfigDict) -> None:
   _check(e.batches_per_chunk >= 1, "evaluate.batches_per_chunk", "must be >= 1")
   _check(e.figure_images >= 0, "evaluate.figure_images", "must be >= 0")
   _check(e.input_threads >= 1, "evaluate.input_threads", "must be >= 1")
+  _check(e.input_workers >= 0, "evaluate.input_workers", "must be >= 0")
   _check(
     e.max_batches >= 0,
     "evaluate.max_batches",

@@ -230,6 +230,7 @@ def evaluate_records(
   figure_ids=(),
   batches_per_chunk: int = 1,
   num_threads: int = 2,
+  num_workers: int = 0,
 ) -> None:
   """This process's shard of `source` -> records in ``out_dir/records``.
 
@@ -259,96 +260,104 @@ def evaluate_records(
     process_count=count,
     num_threads=num_threads,
     prefetch=2 * batch_size,
+    num_workers=num_workers,
   )
-  state = (
-    files.read_json(progress_path) if os.path.exists(progress_path) else None
-  )
-  chunk = 0
-  if state is not None:
-    chunk = state["chunks"]
-    it.set_state(state["iterator"])
-    for kind in ("chunk", "heatmaps"):
-      for path in records.chunk_paths(directory, kind):
-        if records.chunk_index(path) >= chunk:  # written after the last marker
-          os.remove(path)
-  done_ids = set()
-  for path in records.all_chunk_paths(out_dir, "chunk"):
-    done_ids.update(metrics.Accumulator.load(path).arrays()["ids"].tolist())
-  if done_ids:
-    console.stage(f"{name}: resuming ({len(done_ids)} examples recorded)")
-
-  local_mesh = jax.sharding.Mesh(np.asarray(jax.local_devices()), ("data",))
-  batch_sharding = sharding.batch_sharding(local_mesh)
-  params = jax.device_put(trained.params, sharding.replicated(local_mesh))
-  head = jax.device_put(trained.head, sharding.replicated(local_mesh))
-  step = make_eval_step(explain_fn)
-  figure_ids = set(figure_ids)
-  shard_total = len(range(process, len(source), count))
-  acc, figures = metrics.Accumulator(), {}
-
-  def record(batches: int, local: dict, out: dict, state: dict) -> None:
-    """Host side of one finished batch: records, figures, chunk, progress."""
-    nonlocal acc, figures, chunk
-    ids = np.asarray(
-      [i.decode() if isinstance(i, bytes) else str(i) for i in local["id"]]
+  try:
+    state = (
+      files.read_json(progress_path) if os.path.exists(progress_path) else None
     )
-    host = jax.device_get({k: v for k, v in out.items() if k != "heatmap"})
-    keep = np.asarray(local["valid"]) & np.asarray(
-      [i not in done_ids for i in ids]
-    )
-    _warn_nonfinite(name, host, keep)
-    acc.add(
-      correct=host["correct"],
-      rma=host["rma"],
-      ids=ids,
-      mask_area=host["mask_area"],
-      where=keep,
-      index=np.asarray(local["index"]),
-      label=np.asarray(local["label"]),
-      prediction=host["prediction"],
-      **{k: host[k] for k in SCORE_COLUMNS + EVIDENCE_COLUMNS},
-    )
-    rows = [j for j, i in enumerate(ids) if keep[j] and i in figure_ids]
-    if rows:
-      heatmaps = np.asarray(jax.device_get(out["heatmap"][np.asarray(rows)]))
-      figures.update(zip(ids[rows].tolist(), heatmaps))
-    done_ids.update(ids[keep].tolist())
-    bar.update(int(keep.sum()) * count)
-    if batches % batches_per_chunk == 0:
-      chunk = _write_chunk(directory, chunk, acc, figures, state)
-      acc, figures = metrics.Accumulator(), {}
-    _after_batch(batches)
+    chunk = 0
+    if state is not None:
+      chunk = state["chunks"]
+      it.set_state(state["iterator"])
+      for kind in ("chunk", "heatmaps"):
+        for path in records.chunk_paths(directory, kind):
+          if (
+            records.chunk_index(path) >= chunk
+          ):  # written after the last marker
+            os.remove(path)
+    done_ids = set()
+    for path in records.all_chunk_paths(out_dir, "chunk"):
+      done_ids.update(metrics.Accumulator.load(path).arrays()["ids"].tolist())
+    if done_ids:
+      console.stage(f"{name}: resuming ({len(done_ids)} examples recorded)")
 
-  # One batch in flight: the next batch is put on the devices and its step
-  # dispatched (asynchronously) before the previous one's results are read,
-  # so reading, decoding and recording overlap the device's work.
-  pending = None
-  with console.progress(len(source), name, "img", initial=len(done_ids)) as bar:
-    for batches, local in enumerate(it, start=1):
-      state = it.get_state()  # the position after this batch
-      if batches == 1:
-        resolve.check_images(local["image"].shape, trained.module, "eval")
-      batch = {
-        k: jax.device_put(np.asarray(local[k]), batch_sharding)
-        for k in ("image", "label", "mask")
-      }
-      out = step(params, head, batch["image"], batch["label"], batch["mask"])
+    local_mesh = jax.sharding.Mesh(np.asarray(jax.local_devices()), ("data",))
+    batch_sharding = sharding.batch_sharding(local_mesh)
+    params = jax.device_put(trained.params, sharding.replicated(local_mesh))
+    head = jax.device_put(trained.head, sharding.replicated(local_mesh))
+    step = make_eval_step(explain_fn)
+    figure_ids = set(figure_ids)
+    shard_total = len(range(process, len(source), count))
+    acc, figures = metrics.Accumulator(), {}
+
+    def record(batches: int, local: dict, out: dict, state: dict) -> None:
+      """Host side of one finished batch: records, figures, chunk, progress."""
+      nonlocal acc, figures, chunk
+      ids = np.asarray(
+        [i.decode() if isinstance(i, bytes) else str(i) for i in local["id"]]
+      )
+      host = jax.device_get({k: v for k, v in out.items() if k != "heatmap"})
+      keep = np.asarray(local["valid"]) & np.asarray(
+        [i not in done_ids for i in ids]
+      )
+      _warn_nonfinite(name, host, keep)
+      acc.add(
+        correct=host["correct"],
+        rma=host["rma"],
+        ids=ids,
+        mask_area=host["mask_area"],
+        where=keep,
+        index=np.asarray(local["index"]),
+        label=np.asarray(local["label"]),
+        prediction=host["prediction"],
+        **{k: host[k] for k in SCORE_COLUMNS + EVIDENCE_COLUMNS},
+      )
+      rows = [j for j, i in enumerate(ids) if keep[j] and i in figure_ids]
+      if rows:
+        heatmaps = np.asarray(jax.device_get(out["heatmap"][np.asarray(rows)]))
+        figures.update(zip(ids[rows].tolist(), heatmaps))
+      done_ids.update(ids[keep].tolist())
+      bar.update(int(keep.sum()) * count)
+      if batches % batches_per_chunk == 0:
+        chunk = _write_chunk(directory, chunk, acc, figures, state)
+        acc, figures = metrics.Accumulator(), {}
+      _after_batch(batches)
+
+    # One batch in flight: the next batch is put on the devices and its step
+    # dispatched (asynchronously) before the previous one's results are read,
+    # so reading, decoding and recording overlap the device's work.
+    pending = None
+    with console.progress(
+      len(source), name, "img", initial=len(done_ids)
+    ) as bar:
+      for batches, local in enumerate(it, start=1):
+        state = it.get_state()  # the position after this batch
+        if batches == 1:
+          resolve.check_images(local["image"].shape, trained.module, "eval")
+        batch = {
+          k: jax.device_put(np.asarray(local[k]), batch_sharding)
+          for k in ("image", "label", "mask")
+        }
+        out = step(params, head, batch["image"], batch["label"], batch["mask"])
+        if pending is not None:
+          record(*pending)
+        pending = (batches, local, out, state)
       if pending is not None:
         record(*pending)
-      pending = (batches, local, out, state)
-    if pending is not None:
-      record(*pending)
-  if len(acc) or figures:
-    chunk = _write_chunk(directory, chunk, acc, figures, it.get_state())
-  files.write_json(
-    progress_path,
-    {
-      "chunks": chunk,
-      "examples": shard_total,
-      "iterator": it.get_state(),
-      "complete": True,
-    },
-  )
+    if len(acc) or figures:
+      chunk = _write_chunk(directory, chunk, acc, figures, it.get_state())
+    files.write_json(
+      progress_path,
+      {
+        "chunks": chunk,
+        "examples": shard_total,
+        "iterator": it.get_state(),
+        "complete": True,
+      },
+    )
+  finally:
+    it.close()  # ends the input's worker processes, if any
 
 
 def _write_chunk(directory, chunk, acc, figures, iterator_state) -> int:
@@ -497,6 +506,7 @@ def run(
     figure_ids=figure_ids,
     batches_per_chunk=e.batches_per_chunk,
     num_threads=e.input_threads,
+    num_workers=e.input_workers,
   )
   sharding.barrier(f"evaluated {workdir}")
   if jax.process_index() == 0:

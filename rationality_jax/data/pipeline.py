@@ -41,6 +41,7 @@ import os
 import sys
 from typing import Any
 
+from absl import flags
 import grain
 import jax
 from jax.sharding import NamedSharding
@@ -173,7 +174,20 @@ class GlobalBatchIterator:
   def get_state(self) -> dict:
     return {"grain": self.grain_iterator.get_state(), "config": self.config}
 
+  def close(self) -> None:
+    """Ends the worker processes and frees their shared memory (if any)."""
+    close = getattr(self.grain_iterator, "close", None)
+    if close is not None:
+      close()
+
   def set_state(self, state: dict) -> None:
+    saved = (state.get("config") or {}).get("num_workers", 0)
+    if saved != self.config.get("num_workers", 0):
+      raise ValueError(
+        f"Iterator state was saved with {saved} input worker processes, this "
+        f"iterator has {self.config.get('num_workers', 0)}: resume with the "
+        "same number (evaluate.input_workers)."
+      )
     if state.get("config") != self.config:
       raise ValueError(
         f"Iterator state was saved for {state.get('config')}, this iterator "
@@ -213,12 +227,21 @@ def make_iterator(
   data_axis: str = "data",
   num_threads: int = 4,
   prefetch: int = 64,
+  num_workers: int = 0,
 ) -> GlobalBatchIterator:
   """Global batches of `batch_size` from `source` (len + __getitem__ -> dict).
 
   `mesh`: batches become jax.Arrays sharded on `data_axis` ('default': one
   axis over all devices; None: host-local numpy batches). `process_index` /
   `process_count` default to jax's. `num_epochs=None` repeats forever.
+
+  Reading, decoding and preprocessing run in `num_threads` threads; with
+  `num_workers` > 0 in that many worker processes (`grain`'s `mp_prefetch`,
+  each with `num_threads` threads), for hosts whose cores the threads cannot
+  fill (Python holds the GIL between the image operations). Worker k of W
+  prepares positions k, k + W, ... and the batches are assembled here in
+  position order, so they are the same for any `num_workers`; a saved state
+  restores only into an iterator with the same `num_workers`.
   """
   process_index = (
     jax.process_index() if process_index is None else process_index
@@ -272,9 +295,25 @@ def make_iterator(
     process_count,
     length,
   )
+  if num_workers < 0:
+    raise ValueError(f"num_workers must be >= 0, got {num_workers}.")
   ds = grain.MapDataset.source(stream).to_iter_dataset(
-    grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
+    grain.ReadOptions(
+      num_threads=num_threads,
+      prefetch_buffer_size=max(1, prefetch // max(num_workers, 1)),
+    )
   )
+  if num_workers:
+    if not flags.FLAGS.is_parsed():
+      # grain's workers read grain's absl flags; outside an absl app (tests,
+      # notebooks) they keep their defaults.
+      flags.FLAGS.mark_as_parsed()
+    ds = ds.mp_prefetch(
+      grain.MultiprocessingOptions(
+        num_workers=num_workers,
+        per_worker_buffer_size=max(1, prefetch // num_workers),
+      )
+    )
   ds = ds.batch(local_batch, drop_remainder=True)
   config = {
     "num_examples": n,
@@ -287,6 +326,8 @@ def make_iterator(
     "process_count": process_count,
     "preprocess": preprocess.spec,
   }
+  if num_workers:  # the saved state holds one entry per worker
+    config["num_workers"] = num_workers
   return GlobalBatchIterator(
     iter(ds), num_steps, mesh, data_axis, process_count, config
   )

@@ -120,11 +120,32 @@ class Source:
   `skipped` counts what the build left out of this split, by reason.
   """
 
-  def __init__(self, data_source, info, split: str | None = None):
+  def __init__(self, data_source, info, split: str | None = None, reopen=None):
     self._source = data_source
     self.info = info
     self.split = split
     self.class_names = info.features["label"].names
+    # (name, data_dir, builder config kwargs): how `get_source` opened it.
+    self._reopen = reopen
+
+  def __getstate__(self):
+    # Input worker processes (`make_iterator(num_workers=...)`) get a pickled
+    # copy. A TFDS builder does not survive pickling with its registered
+    # default config ("Cannot name a custom BuilderConfig the same as an
+    # available BuilderConfig"), so a Source from `get_source` travels as the
+    # arguments that open it again.
+    if self._reopen is None:
+      return self.__dict__
+    return {"reopen": self._reopen, "split": self.split}
+
+  def __setstate__(self, state):
+    if "reopen" not in state:
+      self.__dict__.update(state)
+      return
+    name, data_dir, config = state["reopen"]
+    self.__dict__.update(
+      get_source(name, state["split"], data_dir, **config).__dict__
+    )
 
   @property
   def skipped(self) -> dict[str, int]:
@@ -186,9 +207,20 @@ class Subset:
         f"Subset of {source!r}: positions must lie in [0, {len(source)}); "
         f"got {self.positions.min()}..{self.positions.max()}."
       )
-    self.class_names = source.class_names
-    self.info = source.info
-    self.split = source.split
+
+  # The source's, read through (a copy would not survive pickling to input
+  # worker processes: see `Source.__getstate__`).
+  @property
+  def class_names(self):
+    return self.source.class_names
+
+  @property
+  def info(self):
+    return self.source.info
+
+  @property
+  def split(self):
+    return self.source.split
 
   @property
   def skipped(self) -> dict[str, int]:
@@ -229,4 +261,9 @@ def get_source(name: str, split: str, data_dir, **config) -> Source:
       f"{name} ({builder.builder_config.name}) is not prepared in {data_dir}: "
       f"call build({name!r}, data_dir, manual_dir=...) first."
     )
-  return Source(builder.as_data_source(split), builder.info, split)
+  return Source(
+    builder.as_data_source(split),
+    builder.info,
+    split,
+    reopen=(name, os.fspath(data_dir), dict(config)),
+  )

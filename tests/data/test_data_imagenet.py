@@ -1,5 +1,7 @@
 """imagenet2012_val_masks and imagenet_c_masks on tiny archives (XML tgz and CSV box layouts)."""
 
+import pickle
+
 import numpy as np
 import pytest
 
@@ -92,6 +94,15 @@ def test_imagenet_val_labels_and_all_boxes(fake, tmp_path, layout):
   np.testing.assert_allclose(
     by_id["ILSVRC2012_val_00000002"]["boxes"], [[4, 8, 20, 30]]
   )
+  # Input worker processes get pickled copies: the default config's builder
+  # does not unpickle, so the source (and a subset of it) reopen by name.
+  for view in (src, sources.Subset(src, [1, 0])):
+    copy = pickle.loads(pickle.dumps(view))
+    assert [copy[i]["id"] for i in range(len(copy))] == [
+      view[i]["id"] for i in range(len(view))
+    ]
+    np.testing.assert_array_equal(copy[0]["mask"], view[0]["mask"])
+    assert (copy.split, copy.class_names) == ("validation", src.class_names)
 
 
 def write_imagenet_c(fake, root, severities=(1, 2, 3, 4, 5)):

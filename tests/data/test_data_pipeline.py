@@ -142,6 +142,29 @@ def test_restored_iterator_resumes_exactly(source, tmp_path):
     other.restore(tmp_path / "ckpt")
 
 
+def test_worker_processes_give_the_same_batches_and_resume(source, tmp_path):
+  kw = dict(batch_size=4, mesh=None, seed=1, shuffle=True, num_epochs=2)
+  reference = list(pipeline.make_iterator(source, PP, **kw))
+  it = pipeline.make_iterator(source, PP, num_workers=2, **kw)
+  for _ in range(7):
+    next(it)
+  it.save(tmp_path / "ckpt")
+  it.close()
+  resumed = pipeline.make_iterator(source, PP, num_workers=2, **kw)
+  resumed.restore(tmp_path / "ckpt")
+  rest = list(resumed)
+  resumed.close()
+  assert len(rest) == len(reference) - 7
+  for a, b in zip(reference[7:], rest):
+    np.testing.assert_array_equal(a["index"], b["index"])
+    np.testing.assert_array_equal(a["image"], b["image"])
+  threads = pipeline.make_iterator(source, PP, **kw)
+  with pytest.raises(ValueError, match="saved with 2 input worker processes"):
+    threads.restore(tmp_path / "ckpt")
+  with pytest.raises(ValueError, match="num_workers must be >= 0"):
+    pipeline.make_iterator(source, PP, num_workers=-1, **kw)
+
+
 def test_orbax_checkpoint_manager_round_trip(source, tmp_path):
   import grain
   import orbax.checkpoint as ocp

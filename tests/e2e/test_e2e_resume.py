@@ -65,7 +65,7 @@ class Killed(Exception):
   """Stands for SIGKILL after a batch."""
 
 
-def _evaluate(setup, out_dir, monkeypatch=None, kill_after=None):
+def _evaluate(setup, out_dir, monkeypatch=None, kill_after=None, workers=0):
   """Records of the tiny model in `out_dir`, finalised unless killed."""
   explain_fn, params, head, source, module = setup
   if kill_after is not None:
@@ -99,6 +99,7 @@ def _evaluate(setup, out_dir, monkeypatch=None, kill_after=None):
       batch_size=16,
       name="zs",
       figure_ids=["test_0000003", "test_0000040"],
+      num_workers=workers,
     )
   finally:
     if kill_after is not None:
@@ -158,3 +159,24 @@ def test_killed_evaluation_resumes_to_the_same_report(
   mtime = os.path.getmtime(chunk)
   assert _evaluate(setup, killed) == expected
   assert os.path.getmtime(chunk) == mtime
+
+
+def test_input_worker_processes_give_the_same_records_and_resume(
+  setup, tmp_path, monkeypatch
+):
+  """evaluate.input_workers: decoding in 2 processes changes no record, and a
+  run killed mid-way resumes from the workers' saved state."""
+  threads, workers = tmp_path / "threads", tmp_path / "workers"
+  expected = _evaluate(setup, threads)
+  with pytest.raises(Killed):
+    _evaluate(setup, workers, monkeypatch, kill_after=2, workers=2)
+  assert _progress(workers)["iterator"]["config"]["num_workers"] == 2
+  assert len(records.load(str(workers))) == 32
+  assert _evaluate(setup, workers, workers=2) == expected
+  a, b = (
+    records.load(str(threads)).arrays(),
+    records.load(str(workers)).arrays(),
+  )
+  assert list(a["ids"]) == list(b["ids"]) and len(a["ids"]) == 70
+  for name in a:
+    np.testing.assert_array_equal(a[name], b[name], err_msg=name)

@@ -54,6 +54,7 @@ def _evaluate(model, workdir, *extra, check=None):
     ("--config.train.log_every=0", "config.train.log_every"),
     ("--config.heatmap.name=gradcamm", "config.heatmap.name"),
     ("--config.model.path=", "config.model.path"),
+    ("--config.evaluate.input_workers=-1", "config.evaluate.input_workers"),
   ],
 )
 def test_out_of_range_setting_is_one_line_naming_the_key(
