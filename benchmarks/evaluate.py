@@ -8,7 +8,7 @@ benchmarks/input.py) and builds `imagenet2012_val_masks` from it, then times,
 in the same process:
 
   matmul      a 4096x4096 float32 matmul on CPU, 8192x8192 bfloat16 on an
-              accelerator (`machine.MatmulReference`): the machine's measured
+              accelerator (`machine.matmul_reference`): the machine's measured
               matrix throughput, the reference of the fractions below (the
               best of a few)
   heatmaps    the jitted evaluation step alone (Chefer heatmap, RMA, RRA,
@@ -39,10 +39,10 @@ import time
 from input import write_fake_val  # benchmarks/input.py, beside this script
 import jax
 import jax.numpy as jnp
-from machine import MatmulReference
 from machine import Timing
 from machine import add_host_memory_flag
 from machine import apply_host_memory
+from machine import matmul_reference
 from machine import xla_flops
 import numpy as np
 
@@ -54,6 +54,7 @@ from rationality_jax import explain
 from rationality_jax import methods
 from rationality_jax import models
 from rationality_jax import optim
+from rationality_jax import sharding
 from rationality_jax import train
 
 IMAGENET_VAL = 50_000
@@ -68,6 +69,12 @@ def main():
   parser.add_argument("--dtype", default="float32")
   parser.add_argument("--reps", type=int, default=2)
   parser.add_argument("--train-batch", type=int, default=32)
+  parser.add_argument(
+    "--input-workers",
+    type=int,
+    default=0,
+    help="evaluate.input_workers: decode in N processes (0: threads only)",
+  )
   add_host_memory_flag(parser)
   args = parser.parse_args()
   apply_host_memory(args)
@@ -113,33 +120,57 @@ def main():
     )
     step = evaluate.make_eval_step(explain_fn)
 
-    rows = []
-    # The accelerators' peak is in bfloat16 (the MFU goal is bfloat16's).
-    reference = (
-      MatmulReference()
-      if jax.default_backend() == "cpu"
-      else MatmulReference(8192, jnp.bfloat16)
+    device = jax.devices()[0]
+    print(
+      f"{args.model} at {module.config.vision.image_size} px, {args.dtype}, "
+      f"Chefer start_layer {args.start_layer}, batch {args.batch}, "
+      f"{len(source)} images, {args.input_workers} input worker processes; "
+      f"device {device.device_kind} x{jax.device_count()}; host memory "
+      f"{args.host_memory}"
     )
+    print(
+      "| what | images/s | GFLOP/s | fraction of matmul | "
+      "slower than heatmaps |"
+    )
+    print("|---|---|---|---|---|", flush=True)
+
+    def row(*cells):  # printed as soon as measured
+      print("| " + " | ".join(cells) + " |", flush=True)
+
+    reference = matmul_reference()
     peak = max(
       reference.flops / reference.time().wall for _ in range(args.reps + 1)
     )
-    rows.append(("matmul", "-", f"{peak / 1e9:.0f}", "1.00", "-"))
+    row("matmul", "-", f"{peak / 1e9:.0f}", "1.00", "-")
 
     # Heatmaps alone: one batch on the device, the jitted step repeated.
     pp = data.preprocess.parse(spec)
     batch = [pp(source[i], np.random.default_rng(0)) for i in range(args.batch)]
-    images = jnp.asarray(np.stack([b["image"] for b in batch]))
-    masks = jnp.asarray(np.stack([b["mask"] for b in batch]))
-    labels = jnp.asarray(np.array([b["label"] for b in batch], np.int32))
-    compiled = step.lower(params, head, images, labels, masks).compile()
-    heat_flops = xla_flops(compiled) / args.batch
-    jax.block_until_ready(compiled(params, head, images, labels, masks))
+    # Placed as `evaluate.evaluate_records` places them, so its calls of the
+    # same cached step reuse the executable compiled here.
+    local_mesh = jax.sharding.Mesh(np.asarray(jax.local_devices()), ("data",))
+    params, head = jax.device_put(
+      (trained.params, trained.head), sharding.replicated(local_mesh)
+    )
+    images, masks, labels = jax.device_put(
+      (
+        np.stack([b["image"] for b in batch]),
+        np.stack([b["mask"] for b in batch]),
+        np.array([b["label"] for b in batch], np.int32),
+      ),
+      sharding.batch_sharding(local_mesh),
+    )
+    heat_flops = (
+      xla_flops(step, params, head, images, labels, masks) / args.batch
+    )
+    # The first call compiles `step`, which the evaluation below reuses.
+    jax.block_until_ready(step(params, head, images, labels, masks))
     heat_s = float(
       np.median(
         [
           Timing(
             lambda: jax.block_until_ready(
-              compiled(params, head, images, labels, masks)
+              step(params, head, images, labels, masks)
             )
           ).wall
           for _ in range(args.reps + 1)
@@ -147,14 +178,12 @@ def main():
       )
     )
     heat_rate = args.batch / heat_s
-    rows.append(
-      (
-        "heatmaps",
-        f"{heat_rate:.2f}",
-        f"{heat_rate * heat_flops / 1e9:.0f}",
-        f"{heat_rate * heat_flops / peak:.2f}",
-        "-",
-      )
+    row(
+      "heatmaps",
+      f"{heat_rate:.2f}",
+      f"{heat_rate * heat_flops / 1e9:.0f}",
+      f"{heat_rate * heat_flops / peak:.2f}",
+      "-",
     )
 
     # The whole evaluation (compiled already by the warm-up pass).
@@ -172,7 +201,8 @@ def main():
         spec=spec,
         batch_size=args.batch,
         name="bench",
-        num_threads=max(os.cpu_count() or 1, 2),
+        num_threads=max((os.cpu_count() or 1) // max(args.input_workers, 1), 2),
+        num_workers=args.input_workers,
       )
 
     whole(os.path.join(root, "warmup"), count=2 * args.batch)
@@ -184,43 +214,26 @@ def main():
       times.append(time.perf_counter() - start)
     eval_rate = len(source) / float(np.median(times))
     slower = heat_rate / eval_rate - 1
-    rows.append(
-      (
-        "evaluation (read .. records)",
-        f"{eval_rate:.2f}",
-        f"{eval_rate * heat_flops / 1e9:.0f}",
-        f"{eval_rate * heat_flops / peak:.2f}",
-        f"{100 * slower:+.0f}%",
-      )
+    row(
+      "evaluation (read .. records)",
+      f"{eval_rate:.2f}",
+      f"{eval_rate * heat_flops / 1e9:.0f}",
+      f"{eval_rate * heat_flops / peak:.2f}",
+      f"{100 * slower:+.0f}%",
     )
 
     # One FT step (the image tower + projection train), batch --train-batch.
     ft_rate, ft_flops = ft_step(module, params, args.train_batch, args.reps)
-    rows.append(
-      (
-        f"ft step (batch {args.train_batch})",
-        f"{ft_rate:.2f}",
-        f"{ft_rate * ft_flops / 1e9:.0f}",
-        f"{ft_rate * ft_flops / peak:.2f}",
-        "-",
-      )
+    row(
+      f"ft step (batch {args.train_batch})",
+      f"{ft_rate:.2f}",
+      f"{ft_rate * ft_flops / 1e9:.0f}",
+      f"{ft_rate * ft_flops / peak:.2f}",
+      "-",
     )
   finally:
     shutil.rmtree(root, ignore_errors=True)
 
-  device = jax.devices()[0]
-  print(
-    f"{args.model} at {module.config.vision.image_size} px, {args.dtype}, "
-    f"Chefer start_layer {args.start_layer}, batch {args.batch}, "
-    f"{len(source)} images; device {device.device_kind} x{jax.device_count()}; "
-    f"host memory {args.host_memory}"
-  )
-  print(
-    "| what | images/s | GFLOP/s | fraction of matmul | slower than heatmaps |"
-  )
-  print("|---|---|---|---|---|")
-  for row in rows:
-    print("| " + " | ".join(row) + " |")
   print(
     f"\nheatmap {heat_flops / 1e9:.1f} GFLOP/image; FT step "
     f"{ft_flops / 1e9:.1f} GFLOP/image, MFU {ft_rate * ft_flops / peak:.2f} "
@@ -253,10 +266,8 @@ def ft_step(module, params, batch_size: int, reps: int):
     "opt_state": tx.init(trainable),
     "rng": jax.random.key(0),
   }
-  step = jax.jit(
-    train.make_train_step(method, module, config, tx, labels, schedule),
-    donate_argnums=(0,),
-  )
+  raw_step = train.make_train_step(method, module, config, tx, labels, schedule)
+  step = jax.jit(raw_step, donate_argnums=(0,))
   rng = np.random.default_rng(0)
   batch = {
     "image": jnp.asarray(
@@ -264,8 +275,8 @@ def ft_step(module, params, batch_size: int, reps: int):
     ),
     "label": jnp.asarray(rng.integers(0, 1000, batch_size).astype(np.int32)),
   }
+  total_flops = xla_flops(raw_step, state, batch, {})
   compiled = step.lower(state, batch, {}).compile()
-  total_flops = xla_flops(compiled)
   state, metrics = compiled(state, batch, {})
   jax.block_until_ready(metrics)
   times = []

@@ -6,10 +6,14 @@ wide, 12 blocks, 12 heads, 16 px patches at 224 px; text 512 wide, 12 blocks;
 projection 512), saved with ``save_pretrained`` and loaded by both sides. Score:
 the zero-shot logit of the label against 200 class embeddings. Heatmap: Chefer
 relevance, upsampled to 224 px and min-max normalized, then RMA against a box
-mask. Each repetition also times a 4096 x 4096 float32 matmul first (the
-machine's matmul throughput in the same run, `machine.py`) and ours'
-achieved GFLOP/s (FLOPs from XLA's cost analysis of the compiled explainer) as
-a fraction of it.
+mask. Each repetition also times a matmul first (4096 x 4096 float32 on CPU,
+8192 x 8192 bfloat16 on an accelerator: the machine's matmul throughput in the
+same run, `machine.matmul_reference`) and ours' achieved GFLOP/s (FLOPs from
+XLA's cost analysis of the compiled explainer) as a fraction of it.
+
+Both sides compute in float32. On a GPU PyTorch runs there too (--torch-device,
+default cuda when JAX's backend is a GPU), with TF32 matmuls allowed as JAX's
+default precision does there; each PyTorch call ends with a device sync.
 
 PyTorch reference modes:
   weights: every weight keeps requires_grad (what the study's release does, so
@@ -38,10 +42,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import jax
 import jax.numpy as jnp
-from machine import MatmulReference
 from machine import add_host_memory_flag
 from machine import apply_host_memory
 from machine import interleaved
+from machine import matmul_reference
 from machine import xla_flops
 import numpy as np
 import torch
@@ -77,6 +81,11 @@ def main():
   parser.add_argument("--start-layers", type=int, nargs="+", default=[-1, 0])
   parser.add_argument("--torch-modes", nargs="*", default=["weights", "frozen"])
   parser.add_argument("--json", default=None)
+  parser.add_argument(
+    "--torch-device",
+    default="cuda" if jax.default_backend() == "gpu" else "cpu",
+    help="where the PyTorch reference runs (default: cuda next to a JAX GPU)",
+  )
   add_host_memory_flag(parser)
   args = parser.parse_args()
   apply_host_memory(args)
@@ -93,21 +102,32 @@ def main():
   images_j = jax.device_put(jnp.asarray(images.transpose(0, 2, 3, 1)))
   head_j = {"class_embeddings": jnp.asarray(class_embeddings)}
   labels_j, masks_j = jnp.asarray(labels), jnp.asarray(masks)
-  images_t, labels_t, masks_t = map(torch.from_numpy, (images, labels, masks))
-  head_t = {"class_embeddings": torch.from_numpy(class_embeddings)}
+  device_t = torch.device(args.torch_device)
+  if device_t.type == "cuda":
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+  model = model.to(device_t)
+  images_t, labels_t, masks_t = (
+    torch.from_numpy(x).to(device_t) for x in (images, labels, masks)
+  )
+  head_t = {"class_embeddings": torch.from_numpy(class_embeddings).to(device_t)}
 
-  reference = MatmulReference()
+  def sync():
+    if device_t.type == "cuda":
+      torch.cuda.synchronize(device_t)
+
+  reference = matmul_reference()
   rows = []
   for start_layer in args.start_layers:
     explainer = explain.make_explainer(
       module, explain.targets.zero_shot, explain.Chefer(start_layer=start_layer)
     )
+    flops = xla_flops(explainer, params, head_j, images_j, labels_j, masks_j)
     start = time.perf_counter()
     compiled = explainer.lower(
       params, head_j, images_j, labels_j, masks_j
     ).compile()
     compile_s = time.perf_counter() - start
-    flops = xla_flops(compiled)
     outputs = {}
 
     def ours(compiled=compiled, outputs=outputs):
@@ -133,6 +153,7 @@ def main():
           weights_grad=weights_grad,
         )
         outputs[mode] = heatmap, ref.rma(heatmap, masks_t)
+        sync()
 
       references[mode] = reference_run
     ours()  # first call outside the timing
@@ -159,17 +180,20 @@ def main():
       row[f"speedup_vs_torch_{mode}"] = torch_s / ours_s
       heatmap, rma = outputs[mode]
       row["max_abs_diff_heatmap"] = float(
-        np.abs(np.asarray(outputs["ours"]["heatmap"]) - heatmap.numpy()).max()
+        np.abs(
+          np.asarray(outputs["ours"]["heatmap"]) - heatmap.cpu().numpy()
+        ).max()
       )
       row["max_abs_diff_rma"] = float(
-        np.abs(np.asarray(outputs["ours"]["rma"]) - rma.numpy()).max()
+        np.abs(np.asarray(outputs["ours"]["rma"]) - rma.cpu().numpy()).max()
       )
     rows.append(row)
     print(json.dumps(row), flush=True)
 
   env = (
     f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, "
-    f"jax {jax.__version__} ({jax.devices()[0].platform}), torch {torch.__version__} "
+    f"jax {jax.__version__} ({jax.devices()[0].device_kind}), torch "
+    f"{torch.__version__} on {args.torch_device} "
     f"({torch.get_num_threads()} threads), load average at the end "
     f"{os.getloadavg()[0]:.1f}, GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES')}"
   )

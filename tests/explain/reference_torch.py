@@ -104,7 +104,11 @@ def chefer(
   depth = len(attentions)
   start = start_layer % depth
   batch, _, tokens, _ = attentions[0].shape
-  relevance = torch.eye(tokens).expand(batch, tokens, tokens).clone()
+  relevance = (
+    torch.eye(tokens, device=attentions[0].device)
+    .expand(batch, tokens, tokens)
+    .clone()
+  )
   for attention in attentions[start:]:
     cam = (attention.grad * attention).clamp(min=0).mean(dim=1)
     relevance = relevance + torch.bmm(cam, relevance)
@@ -118,7 +122,7 @@ def rollout(model, pixel_values, head, residual=0.5):
   with torch.no_grad():
     logits, out = _logits(model, pixel_values, head, output_attentions=True)
     batch, _, tokens, _ = out.attentions[0].shape
-    eye = torch.eye(tokens)
+    eye = torch.eye(tokens, device=out.attentions[0].device)
     rolled = eye.expand(batch, tokens, tokens)
     for attention in out.attentions:
       mixed = residual * eye + (1 - residual) * attention.mean(dim=1)
