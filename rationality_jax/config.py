@@ -120,7 +120,8 @@ def default() -> ml_collections.ConfigDict:
       ``load_sd_dataset`` / ``load_ct_dataset``); the same for CUB,
       ImageNet and the synthetic benchmark.
   train: batch_size, num_epochs, total_steps (-1 = from num_epochs),
-      log_every, input_threads, input_prefetch, eval_accuracy (top-1 on
+      log_every, input_threads, input_prefetch, input_workers (as
+      evaluate.input_workers; the batches are the same), eval_accuracy (top-1 on
       eval_data at the end), optim (`rationality_jax.optim`), checkpoint;
       release_frozen_head - False (ours) or True: the method's head keeps
       its initial values (LP then trains nothing, FT only the backbone), as
@@ -196,6 +197,7 @@ def default() -> ml_collections.ConfigDict:
     log_every=10,
     input_threads=2,
     input_prefetch=8,
+    input_workers=0,
     eval_accuracy=True,
     optim=optim.study_preset(),
     checkpoint=_cd(every_steps=500, keep=3, async_save=True),
@@ -483,6 +485,7 @@ def validate_run(config: ml_collections.ConfigDict) -> None:
   )
   _check(t.log_every >= 1, "train.log_every", f"{t.log_every} < 1")
   _check(t.input_threads >= 1, "train.input_threads", "must be >= 1")
+  _check(t.input_workers >= 0, "train.input_workers", "must be >= 0")
   lr = t.optim.lr
   _check(
     math.isfinite(lr) and lr >= 0,

@@ -78,6 +78,7 @@ def train_iterator(config: ml_collections.ConfigDict, source, spec: str):
     drop_remainder=True,
     num_threads=t.input_threads,
     prefetch=t.input_prefetch,
+    num_workers=t.input_workers,
   )
 
 
@@ -372,6 +373,7 @@ def train_and_evaluate(
         save(step=steps, state=state, force=True)
     manager.wait_until_finished()
   finally:
+    iterator.close()  # ends the input's worker processes, if any
     # Waits for in-flight saves and removes what a failed save left behind.
     manager.close()
     checkpoints.remove_temporary(manager.directory)
@@ -428,13 +430,17 @@ def evaluate_accuracy(config, workdir, s: Setup, state, head) -> float:
     num_epochs=1,
     drop_remainder=False,
     num_threads=config.evaluate.input_threads,
+    num_workers=config.evaluate.input_workers,
   )
   right = total = 0
   with console.progress(len(source), "accuracy", "img") as bar:
-    for local in iterator:
-      r, n = correct(
-        state["params"], head, sharding.global_batch(local, batch_sharding)
-      )
-      right, total = right + int(r), total + int(n)
-      bar.update(int(n))
+    try:
+      for local in iterator:
+        r, n = correct(
+          state["params"], head, sharding.global_batch(local, batch_sharding)
+        )
+        right, total = right + int(r), total + int(n)
+        bar.update(int(n))
+    finally:
+      iterator.close()
   return right / max(total, 1)

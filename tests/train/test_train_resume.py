@@ -7,6 +7,8 @@ import os
 import signal
 import time
 
+import pytest
+
 from rationality_jax import train
 
 STEPS = 60
@@ -93,5 +95,50 @@ def test_train_sigterm_and_kill_then_resume_bitwise(data_dir, worker, tmp_path):
   assert result["step"] == STEPS and result["losses"][0][0] > killed
   resumed = worker.flat_params(workdir)
   assert resumed.keys() == reference.keys()
+  for name in reference:
+    assert resumed[name].tobytes() == reference[name].tobytes(), name
+
+
+class _Stopped(Exception):
+  """Stands for a crash after a few steps."""
+
+
+def test_input_worker_processes_train_the_same_and_resume(
+  data_dir, worker, tmp_path, monkeypatch
+):
+  """train.input_workers: batches decoded in 2 processes train bitwise like
+  threads, and a run stopped after a checkpoint resumes from the workers'
+  saved input state."""
+  overrides = {
+    "train.batch_size": 16,  # 4 batches per epoch: the order matters
+    "train.total_steps": 8,
+    "train.checkpoint.every_steps": 3,
+  }
+  reference_dir = str(tmp_path / "threads")
+  train.train_and_evaluate(
+    worker.tiny_config("flcp", data_dir, **overrides), reference_dir
+  )
+  reference = worker.flat_params(reference_dir)
+
+  workdir = str(tmp_path / "workers")
+  config = worker.tiny_config(
+    "flcp", data_dir, **overrides, **{"train.input_workers": 2}
+  )
+  global_batch, calls = train.sharding.global_batch, []
+
+  def stop_at_step_5(*args):
+    calls.append(1)
+    if len(calls) == 5:
+      raise _Stopped()
+    return global_batch(*args)
+
+  monkeypatch.setattr(train.sharding, "global_batch", stop_at_step_5)
+  with pytest.raises(_Stopped):
+    train.train_and_evaluate(config, workdir)
+  monkeypatch.undo()
+  assert _steps(workdir)[-1] == 3
+  result = train.train_and_evaluate(config, workdir)
+  assert result["step"] == 8 and result["losses"][0][0] == 4
+  resumed = worker.flat_params(workdir)
   for name in reference:
     assert resumed[name].tobytes() == reference[name].tobytes(), name
