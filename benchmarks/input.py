@@ -1,6 +1,7 @@
 """Input pipeline throughput: decoded, preprocessed examples/s at 224 px.
 
-  python benchmarks/input.py [--examples 512] [--threads 1,2,4] [--batch 32]
+  python benchmarks/input.py [--examples 512] [--threads 1,2,4] [--workers 0]
+      [--batch 32]
 
 Writes a stand-in ILSVRC2012 validation set (smooth 500x375 RGB JPEGs, the
 typical ImageNet size, quality 90, with LOC_val_solution.csv boxes) to a
@@ -9,7 +10,9 @@ and measures, on this machine:
   - read + decode: `source[i]` (array_record read, JPEG image + PNG mask decode)
   - read + decode + preprocess (one thread), for the eval and train specs
   - the full pipeline (`make_iterator`, grain threads, global batches of
-    --batch on the default mesh) for each --threads value
+    --batch on the default mesh) for each --threads and --workers value
+    (worker processes, `input_workers`; 0: threads in this process), timed
+    from the second batch on (worker start-up excluded)
 Prints a markdown table (examples/s).
 """
 
@@ -73,6 +76,7 @@ def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--examples", type=int, default=512)
   parser.add_argument("--threads", default="1,2,4")
+  parser.add_argument("--workers", default="0")
   parser.add_argument("--batch", type=int, default=32)
   args = parser.parse_args()
 
@@ -106,8 +110,13 @@ def main():
           ),
         )
       )
+    combos = [
+      (t, w)
+      for w in (int(x) for x in args.workers.split(","))
+      for t in (int(x) for x in args.threads.split(","))
+    ]
     for name, spec in (("eval", EVAL), ("train", TRAIN)):
-      for t in (int(x) for x in args.threads.split(",")):
+      for t, w in combos:
         it = data.make_iterator(
           src,
           spec,
@@ -116,8 +125,10 @@ def main():
           shuffle=True,
           num_epochs=1,
           num_threads=t,
+          num_workers=w,
         )
         steps = len(it)
+        next(it)["image"].block_until_ready()  # start-up, untimed
 
         def consume(it=it):
           for batch in it:
@@ -126,13 +137,14 @@ def main():
         rows.append(
           (
             f"pipeline {name} -> global batches of {args.batch}",
-            str(t),
-            rate(consume, steps * args.batch),
+            f"{t} x {w}" if w else str(t),
+            rate(consume, (steps - 1) * args.batch),
           )
         )
+        it.close()
 
   print(f"\n{n} examples, {os.cpu_count()} CPUs\n")
-  print("| stage | threads | examples/s |")
+  print("| stage | threads (x worker processes) | examples/s |")
   print("|---|---|---|")
   for stage, threads, r in rows:
     print(f"| {stage} | {threads} | {r:.0f} |")
