@@ -269,12 +269,19 @@ def evaluate_records(
     chunk = 0
     if state is not None:
       chunk = state["chunks"]
-      it.set_state(state["iterator"])
+      saved = state["iterator"]["config"].get("num_workers", 0)
+      if saved == num_workers:
+        it.set_state(state["iterator"])
+      else:  # the input state is per worker; the recorded ids are skipped
+        console.warning(
+          f"{name}: the input state was saved with {saved} input worker "
+          f"processes, this run has {num_workers}: reading from the start, "
+          "the examples already recorded are not evaluated again"
+        )
       for kind in ("chunk", "heatmaps"):
         for path in records.chunk_paths(directory, kind):
-          if (
-            records.chunk_index(path) >= chunk
-          ):  # written after the last marker
+          # Written after the last marker: recomputed.
+          if records.chunk_index(path) >= chunk:
             os.remove(path)
     done_ids = set()
     for path in records.all_chunk_paths(out_dir, "chunk"):

@@ -307,13 +307,21 @@ def train_and_evaluate(
       abstract,
       state_shardings,
     )
-    out = manager.restore(
-      restored,
-      args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(target),
-        data=grain.checkpoint.CheckpointRestore(iterator.grain_iterator),
-      ),
-    )
+    try:
+      out = manager.restore(
+        restored,
+        args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(target),
+          data=grain.checkpoint.CheckpointRestore(iterator.grain_iterator),
+        ),
+      )
+    except KeyError as error:  # grain's input state has one entry per worker
+      raise config_lib.ConfigError(
+        f"config.train.input_workers: the input state in checkpoint "
+        f"{restored} of {manager.directory} does not fit "
+        f"{config.train.input_workers} input worker processes (missing "
+        f"{error}); resume with the number the run was started with"
+      ) from error
     state = out["state"]
     console.stage(f"resumed {workdir} at step {restored}")
 

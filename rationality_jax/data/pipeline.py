@@ -186,7 +186,7 @@ class GlobalBatchIterator:
       raise ValueError(
         f"Iterator state was saved with {saved} input worker processes, this "
         f"iterator has {self.config.get('num_workers', 0)}: resume with the "
-        "same number (evaluate.input_workers)."
+        "same number (evaluate.input_workers, train.input_workers)."
       )
     if state.get("config") != self.config:
       raise ValueError(

@@ -148,6 +148,14 @@ def test_killed_evaluation_resumes_to_the_same_report(
   assert list(a["ids"]) == list(b["ids"]) and len(set(a["ids"])) == 70
   for name in a:
     np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+  # Resumed with another worker count: its saved input state does not fit,
+  # so the input starts again and the recorded ids are skipped.
+  other = tmp_path / "other"
+  with pytest.raises(Killed):
+    _evaluate(setup, other, monkeypatch, kill_after=2, workers=2)
+  assert _evaluate(setup, other, workers=0) == expected
+  c = records.load(str(other)).arrays()
+  assert sorted(c["ids"]) == sorted(a["ids"])
   assert _report_without_paths(whole) == _report_without_paths(killed)
   heatmaps = records.load_heatmaps(str(killed))
   assert sorted(heatmaps) == ["test_0000003", "test_0000040"]

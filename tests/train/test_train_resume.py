@@ -10,6 +10,7 @@ import time
 import pytest
 
 from rationality_jax import train
+from rationality_jax.config import ConfigError
 
 STEPS = 60
 OVERRIDES = {
@@ -137,6 +138,10 @@ def test_input_worker_processes_train_the_same_and_resume(
     train.train_and_evaluate(config, workdir)
   monkeypatch.undo()
   assert _steps(workdir)[-1] == 3
+  with pytest.raises(ConfigError, match=r"config\.train\.input_workers"):
+    train.train_and_evaluate(  # another worker count
+      worker.tiny_config("flcp", data_dir, **overrides), workdir
+    )
   result = train.train_and_evaluate(config, workdir)
   assert result["step"] == 8 and result["losses"][0][0] == 4
   resumed = worker.flat_params(workdir)
