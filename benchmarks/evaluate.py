@@ -148,7 +148,7 @@ def main():
     batch = [pp(source[i], np.random.default_rng(0)) for i in range(args.batch)]
     # Placed as `evaluate.evaluate_records` places them, so its calls of the
     # same cached step reuse the executable compiled here.
-    local_mesh = jax.sharding.Mesh(np.asarray(jax.local_devices()), ("data",))
+    local_mesh = sharding.local_mesh()
     params, head = jax.device_put(
       (trained.params, trained.head), sharding.replicated(local_mesh)
     )

@@ -269,14 +269,13 @@ def evaluate_records(
     chunk = 0
     if state is not None:
       chunk = state["chunks"]
-      saved = state["iterator"]["config"].get("num_workers", 0)
-      if saved == num_workers:
+      mismatch = it.worker_mismatch(state["iterator"])
+      if mismatch is None:
         it.set_state(state["iterator"])
       else:  # the input state is per worker; the recorded ids are skipped
         console.warning(
-          f"{name}: the input state was saved with {saved} input worker "
-          f"processes, this run has {num_workers}: reading from the start, "
-          "the examples already recorded are not evaluated again"
+          f"{name}: {mismatch}: reading from the start, the examples already "
+          "recorded are not evaluated again"
         )
       for kind in ("chunk", "heatmaps"):
         for path in records.chunk_paths(directory, kind):
@@ -289,7 +288,7 @@ def evaluate_records(
     if done_ids:
       console.stage(f"{name}: resuming ({len(done_ids)} examples recorded)")
 
-    local_mesh = jax.sharding.Mesh(np.asarray(jax.local_devices()), ("data",))
+    local_mesh = sharding.local_mesh()
     batch_sharding = sharding.batch_sharding(local_mesh)
     params = jax.device_put(trained.params, sharding.replicated(local_mesh))
     head = jax.device_put(trained.head, sharding.replicated(local_mesh))

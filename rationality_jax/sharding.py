@@ -71,6 +71,11 @@ def make_mesh(
   return Mesh(device_array, names)
 
 
+def local_mesh(axis: str = "data") -> Mesh:
+  """One axis over this process's devices (a process's own evaluation shard)."""
+  return Mesh(np.asarray(jax.local_devices()), (axis,))
+
+
 def batch_sharding(mesh: Mesh) -> NamedSharding:
   """Leading (example) axis split over every mesh axis; other axes whole."""
   return NamedSharding(mesh, PartitionSpec(mesh.axis_names))

@@ -180,13 +180,24 @@ class GlobalBatchIterator:
     if close is not None:
       close()
 
-  def set_state(self, state: dict) -> None:
+  def worker_mismatch(self, state: dict) -> str | None:
+    """Why `state` (from `get_state`) cannot restore here because it holds
+    another number of input workers' states; None when the numbers agree."""
     saved = (state.get("config") or {}).get("num_workers", 0)
-    if saved != self.config.get("num_workers", 0):
+    mine = self.config.get("num_workers", 0)
+    if saved == mine:
+      return None
+    return (
+      f"the input state was saved with {saved} input worker processes, this "
+      f"iterator has {mine}"
+    )
+
+  def set_state(self, state: dict) -> None:
+    mismatch = self.worker_mismatch(state)
+    if mismatch is not None:
       raise ValueError(
-        f"Iterator state was saved with {saved} input worker processes, this "
-        f"iterator has {self.config.get('num_workers', 0)}: resume with the "
-        "same number (evaluate.input_workers, train.input_workers)."
+        f"{mismatch}: resume with the same number (evaluate.input_workers, "
+        "train.input_workers)."
       )
     if state.get("config") != self.config:
       raise ValueError(
