@@ -204,7 +204,8 @@ def _rma_from_sums(
 
 # On CPU, XLA materialises the elementwise work (clipping, masking) and hands
 # float sums and maxima to a fast reduction kernel (integer sums take a slower
-# path). Over the whole batch those intermediates would go through memory;
+# path; the empty-mask test, a max of the raw masks, runs once over the whole
+# batch, see `_any_on_mask`). Over the whole batch those intermediates would go through memory;
 # over a few samples at a time (about 3 MiB of heatmap, 16 maps of 224x224)
 # they stay in cache, and the loop's per-step cost stays small
 # (benchmarks/metrics.py, figures in docs/benchmarks.md). GPUs and TPUs fuse
@@ -213,23 +214,25 @@ _CPU_BYTES_PER_STEP = 16 * 224 * 224 * 4
 
 
 def _flat_mass_sums(h, masks, negative: str, count_area: bool):
-  """(sum(H'*M), sum(H'), on-mask pixels) over the last axis of [..., P].
-
-  The third is the int32 number of mask pixels with `count_area`, else only
-  whether there is any (0 / 1): a max of the raw mask needs no converted copy.
-  """
+  """(sum(H'*M), sum(H')) over the last axis of [..., P], and with
+  `count_area` the int32 number of mask pixels (a float32 sum, exact up to
+  2**24 pixels)."""
   h = _apply_negative(h, negative)
   on_mask = masks > 0
-  if count_area:  # a float32 sum, exact up to 2**24 pixels
+  sums = (jnp.sum(jnp.where(on_mask, h, 0), axis=-1), jnp.sum(h, axis=-1))
+  if count_area:
     area = jnp.sum(on_mask.astype(jnp.float32), axis=-1)
-  else:
-    raw = masks.astype(jnp.uint8) if masks.dtype == jnp.bool_ else masks
-    area = jnp.max(raw, axis=-1) > 0
-  return (
-    jnp.sum(jnp.where(on_mask, h, 0), axis=-1),
-    jnp.sum(h, axis=-1),
-    area.astype(jnp.int32),
-  )
+    sums += (area.astype(jnp.int32),)
+  return sums
+
+
+def _any_on_mask(masks: jax.Array) -> jax.Array:
+  """[...] int32: 1 where the mask has a pixel > 0, else 0. A max of the raw
+  mask over the whole batch at once: no converted copy, and on CPU one
+  multi-threaded pass instead of a slice copy in every step of the loop."""
+  raw = masks.astype(jnp.uint8) if masks.dtype == jnp.bool_ else masks
+  raw = raw.reshape(*raw.shape[:-2], raw.shape[-2] * raw.shape[-1])
+  return (jnp.max(raw, axis=-1) > 0).astype(jnp.int32)
 
 
 def _plain_mass_sums(h, masks, sums_of):
@@ -278,13 +281,17 @@ def _mass_sums(h, masks, negative: str, count_area: bool = False):
     _flat_mass_sums, negative=negative, count_area=count_area
   )
   if h.ndim == 2:
-    return _plain_mass_sums(h, masks, sums_of)
-  return jax.lax.platform_dependent(
-    h,
-    masks,
-    cpu=functools.partial(_chunked_mass_sums, sums_of=sums_of),
-    default=functools.partial(_plain_mass_sums, sums_of=sums_of),
-  )
+    sums = _plain_mass_sums(h, masks, sums_of)
+  else:
+    sums = jax.lax.platform_dependent(
+      h,
+      masks,
+      cpu=functools.partial(_chunked_mass_sums, sums_of=sums_of),
+      default=functools.partial(_plain_mass_sums, sums_of=sums_of),
+    )
+  if not count_area:
+    sums = (*sums, _any_on_mask(masks))
+  return tuple(sums)
 
 
 def evidence_columns(
