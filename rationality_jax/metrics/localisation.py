@@ -25,7 +25,9 @@ docs/metrics.md for the two behaviours side by side.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
+import os
 from typing import Literal
 
 import jax
@@ -205,12 +207,23 @@ def _rma_from_sums(
 # On CPU, XLA materialises the elementwise work (clipping, masking) and hands
 # float sums and maxima to a fast reduction kernel (integer sums take a slower
 # path; the empty-mask test, a max of the raw masks, runs once over the whole
-# batch, see `_any_on_mask`). Over the whole batch those intermediates would go through memory;
-# over a few samples at a time (about 3 MiB of heatmap, 16 maps of 224x224)
-# they stay in cache, and the loop's per-step cost stays small
+# batch, see `_any_on_mask`). Over the whole batch those intermediates would go
+# through memory; over a few samples at a time they stay in cache, and the
+# loop's per-step cost stays small. Each step holds one group of samples per
+# core (about 1.5 MiB of heatmap, 8 maps of 224x224, per group; at most 8
+# groups): the groups' passes are independent, so XLA runs them side by side,
+# where one group per step left a core idle in the single-threaded reductions
 # (benchmarks/metrics.py, figures in docs/benchmarks.md). GPUs and TPUs fuse
 # it all and take the plain form.
-_CPU_BYTES_PER_STEP = 16 * 224 * 224 * 4
+_CPU_BYTES_PER_GROUP = 8 * 224 * 224 * 4
+_CPU_MAX_GROUPS = 8
+
+
+def _cpu_cores() -> int:
+  try:
+    return len(os.sched_getaffinity(0))
+  except AttributeError:  # not on Linux
+    return os.cpu_count() or 1
 
 
 def _flat_mass_sums(h, masks, negative: str, count_area: bool):
@@ -246,16 +259,25 @@ def _chunked_mass_sums(h, masks, sums_of):
   n = math.prod(batch_shape)
   flat_h = h.reshape(n, pixels)
   flat_m = masks.reshape(n, pixels)
-  step = min(n, max(1, _CPU_BYTES_PER_STEP // (pixels * h.dtype.itemsize)))
+  per_group = max(1, _CPU_BYTES_PER_GROUP // (pixels * h.dtype.itemsize))
+  step = min(n, per_group * min(_cpu_cores(), _CPU_MAX_GROUPS))
   if step == 0:
     return _plain_mass_sums(h, masks, sums_of)
+  groups = -(-step // per_group)
+  bounds = [g * step // groups for g in range(groups + 1)]
+
+  def step_sums(h_step, m_step):
+    parts = [
+      sums_of(h_step[a:b], m_step[a:b]) for a, b in itertools.pairwise(bounds)
+    ]
+    return tuple(jnp.concatenate(column) for column in zip(*parts))
 
   # Steps of `step` samples; the last one starts early enough to stay inside
   # (it recomputes a few samples, identically): no slice, pad or copy of the
   # inputs, whatever n is.
   def body(i, sums):
     start = jnp.minimum(i * step, n - step)
-    part = sums_of(
+    part = step_sums(
       jax.lax.dynamic_slice_in_dim(flat_h, start, step),
       jax.lax.dynamic_slice_in_dim(flat_m, start, step),
     )

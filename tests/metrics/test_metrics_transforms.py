@@ -9,8 +9,10 @@ import textwrap
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from rationality_jax import metrics
+from rationality_jax.metrics import localisation
 
 SCORES = ("rma", "relevance_rank_accuracy", "pointing_game", "iou")
 
@@ -95,9 +97,14 @@ def test_sharded_over_8_devices():
   )
 
 
-def test_cpu_loop_matches_per_sample_values_and_gradients():
-  # 17 maps of 224x224: the CPU path runs steps of 16, the last one
-  # overlapping the first (recomputed identically); degenerate cases inside.
+@pytest.mark.parametrize("cores", [1, 2, 3])
+def test_cpu_loop_matches_per_sample_values_and_gradients(cores, monkeypatch):
+  # 17 maps of 224x224 in groups of 8 per core: with 1 core steps of 8, the
+  # last one overlapping the one before (recomputed identically); with 2,
+  # steps of 16 in two groups; with 3, one step of 17 in groups of 5, 6, 6.
+  # Degenerate cases inside.
+  monkeypatch.setattr(localisation, "_cpu_cores", lambda: cores)
+  jax.clear_caches()  # the jitted sums were traced with the machine's count
   rng = np.random.default_rng(1)
   heatmaps = rng.random((17, 224, 224)).astype(np.float32)
   masks = (rng.random((17, 224, 224)) < 0.2).astype(np.uint8)
