@@ -307,12 +307,14 @@ def train_and_evaluate(
       abstract,
       state_shardings,
     )
+    state = manager.restore(
+      restored, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))
+    )["state"]
     try:
-      out = manager.restore(
+      manager.restore(
         restored,
         args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(target),
-          data=grain.checkpoint.CheckpointRestore(iterator.grain_iterator),
+          data=grain.checkpoint.CheckpointRestore(iterator.grain_iterator)
         ),
       )
     except KeyError as error:  # grain's input state has one entry per worker
@@ -322,7 +324,6 @@ def train_and_evaluate(
         f"{config.train.input_workers} input worker processes (missing "
         f"{error}); resume with the number the run was started with"
       ) from error
-    state = out["state"]
     console.stage(f"resumed {workdir} at step {restored}")
 
   def eval_head(state):
