@@ -2,6 +2,7 @@
 
   python benchmarks/evaluate.py [--model random:b16] [--images 256] [--batch 16]
       [--start-layer 0] [--dtype float32] [--reps 2]
+      [--stages heatmaps,evaluation,ft]
 
 Writes a stand-in ILSVRC2012 validation set (500x375 JPEGs with boxes, as
 benchmarks/input.py) and builds `imagenet2012_val_masks` from it, then times,
@@ -25,7 +26,9 @@ function), each as a fraction of the matmul's, the FT step's model FLOPs
 utilisation (against the matmul), how much slower the whole evaluation is
 than the heatmaps alone, and the projected time of 50,000 ImageNet images
 at the measured evaluation rate. Compilation is excluded (a warm-up pass
-first). The same script runs unchanged on a GPU.
+first). The same script runs unchanged on a GPU. `--stages` picks a subset of
+the rows after the matmul (e.g. `--stages ft` for the MFU alone, which skips
+building the dataset); each row is printed as soon as it is measured.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ from rationality_jax import sharding
 from rationality_jax import train
 
 IMAGENET_VAL = 50_000
+STAGES = ("heatmaps", "evaluation", "ft")
 
 
 def main():
@@ -75,96 +79,131 @@ def main():
     default=0,
     help="evaluate.input_workers: decode in N processes (0: threads only)",
   )
+  parser.add_argument(
+    "--stages",
+    default=",".join(STAGES),
+    help=f"comma-separated subset of {','.join(STAGES)} to measure",
+  )
   add_host_memory_flag(parser)
   args = parser.parse_args()
+  stages = [s for s in args.stages.split(",") if s]
+  unknown = sorted(set(stages) - set(STAGES))
+  if unknown or not stages:
+    parser.error(f"--stages {args.stages!r}: choose from {','.join(STAGES)}")
   apply_host_memory(args)
 
-  root = tempfile.mkdtemp(prefix="bench_evaluate_")
-  try:
-    manual = os.path.join(root, "manual")
-    os.makedirs(manual)
-    write_fake_val(manual, args.images)
-    data.build("imagenet2012_val_masks", os.path.join(root, "data"), manual)
-    source = data.get_source(
-      "imagenet2012_val_masks", "validation", os.path.join(root, "data")
-    )
-    config = config_lib.default()
-    config.model.update(path=args.model, dtype=args.dtype)
-    module, params = models.load(args.model)
-    module, params = models.with_precision(
-      module, params, args.dtype, "float32"
-    )
-    family = models.family(module.config)
-    spec = config_lib.preprocess_spec(
-      config,
-      "imagenet2012_val_masks",
-      module.config.vision.image_size,
-      family.normalization,
-      train=False,
-      keep=("image", "mask", "label", "id"),
-    )
-    num_classes = 1000
-    head = {
-      "class_embeddings": np.asarray(
-        jax.random.normal(
-          jax.random.key(1), (num_classes, module.config.embed_dim)
-        )
+  module, params = models.load(args.model)
+  module, params = models.with_precision(module, params, args.dtype, "float32")
+  print(
+    f"{args.model} at {module.config.vision.image_size} px, {args.dtype}, "
+    f"Chefer start_layer {args.start_layer}, batch {args.batch}, "
+    f"{args.images} images, {args.input_workers} input worker processes, "
+    f"FT batch {args.train_batch}; device {jax.devices()[0].device_kind} "
+    f"x{jax.device_count()}; host memory {args.host_memory}"
+  )
+  print(
+    "| what | images/s | GFLOP/s | fraction of matmul | slower than heatmaps |"
+  )
+  print("|---|---|---|---|---|", flush=True)
+
+  reference = matmul_reference()
+  peak = max(
+    reference.flops / reference.time().wall for _ in range(args.reps + 1)
+  )
+  print(f"| matmul | - | {peak / 1e9:.0f} | 1.00 | - |", flush=True)
+
+  def row(what, rate, flops, slower="-"):  # printed as soon as measured
+    cells = (what, f"{rate:.2f}", f"{rate * flops / 1e9:.0f}")
+    cells += (f"{rate * flops / peak:.2f}", slower)
+    print("| " + " | ".join(cells) + " |", flush=True)
+
+  summary = []
+  if "heatmaps" in stages or "evaluation" in stages:
+    root = tempfile.mkdtemp(prefix="bench_evaluate_")
+    try:
+      heat_flops, eval_rate = _evaluation_rows(
+        args, stages, module, params, root, row
       )
-    }
-    trained = checkpoints.zero_shot(module, params, head, {})
-    explain_fn = explain.make_explainer(
-      module,
-      trained.classifier,
-      explain.Chefer(start_layer=args.start_layer),
-      jit=False,
+    finally:
+      shutil.rmtree(root, ignore_errors=True)
+    summary.append(f"heatmap {heat_flops / 1e9:.1f} GFLOP/image")
+    if eval_rate is not None:
+      summary.append(
+        "50,000 ImageNet images at the evaluation rate: "
+        f"{IMAGENET_VAL / eval_rate / 60:.1f} min"
+      )
+  if "ft" in stages:
+    # One FT step (the image tower + projection train), batch --train-batch.
+    ft_rate, ft_flops = ft_step(module, params, args.train_batch, args.reps)
+    row(f"ft step (batch {args.train_batch})", ft_rate, ft_flops)
+    summary.append(
+      f"FT step {ft_flops / 1e9:.1f} GFLOP/image, MFU "
+      f"{ft_rate * ft_flops / peak:.2f} of the measured matmul"
     )
-    step = evaluate.make_eval_step(explain_fn)
+  print("\n" + "; ".join(summary))
 
-    device = jax.devices()[0]
-    print(
-      f"{args.model} at {module.config.vision.image_size} px, {args.dtype}, "
-      f"Chefer start_layer {args.start_layer}, batch {args.batch}, "
-      f"{len(source)} images, {args.input_workers} input worker processes; "
-      f"device {device.device_kind} x{jax.device_count()}; host memory "
-      f"{args.host_memory}"
-    )
-    print(
-      "| what | images/s | GFLOP/s | fraction of matmul | "
-      "slower than heatmaps |"
-    )
-    print("|---|---|---|---|---|", flush=True)
 
-    def row(*cells):  # printed as soon as measured
-      print("| " + " | ".join(cells) + " |", flush=True)
+def _evaluation_rows(args, stages, module, params, root, row):
+  """Builds the stand-in split under `root`, prints the heatmaps and/or
+  evaluation rows; returns (heatmap FLOPs per image, evaluation images/s or
+  None)."""
+  manual = os.path.join(root, "manual")
+  os.makedirs(manual)
+  write_fake_val(manual, args.images)
+  data.build("imagenet2012_val_masks", os.path.join(root, "data"), manual)
+  source = data.get_source(
+    "imagenet2012_val_masks", "validation", os.path.join(root, "data")
+  )
+  config = config_lib.default()
+  config.model.update(path=args.model, dtype=args.dtype)
+  family = models.family(module.config)
+  spec = config_lib.preprocess_spec(
+    config,
+    "imagenet2012_val_masks",
+    module.config.vision.image_size,
+    family.normalization,
+    train=False,
+    keep=("image", "mask", "label", "id"),
+  )
+  num_classes = 1000
+  head = {
+    "class_embeddings": np.asarray(
+      jax.random.normal(
+        jax.random.key(1), (num_classes, module.config.embed_dim)
+      )
+    )
+  }
+  trained = checkpoints.zero_shot(module, params, head, {})
+  explain_fn = explain.make_explainer(
+    module,
+    trained.classifier,
+    explain.Chefer(start_layer=args.start_layer),
+    jit=False,
+  )
+  step = evaluate.make_eval_step(explain_fn)
 
-    reference = matmul_reference()
-    peak = max(
-      reference.flops / reference.time().wall for _ in range(args.reps + 1)
-    )
-    row("matmul", "-", f"{peak / 1e9:.0f}", "1.00", "-")
-
-    # Heatmaps alone: one batch on the device, the jitted step repeated.
-    pp = data.preprocess.parse(spec)
-    batch = [pp(source[i], np.random.default_rng(0)) for i in range(args.batch)]
-    # Placed as `evaluate.evaluate_records` places them, so its calls of the
-    # same cached step reuse the executable compiled here.
-    local_mesh = sharding.local_mesh()
-    params, head = jax.device_put(
-      (trained.params, trained.head), sharding.replicated(local_mesh)
-    )
-    images, masks, labels = jax.device_put(
-      (
-        np.stack([b["image"] for b in batch]),
-        np.stack([b["mask"] for b in batch]),
-        np.array([b["label"] for b in batch], np.int32),
-      ),
-      sharding.batch_sharding(local_mesh),
-    )
-    heat_flops = (
-      xla_flops(step, params, head, images, labels, masks) / args.batch
-    )
-    # The first call compiles `step`, which the evaluation below reuses.
-    jax.block_until_ready(step(params, head, images, labels, masks))
+  # One batch on the device, placed as `evaluate.evaluate_records` places
+  # them, so its calls of the same cached step reuse the executable compiled
+  # here.
+  pp = data.preprocess.parse(spec)
+  batch = [pp(source[i], np.random.default_rng(0)) for i in range(args.batch)]
+  local_mesh = sharding.local_mesh()
+  params, head = jax.device_put(
+    (trained.params, trained.head), sharding.replicated(local_mesh)
+  )
+  images, masks, labels = jax.device_put(
+    (
+      np.stack([b["image"] for b in batch]),
+      np.stack([b["mask"] for b in batch]),
+      np.array([b["label"] for b in batch], np.int32),
+    ),
+    sharding.batch_sharding(local_mesh),
+  )
+  heat_flops = xla_flops(step, params, head, images, labels, masks) / args.batch
+  # The first call compiles `step`, which the evaluation below reuses.
+  jax.block_until_ready(step(params, head, images, labels, masks))
+  heat_rate = None
+  if "heatmaps" in stages:  # the jitted step alone, repeated
     heat_s = float(
       np.median(
         [
@@ -178,68 +217,41 @@ def main():
       )
     )
     heat_rate = args.batch / heat_s
-    row(
-      "heatmaps",
-      f"{heat_rate:.2f}",
-      f"{heat_rate * heat_flops / 1e9:.0f}",
-      f"{heat_rate * heat_flops / peak:.2f}",
-      "-",
+    row("heatmaps", heat_rate, heat_flops)
+  if "evaluation" not in stages:
+    return heat_flops, None
+
+  def whole(out_dir, count=None):
+    subset = (
+      source
+      if count is None
+      else data.Subset(source, np.arange(min(count, len(source))))
+    )
+    evaluate.evaluate_records(
+      explain_fn,
+      trained,
+      subset,
+      out_dir,
+      spec=spec,
+      batch_size=args.batch,
+      name="bench",
+      num_threads=max((os.cpu_count() or 1) // max(args.input_workers, 1), 2),
+      num_workers=args.input_workers,
     )
 
-    # The whole evaluation (compiled already by the warm-up pass).
-    def whole(out_dir, count=None):
-      subset = (
-        source
-        if count is None
-        else data.Subset(source, np.arange(min(count, len(source))))
-      )
-      evaluate.evaluate_records(
-        explain_fn,
-        trained,
-        subset,
-        out_dir,
-        spec=spec,
-        batch_size=args.batch,
-        name="bench",
-        num_threads=max((os.cpu_count() or 1) // max(args.input_workers, 1), 2),
-        num_workers=args.input_workers,
-      )
-
-    whole(os.path.join(root, "warmup"), count=2 * args.batch)
-    times = []
-    for rep in range(args.reps):
-      out = os.path.join(root, f"eval{rep}")
-      start = time.perf_counter()
-      whole(out)
-      times.append(time.perf_counter() - start)
-    eval_rate = len(source) / float(np.median(times))
-    slower = heat_rate / eval_rate - 1
-    row(
-      "evaluation (read .. records)",
-      f"{eval_rate:.2f}",
-      f"{eval_rate * heat_flops / 1e9:.0f}",
-      f"{eval_rate * heat_flops / peak:.2f}",
-      f"{100 * slower:+.0f}%",
-    )
-
-    # One FT step (the image tower + projection train), batch --train-batch.
-    ft_rate, ft_flops = ft_step(module, params, args.train_batch, args.reps)
-    row(
-      f"ft step (batch {args.train_batch})",
-      f"{ft_rate:.2f}",
-      f"{ft_rate * ft_flops / 1e9:.0f}",
-      f"{ft_rate * ft_flops / peak:.2f}",
-      "-",
-    )
-  finally:
-    shutil.rmtree(root, ignore_errors=True)
-
-  print(
-    f"\nheatmap {heat_flops / 1e9:.1f} GFLOP/image; FT step "
-    f"{ft_flops / 1e9:.1f} GFLOP/image, MFU {ft_rate * ft_flops / peak:.2f} "
-    f"of the measured matmul; 50,000 ImageNet images at the evaluation rate: "
-    f"{IMAGENET_VAL / eval_rate / 60:.1f} min"
+  whole(os.path.join(root, "warmup"), count=2 * args.batch)
+  times = []
+  for rep in range(args.reps):
+    out = os.path.join(root, f"eval{rep}")
+    start = time.perf_counter()
+    whole(out)
+    times.append(time.perf_counter() - start)
+  eval_rate = len(source) / float(np.median(times))
+  slower = (
+    "-" if heat_rate is None else f"{100 * (heat_rate / eval_rate - 1):+.0f}%"
   )
+  row("evaluation (read .. records)", eval_rate, heat_flops, slower)
+  return heat_flops, eval_rate
 
 
 def ft_step(module, params, batch_size: int, reps: int):
