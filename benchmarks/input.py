@@ -13,7 +13,11 @@ and measures, on this machine:
     --batch on the default mesh) for each --threads and --workers value
     (worker processes, `input_workers`; 0: threads in this process), timed
     from the second batch on (worker start-up excluded)
-Prints a markdown table (examples/s).
+Prints a markdown table: examples/s and this process's CPU milliseconds per
+example (user + system, all its threads, not its workers'). With workers, that
+is what the main process spends to receive, batch and place each example: it
+caps one process's input rate at 1000 / ms examples/s however many cores
+decode (the whole-evaluation goal of docs/benchmarks.md needs about 830/s).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import resource
 import tarfile
 import tempfile
 import time
@@ -66,10 +71,17 @@ def write_fake_val(root: str, n: int) -> None:
     f.write("\n".join(rows) + "\n")
 
 
-def rate(fn, n: int) -> float:
-  start = time.perf_counter()
+def _cpu_seconds() -> float:
+  usage = resource.getrusage(resource.RUSAGE_SELF)
+  return usage.ru_utime + usage.ru_stime
+
+
+def rate(fn, n: int) -> tuple[float, float]:
+  """(examples/s, this process's CPU ms per example) of `fn`, n examples."""
+  cpu, start = _cpu_seconds(), time.perf_counter()
   fn()
-  return n / (time.perf_counter() - start)
+  wall = time.perf_counter() - start
+  return n / wall, 1e3 * (_cpu_seconds() - cpu) / n
 
 
 def main():
@@ -144,10 +156,13 @@ def main():
         it.close()
 
   print(f"\n{n} examples, {os.cpu_count()} CPUs\n")
-  print("| stage | threads (x worker processes) | examples/s |")
-  print("|---|---|---|")
-  for stage, threads, r in rows:
-    print(f"| {stage} | {threads} | {r:.0f} |")
+  print(
+    "| stage | threads (x worker processes) | examples/s | "
+    "this process's CPU ms / example |"
+  )
+  print("|---|---|---|---|")
+  for stage, threads, (r, ms) in rows:
+    print(f"| {stage} | {threads} | {r:.0f} | {ms:.2f} |")
 
 
 if __name__ == "__main__":
