@@ -250,9 +250,11 @@ def make_iterator(
   `num_workers` > 0 in that many worker processes (`grain`'s `mp_prefetch`,
   each with `num_threads` threads), for hosts whose cores the threads cannot
   fill (Python holds the GIL between the image operations). Worker k of W
-  prepares positions k, k + W, ... and the batches are assembled here in
-  position order, so they are the same for any `num_workers`; a saved state
-  restores only into an iterator with the same `num_workers`.
+  makes this host's batches k, k + W, ... whole, in shared memory, and they
+  are taken in order, so the batches are the same for any `num_workers`; a
+  saved state restores only into an iterator with the same `num_workers`.
+  `prefetch`: examples prepared ahead (with workers: whole batches, at least
+  one per worker).
   """
   process_index = (
     jax.process_index() if process_index is None else process_index
@@ -308,24 +310,41 @@ def make_iterator(
   )
   if num_workers < 0:
     raise ValueError(f"num_workers must be >= 0, got {num_workers}.")
-  ds = grain.MapDataset.source(stream).to_iter_dataset(
-    grain.ReadOptions(
-      num_threads=num_threads,
-      prefetch_buffer_size=max(1, prefetch // max(num_workers, 1)),
-    )
-  )
   if num_workers:
     if not flags.FLAGS.is_parsed():
       # grain's workers read grain's absl flags; outside an absl app (tests,
       # notebooks) they keep their defaults.
       flags.FLAGS.mark_as_parsed()
-    ds = ds.mp_prefetch(
-      grain.MultiprocessingOptions(
-        num_workers=num_workers,
-        per_worker_buffer_size=max(1, prefetch // num_workers),
+    # Whole batches are made in the workers (written straight into shared
+    # memory) and handed over in order: the main process receives one
+    # array per field and batch instead of one per field and example.
+    # Each worker's threads make one batch each at a time.
+    per_worker = max(1, prefetch // local_batch // num_workers)
+    ds = (
+      grain.MapDataset.source(stream)
+      .batch(local_batch, drop_remainder=True)
+      .to_iter_dataset(
+        grain.ReadOptions(
+          num_threads=num_threads,
+          prefetch_buffer_size=max(num_threads, per_worker),
+        )
+      )
+      .mp_prefetch(
+        grain.MultiprocessingOptions(
+          num_workers=num_workers, per_worker_buffer_size=per_worker
+        )
       )
     )
-  ds = ds.batch(local_batch, drop_remainder=True)
+  else:
+    ds = (
+      grain.MapDataset.source(stream)
+      .to_iter_dataset(
+        grain.ReadOptions(
+          num_threads=num_threads, prefetch_buffer_size=max(1, prefetch)
+        )
+      )
+      .batch(local_batch, drop_remainder=True)
+    )
   config = {
     "num_examples": n,
     "batch_size": batch_size,
@@ -337,8 +356,9 @@ def make_iterator(
     "process_count": process_count,
     "preprocess": preprocess.spec,
   }
-  if num_workers:  # the saved state holds one entry per worker
+  if num_workers:  # the saved state holds one entry per worker, in batches
     config["num_workers"] = num_workers
+    config["worker_unit"] = "batch"
   return GlobalBatchIterator(
     iter(ds), num_steps, mesh, data_axis, process_count, config
   )
