@@ -183,14 +183,21 @@ class GlobalBatchIterator:
   def worker_mismatch(self, state: dict) -> str | None:
     """Why `state` (from `get_state`) cannot restore here because it holds
     another number of input workers' states; None when the numbers agree."""
-    saved = (state.get("config") or {}).get("num_workers", 0)
+    saved_config = state.get("config") or {}
+    saved = saved_config.get("num_workers", 0)
     mine = self.config.get("num_workers", 0)
-    if saved == mine:
-      return None
-    return (
-      f"the input state was saved with {saved} input worker processes, this "
-      f"iterator has {mine}"
-    )
+    if saved != mine:
+      return (
+        f"the input state was saved with {saved} input worker processes, "
+        f"this iterator has {mine}"
+      )
+    if saved_config.get("worker_unit") != self.config.get("worker_unit"):
+      return (
+        f"the input state of {saved} input worker processes was saved by a "
+        "version whose workers handed over single examples; these make "
+        "whole batches"
+      )
+    return None
 
   def set_state(self, state: dict) -> None:
     mismatch = self.worker_mismatch(state)
@@ -318,7 +325,7 @@ def make_iterator(
     # Whole batches are made in the workers (written straight into shared
     # memory) and handed over in order: the main process receives one
     # array per field and batch instead of one per field and example.
-    # Each worker's threads make one batch each at a time.
+    # Each of a worker's threads makes one batch at a time.
     per_worker = max(1, prefetch // local_batch // num_workers)
     ds = (
       grain.MapDataset.source(stream)

@@ -163,6 +163,15 @@ def test_worker_processes_give_the_same_batches_and_resume(source, tmp_path):
   threads = pipeline.make_iterator(source, PP, **kw)
   with pytest.raises(ValueError, match="saved with 2 input worker processes"):
     threads.restore(tmp_path / "ckpt")
+  # A state from workers that handed over single examples counts positions,
+  # not batches: refused, not restored at the wrong place.
+  saved = json.loads((tmp_path / "ckpt" / "process_0-of-1.json").read_text())
+  per_example = dict(saved, config=dict(saved["config"]))
+  del per_example["config"]["worker_unit"]
+  assert it.worker_mismatch(saved) is None
+  assert "single examples" in it.worker_mismatch(per_example)
+  with pytest.raises(ValueError, match="single examples"):
+    it.set_state(per_example)
   with pytest.raises(ValueError, match="num_workers must be >= 0"):
     pipeline.make_iterator(source, PP, num_workers=-1, **kw)
 
