@@ -136,7 +136,16 @@ def save(
   args = ocp.args.Composite(
     state=ocp.args.StandardSave(state),
     eval_head=ocp.args.StandardSave(eval_head_fn(state)),
-    meta=ocp.args.JsonSave(dict(meta, step=step)),
+    meta=ocp.args.JsonSave(
+      dict(
+        meta,
+        step=step,
+        input={
+          "num_workers": iterator.config.get("num_workers", 0),
+          "worker_unit": iterator.config.get("worker_unit"),
+        },
+      )
+    ),
     data=grain.checkpoint.CheckpointSave(iterator.grain_iterator),
   )
   return mgr.save(step, args=args, force=force)

@@ -226,6 +226,24 @@ def setup(config: ml_collections.ConfigDict, workdir: str) -> Setup:
 # ============================================================== loop ====
 
 
+def _check_input_unit(manager, step: int) -> None:
+  """Refuses a checkpoint whose input workers handed over single examples
+  (an older version): its saved positions count examples, ours batches, and
+  grain would restore them at the wrong place without a word."""
+  meta = manager.restore(
+    step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())
+  )["meta"]
+  workers = meta.get("config", {}).get("train", {}).get("input_workers", 0)
+  unit = (meta.get("input") or {}).get("worker_unit")
+  if workers and unit != data.pipeline.WORKER_UNIT:
+    raise config_lib.ConfigError(
+      f"config.train.input_workers: checkpoint {step} of {manager.directory} "
+      f"was written by a version whose {workers} input worker processes "
+      "handed over single examples, so its input position cannot be "
+      "restored; train in a fresh workdir"
+    )
+
+
 def train_and_evaluate(
   config: ml_collections.ConfigDict, workdir: str, fresh: bool = False
 ) -> dict:
@@ -302,6 +320,7 @@ def train_and_evaluate(
   manager = checkpoints.manager(workdir, config)
   restored = manager.latest_step()
   if restored is not None:
+    _check_input_unit(manager, restored)
     target = jax.tree.map(
       lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh),
       abstract,

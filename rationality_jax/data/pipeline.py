@@ -52,6 +52,9 @@ from rationality_jax import files
 from rationality_jax.data import preprocess as pp
 
 VARIABLE_FIELDS = ("boxes",)
+# What a worker process hands over (recorded with the input state): whole
+# batches. Before, single examples, whose saved positions count examples.
+WORKER_UNIT = "batch"
 
 
 @functools.lru_cache(maxsize=4)
@@ -365,7 +368,7 @@ def make_iterator(
   }
   if num_workers:  # the saved state holds one entry per worker, in batches
     config["num_workers"] = num_workers
-    config["worker_unit"] = "batch"
+    config["worker_unit"] = WORKER_UNIT
   return GlobalBatchIterator(
     iter(ds), num_steps, mesh, data_axis, process_count, config
   )

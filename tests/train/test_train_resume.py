@@ -3,6 +3,7 @@
 Both resume bitwise.
 """
 
+import json
 import os
 import signal
 import time
@@ -142,6 +143,18 @@ def test_input_worker_processes_train_the_same_and_resume(
     train.train_and_evaluate(  # another worker count
       worker.tiny_config("flcp", data_dir, **overrides), workdir
     )
+  # A checkpoint from the version whose workers handed over single examples
+  # (no input record in its meta) is refused, not resumed at a wrong place.
+  meta_path = os.path.join(workdir, "checkpoints", "3", "meta", "metadata")
+  with open(meta_path) as f:
+    meta = json.load(f)
+  assert meta["input"] == {"num_workers": 2, "worker_unit": "batch"}
+  with open(meta_path, "w") as f:
+    json.dump({k: v for k, v in meta.items() if k != "input"}, f)
+  with pytest.raises(ConfigError, match="handed over single examples"):
+    train.train_and_evaluate(config, workdir)
+  with open(meta_path, "w") as f:
+    json.dump(meta, f)
   result = train.train_and_evaluate(config, workdir)
   assert result["step"] == 8 and result["losses"][0][0] == 4
   resumed = worker.flat_params(workdir)
