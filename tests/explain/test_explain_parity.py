@@ -76,7 +76,9 @@ def _check_chefer(
     classifier=classifier,
     target=target,
   )
-  ref_labels = torch.from_numpy(out["classes"]).long()
+  ref_labels = torch.from_numpy(
+    np.array(out["classes"])
+  ).long()  # a copy: jax arrays are read-only
   if target == "label":
     np.testing.assert_array_equal(out["classes"], labels)
   logits, patches, heatmap = ref.chefer(
