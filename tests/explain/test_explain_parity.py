@@ -76,9 +76,8 @@ def _check_chefer(
     classifier=classifier,
     target=target,
   )
-  ref_labels = torch.from_numpy(
-    np.array(out["classes"])
-  ).long()  # a copy: jax arrays are read-only
+  # A copy: torch warns on the read-only buffer of a jax array.
+  ref_labels = torch.from_numpy(np.array(out["classes"])).long()
   if target == "label":
     np.testing.assert_array_equal(out["classes"], labels)
   logits, patches, heatmap = ref.chefer(
