@@ -25,11 +25,10 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import resource
 import tarfile
 import tempfile
-import time
 
+from machine import Timing  # benchmarks/machine.py, beside this script
 import numpy as np
 from PIL import Image
 
@@ -71,17 +70,10 @@ def write_fake_val(root: str, n: int) -> None:
     f.write("\n".join(rows) + "\n")
 
 
-def _cpu_seconds() -> float:
-  usage = resource.getrusage(resource.RUSAGE_SELF)
-  return usage.ru_utime + usage.ru_stime
-
-
 def rate(fn, n: int) -> tuple[float, float]:
   """(examples/s, this process's CPU ms per example) of `fn`, n examples."""
-  cpu, start = _cpu_seconds(), time.perf_counter()
-  fn()
-  wall = time.perf_counter() - start
-  return n / wall, 1e3 * (_cpu_seconds() - cpu) / n
+  timing = Timing(fn)
+  return n / timing.wall, 1e3 * timing.cpu / n
 
 
 def main():

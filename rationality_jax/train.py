@@ -226,21 +226,24 @@ def setup(config: ml_collections.ConfigDict, workdir: str) -> Setup:
 # ============================================================== loop ====
 
 
-def _check_input_unit(manager, step: int) -> None:
-  """Refuses a checkpoint whose input workers handed over single examples
-  (an older version): its saved positions count examples, ours batches, and
-  grain would restore them at the wrong place without a word."""
+def _check_input_workers(manager, step: int, iterator) -> None:
+  """Refuses a checkpoint whose input state does not fit `iterator`'s workers
+  (another number of them, or an older version's workers that handed over
+  single examples, whose positions grain would restore at the wrong place)."""
   meta = manager.restore(
     step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())
   )["meta"]
-  workers = meta.get("config", {}).get("train", {}).get("input_workers", 0)
-  unit = (meta.get("input") or {}).get("worker_unit")
-  if workers and unit != data.pipeline.WORKER_UNIT:
+  saved = meta.get("input") or {  # written before the input record
+    "num_workers": meta.get("config", {})
+    .get("train", {})
+    .get("input_workers", 0)
+  }
+  mismatch = iterator.worker_mismatch({"config": saved})
+  if mismatch is not None:
     raise config_lib.ConfigError(
-      f"config.train.input_workers: checkpoint {step} of {manager.directory} "
-      f"was written by a version whose {workers} input worker processes "
-      "handed over single examples, so its input position cannot be "
-      "restored; train in a fresh workdir"
+      f"config.train.input_workers: checkpoint {step} of {manager.directory}: "
+      f"{mismatch}; resume with the number the run was started with, or "
+      "train in a fresh workdir"
     )
 
 
@@ -320,29 +323,19 @@ def train_and_evaluate(
   manager = checkpoints.manager(workdir, config)
   restored = manager.latest_step()
   if restored is not None:
-    _check_input_unit(manager, restored)
+    _check_input_workers(manager, restored, iterator)
     target = jax.tree.map(
       lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh),
       abstract,
       state_shardings,
     )
     state = manager.restore(
-      restored, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))
+      restored,
+      args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(target),
+        data=grain.checkpoint.CheckpointRestore(iterator.grain_iterator),
+      ),
     )["state"]
-    try:
-      manager.restore(
-        restored,
-        args=ocp.args.Composite(
-          data=grain.checkpoint.CheckpointRestore(iterator.grain_iterator)
-        ),
-      )
-    except KeyError as error:  # grain's input state has one entry per worker
-      raise config_lib.ConfigError(
-        f"config.train.input_workers: the input state in checkpoint "
-        f"{restored} of {manager.directory} does not fit "
-        f"{config.train.input_workers} input worker processes (missing "
-        f"{error}); resume with the number the run was started with"
-      ) from error
     console.stage(f"resumed {workdir} at step {restored}")
 
   def eval_head(state):
