@@ -13,7 +13,11 @@ How it works. The image tower perturbs and sows its first LayerNorm outputs
 (``attn/probs``) of the blocks named in its ``sow_attention`` field: the
 explainer sets that field to exactly the blocks the method reads (Chefer from
 ``start_layer``, rollout its blocks, none for Grad-CAM and the pixel methods),
-so every other block runs fused attention. For token methods (Chefer, Grad-CAM,
+so every other block runs fused attention. The tower's last block computes only
+the CLS token (`VisionTransformer.cls_only`, the default of a
+`VisionLanguageModel`): its attention map is then the CLS query row
+[B, heads, 1, N], which is all Chefer and rollout read of the last block;
+Grad-CAM on the last block's output tokens turns that off. For token methods (Chefer, Grad-CAM,
 rollout) the function calls the model once with zero perturbations for exactly
 the sites the method reads, collects the sown activations, and takes
 ``jax.grad`` of the summed per-sample scores with respect to those
@@ -296,11 +300,15 @@ def make_explainer(
       f"constant_map {constant_map!r} is not one of {postprocess.CONSTANT_MAPS}."
     )
   config, path = _vision(module, vision_path)
+  sites = method.sites(config.depth) if method.kind == "tokens" else ()
   if hasattr(module, "sow_attention"):
-    sites = method.sites(config.depth) if method.kind == "tokens" else ()
     module = module.clone(
       sow_attention=tuple(b for b, site in sites if site == ATTENTION)
     )
+  if (config.depth - 1, ("tokens",)) in sites and getattr(
+    module, "cls_only", False
+  ):
+    module = module.clone(cls_only=False)  # the method reads every token
   grid = (config.grid_size, config.grid_size)
   size = (config.image_size, config.image_size)
 

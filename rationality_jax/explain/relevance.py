@@ -41,7 +41,8 @@ def chefer_relevance(
 
   Args:
     attentions: per used block, in forward order, the post-softmax attention
-      A_b: [B, heads, N, N] (N = 1 + patches, CLS at index 0).
+      A_b: [B, heads, N, N] (N = 1 + patches, CLS at index 0); the last may
+      be only its CLS row [B, heads, 1, N], the one row of it that is read.
     gradients: dS/dA_b, same shapes.
 
   Returns:
@@ -56,11 +57,16 @@ def chefer_relevance(
       f"block; got {len(attentions)} attentions and "
       f"{len(gradients)} gradients."
     )
-  chex.assert_equal_shape([*attentions, *gradients])
-  chex.assert_rank(attentions[0], 4)
-  batch, heads, tokens, _ = attentions[0].shape
+  batch, heads, tokens = check_maps(attentions, gradients)
+  # The last block's product starts from r = e_CLS: its CLS row alone.
+  cls_rows = gradients[-1][:, :, 0].astype(jnp.float32) * attentions[-1][
+    :, :, 0
+  ].astype(jnp.float32)
   row = jnp.zeros((batch, tokens), jnp.float32).at[:, 0].set(1.0)
-  for attention, gradient in zip(reversed(attentions), reversed(gradients)):
+  row = row + jnp.maximum(cls_rows, 0.0).mean(axis=1)
+  for attention, gradient in zip(
+    reversed(attentions[:-1]), reversed(gradients[:-1])
+  ):
     weighted = gradient.astype(jnp.float32) * attention.astype(jnp.float32)
     per_head = jnp.broadcast_to(row[:, None] / heads, (batch, heads, tokens))
     row = row + jnp.einsum(
@@ -70,3 +76,28 @@ def chefer_relevance(
       precision=jax.lax.Precision.HIGHEST,
     )
   return nan_where_nonfinite(row[:, 1:], [*attentions, *gradients])
+
+
+def check_maps(
+  attentions: Sequence[jax.Array], gradients: Sequence[jax.Array] | None = None
+) -> tuple[int, int, int]:
+  """(B, heads, N) of per-block maps [B, heads, N, N] (and their gradients,
+  same shapes), of which the last may be its CLS row [B, heads, 1, N]
+  (`VisionTransformer.cls_only`): a ValueError naming the block otherwise."""
+  chex.assert_rank(attentions[-1], 4)
+  batch, heads, _, tokens = attentions[-1].shape
+  full = (batch, heads, tokens, tokens)
+  for b, attention in enumerate(attentions):
+    allowed = [full]
+    if b == len(attentions) - 1:
+      allowed.append((batch, heads, 1, tokens))
+    shapes = [attention.shape]
+    if gradients is not None:
+      shapes.append(gradients[b].shape)
+    if any(shape not in allowed for shape in shapes) or len(set(shapes)) > 1:
+      raise ValueError(
+        f"block {b} of {len(attentions)} has maps of shapes {shapes}; "
+        f"expected {' or '.join(map(str, allowed))} (only the last block "
+        "may be its CLS row, and a gradient has its map's shape)."
+      )
+  return batch, heads, tokens

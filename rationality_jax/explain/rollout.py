@@ -21,11 +21,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import chex
 import jax
 import jax.numpy as jnp
 
 from rationality_jax.explain.postprocess import nan_where_nonfinite
+from rationality_jax.explain.relevance import check_maps
 
 
 def attention_rollout(
@@ -35,7 +35,8 @@ def attention_rollout(
 
   Args:
     attentions: per used block, in forward order, post-softmax A_b:
-      [B, heads, N, N] (N = 1 + patches, CLS at index 0).
+      [B, heads, N, N] (N = 1 + patches, CLS at index 0); the last may be
+      only its CLS row [B, heads, 1, N], the one row of it that is read.
     residual: weight of the identity (the skip connection), in [0, 1].
 
   Returns:
@@ -46,11 +47,13 @@ def attention_rollout(
     raise ValueError("attention rollout needs at least one block.")
   if not 0.0 <= residual <= 1.0:
     raise ValueError(f"residual must be in [0, 1]; got {residual}.")
-  chex.assert_equal_shape(attentions)
-  chex.assert_rank(attentions[0], 4)
-  batch, heads, tokens, _ = attentions[0].shape
-  row = jnp.zeros((batch, tokens), jnp.float32).at[:, 0].set(1.0)
-  for attention in reversed(attentions):
+  batch, heads, tokens = check_maps(attentions)
+  # The last block's product starts from r = e_CLS: its CLS row alone.
+  cls_rows = attentions[-1][:, :, 0].astype(jnp.float32)  # [B, heads, N]
+  cls_sum = residual + (1.0 - residual) * cls_rows.sum(-1).mean(-1)
+  row = jnp.zeros((batch, tokens), jnp.float32).at[:, 0].set(residual)
+  row = (row + (1.0 - residual) * cls_rows.mean(axis=1)) / cls_sum[:, None]
+  for attention in reversed(attentions[:-1]):
     attention = attention.astype(jnp.float32)
     sums = residual + (1.0 - residual) * attention.sum(axis=-1).mean(axis=1)
     scaled = row / sums

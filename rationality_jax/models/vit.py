@@ -15,7 +15,10 @@ What explanations need (a contract with `rationality_jax.explain`):
   other block runs `dot_product_attention`, which never exposes (and on
   GPU/TPU need not materialise) the probabilities;
 * every block perturbs and sows its first LayerNorm output ``norm1: [B, N, D]``
-  and its output tokens ``tokens: [B, N, D]``.
+  and its output tokens ``tokens: [B, N, D]``;
+* with ``VisionTransformer.cls_only`` the last block keeps only the CLS
+  query: its ``probs`` are [B, heads, 1, N] (the CLS row of the full map),
+  its ``tokens`` [B, 1, D] (its ``norm1`` stays [B, N, D]).
 
 So with ``VisionTransformer(config, sow_attention=(3,))``,
 ``perturbations['block_3']['attn']['probs']`` is the attention of block 3;
@@ -183,6 +186,7 @@ class Attention(nn.Module):
   dtype: jnp.dtype = jnp.float32
   param_dtype: jnp.dtype = jnp.float32
   sow_weights: bool = False
+  cls_only: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
@@ -190,11 +194,13 @@ class Attention(nn.Module):
 
     Args:
       x: [B, N, D] tokens.
-      mask: optional bool, broadcastable to [B, H, N, N]; True = may attend.
+      mask: optional bool, broadcastable to [B, H, N, N] ([B, H, 1, N] with
+        `cls_only`); True = may attend.
 
     Returns:
-      [B, N, D]. With `sow_weights`, sows and perturbs ``probs: [B, H, N, N]``
-      float32.
+      [B, N, D], or [B, 1, D] with `cls_only` (only the first token queries;
+      every token is still a key and a value). With `sow_weights`, sows and
+      perturbs ``probs: [B, H, N, N]`` (``[B, H, 1, N]``) float32.
     """
     batch, tokens, width = x.shape
     head_dim = width // self.num_heads
@@ -207,13 +213,15 @@ class Attention(nn.Module):
       2, 0, 3, 1, 4
     )
     query, key, value = qkv[0], qkv[1], qkv[2]
+    if self.cls_only:
+      query = query[:, :, :1]
     if self.sow_weights:
       probs = self.perturb("probs", attention_probs(query, key, mask))
       self.sow("intermediates", "probs", probs)
       out = jnp.einsum("bhqk,bhkd->bhqd", probs.astype(self.dtype), value)
     else:
       out = dot_product_attention(query, key, value, mask)
-    out = out.transpose(0, 2, 1, 3).reshape(batch, tokens, width)
+    out = out.transpose(0, 2, 1, 3).reshape(batch, query.shape[2], width)
     return nn.Dense(
       width, dtype=self.dtype, param_dtype=self.param_dtype, name="out"
     )(out)
@@ -248,7 +256,11 @@ class Block(nn.Module):
 
   Used by the image tower and by CLIP's (causal) text tower. The output of
   ``layer_norm1`` is perturbed/sown as ``norm1``, the block output as
-  ``tokens``; the attention probabilities only with `sow_weights`.
+  ``tokens``; the attention probabilities only with `sow_weights`. With
+  `cls_only` only the first (CLS) token leaves the block: it alone queries the
+  attention (all tokens are keys and values) and goes through the MLP, and
+  the output is [B, 1, D]: the same CLS row as without it, for a fraction of
+  the work after the attention.
   """
 
   num_heads: int
@@ -258,19 +270,28 @@ class Block(nn.Module):
   dtype: jnp.dtype = jnp.float32
   param_dtype: jnp.dtype = jnp.float32
   sow_weights: bool = False
+  cls_only: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
-    """[B, N, D] tokens (and optional attention mask, see `Attention`) -> [B, N, D]."""
+    """[B, N, D] tokens (optional mask: see `Attention`) -> [B, N, D].
+
+    [B, 1, D] with `cls_only`.
+    """
     precision = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     y = nn.LayerNorm(
       epsilon=self.layer_norm_eps, name="layer_norm1", **precision
     )(x)
     y = self.perturb("norm1", y)
     self.sow("intermediates", "norm1", y)
-    x = x + Attention(
-      self.num_heads, sow_weights=self.sow_weights, name="attn", **precision
+    attended = Attention(
+      self.num_heads,
+      sow_weights=self.sow_weights,
+      cls_only=self.cls_only,
+      name="attn",
+      **precision,
     )(y, mask)
+    x = (x[:, :1] if self.cls_only else x) + attended
     y = nn.LayerNorm(
       epsilon=self.layer_norm_eps, name="layer_norm2", **precision
     )(x)
@@ -330,12 +351,20 @@ class VisionTransformer(nn.Module):
     sow_attention: blocks (0..depth-1) that materialise, perturb and sow their
       attention probabilities (see the module docstring); the others run the
       fused `dot_product_attention`. Empty by default (training, accuracy).
+    cls_only: the last block computes the CLS token only (`Block.cls_only`),
+      and the tower returns [B, 1, D]: exact for every reader of
+      ``tokens[:, 0]`` (the image embedding, the linear probes, Chefer and
+      rollout, which read the last block's CLS query row), about a twelfth
+      less work for ViT-B (the last block's MLP and output projection on one
+      row instead of all, forward and backward). False by default (all
+      tokens); `VisionLanguageModel` sets it.
   """
 
   config: ViTConfig
   dtype: jnp.dtype = jnp.float32
   param_dtype: jnp.dtype = jnp.float32
   sow_attention: tuple[int, ...] = ()
+  cls_only: bool = False
 
   @nn.compact
   def __call__(self, images: jax.Array) -> jax.Array:
@@ -347,7 +376,7 @@ class VisionTransformer(nn.Module):
     Returns:
       tokens: [B, N, D] after the final LayerNorm; ``tokens[:, 0]`` is the CLS
       output (the input of the projection), ``tokens[:, 1:]`` the patches in
-      row-major grid order.
+      row-major grid order. [B, 1, D] (the CLS output) with `cls_only`.
     """
     cfg = self.config
     chex.assert_rank(images, 4)
@@ -391,6 +420,7 @@ class VisionTransformer(nn.Module):
         cfg.activation,
         cfg.layer_norm_eps,
         sow_weights=i in self.sow_attention,
+        cls_only=self.cls_only and i == cfg.depth - 1,
         name=f"block_{i}",
         **precision,
       )(x)

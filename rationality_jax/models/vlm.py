@@ -81,18 +81,26 @@ class VisionLanguageModel(nn.Module):
     sow_attention: image-tower blocks that materialise, perturb and sow their
       attention probabilities (`VisionTransformer.sow_attention`); none by
       default. `rationality_jax.explain.make_explainer` sets it.
+    cls_only: the image tower's last block computes the CLS token only
+      (`VisionTransformer.cls_only`; True by default, since `encode_image`
+      reads nothing else). An explanation that reads the last block's output
+      tokens (Grad-CAM on them) turns it off.
   """
 
   config: VLMConfig
   dtype: jnp.dtype = jnp.float32
   param_dtype: jnp.dtype = jnp.float32
   sow_attention: tuple[int, ...] = ()
+  cls_only: bool = True
 
   def setup(self):
     cfg = self.config
     precision = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     self.vision = VisionTransformer(
-      cfg.vision, sow_attention=self.sow_attention, **precision
+      cfg.vision,
+      sow_attention=self.sow_attention,
+      cls_only=self.cls_only,
+      **precision,
     )
     if isinstance(cfg.text, CLIPTextConfig):
       self.text = CLIPTextTransformer(cfg.text, **precision)

@@ -1,6 +1,8 @@
 """Properties that hold by construction: constant scores, a one-patch label,
 IG completeness, batch independence, vmap, pruned backward passes, errors."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -148,6 +150,74 @@ def test_nonfinite_attention_or_gradient_never_becomes_evidence(bad):
     assert np.isnan(out[rows]).all(), name
     keep = [b for b in range(3) if b not in rows]
     np.testing.assert_array_equal(out[keep], np.asarray(clean[name])[keep])
+
+
+def test_last_block_as_its_cls_row_gives_the_same_map():
+  """Chefer and rollout read only the CLS row of the last block, so passing
+  that row alone ([B, heads, 1, N], what a `cls_only` tower sows) gives the
+  same map; any other shape is refused, naming the block."""
+  attentions, gradients = _attention_maps()
+  rows = [attentions[0], attentions[1][:, :, :1]]
+  row_grads = [gradients[0], gradients[1][:, :, :1]]
+  np.testing.assert_allclose(
+    explain.chefer_relevance(rows, row_grads),
+    explain.chefer_relevance(attentions, gradients),
+    rtol=1e-6,
+    atol=1e-7,
+  )
+  np.testing.assert_allclose(
+    explain.attention_rollout(rows),
+    explain.attention_rollout(attentions),
+    rtol=1e-6,
+    atol=1e-7,
+  )
+  with pytest.raises(ValueError, match="block 0 of 2"):
+    explain.chefer_relevance(
+      [attentions[0][:, :, :1], attentions[1]],
+      [gradients[0][:, :, :1], gradients[1]],
+    )
+  with pytest.raises(ValueError, match="block 1 of 2"):
+    explain.chefer_relevance(rows, [gradients[0], gradients[1]])
+  with pytest.raises(ValueError, match="block 1 of 2"):
+    explain.attention_rollout([attentions[0], attentions[1][:, :, :2]])
+
+
+@pytest.mark.parametrize(
+  "method",
+  [
+    explain.Chefer(-1),
+    explain.Chefer(0),
+    explain.Rollout(),
+    explain.GradCAM(),
+    explain.GradCAM(site="tokens"),
+  ],
+  ids=repr,
+)
+def test_cls_only_tower_explains_like_the_full_tower(method):
+  """A tower whose last block computes the CLS token only gives the logits
+  and heatmaps of the full tower (Grad-CAM on the last block's output tokens
+  turns cls_only off, so that it still sees every token)."""
+  config = dataclasses.replace(CONFIG, depth=2, num_heads=2)
+  module, params, images = _random_tower(config)
+  head = {
+    "kernel": jnp.asarray(
+      np.random.default_rng(3).standard_normal((8, 3)), jnp.float32
+    ),
+    "bias": jnp.zeros(3),
+  }
+  labels = jnp.array([0, 1, 2, 0])
+  outs = [
+    explain.make_explainer(
+      module.clone(cls_only=cls_only), targets.tower_linear_probe, method
+    )(params, head, images, labels)
+    for cls_only in (False, True)
+  ]
+  for key in ("logits", "heatmap_patches", "heatmap"):
+    np.testing.assert_allclose(
+      np.asarray(outs[1][key]), np.asarray(outs[0][key]), rtol=1e-5, atol=1e-6
+    )
+  if method != explain.GradCAM(site="tokens"):  # there only CLS has a gradient
+    assert float(np.abs(np.asarray(outs[0]["heatmap_patches"])).max()) > 0
 
 
 def _one_patch_model():
