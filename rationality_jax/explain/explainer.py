@@ -17,8 +17,8 @@ so every other block runs fused attention. The tower's last block computes only
 the CLS token (`VisionTransformer.cls_only`, the default of a
 `VisionLanguageModel`): its attention map is then the CLS query row
 [B, heads, 1, N], which is all Chefer and rollout read of the last block;
-Grad-CAM on the last block's output tokens turns that off. For token methods (Chefer, Grad-CAM,
-rollout) the function calls the model once with zero perturbations for exactly
+Grad-CAM on the last block's output tokens turns that off. For token methods
+(Chefer, Grad-CAM, rollout) the function calls the model once with zero perturbations for exactly
 the sites the method reads, collects the sown activations, and takes
 ``jax.grad`` of the summed per-sample scores with respect to those
 perturbations: one forward, one backward, every sample of the batch at once
