@@ -49,16 +49,16 @@ from machine import matmul_reference
 from machine import xla_flops
 import numpy as np
 
-from rationality_jax import checkpoints
-from rationality_jax import config as config_lib
 from rationality_jax import data
-from rationality_jax import evaluate
 from rationality_jax import explain
 from rationality_jax import methods
 from rationality_jax import models
-from rationality_jax import optim
 from rationality_jax import sharding
-from rationality_jax import train
+from rationality_jax.run import checkpoints
+from rationality_jax.run import config as config_lib
+from rationality_jax.run import evaluate
+from rationality_jax.run import optim
+from rationality_jax.run import train
 
 IMAGENET_VAL = 50_000
 STAGES = ("heatmaps", "evaluation", "ft")

@@ -13,7 +13,7 @@ reports the median of the per-repetition ratios:
     stats = interleaved(lambda: run(compiled), flops, reps=3, reference=reference)
     stats["fraction"]                           # achieved / matmul GFLOP/s
 
-Host memory: `reuse_host_memory` (`rationality_jax.runtime`, also used by
+Host memory: `reuse_host_memory` (`rationality_jax.run.runtime`, also used by
 `rationality_jax.main`) re-executes the process with glibc keeping freed
 memory, so XLA:CPU's multi-GB temporaries stop costing page faults
 (docs/benchmarks.md); every benchmark takes it as ``--host-memory``
@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rationality_jax.runtime import reuse_host_memory
+from rationality_jax.run.runtime import reuse_host_memory
 
 MATMUL_SIZE = 4096
 

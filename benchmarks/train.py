@@ -7,7 +7,7 @@ Both sides: CLIP ViT-B/32 sizes (OpenAI's / HF's default `CLIPConfig`) with
 random weights, a batch of 224 px images and their "a photo of a {label}"
 captions at text length 77, the symmetric contrastive loss with the CLIP
 temperature fixed at 0.07 (FLCP as in the release), Adam (0.9, 0.999, 1e-8,
-lr 1e-5) on both towers and projections. Ours is `rationality_jax.train`'s own
+lr 1e-5) on both towers and projections. Ours is `rationality_jax.run.train`'s own
 step (`make_train_step`: value_and_grad + multi_transform Adam, donated state),
 PyTorch's is forward + backward + `torch.optim.Adam.step`. Random values: ours
 draws them with numpy by shape (`quick_params`), PyTorch with its own
@@ -37,12 +37,12 @@ from machine import xla_flops
 import ml_collections
 import numpy as np
 
-from rationality_jax import config as config_lib
 from rationality_jax import methods
 from rationality_jax import models
-from rationality_jax import optim
 from rationality_jax import sharding
-from rationality_jax import train
+from rationality_jax.run import config as config_lib
+from rationality_jax.run import optim
+from rationality_jax.run import train
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 

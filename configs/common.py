@@ -7,15 +7,15 @@ config file's folder on the path, as Python does for a script):
   config = common.run_config(mode="train", method=args["method"])
 
 The run config itself (every field, documented) is
-`rationality_jax.config.default`.
+`rationality_jax.run.config.default`.
 """
 
 from __future__ import annotations
 
 import ml_collections
 
-from rationality_jax import config as config_lib
-from rationality_jax import optim
+from rationality_jax.run import config as config_lib
+from rationality_jax.run import optim
 
 # The release's learning rates (FLCP, FT 1e-5; LP 1e-3); CoOp, adapter: ours.
 STUDY_LR = {
@@ -206,7 +206,7 @@ def parse(arg: str | None, **defaults) -> dict:
 
 
 def run_config(**overrides) -> ml_collections.ConfigDict:
-  """The run config (`rationality_jax.config.default`) with dotted overrides."""
+  """The run config (`rationality_jax.run.config.default`) with dotted overrides."""
   config = config_lib.default()
   for path, value in overrides.items():
     config_lib.set_path(config, path.replace("__", "."), value)

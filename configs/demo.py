@@ -30,8 +30,8 @@ headline: adaptation lowers PT).
 
 import common
 
-from rationality_jax import config as config_lib
 from rationality_jax import resources
+from rationality_jax.run import config as config_lib
 
 METHODS = ("zs", "lp", "flcp", "ft", "coop", "adapter")
 # The demo's learning rates: 60 steps from a small model (the study's 1e-5

@@ -61,8 +61,8 @@ of LP/FLCP/FT below ZS on average, IR above - is what to check.
 
 import common
 
-from rationality_jax import config as config_lib
 from rationality_jax.explain.explainer import STUDY_START_LAYER
+from rationality_jax.run import config as config_lib
 
 MODELS = ("albef_b16", "blip_b16", "clip_b16", "clip_b32")
 DATASETS = ("imagenet", "caltech101", "dogs", "cub")

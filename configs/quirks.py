@@ -44,9 +44,9 @@ constant map, exact masks). On CUB mask_order and split_order move them too.
 import common
 import demo
 
-from rationality_jax import config as config_lib
-from rationality_jax import grid
 from rationality_jax import resources
+from rationality_jax.run import config as config_lib
+from rationality_jax.run import grid
 
 METHODS = ("zs", "lp", "flcp", "ft")
 DATASETS = ("synthetic", "cub", "caltech101", "dogs", "imagenet")

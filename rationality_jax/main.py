@@ -4,7 +4,7 @@ r"""Command-line entry point.
         [--config.key=value ...] [--fresh] [--verbosity=0] [--host_memory=auto]
 
 The config file defines `get_config(arg=None)` returning the run config
-(`rationality_jax.config`, locked: a misspelt override is an error) whose
+(`rationality_jax.run.config`, locked: a misspelt override is an error) whose
 `mode` names what runs (docs/run_config.md):
 
   selfcheck  metrics on a problem with a known answer (configs/metrics_selfcheck.py)
@@ -19,7 +19,7 @@ shows them). The resolved config is saved as ``DIR/config.json``. One run
 per workdir: a second one is refused, naming the first's PID. A failure
 ends with one line naming its cause and exit status 1. On a CPU the process
 re-executes itself once with glibc keeping freed memory (``--host_memory``,
-`rationality_jax.runtime`).
+`rationality_jax.run.runtime`).
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
-from rationality_jax import config as config_lib
 from rationality_jax import console
 from rationality_jax import files
-from rationality_jax import runtime
+from rationality_jax.run import config as config_lib
+from rationality_jax.run import runtime
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config",
@@ -57,7 +57,7 @@ _HOST_MEMORY = flags.DEFINE_enum(
   "auto",
   list(runtime.HOST_MEMORY_CHOICES),
   "reuse: glibc keeps freed memory, so XLA:CPU's large temporaries cost no "
-  "page faults (rationality_jax.runtime); auto: reuse when computing on the "
+  "page faults (rationality_jax.run.runtime); auto: reuse when computing on the "
   "CPU; fresh: the default allocator.",
 )
 flags.mark_flags_as_required(["config", "workdir"])
@@ -65,32 +65,32 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def _selfcheck(config, workdir, fresh):
   del fresh
-  from rationality_jax import selfcheck
+  from rationality_jax.run import selfcheck
 
   return selfcheck.run(config, workdir)
 
 
 def _pretrain(config, workdir, fresh):
   del fresh
-  from rationality_jax import pretrain
+  from rationality_jax.run import pretrain
 
   return pretrain.ensure(config, os.path.join(workdir, "model"), workdir)
 
 
 def _train(config, workdir, fresh):
-  from rationality_jax import train
+  from rationality_jax.run import train
 
   return train.train_and_evaluate(config, workdir, fresh=fresh)
 
 
 def _evaluate(config, workdir, fresh):
-  from rationality_jax import evaluate
+  from rationality_jax.run import evaluate
 
   return evaluate.run(config, workdir, fresh=fresh)
 
 
 def _grid(config, workdir, fresh):
-  from rationality_jax import grid
+  from rationality_jax.run import grid
 
   return grid.run(config, workdir, fresh=fresh)
 

@@ -22,7 +22,7 @@ if str(REPO) not in sys.path:
 
 def load_config(name: str, arg: str | None = None):
   """`get_config(arg)` of configs/<name>.py, as `rationality_jax.main` loads it."""
-  from rationality_jax import config as config_lib
+  from rationality_jax.run import config as config_lib
 
   return config_lib.from_file(CONFIGS / f"{name}.py", arg)
 

@@ -7,11 +7,11 @@ r"""Adaptation methods as configuration of one training loop (see docs/training.
   method.classifier(module, images, head) -> logits [B, C]   (inside module.apply)
 
 WiSE-FT is weight interpolation of two finished models (`wise_ft.interpolate`,
-`wise_ft.run`), run by `rationality_jax.train` with ``config.method='wise_ft'``.
+`wise_ft.run`), run by `rationality_jax.run.train` with ``config.method='wise_ft'``.
 
 What a training run hands to evaluation (its checkpoint items, and the
 `Trained` model whose ``classifier`` is the method's) is the contract of
-`rationality_jax.checkpoints`.
+`rationality_jax.run.checkpoints`.
 """
 
 from rationality_jax.methods import adapter

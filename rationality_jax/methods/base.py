@@ -1,10 +1,10 @@
 """What a method is: a trainable-parameter regex, a loss and a head - nothing else.
 
-The one training loop (`rationality_jax.train`) asks a `Method` for:
+The one training loop (`rationality_jax.run.train`) asks a `Method` for:
 
   trainable(config, model_config) -> regex over the paths of ``{'params': model params,
       'head': head}`` (``params/vision/block_0/attn/query/kernel``,
-      ``head/kernel``); see `rationality_jax.optim`.
+      ``head/kernel``); see `rationality_jax.run.optim`.
   init_head(HeadInit) -> the head pytree that trains with the model (host side).
   loss: 'cross_entropy' on ``logits(module, images, head, task)`` [B, C], or
       'contrastive' (FLYP): image vs "a photo of a {label}" caption embeddings.

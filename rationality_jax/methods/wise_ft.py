@@ -5,7 +5,7 @@
 for every parameter of the model and of the head (heads with the same
 structure; FLCP's head is rebuilt from the interpolated text tower instead).
 alpha 0 is the zero-shot model, 1 the fine-tuned one. `run` (``config.method
-= 'wise_ft'`` in `rationality_jax.train`) reads a finished run
+= 'wise_ft'`` in `rationality_jax.run.train`) reads a finished run
 (``config.wise_ft.finetuned_workdir``), rebuilds its starting point from the
 same config, and writes one evaluation checkpoint per alpha.
 """
@@ -51,8 +51,8 @@ def run(config, workdir: str) -> dict:
   import numpy as np
   import orbax.checkpoint as ocp
 
-  from rationality_jax import checkpoints
-  from rationality_jax import train
+  from rationality_jax.run import checkpoints
+  from rationality_jax.run import train
 
   source = config.wise_ft.finetuned_workdir
   finetuned = checkpoints.read(source, items=("state", "meta"))

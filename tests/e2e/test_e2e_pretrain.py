@@ -7,7 +7,7 @@ import pytest
 
 from rationality_jax import data
 from rationality_jax import models
-from rationality_jax import pretrain
+from rationality_jax.run import pretrain
 
 
 def test_contrastive_loss_is_chance_for_equal_logits_and_falls_when_right():

@@ -5,12 +5,12 @@ import os
 import numpy as np
 import pytest
 
-from rationality_jax import config as rationality_config
 from rationality_jax import files
-from rationality_jax import grid
 from rationality_jax import metrics
 from rationality_jax import report
-from rationality_jax import resolve
+from rationality_jax.run import config as rationality_config
+from rationality_jax.run import grid
+from rationality_jax.run import resolve
 
 
 def _run(directory, meta, ids, correct, rma):

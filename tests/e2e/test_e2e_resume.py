@@ -7,14 +7,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rationality_jax import checkpoints
 from rationality_jax import data
-from rationality_jax import evaluate
 from rationality_jax import explain
 from rationality_jax import files
 from rationality_jax import models
-from rationality_jax import records
 from rationality_jax import report
+from rationality_jax.report import records
+from rationality_jax.run import checkpoints
+from rationality_jax.run import evaluate
 
 PP = "normalize('clip')|keep('image', 'mask', 'label', 'id')"
 

@@ -15,9 +15,9 @@ import jax
 import numpy as np
 import pytest
 
-from rationality_jax import checkpoints
 from rationality_jax import models
 from rationality_jax import resources
+from rationality_jax.run import checkpoints
 from tests import cli
 
 DEMO = str(resources.demo_model())

@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 
 from rationality_jax import files
-from rationality_jax import records
 from rationality_jax.models import tokenize
+from rationality_jax.report import records
 from tests import checkpoint_factories as factories
 from tests.data import conftest as fake_files
 from tests.data import test_data_cub as fake_cub

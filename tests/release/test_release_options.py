@@ -10,16 +10,16 @@ import ml_collections
 import numpy as np
 import pytest
 
-from rationality_jax import config as config_lib
 from rationality_jax import data
 from rationality_jax import explain
 from rationality_jax import metrics
 from rationality_jax import models
-from rationality_jax import resolve
-from rationality_jax import train
 from rationality_jax.data import classnames
 from rationality_jax.data import preprocess
 from rationality_jax.explain import postprocess
+from rationality_jax.run import config as config_lib
+from rationality_jax.run import resolve
+from rationality_jax.run import train
 
 # option -> (its default, the release's value, a release file its docstring names)
 OPTIONS = {
@@ -321,7 +321,7 @@ def _tiny_training(method, data_dir, kwargs, frozen):
 def test_frozen_head_keeps_its_initial_values(
   method, small_synthetic, tmp_path
 ):
-  from rationality_jax import checkpoints
+  from rationality_jax.run import checkpoints
 
   data_dir, kwargs = small_synthetic
   states = {}

@@ -8,9 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from rationality_jax import config as config_lib
-from rationality_jax import grid
 from rationality_jax import report
+from rationality_jax.run import config as config_lib
+from rationality_jax.run import grid
 
 REPO = os.path.dirname(
   os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -9,13 +9,13 @@ import jax
 import numpy as np
 import pytest
 
-from rationality_jax import checkpoints
 from rationality_jax import methods
 from rationality_jax import models
-from rationality_jax import optim
-from rationality_jax import resolve
-from rationality_jax import train
 from rationality_jax.methods import heads
+from rationality_jax.run import checkpoints
+from rationality_jax.run import optim
+from rationality_jax.run import resolve
+from rationality_jax.run import train
 
 TOWERS = r"params/(vision|text|vision_proj|text_proj)/.*"
 # What each method must train on a CLIP model, written independently of the methods.

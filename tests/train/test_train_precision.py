@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rationality_jax import resources
-from rationality_jax import train
+from rationality_jax.run import train
 
 STEPS = 300
 # Largest |loss - float32 loss| over the curve (logged every 10 steps), and

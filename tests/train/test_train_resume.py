@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from rationality_jax import train
-from rationality_jax.config import ConfigError
+from rationality_jax.run import train
+from rationality_jax.run.config import ConfigError
 
 STEPS = 60
 OVERRIDES = {

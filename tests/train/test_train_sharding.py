@@ -6,8 +6,8 @@ import socket
 import numpy as np
 import pytest
 
-from rationality_jax import checkpoints
-from rationality_jax import train
+from rationality_jax.run import checkpoints
+from rationality_jax.run import train
 
 STEPS = 4
 # Adam's eps 1e-4 instead of 1e-8: the key bias of attention has an exactly zero

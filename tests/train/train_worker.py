@@ -18,7 +18,7 @@ WORKER_PATH = pathlib.Path(__file__).resolve()
 
 def tiny_config(method: str, data_dir: str, **overrides):
   """random:tiny (a CLIP, 2 blocks per tower) at 16 px on synthetic 16 px images."""
-  from rationality_jax import config as config_lib
+  from rationality_jax.run import config as config_lib
 
   config = config_lib.from_file(
     REPO / "configs" / "train.py", f"method={method},model=random:tiny"
@@ -48,8 +48,8 @@ def tiny_config(method: str, data_dir: str, **overrides):
 
 def flat_params(workdir: str, step=None) -> dict:
   """{'params/...' or 'head/...': array} of a checkpoint's train state."""
-  from rationality_jax import checkpoints
-  from rationality_jax import optim
+  from rationality_jax.run import checkpoints
+  from rationality_jax.run import optim
 
   state = checkpoints.read(workdir, step, items=("state",))["state"]
   return dict(
@@ -60,7 +60,7 @@ def flat_params(workdir: str, step=None) -> dict:
 def main(spec: dict):
   import jax
 
-  from rationality_jax import train
+  from rationality_jax.run import train
 
   overrides = dict(spec.get("overrides", {}))
   if spec.get("distributed"):

@@ -2,7 +2,7 @@ r"""A grid of experiments: train each cell's method, evaluate it, report them al
 
     grid.run(config, workdir)     # configs/demo.py, configs/paper.py
 
-A grid config is the run config (`rationality_jax.config`) plus named
+A grid config is the run config (`rationality_jax.run.config`) plus named
 ``models`` and ``datasets`` sections and ``cells``; a cell names one of each
 and a set of dotted overrides, merged into the run config by
 `config.for_cell` - the same schema `train` and `evaluate` read. Every stage
@@ -33,16 +33,16 @@ from absl import logging
 import ml_collections
 import numpy as np
 
-from rationality_jax import config as config_lib
 from rationality_jax import console
 from rationality_jax import data
-from rationality_jax import evaluate
 from rationality_jax import files
-from rationality_jax import pretrain
-from rationality_jax import records as records_lib
 from rationality_jax import report
-from rationality_jax import resolve
-from rationality_jax import train
+from rationality_jax.report import records as records_lib
+from rationality_jax.run import config as config_lib
+from rationality_jax.run import evaluate
+from rationality_jax.run import pretrain
+from rationality_jax.run import resolve
+from rationality_jax.run import train
 
 FIGURES = "figures"
 PRETRAINED = "pretrain"  # model.path of a grid model: the pretrain stage's

@@ -2,7 +2,7 @@ r"""One training loop for every adaptation method (ZS, LP, FT, FLCP, CoOp, CLIP-
 
     python -m rationality_jax.main --config=configs/train.py:method=flcp,model=random:tiny \
         --workdir=/tmp/flcp
-    rationality_jax.train.train_and_evaluate(config, workdir)   # the same, as a library
+    rationality_jax.run.train.train_and_evaluate(config, workdir)   # the same, as a library
 
 A method is configuration (`rationality_jax.methods`): which parameters train
 (a regex over parameter paths -> `optax.multi_transform`), which loss
@@ -13,10 +13,10 @@ A method is configuration (`rationality_jax.methods`): which parameters train
     `jax.jit` step with donated state and no host round-trip inside;
   * multi-host: ``config.distributed.initialize``; the same command runs on
     every host, each reads its own part of every global batch;
-  * orbax checkpoints (`rationality_jax.checkpoints`, the contract with
+  * orbax checkpoints (`rationality_jax.run.checkpoints`, the contract with
     evaluation) every ``train.checkpoint.every_steps`` and at the end, resumed
     with the input iterator and RNG state; a non-finite state is never saved;
-  * hooks (`rationality_jax.hooks`): progress bar and TensorBoard every
+  * hooks (`rationality_jax.run.hooks`): progress bar and TensorBoard every
     ``train.log_every`` steps, where a NaN/inf loss stops the run; SIGTERM
     saves and exits 143;
   * at the end, with ``train.eval_accuracy``, the top-1 accuracy on
@@ -25,7 +25,7 @@ A method is configuration (`rationality_jax.methods`): which parameters train
 
 The workdir's ``fingerprint.json`` says what the run is (model file, method,
 data, recipe); resuming it with another config is refused
-(`rationality_jax.provenance`).
+(`rationality_jax.run.provenance`).
 """
 
 from __future__ import annotations
@@ -44,18 +44,18 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
-from rationality_jax import checkpoints
-from rationality_jax import config as config_lib
 from rationality_jax import console
 from rationality_jax import data
 from rationality_jax import files
-from rationality_jax import hooks
 from rationality_jax import methods
-from rationality_jax import optim
-from rationality_jax import provenance
-from rationality_jax import resolve
 from rationality_jax import sharding
 from rationality_jax.models import checkpoint as model_checkpoint
+from rationality_jax.run import checkpoints
+from rationality_jax.run import config as config_lib
+from rationality_jax.run import hooks
+from rationality_jax.run import optim
+from rationality_jax.run import provenance
+from rationality_jax.run import resolve
 
 RESULT = "train_result.json"
 SIGTERM_EXIT = hooks.SIGTERM_EXIT
@@ -253,7 +253,7 @@ def train_and_evaluate(
   """Trains ``config.method`` in `workdir` (resuming if it has checkpoints).
 
   `fresh`: when `workdir` holds a run of another configuration, train in a
-  new subdirectory of it instead of refusing (`rationality_jax.provenance`).
+  new subdirectory of it instead of refusing (`rationality_jax.run.provenance`).
 
   Returns:
     ``{'step', 'loss' (the last logged), 'losses' ([(step, loss)] logged by

@@ -1,8 +1,8 @@
 """The run config: one schema for train, evaluate and grid (docs/run_config.md).
 
-  config = rationality_jax.config.default()     # every field, documented below
+  config = rationality_jax.run.config.default()     # every field, documented below
   config.model.path = "/ckpt/ViT-B-16.pt"
-  rationality_jax.config.validate(config)       # before any work; one line per error
+  rationality_jax.run.config.validate(config)       # before any work; one line per error
 
 A grid is the same schema plus ``models``, ``datasets`` and ``cells``: a cell
 is a set of overrides merged into it (`for_cell`), never a second vocabulary.
@@ -27,7 +27,7 @@ from typing import Any
 
 import ml_collections
 
-from rationality_jax import optim
+from rationality_jax.run import optim
 
 MODES = ("selfcheck", "pretrain", "train", "evaluate", "grid")
 NORMALIZATIONS = ("model", "clip", "imagenet")
@@ -122,7 +122,7 @@ def default() -> ml_collections.ConfigDict:
   train: batch_size, num_epochs, total_steps (-1 = from num_epochs),
       log_every, input_threads, input_prefetch, input_workers (as
       evaluate.input_workers; the batches are the same), eval_accuracy (top-1 on
-      eval_data at the end), optim (`rationality_jax.optim`), checkpoint;
+      eval_data at the end), optim (`rationality_jax.run.optim`), checkpoint;
       release_frozen_head - False (ours) or True: the method's head keeps
       its initial values (LP then trains nothing, FT only the backbone), as
       the release's LP/FT on CUB, Dogs and Caltech: finetune_vlm/lp_ft.py

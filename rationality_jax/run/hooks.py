@@ -1,6 +1,6 @@
 """Hooks of the training loop: progress, TensorBoard, preemption, finite checks.
 
-The loop (`rationality_jax.train`) calls each hook on the host, between
+The loop (`rationality_jax.run.train`) calls each hook on the host, between
 steps, with the host's step count; none of them talks to the device unless a
 log step asks for the metrics.
 

@@ -51,20 +51,20 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from rationality_jax import checkpoints
-from rationality_jax import config as config_lib
 from rationality_jax import console
 from rationality_jax import data
 from rationality_jax import explain
 from rationality_jax import files
 from rationality_jax import metrics
 from rationality_jax import models
-from rationality_jax import provenance
-from rationality_jax import records
 from rationality_jax import report
-from rationality_jax import resolve
 from rationality_jax import sharding
-from rationality_jax import train
+from rationality_jax.report import records
+from rationality_jax.run import checkpoints
+from rationality_jax.run import config as config_lib
+from rationality_jax.run import provenance
+from rationality_jax.run import resolve
+from rationality_jax.run import train
 
 PROGRESS = "progress.json"
 META = report.META

@@ -1,6 +1,6 @@
 """From a run config to the objects a stage needs: model, data, specs, task.
 
-Training (`rationality_jax.train`) and evaluation (`rationality_jax.evaluate`)
+Training (`rationality_jax.run.train`) and evaluation (`rationality_jax.run.evaluate`)
 call these, so the two read a config the same way:
 
   module, params, family = resolve.model(config)
@@ -20,12 +20,12 @@ from typing import Any
 import jax
 import ml_collections
 
-from rationality_jax import config as config_lib
 from rationality_jax import data
 from rationality_jax import explain
 from rationality_jax import methods
 from rationality_jax import models
 from rationality_jax import sharding
+from rationality_jax.run import config as config_lib
 
 
 def image_size(module) -> int:

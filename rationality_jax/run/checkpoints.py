@@ -33,8 +33,8 @@ import orbax.checkpoint as ocp
 
 from rationality_jax import methods
 from rationality_jax import models
-from rationality_jax import optim
 from rationality_jax.models import checkpoint as model_checkpoint
+from rationality_jax.run import optim
 
 CHECKPOINTS = "checkpoints"
 ITEMS = ("state", "eval_head", "meta", "data")

@@ -6,7 +6,7 @@ r"""Reports of evaluated runs: tables like the study's Tables 1-2, and figures.
     report.figure_heatmaps(run_dirs, images, masks, ids, "heatmaps.png")
     report.figure_corruptions(rows, "corruptions.png")
 
-Every number comes from the records of `rationality_jax.evaluate` (no model
+Every number comes from the records of `rationality_jax.run.evaluate` (no model
 runs here), so a report can be rebuilt at another validity threshold:
 `collect(run_dirs, threshold=0.3)`.
 
@@ -31,7 +31,7 @@ import numpy as np
 
 from rationality_jax import files
 from rationality_jax import metrics
-from rationality_jax import records as records_lib
+from rationality_jax.report import records as records_lib
 
 # Dataset and model keys of the study's tables, in its column order.
 PAPER_DATASETS = ("imagenet", "caltech101", "dogs", "cub")

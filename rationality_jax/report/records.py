@@ -4,7 +4,7 @@
   records.summarise(run_dir, threshold=0.3)   # accuracy, PT, IR, counts, means
   records.curve(run_dir, [0.3, 0.5, 0.7])     # against the validity threshold
 
-Layout (written by `rationality_jax.evaluate`): ``<run>/records/p<i>-of-<n>/
+Layout (written by `rationality_jax.run.evaluate`): ``<run>/records/p<i>-of-<n>/
 chunk_NNNNNN.npz`` per process (`metrics.Accumulator` columns) and
 ``heatmaps_NNNNNN.npz`` (pixel heatmaps of the figure examples). No model is
 needed to read them: any threshold can be asked for after the fact.

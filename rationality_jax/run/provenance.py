@@ -6,7 +6,7 @@
 Every stage directory (a training run, an evaluation) holds
 ``fingerprint.json``: the model file's identity, the method and its options,
 the data, the heatmap, the overrides - whatever changes its numbers (see
-`rationality_jax.resolve.train_fingerprint` / `eval_fingerprint`). A rerun
+`rationality_jax.run.resolve.train_fingerprint` / `eval_fingerprint`). A rerun
 with the same fingerprint resumes or reuses the stage; with another one it is
 refused in one line naming the differing fields, or, with ``fresh``, runs in
 a new subdirectory ``fresh-<hash>`` of the stale one.
@@ -19,8 +19,8 @@ from typing import Any
 
 import jax
 
-from rationality_jax import config as config_lib
 from rationality_jax import files
+from rationality_jax.run import config as config_lib
 
 FINGERPRINT = "fingerprint.json"
 
