@@ -5,13 +5,13 @@
   family.tokenizer(module.config)("a photo of a cat")
 
 Adding a family (SigLIP, OpenCLIP, ...) is a new module here that defines
-``FAMILY`` (`base.Family`, with its `base.Layout` s) and its name in `MODULES`.
+``FAMILY`` (`base.Family`, with its `base.Layout` s) and its name in `MODULES`
+(`rationality_jax.registry`, the one registration style of every plug-in).
 """
 
 from __future__ import annotations
 
-import importlib
-
+from rationality_jax import registry
 from rationality_jax.models.convert import CheckpointError
 from rationality_jax.models.families.base import Family
 from rationality_jax.models.families.base import Layout
@@ -21,12 +21,9 @@ from rationality_jax.models.vlm import VLMConfig
 # The family modules, in the order their layouts are tried.
 MODULES = ("clip", "albef", "blip")
 
-FAMILIES: dict[str, Family] = {
-  family.name: family
-  for family in (
-    importlib.import_module(f"{__name__}.{module}").FAMILY for module in MODULES
-  )
-}
+FAMILIES: registry.Registry = registry.Registry(
+  "model family", __name__, MODULES, "FAMILY"
+)
 LAYOUTS: dict[str, Layout] = {
   layout.name: layout
   for family in FAMILIES.values()
@@ -61,12 +58,7 @@ _check_unique("hub id", sum(len(f.hub_ids) for f in FAMILIES.values()), HUB_IDS)
 
 def get(name_or_config: str | VLMConfig) -> Family:
   """The `Family` called ``name``, or that of a `VLMConfig` (``module.config``)."""
-  name = getattr(name_or_config, "family", name_or_config)
-  if name not in FAMILIES:
-    raise ValueError(
-      f"unknown model family {name!r}; registered: {sorted(FAMILIES)}."
-    )
-  return FAMILIES[name]
+  return FAMILIES[getattr(name_or_config, "family", name_or_config)]
 
 
 def tokenizer(family: str, context_length: int | None = None) -> Tokenizer:
