@@ -48,7 +48,7 @@ def test_an_unknown_name_lists_the_registered_ones(plugins):
 
 
 def test_a_module_without_the_constant_or_a_repeated_name_is_refused(plugins):
-  with pytest.raises(ImportError, match="toy_plugins.c .* declares no THING"):
+  with pytest.raises(ImportError, match=r"toy_plugins.c .* declares no THING"):
     len(registry.Registry("thing", plugins, ("a", "c"), "THING"))
-  with pytest.raises(ImportError, match="'alpha': toy_plugins.a and .*d"):
+  with pytest.raises(ImportError, match=r"'alpha': toy_plugins.a and .*d"):
     len(registry.Registry("thing", plugins, ("a", "d"), "THING"))
