@@ -58,6 +58,7 @@ from rationality_jax.run import checkpoints
 from rationality_jax.run import config as config_lib
 from rationality_jax.run import evaluate
 from rationality_jax.run import optim
+from rationality_jax.run import resolve
 from rationality_jax.run import train
 
 IMAGENET_VAL = 50_000
@@ -157,7 +158,7 @@ def _evaluation_rows(args, stages, module, params, root, row):
   config = config_lib.default()
   config.model.update(path=args.model, dtype=args.dtype)
   family = models.family(module.config)
-  spec = config_lib.preprocess_spec(
+  spec = resolve.preprocess_spec(
     config,
     "imagenet2012_val_masks",
     module.config.vision.image_size,
@@ -259,7 +260,7 @@ def ft_step(module, params, batch_size: int, reps: int):
   config = config_lib.default()
   config.method = "ft"
   config.train.optim.lr = 1e-5
-  method = methods.get("ft")
+  method = methods.METHODS["ft"]
   size = module.config.vision.image_size
   features = module.config.embed_dim
   head = {

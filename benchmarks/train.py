@@ -111,7 +111,7 @@ def quick_params(module, seed: int = 0):
 
 
 def ours(config, images, labels, class_names, steps: int, peak_tflops: float):
-  method = methods.get("flcp")
+  method = methods.METHODS["flcp"]
   module = models.VisionLanguageModel(
     architecture(config), dtype=jnp.dtype(config.model.dtype)
   )

@@ -14,19 +14,10 @@ from __future__ import annotations
 
 import ml_collections
 
+from rationality_jax import methods
 from rationality_jax.run import config as config_lib
 from rationality_jax.run import optim
 
-# The release's learning rates (FLCP, FT 1e-5; LP 1e-3); CoOp, adapter: ours.
-STUDY_LR = {
-  "zs": 0.0,
-  "lp": 1e-3,
-  "ft": 1e-5,
-  "flcp": 1e-5,
-  "coop": 2e-3,
-  "adapter": 1e-3,
-  "wise_ft": 0.0,
-}
 # The study's datasets: table key -> (train builder, train split, eval
 # builder, eval split).
 STUDY_DATASETS = {
@@ -203,6 +194,13 @@ def parse(arg: str | None, **defaults) -> dict:
       raise ValueError(f"unknown argument {key!r}; known: {sorted(defaults)}.")
     out[key] = value
   return out
+
+
+def study_lr(method: str) -> float:
+  """The study recipe's learning rate of `method`, as its `Method` declares
+  it (the release's FLCP, FT 1e-5 and LP 1e-3; CoOp's and the adapter's are
+  ours)."""
+  return methods.METHODS[method].study_lr
 
 
 def run_config(**overrides) -> ml_collections.ConfigDict:

@@ -106,7 +106,7 @@ def _start_layer(preset: str, method: str) -> int:
 
 
 def _cell(preset, name, model, dataset, method, **overrides):
-  overrides.setdefault("train.optim.lr", common.STUDY_LR[method])
+  overrides.setdefault("train.optim.lr", common.study_lr(method))
   overrides.setdefault("heatmap.start_layer", _start_layer(preset, method))
   if preset == "release":
     family = model.split("_")[0]

@@ -83,7 +83,7 @@ def _base(dataset: str, test_size: int):
   config = config_lib.grid(run)
   config.models[MODEL] = config_lib.model_section(name=MODEL, image_size=224)
   config.datasets[dataset] = common.dataset(dataset)
-  return config, MODEL, common.STUDY_LR
+  return config, MODEL, {m: common.study_lr(m) for m in METHODS}
 
 
 def _changes(config, cell, overrides: dict) -> bool:

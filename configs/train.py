@@ -1,11 +1,12 @@
-r"""Adapt a VLM with one method: zs, lp, ft, flcp, coop, adapter (or wise_ft).
+r"""Adapt a VLM with one method: zs, lp, ft, flcp, coop, adapter.
 
     python -m rationality_jax.main \
         --config=configs/train.py:method=flcp,model=/ckpt/ViT-B-16.pt \
         --workdir=/tmp/train_flcp
 
 Arguments (``key=value`` after the colon, comma-separated):
-  method:  zs | lp | ft | flcp | coop | adapter | wise_ft        (default flcp)
+  method:  a registered method: zs | lp | ft | flcp | coop | adapter
+           (`rationality_jax.methods.METHODS`)                 (default flcp)
   model:   a checkpoint path (OpenAI .pt, ALBEF/BLIP .pth, a Hugging Face or
            rationality_jax directory), a hub id, or random:<arch> (tiny, demo,
            b16, b32: CLIP architecture, random weights)   (default random:tiny)
@@ -33,8 +34,8 @@ schedule, batch 32, 10 epochs, lr 1e-5 (FLCP, FT) and 1e-3 (LP), seed 42,
 augmentations RandomResizedCrop, flip, ColorJitter(0.2 x4), rotation 30.
 
 Multi-host: ``--config.distributed.initialize=True`` on every host. FSDP:
-``--config.mesh="[('data', -1), ('fsdp', 8)]"``. WiSE-FT: ``method=wise_ft``
-with ``--config.wise_ft.finetuned_workdir=<a finished ft or flcp run>``.
+``--config.mesh="[('data', -1), ('fsdp', 8)]"``. WiSE-FT of a finished run:
+configs/wise_ft.py.
 """
 
 import common
@@ -57,7 +58,7 @@ def get_config(arg=None):
   config.model.path = args["model"]
   common.use_dataset(config, args["dataset"])
   config.train.optim = common.RECIPES[args["recipe"]]()
-  config.train.optim.lr = common.STUDY_LR[args["method"]]
+  config.train.optim.lr = common.study_lr(args["method"])
   if args["steps"]:
     config.train.total_steps = int(args["steps"])
   return config

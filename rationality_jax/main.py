@@ -10,6 +10,7 @@ The config file defines `get_config(arg=None)` returning the run config
   selfcheck  metrics on a problem with a known answer (configs/metrics_selfcheck.py)
   pretrain   the demo's small CLIP, contrastively (configs/demo_pretrain.py)
   train      one adaptation method (configs/train.py)
+  wise_ft    WiSE-FT: a finished run interpolated with its start (configs/wise_ft.py)
   evaluate   heatmaps, RMA, PT/IR, records and report of one model (configs/evaluate.py)
   grid       train + evaluate every cell, one report (configs/demo.py, configs/paper.py)
 
@@ -37,7 +38,9 @@ from ml_collections import config_flags
 from rationality_jax import console
 from rationality_jax import files
 from rationality_jax.run import config as config_lib
+from rationality_jax.run import modes
 from rationality_jax.run import runtime
+from rationality_jax.run import validate
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config",
@@ -63,50 +66,9 @@ _HOST_MEMORY = flags.DEFINE_enum(
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def _selfcheck(config, workdir, fresh):
-  del fresh
-  from rationality_jax.run import selfcheck
-
-  return selfcheck.run(config, workdir)
-
-
-def _pretrain(config, workdir, fresh):
-  del fresh
-  from rationality_jax.run import pretrain
-
-  return pretrain.ensure(config, os.path.join(workdir, "model"), workdir)
-
-
-def _train(config, workdir, fresh):
-  from rationality_jax.run import train
-
-  return train.train_and_evaluate(config, workdir, fresh=fresh)
-
-
-def _evaluate(config, workdir, fresh):
-  from rationality_jax.run import evaluate
-
-  return evaluate.run(config, workdir, fresh=fresh)
-
-
-def _grid(config, workdir, fresh):
-  from rationality_jax.run import grid
-
-  return grid.run(config, workdir, fresh=fresh)
-
-
-MODES = {
-  "selfcheck": _selfcheck,
-  "pretrain": _pretrain,
-  "train": _train,
-  "evaluate": _evaluate,
-  "grid": _grid,
-}
-
-
 def run(config, workdir: str, fresh: bool = False):
   """Validates `config`, then runs ``config.mode`` in `workdir` (locked)."""
-  config_lib.validate(config)
+  validate.validate(config)
   if "distributed" in config:
     from rationality_jax import sharding
 
@@ -120,7 +82,7 @@ def run(config, workdir: str, fresh: bool = False):
       files.write_json(
         os.path.join(workdir, "config.json"), config_lib.to_dict(config)
       )
-    return MODES[config.mode](config, workdir, fresh)
+    return modes.MODES[config.mode](config, workdir, fresh)
 
 
 def parse_flags(argv):

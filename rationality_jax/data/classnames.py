@@ -65,6 +65,9 @@ def clip_imagenet_templates() -> tuple[str, ...]:
   return tuple(line for line in lines if line)
 
 
+TEMPLATE_SETS = ("study", "clip80")
+
+
 def templates(kind: str = "study") -> tuple[str, ...]:
   """'study' -> ("a photo of a {}",); 'clip80' -> CLIP's 80 ImageNet templates."""
   if kind == "study":

@@ -82,7 +82,7 @@ class Chefer:
     choice), 0 = all blocks (its LP/FT choice). Negative counts from the end.
   """
 
-  start_layer: int = -1
+  start_layer: int = 0
   kind: ClassVar[str] = "tokens"
   needs_gradients: ClassVar[bool] = True
 

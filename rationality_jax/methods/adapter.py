@@ -68,4 +68,6 @@ METHOD = Method(
   init_head=init_head,
   classifier=classifier,
   logits=logits,
+  options={"ratio": 0.2, "reduction": 4},
+  study_lr=1e-3,
 )

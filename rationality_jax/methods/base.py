@@ -14,6 +14,15 @@ The one training loop (`rationality_jax.run.train`) asks a `Method` for:
   classifier(module, images, eval_head) -> logits [B, C], run inside
       ``module.apply``: the contract of `rationality_jax.explain.targets`, so
       evaluation and explanations reuse it unchanged.
+
+and declares its settings, which the run config takes from here (its
+defaults, allowed values and training fingerprint never list them again):
+
+  options       {option: default} of its config section ``config.<section>``
+  section       that section's name ('' = the method's name; FT reads LP's)
+  choices       {option: allowed values} checked before any work
+  study_lr      the learning rate of the study's recipe (the release's LP
+                1e-3, FT and FLCP 1e-5; CoOp's and the adapter's are ours)
 """
 
 from __future__ import annotations
@@ -83,8 +92,28 @@ class Method:
   extend_task: Callable[[ml_collections.ConfigDict, Any, Any], dict] = (
     no_task_extension
   )
+  options: dict[str, Any] = dataclasses.field(default_factory=dict, hash=False)
+  section: str = ""
+  choices: dict[str, tuple] = dataclasses.field(
+    default_factory=dict, hash=False
+  )
+  study_lr: float = 0.0
+
+  @property
+  def options_section(self) -> str:
+    """The config section holding this method's options ('' if it has none)."""
+    return (self.section or self.name) if self.options else ""
 
   def __post_init__(self):
+    unknown = sorted(set(self.choices) - set(self.options))
+    if unknown:
+      raise ValueError(f"{self.name}: choices for unknown options {unknown}.")
+    for option, allowed in self.choices.items():
+      if self.options[option] not in allowed:
+        raise ValueError(
+          f"{self.name}: default {option}={self.options[option]!r} is not "
+          f"among its choices {allowed}."
+        )
     if self.loss not in ("cross_entropy", "contrastive"):
       raise ValueError(
         f"{self.name}: loss {self.loss!r} is not 'cross_entropy' or 'contrastive'."

@@ -86,4 +86,6 @@ METHOD = Method(
   logits=logits,
   eval_head=eval_head,
   extend_task=extend_task,
+  options={"n_ctx": 4, "init": "", "class_specific": False},
+  study_lr=2e-3,
 )

@@ -44,4 +44,11 @@ METHOD = Method(
   classifier=targets.zero_shot,
   loss="contrastive",
   eval_head=eval_head,
+  options={
+    "temperature": -1.0,
+    "targets": "diagonal",
+    "temp_range": (0.001, 0.5),
+  },
+  choices={"targets": ("diagonal", "same_label")},
+  study_lr=1e-5,
 )

@@ -8,4 +8,5 @@ METHOD = dataclasses.replace(
   lp.METHOD,
   name="ft",
   trainable=lambda config, model_config: r"params/vision(_proj)?/.*|head/.*",
+  study_lr=1e-5,
 )

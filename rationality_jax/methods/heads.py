@@ -33,6 +33,14 @@ from rationality_jax.models.vlm import VisionLanguageModel
 from rationality_jax.models.vlm import normalize
 
 STUDY_CAPTION = "a photo of a {}"
+# The run config's ``head`` section, read by every method: the prompt
+# templates (`data.templates`), where zero-shot heads are cached ('' = the
+# workdir) and the prompt names' rule (`data.class_names`).
+OPTIONS = {"templates": "study", "cache_dir": "", "class_names": "study"}
+CHOICES = {
+  "templates": data.classnames.TEMPLATE_SETS,
+  "class_names": data.classnames.RULES,
+}
 TOKEN_EMBEDDINGS = ("token_embedding", "word_embeddings")  # CLIP, BERT
 
 

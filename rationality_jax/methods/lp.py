@@ -18,16 +18,15 @@ from rationality_jax import models
 from rationality_jax.explain import targets
 from rationality_jax.methods.base import Method
 
+FEATURES = ("auto", "embedding", "cls")
+INITS = ("random", "zero_shot")
+
 
 def feature(module, config) -> str:
   """The probed feature: ``config.lp.feature``, 'auto' resolved by the family."""
   name = config.lp.feature
   if name == "auto":
     name = models.family(module.config).lp_feature
-  if name not in ("embedding", "cls"):
-    raise ValueError(
-      f"lp.feature={name!r}; choose 'auto', 'embedding' or 'cls'."
-    )
   if name == "cls" and module.config.vision.width == module.config.embed_dim:
     raise ValueError(
       "lp.feature='cls' needs the ViT width to differ from embed_dim "
@@ -49,10 +48,6 @@ def init_head(init):
       "kernel": jnp.asarray(kernel),
       "bias": jnp.zeros((num_classes,), jnp.float32),
     }
-  if config.lp.init != "random":
-    raise ValueError(
-      f"lp.init={config.lp.init!r}; choose 'random' or 'zero_shot'."
-    )
   features = (
     module.config.embed_dim
     if name == "embedding"
@@ -81,4 +76,8 @@ METHOD = Method(
   init_head=init_head,
   classifier=targets.linear_probe,
   logits=logits,
+  options={"feature": "auto", "init": "random"},
+  section="lp",  # FT (`ft`) keeps this head and reads the same options
+  choices={"feature": FEATURES, "init": INITS},
+  study_lr=1e-3,
 )

@@ -123,6 +123,8 @@ def save(
 
   `step` is the host's count, so deciding costs no device round-trip; the
   finite check and the evaluation head run only when a save is due.
+  `iterator`: the input to resume (its state and worker record are saved),
+  or None for a state no input made (WiSE-FT's interpolation).
   """
   if not (force or mgr.should_save(step)):
     return False
@@ -133,22 +135,21 @@ def save(
       f"in {mgr.directory} (step {mgr.latest_step()}) is unaffected. Lower "
       "train.optim.lr, set train.optim.grad_clip_norm, or check the inputs."
     )
-  args = ocp.args.Composite(
-    state=ocp.args.StandardSave(state),
-    eval_head=ocp.args.StandardSave(eval_head_fn(state)),
-    meta=ocp.args.JsonSave(
-      dict(
-        meta,
-        step=step,
-        input={
-          "num_workers": iterator.config.get("num_workers", 0),
-          "worker_unit": iterator.config.get("worker_unit"),
-        },
-      )
-    ),
-    data=grain.checkpoint.CheckpointSave(iterator.grain_iterator),
-  )
-  return mgr.save(step, args=args, force=force)
+  items = {
+    "state": ocp.args.StandardSave(state),
+    "eval_head": ocp.args.StandardSave(eval_head_fn(state)),
+  }
+  if iterator is not None:
+    meta = dict(
+      meta,
+      input={
+        "num_workers": iterator.config.get("num_workers", 0),
+        "worker_unit": iterator.config.get("worker_unit"),
+      },
+    )
+    items["data"] = grain.checkpoint.CheckpointSave(iterator.grain_iterator)
+  items["meta"] = ocp.args.JsonSave(dict(meta, step=step))
+  return mgr.save(step, args=ocp.args.Composite(**items), force=force)
 
 
 def remove_temporary(directory) -> None:
@@ -224,7 +225,7 @@ def load_trained(workdir: str, step: int | None = None) -> Trained:
     model_checkpoint.config_from_dict(meta["model"])
   )
   method = meta["method"]
-  classifier = methods.get(meta.get("finetuned_method", method)).classifier
+  classifier = methods.METHODS[meta.get("finetuned_method", method)].classifier
   return Trained(
     module=module,
     params=ckpt["state"]["params"],
@@ -243,7 +244,7 @@ def zero_shot(module, params, head: dict, meta: dict) -> Trained:
     params=params,
     head=head,
     method="zs",
-    classifier=methods.get("zs").classifier,
+    classifier=methods.METHODS["zs"].classifier,
     step=0,
     meta=meta,
   )

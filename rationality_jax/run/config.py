@@ -1,88 +1,14 @@
-"""The run config: one schema for train, evaluate and grid (docs/run_config.md).
+r"""The run config: one schema for train, evaluate, WiSE-FT and grid.
 
-  config = rationality_jax.run.config.default()     # every field, documented below
+  config = rationality_jax.run.config.default()    # every field at its default
   config.model.path = "/ckpt/ViT-B-16.pt"
-  rationality_jax.run.config.validate(config)       # before any work; one line per error
+  rationality_jax.run.validate.validate(config)    # before any work; one line
 
-A grid is the same schema plus ``models``, ``datasets`` and ``cells``: a cell
-is a set of overrides merged into it (`for_cell`), never a second vocabulary.
+The fields (docs/run_config.md has the table and the path a command takes):
 
-Sizes and pixel statistics come from the model: ``model.image_size`` 0 means
-the checkpoint's native size (OpenAI CLIP 224, ALBEF 256, BLIP 384), and the
-preprocessing specs are built from that size (`preprocess_spec`) - no number
-of pixels is typed in a config.
-"""
-
-from __future__ import annotations
-
-import copy
-import dataclasses
-import hashlib
-import importlib.util
-import json
-import math
-import os
-import sys
-from typing import Any
-
-import ml_collections
-
-from rationality_jax.run import optim
-
-MODES = ("selfcheck", "pretrain", "train", "evaluate", "grid")
-NORMALIZATIONS = ("model", "clip", "imagenet")
-DTYPES = ("float32", "bfloat16", "float16")
-# Values of the options that reproduce the release (ours first).
-MASK_ORDERS = ("ours", "release")  # preprocess.mask_order
-CLASS_NAME_RULES = ("study", "release")  # head.class_names
-CONSTANT_MAPS = ("zero", "nan")  # heatmap.constant_map
-# Preprocessing presets; a spec string with `{size}` placeholders also works.
-TRAIN_PREPROCESS = {
-  # The release's augmentation at the model's size (RandomResizedCrop, flip,
-  # ColorJitter 0.2 x4, rotation 30).
-  "study": None,
-  # Resize + center crop to the model's size, random horizontal flip.
-  "flip": "resize({size})|center_crop({size})|random_flip_lr",
-}
-EVAL_PREPROCESS = {
-  # The study's per-dataset Resize + CenterCrop, scaled to the model's size.
-  "study": None,
-  "resize": "resize({size})|center_crop({size})",
-}
-
-
-def methods() -> tuple[str, ...]:
-  """The adaptation methods (`rationality_jax.methods.METHODS`) and wise_ft."""
-  from rationality_jax import methods as methods_lib
-
-  return (*methods_lib.METHODS, "wise_ft")
-
-
-def heatmaps() -> tuple[str, ...]:
-  """The heatmap (explanation) methods (`rationality_jax.explain.METHODS`)."""
-  from rationality_jax import explain
-
-  return tuple(explain.METHODS)
-
-
-def heatmap_fields(name: str) -> tuple[str, ...]:
-  """The options heatmap method `name` takes (its dataclass fields)."""
-  from rationality_jax import explain
-
-  return tuple(f.name for f in dataclasses.fields(explain.METHODS[name]))
-
-
-def _cd(**fields) -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict(fields)
-
-
-def default() -> ml_collections.ConfigDict:
-  """The run config with every field and its default.
-
-  mode: what `rationality_jax.main` runs (`MODES`).
+  mode: what `rationality_jax.main` runs (`rationality_jax.run.modes`).
   name: the run's name in reports ('' = its method; a grid sets the cell's).
   seed: initialisation, data order, augmentation.
-
   model: path - a checkpoint path, a hub id or ``random:<arch>`` (required:
       an empty path is an error, never a silent random model); name - display
       name in reports ('' = from the path); image_size - 0 = native, else the
@@ -97,66 +23,175 @@ def default() -> ml_collections.ConfigDict:
       parameter to float32).
   data: dir - prepared datasets ('' = <workdir>/data); manual_dir - the
       original archives, to build a dataset that is not prepared yet.
-  train_data, eval_data: name (a `rationality_jax.data.BUILDERS` key; ''
-      for eval_data = train_data's), split, builder_kwargs.
-  preprocess: train / eval - a preset (`TRAIN_PREPROCESS`, `EVAL_PREPROCESS`)
-      or a spec with ``{size}``; normalization - 'model' (the family's) or a
-      `data.preprocess.NORMALIZATION` key (the release: 'imagenet' for every
-      model, utils/CUB_dataset.py, utils/IN_dataset.py, ... ``Normalize``);
-      mask_order - how the ``study`` eval preset makes the mask: 'ours'
+  train_data, eval_data: name (a registered dataset; '' for eval_data =
+      train_data's), split, builder_kwargs.
+  preprocess: train / eval - a preset (`resolve.TRAIN_PREPROCESS`,
+      `resolve.EVAL_PREPROCESS`) or a spec with ``{size}``; normalization -
+      'model' (the family's) or a `data.preprocess.NORMALIZATION` key (the
+      release: 'imagenet' for every model, utils/CUB_dataset.py,
+      utils/IN_dataset.py, ... ``Normalize``); mask_order - how the ``study``
+      eval preset makes the mask (`data.preprocess.MASK_ORDERS`): 'ours'
       (the stored binary mask moved with the image, nearest neighbour) or
       'release' (`data.preprocess.study_spec`: CUB's soft segmentation
       resized bilinearly then kept where still 255, utils/CUB_dataset.py
       ``seg_transform`` + test_rationale_vlm/clip_zs_flcp_cub.py lines
       52-53; Caltech/Dogs masks resized bilinearly; ImageNet boxes drawn
       into the crop, test_rationale_vlm/clip_zs_flcp_in.py lines 74-85).
-  method: the adaptation method (`methods()`); trainable: '' = the method's
-      regex, else a regex over parameter paths; head, lp, flcp, coop,
-      adapter, wise_ft: the methods' options. head.class_names - the
-      prompt names' rule (`data.class_names`): 'study' (ours) or 'release'
+  method: the adaptation method (`rationality_jax.methods.METHODS`);
+      trainable: '' = the method's regex, else a regex over parameter
+      paths. Each method's options are the section its `Method` declares
+      (``lp``, ``flcp``, ``coop``, ``adapter``, ...), with its defaults.
+  head: the class prompts every head uses (`methods.heads.OPTIONS`);
+      class_names - the prompt names' rule: 'study' (ours) or 'release'
       (Dogs: ``folder.split('-')[1]``, Caltech: '_' -> ' '; the names of
       datasets/Stanford_Dogs/label_dict.json and
       datasets/caltech_101/label_dict.json read by my_util.py
       ``load_sd_dataset`` / ``load_ct_dataset``); the same for CUB,
       ImageNet and the synthetic benchmark.
+  wise_ft: the WiSE-FT stage's options (`run.wise_ft.OPTIONS`).
   train: batch_size, num_epochs, total_steps (-1 = from num_epochs),
       log_every, input_threads, input_prefetch, input_workers (as
-      evaluate.input_workers; the batches are the same), eval_accuracy (top-1 on
-      eval_data at the end), optim (`rationality_jax.run.optim`), checkpoint;
-      release_frozen_head - False (ours) or True: the method's head keeps
-      its initial values (LP then trains nothing, FT only the backbone), as
-      the release's LP/FT on CUB, Dogs and Caltech: finetune_vlm/lp_ft.py
-      builds ``LP_Net``'s new head (lines 40-50) after my_util.py
-      ``load_clip_model`` / ``load_albef_model`` / ``load_blip_model``
-      made the Adam optimiser over the backbone's parameters only, so the
-      head never updates (ImageNet, finetune_vlm/lp_ft_in.py line 55,
-      rebuilds it over every parameter and trains its head).
-  heatmap: name (`heatmaps()`) and its options (`heatmap_fields(name)`);
-      target: 'label' (the study) or 'predicted'; constant_map - what min-max
-      normalization makes of a constant map (`explain.make_explainer`):
-      'zero' (ours) or 'nan' (the release's 0 / 0, utils/xml_analysis.py
-      ``show_image_relevance`` line 101 and utils/xml_analysis_lp.py
-      ``generate_visualization`` lines 110-111; with evaluate.nonfinite
-      'release' such a sample counts as valid evidence).
+      evaluate.input_workers; the batches are the same), eval_accuracy
+      (top-1 on eval_data at the end), optim (`rationality_jax.run.optim`),
+      checkpoint; release_frozen_head - False (ours) or True: the method's
+      head keeps its initial values (LP then trains nothing, FT only the
+      backbone), as the release's LP/FT on CUB, Dogs and Caltech:
+      finetune_vlm/lp_ft.py builds ``LP_Net``'s new head (lines 40-50)
+      after my_util.py ``load_clip_model`` / ``load_albef_model`` /
+      ``load_blip_model`` made the Adam optimiser over the backbone's
+      parameters only, so the head never updates (ImageNet,
+      finetune_vlm/lp_ft_in.py line 55, rebuilds it over every parameter
+      and trains its head).
+  heatmap: name (`rationality_jax.explain.HEATMAPS`) and the options of
+      every heatmap with their defaults (each heatmap's dataclass fields);
+      target (`explain.targets.TARGETS`): 'label' (the study) or
+      'predicted'; constant_map (`explain.postprocess.CONSTANT_MAPS`) - what
+      min-max normalization makes of a constant map: 'zero' (ours) or 'nan'
+      (the release's 0 / 0, utils/xml_analysis.py ``show_image_relevance``
+      line 101 and utils/xml_analysis_lp.py ``generate_visualization`` lines
+      110-111; with evaluate.nonfinite 'release' such a sample counts as
+      valid evidence).
   evaluate: batch_size, batches_per_chunk, figure_images, threshold,
       input_threads, input_workers (0: read, decode and preprocess in
       `input_threads` threads of this process; N: in N worker processes, for
       hosts with many cores, where the threads are held back by Python's
-      GIL; the records are the same), train_dir (evaluate a finished training run instead of
-      ``method``), figures (a PT/IR-threshold figure per run),
-      empty_mask / nonfinite: the degenerate-case policies (`metrics.POLICIES`:
-      'undefined', ours, or 'release'); max_batches - 0 (ours: every
-      example) or N: only the first N x batch_size examples in ImageFolder
-      order (by label, then id; per severity on ImageNet-C), as the release's
-      ImageNet rationale scripts stop after 5 batches of their
+      GIL; the records are the same), train_dir (evaluate a finished
+      training run instead of ``method``), figures (a PT/IR-threshold figure
+      per run), empty_mask / nonfinite: the degenerate-case policies
+      (`metrics.POLICIES`: 'undefined', ours, or 'release'); max_batches - 0
+      (ours: every example) or N: only the first N x batch_size examples in
+      ImageFolder order (by label, then id; per severity on ImageNet-C), as
+      the release's ImageNet rationale scripts stop after 5 batches of their
       ``--batchsize_test`` (64 in its README):
-      test_rationale_vlm/clip_zs_flcp_in.py lines 54-56,
-      clip_lp_ft_in.py lines 53-55. The records, accuracy included, then
-      hold those examples only (the release's accuracy is over all of them).
+      test_rationale_vlm/clip_zs_flcp_in.py lines 54-56, clip_lp_ft_in.py
+      lines 53-55. The records, accuracy included, then hold those examples
+      only (the release's accuracy is over all of them).
   report: title, published (the study's values beside ours), thresholds,
       notes.
   mesh, sharding, distributed: devices and hosts (`rationality_jax.sharding`).
+
+A grid is the same schema plus ``models``, ``datasets`` and ``cells``: a cell
+is a set of overrides merged into it (`for_cell`), never a second vocabulary.
+Sizes and pixel statistics come from the model: ``model.image_size`` 0 means
+the checkpoint's native size (OpenAI CLIP 224, ALBEF 256, BLIP 384).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import importlib.util
+import json
+import os
+import sys
+from typing import Any
+
+import ml_collections
+
+from rationality_jax.models import vlm
+from rationality_jax.run import optim
+
+
+class ConfigError(ValueError):
+  """A config value out of range or inconsistent: names the key
+  (`rationality_jax.run.validate`)."""
+
+
+# The model's compute and parameter dtypes (`models.with_precision`'s).
+DTYPES = tuple(str(p) for p in vlm.PRECISIONS)
+
+
+def heatmaps() -> dict[str, type]:
+  """{name: heatmap dataclass} (`rationality_jax.explain.METHODS`)."""
+  from rationality_jax import explain
+
+  return dict(explain.METHODS)
+
+
+def heatmap_fields(name: str) -> tuple[str, ...]:
+  """The options heatmap `name` takes (its dataclass fields)."""
+  return tuple(f.name for f in dataclasses.fields(heatmaps()[name]))
+
+
+def heatmap_options() -> dict[str, Any]:
+  """{option: default} of every heatmap's options (their dataclass fields).
+
+  Raises:
+    ValueError: two heatmaps give one option name different defaults (a
+      config has one ``heatmap.<option>`` for all of them).
   """
+  options: dict[str, Any] = {}
+  owners: dict[str, str] = {}
+  for name, cls in heatmaps().items():
+    for field in dataclasses.fields(cls):
+      value = field.default
+      if value is dataclasses.MISSING:
+        raise ValueError(
+          f"heatmap {name!r}: option {field.name} has no default"
+        )
+      if field.name in options and options[field.name] != value:
+        raise ValueError(
+          f"heatmaps {owners[field.name]!r} and {name!r} give "
+          f"heatmap.{field.name} different defaults "
+          f"({options[field.name]!r}, {value!r})"
+        )
+      options[field.name], owners[field.name] = value, name
+  return options
+
+
+def method_sections() -> dict[str, dict[str, Any]]:
+  """{section: {option: default}} of the methods' options (each `Method`'s).
+
+  Raises:
+    ValueError: two methods declare one section with different options.
+  """
+  from rationality_jax import methods
+
+  sections: dict[str, dict[str, Any]] = {}
+  for method in methods.METHODS.values():
+    section = method.options_section
+    if not section:
+      continue
+    if section in sections and sections[section] != method.options:
+      raise ValueError(
+        f"method {method.name!r} declares config section {section!r} with "
+        f"other options than another method: {sections[section]} vs "
+        f"{method.options}"
+      )
+    sections[section] = dict(method.options)
+  return sections
+
+
+def _cd(**fields) -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(fields)
+
+
+def default() -> ml_collections.ConfigDict:
+  """The run config with every field at its default (the module docstring
+  says what each is); methods, heatmaps, heads and stages give their own."""
+  from rationality_jax.methods import heads
+  from rationality_jax.run import wise_ft
+
   c = ml_collections.ConfigDict()
   c.mode = "train"
   c.name = ""
@@ -181,15 +216,12 @@ def default() -> ml_collections.ConfigDict:
   c.preprocess = _cd(
     train="study", eval="study", normalization="model", mask_order="ours"
   )
-
   c.method = "zs"
   c.trainable = ""
-  c.head = _cd(templates="study", cache_dir="", class_names="study")
-  c.lp = _cd(feature="auto", init="random")
-  c.flcp = _cd(temperature=-1.0, targets="diagonal", temp_range=(0.001, 0.5))
-  c.coop = _cd(n_ctx=4, init="", class_specific=False)
-  c.adapter = _cd(ratio=0.2, reduction=4)
-  c.wise_ft = _cd(finetuned_workdir="", alphas=(0.0, 0.25, 0.5, 0.75, 1.0))
+  c.head = _cd(**heads.OPTIONS)
+  for section, options in method_sections().items():
+    c[section] = _cd(**options)
+  c.wise_ft = _cd(**wise_ft.OPTIONS)
   c.train = _cd(
     batch_size=32,
     num_epochs=10.0,
@@ -203,18 +235,8 @@ def default() -> ml_collections.ConfigDict:
     checkpoint=_cd(every_steps=500, keep=3, async_save=True),
     release_frozen_head=False,
   )
-
   c.heatmap = _cd(
-    name="chefer",
-    start_layer=0,
-    residual=0.5,
-    layer=-1,
-    site="norm1",
-    steps=32,
-    baseline=0.0,
-    rule="trapezoid",
-    target="label",
-    constant_map="zero",
+    name="chefer", **heatmap_options(), target="label", constant_map="zero"
   )
   c.evaluate = _cd(
     batch_size=64,
@@ -373,221 +395,7 @@ def for_cell(
   return run
 
 
-# ------------------------------------------------------------- validation ----
-
-
-class ConfigError(ValueError):
-  """A config value out of range or inconsistent: names the key."""
-
-
-def _check(ok: bool, key: str, message: str) -> None:
-  if not ok:
-    raise ConfigError(f"config.{key}: {message}")
-
-
-def validate(config: ml_collections.ConfigDict) -> None:
-  """Checks ranges, types and relations before any work (ConfigError)."""
-  _check(config.mode in MODES, "mode", f"{config.mode!r} is not one of {MODES}")
-  if config.mode in ("selfcheck", "pretrain"):
-    return
-  if config.mode == "grid":
-    _check(bool(config.cells), "cells", "a grid needs at least one cell")
-    names = [c["name"] for c in config.cells]
-    dup = sorted({n for n in names if names.count(n) > 1})
-    _check(not dup, "cells", f"cell names must be unique; repeated: {dup}")
-    for cell_spec in config.cells:
-      model = cell_spec["model"]
-      _check(
-        model in config.models,
-        "cells",
-        f"cell {cell_spec['name']!r} names model {model!r}, not among "
-        f"config.models ({sorted(config.models)})",
-      )
-      _check(
-        bool(config.models[model].path),
-        f"models.{model}.path",
-        f"no checkpoint given for {model} (used by cell "
-        f"{cell_spec['name']!r}): set --config.models.{model}.path=<checkpoint, "
-        "hub id or random:<arch>>",
-      )
-      run = for_cell(config, cell_spec)
-      try:
-        validate_run(run)
-      except ConfigError as e:
-        raise ConfigError(f"cell {cell_spec['name']!r}: {e}") from None
-    return
-  validate_run(config)
-
-
-def validate_run(config: ml_collections.ConfigDict) -> None:
-  """`validate` of one run (train or evaluate)."""
-  m = config.model
-  train_dir = config.evaluate.train_dir
-  _check(
-    bool(m.path) or bool(train_dir),
-    "model.path",
-    "no model given: set a checkpoint path, a hub id or random:<arch> "
-    "(random weights only when asked for by name)",
-  )
-  _check(m.image_size >= 0, "model.image_size", f"{m.image_size} < 0")
-  for key in ("dtype", "param_dtype"):
-    _check(m[key] in DTYPES, f"model.{key}", f"{m[key]!r} not in {DTYPES}")
-  _check(
-    m.accelerator_dtype in ("", *DTYPES),
-    "model.accelerator_dtype",
-    f"{m.accelerator_dtype!r}: use '' (model.dtype everywhere) or one of "
-    f"{DTYPES} (GPU/TPU only)",
-  )
-  _check(
-    config.method in methods(),
-    "method",
-    f"{config.method!r} is not one of {methods()}",
-  )
-  _check(
-    config.preprocess.normalization in NORMALIZATIONS,
-    "preprocess.normalization",
-    f"{config.preprocess.normalization!r} is not one of {NORMALIZATIONS}",
-  )
-  _check(
-    config.preprocess.mask_order in MASK_ORDERS,
-    "preprocess.mask_order",
-    f"{config.preprocess.mask_order!r}: use 'ours' or 'release'",
-  )
-  _check(
-    config.preprocess.mask_order == "ours" or config.preprocess.eval == "study",
-    "preprocess.mask_order",
-    "'release' is a way of the 'study' eval preset; preprocess.eval is "
-    f"{config.preprocess.eval!r}",
-  )
-  _check(
-    config.head.class_names in CLASS_NAME_RULES,
-    "head.class_names",
-    f"{config.head.class_names!r}: use 'study' (ours) or 'release'",
-  )
-  for key, presets in (("train", TRAIN_PREPROCESS), ("eval", EVAL_PREPROCESS)):
-    spec = config.preprocess[key]
-    _check(
-      spec in presets or "(" in spec,
-      f"preprocess.{key}",
-      f"{spec!r} is neither a preset {sorted(presets)} nor a spec",
-    )
-  t = config.train
-  _check(t.batch_size >= 1, "train.batch_size", f"{t.batch_size} < 1")
-  _check(
-    t.total_steps >= -1,
-    "train.total_steps",
-    f"{t.total_steps}: use -1 (from num_epochs) or >= 0",
-  )
-  _check(
-    t.total_steps >= 0 or (math.isfinite(t.num_epochs) and t.num_epochs > 0),
-    "train.num_epochs",
-    f"{t.num_epochs} must be > 0 (or set train.total_steps)",
-  )
-  _check(t.log_every >= 1, "train.log_every", f"{t.log_every} < 1")
-  _check(t.input_threads >= 1, "train.input_threads", "must be >= 1")
-  _check(t.input_workers >= 0, "train.input_workers", "must be >= 0")
-  lr = t.optim.lr
-  _check(
-    math.isfinite(lr) and lr >= 0,
-    "train.optim.lr",
-    f"{lr} must be finite and >= 0 (a negative rate ascends the loss)",
-  )
-  _check(
-    t.checkpoint.every_steps >= 1,
-    "train.checkpoint.every_steps",
-    f"{t.checkpoint.every_steps} < 1",
-  )
-  _check(t.checkpoint.keep >= 0, "train.checkpoint.keep", "must be >= 0")
-  h = config.heatmap
-  _check(
-    h.name in heatmaps(), "heatmap.name", f"{h.name!r} not in {heatmaps()}"
-  )
-  _check(
-    h.target in ("label", "predicted"),
-    "heatmap.target",
-    f"{h.target!r}: use 'label' or 'predicted'",
-  )
-  _check(h.steps >= 1, "heatmap.steps", f"{h.steps} < 1")
-  _check(
-    h.constant_map in CONSTANT_MAPS,
-    "heatmap.constant_map",
-    f"{h.constant_map!r}: use 'zero' (ours) or 'nan' (the release's 0 / 0)",
-  )
-  e = config.evaluate
-  _check(e.batch_size >= 1, "evaluate.batch_size", f"{e.batch_size} < 1")
-  _check(e.batches_per_chunk >= 1, "evaluate.batches_per_chunk", "must be >= 1")
-  _check(e.figure_images >= 0, "evaluate.figure_images", "must be >= 0")
-  _check(e.input_threads >= 1, "evaluate.input_threads", "must be >= 1")
-  _check(e.input_workers >= 0, "evaluate.input_workers", "must be >= 0")
-  _check(
-    e.max_batches >= 0,
-    "evaluate.max_batches",
-    f"{e.max_batches}: use 0 (every example) or a number of batches",
-  )
-  d = config.distributed
-  _check(
-    d.barrier_timeout_s >= 1,
-    "distributed.barrier_timeout_s",
-    f"{d.barrier_timeout_s} < 1 (seconds a host waits for the others)",
-  )
-  for key in ("empty_mask", "nonfinite"):
-    _check(
-      e[key] in ("undefined", "release"),
-      f"evaluate.{key}",
-      f"{e[key]!r}: use 'undefined' (ours) or 'release'",
-    )
-  for key, value in [("evaluate.threshold", e.threshold)] + [
-    (f"report.thresholds[{i}]", v)
-    for i, v in enumerate(config.report.thresholds)
-  ]:
-    _check(0.0 <= value <= 1.0, key, f"{value} is outside [0, 1]")
-
-
-# ------------------------------------------------------------ preprocessing ----
-
-
-def normalization(config: ml_collections.ConfigDict, family) -> str:
-  """The pixel statistics: the family's own unless the config names some."""
-  name = config.preprocess.normalization
-  return family.normalization if name == "model" else name
-
-
-def preprocess_spec(
-  config: ml_collections.ConfigDict,
-  dataset: str,
-  image_size: int,
-  normalization_name: str,
-  *,
-  train: bool,
-  keep: tuple[str, ...],
-) -> str:
-  """The preprocessing spec of `dataset` for a model taking `image_size` px."""
-  from rationality_jax.data import preprocess
-
-  key = "train" if train else "eval"
-  choice = config.preprocess[key]
-  presets = TRAIN_PREPROCESS if train else EVAL_PREPROCESS
-  if choice == "study":
-    spec = preprocess.study_spec(
-      dataset,
-      train=train,
-      normalization=normalization_name,
-      size=image_size,
-      mask_order=config.preprocess.mask_order,
-    )
-  else:
-    spec = presets.get(choice, choice).format(size=image_size)
-    spec += f"|normalize({normalization_name!r})"
-  return spec + f"|keep({', '.join(repr(k) for k in keep)})"
-
-
-# -------------------------------------------------------------- provenance ----
-
-
-def fingerprint_digest(fingerprint: Any) -> str:
-  """A short stable hash of a JSON-able fingerprint."""
-  blob = json.dumps(fingerprint, sort_keys=True, default=str).encode()
-  return hashlib.sha256(blob).hexdigest()[:12]
+# ------------------------------------------------------------------- files ----
 
 
 def from_file(path: str | os.PathLike, arg: str | None = None):

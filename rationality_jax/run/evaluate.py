@@ -65,6 +65,7 @@ from rationality_jax.run import config as config_lib
 from rationality_jax.run import provenance
 from rationality_jax.run import resolve
 from rationality_jax.run import train
+from rationality_jax.run import validate
 
 PROGRESS = "progress.json"
 META = report.META
@@ -444,7 +445,7 @@ def run(
   in a new subdirectory instead of refusing. `announce`: end with the
   run's table and report path on the console (a grid prints its own).
   """
-  config_lib.validate_run(config)
+  validate.validate_run(config)
   sharding.initialize_distributed(config.distributed)
   workdir = os.path.abspath(workdir)
   trained, trained_fingerprint = trained_model(config, workdir)

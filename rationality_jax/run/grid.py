@@ -41,6 +41,7 @@ from rationality_jax.report import records as records_lib
 from rationality_jax.run import config as config_lib
 from rationality_jax.run import evaluate
 from rationality_jax.run import pretrain
+from rationality_jax.run import provenance
 from rationality_jax.run import resolve
 from rationality_jax.run import train
 
@@ -69,7 +70,7 @@ def cell_config(
 
 def train_dir(run_config: ml_collections.ConfigDict, workdir: str) -> str:
   """``train/<method>-<model>-<hash>``: keyed by what determines the run."""
-  digest = config_lib.fingerprint_digest(resolve.train_fingerprint(run_config))
+  digest = provenance.fingerprint_digest(resolve.train_fingerprint(run_config))
   name = f"{run_config.method}-{resolve.model_name(run_config)}-{digest}"
   return os.path.join(workdir, "train", name)
 

@@ -14,15 +14,22 @@ a new subdirectory ``fresh-<hash>`` of the stale one.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from typing import Any
 
 import jax
 
 from rationality_jax import files
-from rationality_jax.run import config as config_lib
 
 FINGERPRINT = "fingerprint.json"
+
+
+def fingerprint_digest(fingerprint: Any) -> str:
+  """A short stable hash of a JSON-able fingerprint."""
+  blob = json.dumps(fingerprint, sort_keys=True, default=str).encode()
+  return hashlib.sha256(blob).hexdigest()[:12]
 
 
 class StaleWorkdirError(RuntimeError):
@@ -55,7 +62,7 @@ def claim(
     if old != fingerprint:
       if fresh:
         new = os.path.join(
-          directory, f"fresh-{config_lib.fingerprint_digest(fingerprint)}"
+          directory, f"fresh-{fingerprint_digest(fingerprint)}"
         )
         return claim(new, fingerprint, what, fresh=False)
       # The first three levels name a field well enough ("trained.model.path").

@@ -27,6 +27,21 @@ from rationality_jax import models
 from rationality_jax import sharding
 from rationality_jax.run import config as config_lib
 
+# Preprocessing presets (``preprocess.train`` / ``preprocess.eval``); a spec
+# string with `{size}` placeholders also works.
+TRAIN_PREPROCESS = {
+  # The release's augmentation at the model's size (RandomResizedCrop, flip,
+  # ColorJitter 0.2 x4, rotation 30).
+  "study": None,
+  # Resize + center crop to the model's size, random horizontal flip.
+  "flip": "resize({size})|center_crop({size})|random_flip_lr",
+}
+EVAL_PREPROCESS = {
+  # The study's per-dataset Resize + CenterCrop, scaled to the model's size.
+  "study": None,
+  "resize": "resize({size})|center_crop({size})",
+}
+
 
 def image_size(module) -> int:
   """The pixels the model takes (its native size or the config's override)."""
@@ -141,7 +156,35 @@ def first_batches(config: ml_collections.ConfigDict, src, directory: str):
 
 
 def normalization(config: ml_collections.ConfigDict, family) -> str:
-  return config_lib.normalization(config, family)
+  """The pixel statistics: the family's own unless the config names some."""
+  name = config.preprocess.normalization
+  return family.normalization if name == "model" else name
+
+
+def preprocess_spec(
+  config: ml_collections.ConfigDict,
+  dataset_name: str,
+  size: int,
+  normalization_name: str,
+  *,
+  train: bool,
+  keep: tuple[str, ...],
+) -> str:
+  """The preprocessing spec of `dataset_name` for a model taking `size` px."""
+  choice = config.preprocess["train" if train else "eval"]
+  presets = TRAIN_PREPROCESS if train else EVAL_PREPROCESS
+  if choice == "study":
+    spec_text = data.preprocess.study_spec(
+      dataset_name,
+      train=train,
+      normalization=normalization_name,
+      size=size,
+      mask_order=config.preprocess.mask_order,
+    )
+  else:
+    spec_text = presets.get(choice, choice).format(size=size)
+    spec_text += f"|normalize({normalization_name!r})"
+  return spec_text + f"|keep({', '.join(repr(k) for k in keep)})"
 
 
 def spec(config, module, family, which: str) -> str:
@@ -149,7 +192,7 @@ def spec(config, module, family, which: str) -> str:
   name, _, _ = dataset(config, which)
   train = which == "train"
   keep = ("image", "label") if train else ("image", "mask", "label", "id")
-  return config_lib.preprocess_spec(
+  return preprocess_spec(
     config,
     name,
     image_size(module),
@@ -228,23 +271,28 @@ def data_identity(config: ml_collections.ConfigDict, which: str) -> dict:
   return {"name": name, "split": split, "builder_kwargs": kwargs}
 
 
+def method_options(config: ml_collections.ConfigDict) -> dict:
+  """The options that shape ``config.method``'s training: the class prompts
+  (``head``, but where its heads are cached) and the section its `Method`
+  declares (`methods.Method.options_section`), whatever the method."""
+  head = config_lib.to_dict(config.head)
+  head.pop("cache_dir")
+  options = {"head": head}
+  section = methods.METHODS[config.method].options_section
+  if section:
+    options[section] = config_lib.to_dict(config[section])
+  return options
+
+
 def train_fingerprint(config: ml_collections.ConfigDict) -> dict:
   """What determines a training run's parameters."""
-  method = config.method
-  options = {
-    k: config_lib.to_dict(config[k])
-    for k in ("head", "lp", "flcp", "coop", "adapter", "wise_ft")
-  }
-  options["head"].pop("cache_dir", None)
-  if not _unless_default(config, ["head.class_names"]):  # a later option
-    del options["head"]["class_names"]
   t = config.train
   return {
     "stage": "train",
     **model_identity(config),
-    "method": method,
+    "method": config.method,
     "trainable": config.trainable,
-    "options": options,
+    "options": method_options(config),
     "seed": config.seed,
     "data": data_identity(config, "train"),
     "preprocess": {
@@ -256,7 +304,7 @@ def train_fingerprint(config: ml_collections.ConfigDict) -> dict:
       "num_epochs": t.num_epochs,
       "total_steps": t.total_steps,
       "optim": config_lib.to_dict(t.optim),
-      **_unless_default(config, ["train.release_frozen_head"]),
+      "release_frozen_head": t.release_frozen_head,
     },
   }
 

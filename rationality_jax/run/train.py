@@ -56,6 +56,7 @@ from rationality_jax.run import hooks
 from rationality_jax.run import optim
 from rationality_jax.run import provenance
 from rationality_jax.run import resolve
+from rationality_jax.run import validate
 
 RESULT = "train_result.json"
 SIGTERM_EXIT = hooks.SIGTERM_EXIT
@@ -161,7 +162,7 @@ class Setup:
 
 
 def setup(config: ml_collections.ConfigDict, workdir: str) -> Setup:
-  method = methods.get(config.method)
+  method = methods.METHODS[config.method]
   head_rng, step_rng = jax.random.split(jax.random.PRNGKey(config.seed))
   mesh = sharding.make_mesh([tuple(axis) for axis in config.mesh])
   module, params, family = resolve.model(config)
@@ -260,10 +261,8 @@ def train_and_evaluate(
     this invocation), 'accuracy' (on eval_data or None), 'checkpoint_dir',
     'trained_steps' (by this invocation)}`` on every process.
   """
-  config_lib.validate_run(config)
+  validate.validate_run(config)
   sharding.initialize_distributed(config.distributed)
-  if config.method == "wise_ft":
-    return methods.wise_ft.run(config, workdir)
   workdir = os.path.abspath(workdir)
   workdir = provenance.claim(
     workdir, resolve.train_fingerprint(config), "a training run", fresh

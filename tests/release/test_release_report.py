@@ -11,6 +11,7 @@ import pytest
 from rationality_jax import report
 from rationality_jax.run import config as config_lib
 from rationality_jax.run import grid
+from rationality_jax.run import validate
 
 REPO = os.path.dirname(
   os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -74,7 +75,7 @@ def test_release_preset_switches_each_quirk_where_the_release_had_it(
   assert config.report.published
   for run in runs.values():
     run.model.path = "random:tiny"  # no checkpoint here; the rest validates
-    config_lib.validate_run(run)
+    validate.validate_run(run)
 
 
 def test_paper_and_default_presets_keep_our_fixes(config_file):
@@ -174,7 +175,7 @@ def test_quirk_grid_switches_one_quirk_per_cell(dataset, config_file):
   for spec in config.cells:
     run = config_lib.for_cell(config, spec)
     run.model.path = run.model.path or "random:tiny"
-    config_lib.validate_run(run)
+    validate.validate_run(run)
 
 
 def test_fp16_quirk_is_forced_or_the_accelerator_option(config_file):

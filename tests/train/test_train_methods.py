@@ -13,9 +13,12 @@ from rationality_jax import methods
 from rationality_jax import models
 from rationality_jax.methods import heads
 from rationality_jax.run import checkpoints
+from rationality_jax.run import config as config_lib
 from rationality_jax.run import optim
 from rationality_jax.run import resolve
 from rationality_jax.run import train
+from rationality_jax.run import validate
+from rationality_jax.run import wise_ft
 
 TOWERS = r"params/(vision|text|vision_proj|text_proj)/.*"
 # What each method must train on a CLIP model, written independently of the methods.
@@ -80,7 +83,7 @@ def test_train_checkpoint_gives_the_classifier_and_its_head(
   workdir, _, config = trained(method)
   model = checkpoints.load_trained(workdir)
   assert model.method == method and model.step == 6
-  assert model.classifier is methods.get(method).classifier
+  assert model.classifier is methods.METHODS[method].classifier
   source, class_names = resolve.source(config, workdir, "eval")
   images = np.stack(
     [(source[i]["image"] / 255.0).astype(np.float32) for i in range(4)]
@@ -111,7 +114,7 @@ def test_train_coop_initialised_from_a_phrase_is_the_zero_shot_head(
   config = worker.tiny_config("coop", data_dir, **{"coop.init": "a photo of a"})
   s = train.setup(config, str(tmp_path))
   assert s.head["context"].shape == (4, 32)  # 4 tokens, text width 32
-  coop = methods.get("coop").eval_head(s.module, s.params, s.head, s.task)
+  coop = methods.METHODS["coop"].eval_head(s.module, s.params, s.head, s.task)
   tokenizer = models.tokenizer("clip", 16)
   ids, mask = tokenizer([f"a photo of a {name}." for name in s.class_names])
   plain = heads.encode_texts(s.module, s.params, ids, mask)
@@ -120,19 +123,27 @@ def test_train_coop_initialised_from_a_phrase_is_the_zero_shot_head(
   )
 
 
-def test_train_wise_ft_interpolates_start_and_end(trained, worker, tmp_path):
-  workdir, _, config = trained("ft")
-  wise = worker.tiny_config(
-    "wise_ft",
-    config.data.dir,
-    **{"wise_ft.finetuned_workdir": workdir, "wise_ft.alphas": (0.0, 0.5, 1.0)},
-  )
-  out = train.train_and_evaluate(wise, str(tmp_path))
+def test_wise_ft_stage_writes_one_finished_run_per_alpha(
+  trained, worker, tmp_path
+):
+  workdir, _, _ = trained("ft")
+  config = config_lib.default()
+  config.mode = "wise_ft"
+  config.wise_ft.finetuned_workdir = workdir
+  config.wise_ft.alphas = (0.0, 0.5, 1.0)
+  validate.validate(config)
+  out = wise_ft.run(config, str(tmp_path))
   assert sorted(out) == [0.0, 0.5, 1.0]
-  start, end = worker.flat_params(workdir, step=0), worker.flat_params(workdir)
+  start = worker.flat_params(workdir, step=0)
+  end = worker.flat_params(workdir)
   for alpha in (0.0, 0.5, 1.0):
-    model = checkpoints.load_trained(str(tmp_path / f"alpha_{alpha:g}"))
-    assert model.classifier is methods.get("ft").classifier
+    directory = tmp_path / f"alpha_{alpha:g}"
+    assert out[alpha] == str(directory)
+    for name in ("config.json", "fingerprint.json", train.RESULT):
+      assert (directory / name).exists(), name
+    model = checkpoints.load_trained(str(directory))
+    assert model.classifier is methods.METHODS["ft"].classifier
+    assert model.meta["alpha"] == alpha and model.method == "wise_ft"
     got = dict(optim.named_leaves({"params": model.params, "head": model.head}))
     for name, value in got.items():
       np.testing.assert_allclose(
