@@ -18,7 +18,7 @@ in the same process:
               preprocess (Resize 256 + CenterCrop 224), heatmap, RMA, records
               written to disk; the input pipeline's threads and one batch in
               flight overlap it with the device
-  ft step     one FT training step (`train.make_train_step`, Adam, the image
+  ft step     one FT training step (`step.make_train_step`, Adam, the image
               tower and projection trainable), batch 32
 
 and prints images/s, achieved GFLOP/s (XLA's cost analysis of each compiled
@@ -59,7 +59,7 @@ from rationality_jax.run import config as config_lib
 from rationality_jax.run import evaluate
 from rationality_jax.run import optim
 from rationality_jax.run import resolve
-from rationality_jax.run import train
+from rationality_jax.run import step as step_lib
 
 IMAGENET_VAL = 50_000
 STAGES = ("heatmaps", "evaluation", "ft")
@@ -279,7 +279,9 @@ def ft_step(module, params, batch_size: int, reps: int):
     "opt_state": tx.init(trainable),
     "rng": jax.random.key(0),
   }
-  raw_step = train.make_train_step(method, module, config, tx, labels, schedule)
+  raw_step = step_lib.make_train_step(
+    method, module, config, tx, labels, schedule
+  )
   step = jax.jit(raw_step, donate_argnums=(0,))
   rng = np.random.default_rng(0)
   batch = {

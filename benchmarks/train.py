@@ -42,7 +42,7 @@ from rationality_jax import models
 from rationality_jax import sharding
 from rationality_jax.run import config as config_lib
 from rationality_jax.run import optim
-from rationality_jax.run import train
+from rationality_jax.run import step as step_lib
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -120,7 +120,9 @@ def ours(config, images, labels, class_names, steps: int, peak_tflops: float):
   task = methods.heads.make_task(tokenizer, class_names)
   mesh = sharding.make_mesh([("data", -1)])
   trainable = {"params": params, "head": {}}
-  labels_tree = train.trainable_labels(config, method, module.config, trainable)
+  labels_tree = step_lib.trainable_labels(
+    config, method, module.config, trainable
+  )
   tx = optim.make_optimizer(config.train.optim, labels_tree, 1000)
   schedule = optim.schedule(config.train.optim, 1000)
   state = {
@@ -131,7 +133,7 @@ def ours(config, images, labels, class_names, steps: int, peak_tflops: float):
   }
   shardings = sharding.fsdp_shardings(state, mesh, None)
   state = jax.device_put(state, shardings)
-  raw_step = train.make_train_step(
+  raw_step = step_lib.make_train_step(
     method, module, config, tx, labels_tree, schedule
   )
   step_fn = jax.jit(

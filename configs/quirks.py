@@ -44,9 +44,9 @@ constant map, exact masks). On CUB mask_order and split_order move them too.
 import common
 import demo
 
+from rationality_jax import report
 from rationality_jax import resources
 from rationality_jax.run import config as config_lib
-from rationality_jax.run import grid
 
 METHODS = ("zs", "lp", "flcp", "ft")
 DATASETS = ("synthetic", "cub", "caltech101", "dogs", "imagenet")
@@ -133,7 +133,7 @@ def get_config(arg=None):
       q: f"{common.RELEASE_QUIRKS[q][1]} ({common.RELEASE_QUIRKS[q][0]})"
       for q in quirks
     }
-    cells += grid.quirk_cells(baseline, quirks, sources)
+    cells += report.quirk_cells(baseline, quirks, sources)
   config.cells = cells
   config.preset = "default"
   notes = (

@@ -63,30 +63,25 @@ from rationality_jax.report import records
 from rationality_jax.run import checkpoints
 from rationality_jax.run import config as config_lib
 from rationality_jax.run import provenance
+from rationality_jax.run import recorder
 from rationality_jax.run import resolve
 from rationality_jax.run import train
 from rationality_jax.run import validate
 
-PROGRESS = "progress.json"
 META = report.META
 SUMMARY = "summary.json"
 RECORDS_CSV = "records.csv"
 COMPLETE = "complete.json"
 FIGURE = "pt_ir_threshold.png"
-# Per-sample columns besides the Accumulator's `correct`, `rma`, `ids`,
-# `mask_area` and `records.INT_COLUMNS`.
-SCORE_COLUMNS = ("rra", "pointing_game")
-FLAG_COLUMNS = ("logits_finite", "heatmap_finite")
-EVIDENCE_COLUMNS = ("heatmap_mass", *FLAG_COLUMNS)
 CSV_COLUMNS = (
   "ids",
   *records.INT_COLUMNS,
   "correct",
   "rma",
-  *SCORE_COLUMNS,
+  *recorder.SCORE_COLUMNS,
   "mask_area",
   "heatmap_mass",
-  *FLAG_COLUMNS,
+  *recorder.FLAG_COLUMNS,
 )
 
 
@@ -139,7 +134,7 @@ def _write_csv(out_dir: str, loaded: metrics.Accumulator) -> None:
         cells.append(str(value))
       elif name in records.INT_COLUMNS or name in ("mask_area", "correct"):
         cells.append(str(int(value)))
-      elif name in FLAG_COLUMNS:
+      elif name in recorder.FLAG_COLUMNS:
         cells.append(str(int(bool(value))))
       else:
         cells.append(f"{value:.6g}")
@@ -157,11 +152,6 @@ def is_complete(out_dir: str) -> bool:
     return False
   outputs = files.read_json(path).get("outputs", [])
   return all(os.path.exists(os.path.join(out_dir, o)) for o in outputs)
-
-
-def _shard_complete(directory: str) -> bool:
-  path = os.path.join(directory, PROGRESS)
-  return os.path.exists(path) and files.read_json(path).get("complete", False)
 
 
 def finalise(
@@ -206,19 +196,6 @@ def _after_batch(batches: int) -> None:
   del batches
 
 
-def _warn_nonfinite(name: str, host: dict, keep: np.ndarray) -> None:
-  for flag, what in (
-    ("logits_finite", "logits"),
-    ("heatmap_finite", "heatmaps"),
-  ):
-    bad = int(np.sum(keep & ~np.asarray(host[flag])))
-    if bad:
-      console.warning(
-        f"{name}: {bad} sample(s) with non-finite {what}: counted as undefined "
-        "(see the report)"
-      )
-
-
 def evaluate_records(
   explain_fn: Callable,
   trained: checkpoints.Trained,
@@ -236,7 +213,7 @@ def evaluate_records(
   """This process's shard of `source` -> records in ``out_dir/records``.
 
   Resumes from this process's progress marker; skips ids already recorded
-  by any process.
+  by any process (`recorder.Recorder`).
   """
   process, count = jax.process_index(), jax.process_count()
   if batch_size % count:
@@ -244,10 +221,8 @@ def evaluate_records(
       f"config.evaluate.batch_size: {batch_size} is not divisible by the "
       f"{count} processes"
     )
-  directory = records.process_dir(out_dir)
-  os.makedirs(directory, exist_ok=True)
-  progress_path = os.path.join(directory, PROGRESS)
-  if _shard_complete(directory):
+  rec = recorder.Recorder(out_dir, name, figure_ids, batches_per_chunk)
+  if rec.shard_complete():
     return
   it = data.make_iterator(
     source,
@@ -264,79 +239,18 @@ def evaluate_records(
     num_workers=num_workers,
   )
   try:
-    state = (
-      files.read_json(progress_path) if os.path.exists(progress_path) else None
-    )
-    chunk = 0
-    if state is not None:
-      chunk = state["chunks"]
-      mismatch = it.worker_mismatch(state["iterator"])
-      if mismatch is None:
-        it.set_state(state["iterator"])
-      else:  # the input state is per worker; the recorded ids are skipped
-        console.warning(
-          f"{name}: {mismatch}: reading from the start, the examples already "
-          "recorded are not evaluated again"
-        )
-      for kind in ("chunk", "heatmaps"):
-        for path in records.chunk_paths(directory, kind):
-          # Written after the last marker: recomputed.
-          if records.chunk_index(path) >= chunk:
-            os.remove(path)
-    done_ids = set()
-    for path in records.all_chunk_paths(out_dir, "chunk"):
-      done_ids.update(metrics.Accumulator.load(path).arrays()["ids"].tolist())
-    if done_ids:
-      console.stage(f"{name}: resuming ({len(done_ids)} examples recorded)")
-
+    rec.resume(it)
     local_mesh = sharding.local_mesh()
     batch_sharding = sharding.batch_sharding(local_mesh)
     params = jax.device_put(trained.params, sharding.replicated(local_mesh))
     head = jax.device_put(trained.head, sharding.replicated(local_mesh))
     step = make_eval_step(explain_fn)
-    figure_ids = set(figure_ids)
-    shard_total = len(range(process, len(source), count))
-    acc, figures = metrics.Accumulator(), {}
-
-    def record(batches: int, local: dict, out: dict, state: dict) -> None:
-      """Host side of one finished batch: records, figures, chunk, progress."""
-      nonlocal acc, figures, chunk
-      ids = np.asarray(
-        [i.decode() if isinstance(i, bytes) else str(i) for i in local["id"]]
-      )
-      host = jax.device_get({k: v for k, v in out.items() if k != "heatmap"})
-      keep = np.asarray(local["valid"]) & np.asarray(
-        [i not in done_ids for i in ids]
-      )
-      _warn_nonfinite(name, host, keep)
-      acc.add(
-        correct=host["correct"],
-        rma=host["rma"],
-        ids=ids,
-        mask_area=host["mask_area"],
-        where=keep,
-        index=np.asarray(local["index"]),
-        label=np.asarray(local["label"]),
-        prediction=host["prediction"],
-        **{k: host[k] for k in SCORE_COLUMNS + EVIDENCE_COLUMNS},
-      )
-      rows = [j for j, i in enumerate(ids) if keep[j] and i in figure_ids]
-      if rows:
-        heatmaps = np.asarray(jax.device_get(out["heatmap"][np.asarray(rows)]))
-        figures.update(zip(ids[rows].tolist(), heatmaps))
-      done_ids.update(ids[keep].tolist())
-      bar.update(int(keep.sum()) * count)
-      if batches % batches_per_chunk == 0:
-        chunk = _write_chunk(directory, chunk, acc, figures, state)
-        acc, figures = metrics.Accumulator(), {}
-      _after_batch(batches)
-
     # One batch in flight: the next batch is put on the devices and its step
     # dispatched (asynchronously) before the previous one's results are read,
     # so reading, decoding and recording overlap the device's work.
     pending = None
     with console.progress(
-      len(source), name, "img", initial=len(done_ids)
+      len(source), name, "img", initial=len(rec.done_ids)
     ) as bar:
       for batches, local in enumerate(it, start=1):
         state = it.get_state()  # the position after this batch
@@ -348,44 +262,15 @@ def evaluate_records(
         }
         out = step(params, head, batch["image"], batch["label"], batch["mask"])
         if pending is not None:
-          record(*pending)
+          bar.update(rec.record(*pending) * count)
+          _after_batch(pending[0])
         pending = (batches, local, out, state)
       if pending is not None:
-        record(*pending)
-    if len(acc) or figures:
-      chunk = _write_chunk(directory, chunk, acc, figures, it.get_state())
-    files.write_json(
-      progress_path,
-      {
-        "chunks": chunk,
-        "examples": shard_total,
-        "iterator": it.get_state(),
-        "complete": True,
-      },
-    )
+        bar.update(rec.record(*pending) * count)
+        _after_batch(pending[0])
+    rec.finish(it.get_state(), len(range(process, len(source), count)))
   finally:
     it.close()  # ends the input's worker processes, if any
-
-
-def _write_chunk(directory, chunk, acc, figures, iterator_state) -> int:
-  """Writes records (and heatmaps) of `chunk`, then the progress marker."""
-  if len(acc):
-    acc.save(os.path.join(directory, f"chunk_{chunk:06d}.npz"))
-  if figures:
-    files.write_npz(
-      os.path.join(directory, f"heatmaps_{chunk:06d}.npz"),
-      ids=np.asarray(list(figures)),
-      heatmaps=np.stack(list(figures.values())),
-    )
-  files.write_json(
-    os.path.join(directory, PROGRESS),
-    {
-      "chunks": chunk + 1,
-      "iterator": iterator_state,
-      "complete": False,
-    },
-  )
-  return chunk + 1
 
 
 # ------------------------------------------------------------------ a run ----
@@ -433,6 +318,31 @@ def _run_config_of(trained: checkpoints.Trained, config):
   return ml_collections.ConfigDict(saved)
 
 
+def run_meta(config, trained, source, spec: str, run_name: str) -> dict:
+  """``meta.json``: what a report needs to know about the run."""
+  e = config.evaluate
+  eval_name, split, _ = resolve.dataset(config, "eval")
+  made_by = _run_config_of(trained, config)
+  return {
+    "name": run_name,
+    "model": config.model.name or resolve.model_name(config),
+    "dataset": report.dataset_key(eval_name),
+    "builder": eval_name,
+    "split": split,
+    "method": trained.method,
+    "heatmap": resolve.heatmap_label(config),
+    "corruption": split if eval_name == "imagenet_c_masks" else "",
+    "severity": 0,
+    "skipped": dict(getattr(source, "skipped", {}) or {}),
+    "policies": {"empty_mask": e.empty_mask, "nonfinite": e.nonfinite},
+    "train_step": trained.step,
+    "preprocess": spec,
+    "num_examples": len(source),
+    "max_batches": e.max_batches,
+    "trained_on": made_by.train_data.name if trained.method != "zs" else "",
+  }
+
+
 def run(
   config: ml_collections.ConfigDict,
   workdir: str,
@@ -451,14 +361,12 @@ def run(
   trained, trained_fingerprint = trained_model(config, workdir)
   fingerprint = resolve.eval_fingerprint(config, trained_fingerprint)
   workdir = provenance.claim(workdir, fingerprint, "evaluation records", fresh)
-  name = config.model.name or resolve.model_name(config)
   run_name = config.name or trained.method
   e = config.evaluate
   if is_complete(workdir):
     console.stage(f"{run_name}: complete in {workdir}, not run again")
     return files.read_json(os.path.join(workdir, SUMMARY))
 
-  made_by = _run_config_of(trained, config)
   family = models.family(trained.module.config)
   source, class_names = resolve.source(config, workdir, "eval")
   trained_classes = trained.meta.get("class_names", class_names)
@@ -478,25 +386,7 @@ def run(
     constant_map=config.heatmap.constant_map,
     jit=False,
   )
-  eval_name, split, _ = resolve.dataset(config, "eval")
-  meta = {
-    "name": run_name,
-    "model": name,
-    "dataset": report.dataset_key(eval_name),
-    "builder": eval_name,
-    "split": split,
-    "method": trained.method,
-    "heatmap": resolve.heatmap_label(config),
-    "corruption": split if eval_name == "imagenet_c_masks" else "",
-    "severity": 0,
-    "skipped": dict(getattr(source, "skipped", {}) or {}),
-    "policies": {"empty_mask": e.empty_mask, "nonfinite": e.nonfinite},
-    "train_step": trained.step,
-    "preprocess": spec,
-    "num_examples": len(source),
-    "max_batches": e.max_batches,
-    "trained_on": made_by.train_data.name if trained.method != "zs" else "",
-  }
+  meta = run_meta(config, trained, source, spec, run_name)
   if jax.process_index() == 0:
     files.write_json(os.path.join(workdir, META), meta)
   figure_ids = [

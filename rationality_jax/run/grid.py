@@ -24,7 +24,6 @@ one-line errors in report.md and missing from its tables, and `run` raises
 
 from __future__ import annotations
 
-import copy
 import os
 import time
 import traceback
@@ -37,7 +36,6 @@ from rationality_jax import console
 from rationality_jax import data
 from rationality_jax import files
 from rationality_jax import report
-from rationality_jax.report import records as records_lib
 from rationality_jax.run import config as config_lib
 from rationality_jax.run import evaluate
 from rationality_jax.run import pretrain
@@ -45,7 +43,6 @@ from rationality_jax.run import provenance
 from rationality_jax.run import resolve
 from rationality_jax.run import train
 
-FIGURES = "figures"
 PRETRAINED = "pretrain"  # model.path of a grid model: the pretrain stage's
 
 
@@ -186,216 +183,50 @@ def _display_examples(source, spec: str, ids):
   return images, masks
 
 
+def _builder_defaults(builder: str):
+  """The builder's default config, or None for an unknown builder."""
+  try:
+    return data.sources.builder_class(builder).BUILDER_CONFIGS[0]
+  except ValueError:  # an unknown builder fails in its cell, named there
+    return None
+
+
 def write_report(config, cells, eval_dirs, workdir: str, failures=()):
   """The grid's report.md / results.csv / results.json and figures in `workdir`."""
   rows = report.collect(eval_dirs, config.evaluate.threshold)
-  figures_dir = os.path.join(workdir, FIGURES)
-  os.makedirs(figures_dir, exist_ok=True)
-  clean = [
-    (c, d) for c, d in zip(cells, eval_dirs) if not c.get("corruption", "")
-  ]
-  figures = []
-  if clean:
-    figures.append(
-      report.figure_threshold_curves(
-        [d for _, d in clean],
-        os.path.join(figures_dir, "pt_ir_threshold.png"),
-        thresholds=tuple(config.report.thresholds),
-      )
-    )
-  groups: dict[tuple[str, str], list] = {}
-  for c, d in clean:
-    meta = files.read_json(os.path.join(d, report.META))
-    groups.setdefault((meta["model"], meta["dataset"]), []).append((c, d, meta))
-  for (model, dataset), members in groups.items():
-    first_config = cell_config(config, members[0][0], workdir)
-    source, _ = resolve.source(first_config, workdir, "eval")
-    meta = members[0][2]
+  cell_of = dict(zip(eval_dirs, cells))
+
+  def examples(run_dir: str):
+    """The figure examples of `run_dir`'s model and dataset, as it saw them."""
+    run_config = cell_config(config, cell_of[run_dir], workdir)
+    source, _ = resolve.source(run_config, workdir, "eval")
     count = min(config.evaluate.figure_images, len(source))
     ids = [source[i]["id"] for i in range(count)]
-    # Runs on other examples (another split order, a subset) are left out.
-    shown = [
-      d for _, d, _ in members if set(ids) <= set(records_lib.load_heatmaps(d))
-    ]
-    if not ids or not shown:
-      continue
+    meta = files.read_json(os.path.join(run_dir, report.META))
     images, masks = _display_examples(source, meta["preprocess"], ids)
-    figures.append(
-      report.figure_heatmaps(
-        shown,
-        images,
-        masks,
-        os.path.join(figures_dir, f"heatmaps_{model}_{dataset}.png"),
-        ids=ids,
-      )
-    )
-  if any(r["corruption"] for r in rows):
-    figures.append(
-      report.figure_corruptions(
-        rows, os.path.join(figures_dir, "corruptions.png")
-      )
-    )
-  sections = []
-  pairs = quirk_pairs(config)
-  if pairs:
-    deltas = report.quirk_deltas(rows, pairs)
-    sections = report.quirk_sections(deltas)
-    figures.append(
-      report.figure_quirks(deltas, os.path.join(figures_dir, "quirks.png"))
-    )
-  published = report.PUBLISHED if config.report.published else None
-  return report.write(
+    return ids, images, masks
+
+  return report.write_grid(
     rows,
+    eval_dirs,
     workdir,
+    examples=examples,
+    thresholds=config.report.thresholds,
+    quirk_pairs=report.quirk_pairs(config.cells),
     title=config.report.title,
-    published=published,
-    figures=figures,
+    published=report.PUBLISHED if config.report.published else None,
     notes=config.report.get("notes", ""),
     failures=failures,
-    settings=settings_lines(config),
-    sections=sections,
+    settings=settings(config),
   )
 
 
-def quirk_pairs(config: ml_collections.ConfigDict) -> list[dict]:
-  """{quirk, name, baseline} of the cells that switch a quirk on against a
-  baseline cell (a cell's optional ``quirk`` and ``baseline`` keys, set by
-  `quirk_cells`)."""
-  return [
-    {
-      "quirk": c["quirk"],
-      "name": c["name"],
-      "baseline": c["baseline"],
-      "source": c.get("quirk_source", ""),
-    }
-    for c in config.cells
-    if c.get("quirk")
-  ]
-
-
-def quirk_cells(
-  baseline: dict,
-  quirks: dict[str, dict],
-  sources: dict[str, str] | None = None,
-  separator: str = "+",
-) -> list[dict]:
-  """The quirk ablation of one cell: `baseline` itself, then one cell per
-  quirk with that quirk's overrides on top (named ``<baseline><sep><quirk>``).
-
-  Args:
-    baseline: a `config.cell`.
-    quirks: {quirk name: dotted overrides}.
-    sources: {quirk name: what the release does, and where}, for the report.
-  """
-  cells = [baseline]
-  for quirk, overrides in quirks.items():
-    cell = copy.deepcopy(baseline)
-    cell["name"] = f"{baseline['name']}{separator}{quirk}"
-    cell["set"] = {**baseline["set"], **overrides}
-    cell.update(
-      quirk=quirk,
-      baseline=baseline["name"],
-      quirk_source=(sources or {}).get(quirk, ""),
-    )
-    cells.append(cell)
-  return cells
-
-
-# Cells listed by name in a settings line before "and N more".
-SETTINGS_CELLS = 4
-# Cell overrides every report table already shows (method, corruption).
-CELL_IDENTITY = ("method", "eval_data.split")
-
-
-def settings_lines(config: ml_collections.ConfigDict) -> list[str]:
-  """The preset that ran and every option that differs from the default.
-
-  Lines, in order: the preset; every base run-config option that differs
-  from `config.default`; per model section, its fields that differ from an
-  empty `config.model_section` (besides path and name); per dataset, the
-  builder options that differ from the builder's defaults; per cell
-  override that differs from the default and from the grid's own value,
-  the cells that set it (``CELL_IDENTITY``, in every table, is not
-  repeated).
-  """
-  lines = []
-  preset = config.get("preset", "")
-  if preset:
-    lines.append(f"preset: {preset}")
-  base = config_lib.to_dict(config_lib.default())
-  ours = config_lib.to_dict(
-    ml_collections.ConfigDict(
-      {k: copy.deepcopy(v) for k, v in config.items() if k in base}
-    )
+def settings(config) -> list[str]:
+  """The report's settings lines of a grid (`report.settings_lines` against
+  the run config's defaults and the builders' own)."""
+  return report.settings_lines(
+    config,
+    config_lib.to_dict(config_lib.default()),
+    config_lib.to_dict(config_lib.model_section()),
+    _builder_defaults,
   )
-  ignore = ("mode", "model", "data", "train_data", "eval_data", "report")
-  for key in _flat(ours):
-    if key.split(".")[0] in ignore:
-      continue
-    if _get(base, key) != _get(ours, key):
-      lines.append(f"{key} = {_get(ours, key)!r} (default {_get(base, key)!r})")
-  default_model = config_lib.to_dict(config_lib.model_section())
-  for name, section in config.get("models", {}).items():
-    model = config_lib.to_dict(section)
-    for key in sorted(model):
-      if key not in ("path", "name") and model[key] != default_model.get(key):
-        lines.append(
-          f"models.{name}.{key} = {model[key]!r} "
-          f"(default {default_model.get(key)!r})"
-        )
-  for name, section in config.get("datasets", {}).items():
-    for which in ("train_data", "eval_data"):
-      builder = section[which].name or section.train_data.name
-      changed = _builder_changes(builder, section[which].builder_kwargs)
-      if changed:
-        options = ", ".join(f"{k}={v!r}" for k, v in changed.items())
-        lines.append(f"datasets.{name}.{which} ({builder}): {options}")
-  by_override: dict[tuple[str, str], list[str]] = {}
-  for cell in config.get("cells", []):
-    for key, value in dict(cell.get("set", {})).items():
-      if key in CELL_IDENTITY or value in (_get(base, key), _get(ours, key)):
-        continue
-      by_override.setdefault((key, repr(value)), []).append(cell["name"])
-  for (key, value), names in by_override.items():
-    shown = ", ".join(names[:SETTINGS_CELLS])
-    more = len(names) - SETTINGS_CELLS
-    shown += f" and {more} more" if more > 0 else ""
-    lines.append(
-      f"{key} = {value} (default {_get(base, key)!r}) in {len(names)} "
-      f"cell(s): {shown}"
-    )
-  return lines
-
-
-def _builder_changes(builder: str, kwargs) -> dict:
-  """The builder options in `kwargs` that differ from the builder's defaults."""
-  kwargs = dict(kwargs.to_dict() if hasattr(kwargs, "to_dict") else kwargs)
-  try:
-    defaults = data.sources.builder_class(builder).BUILDER_CONFIGS[0]
-  except ValueError:  # an unknown builder fails in its cell, named there
-    return kwargs
-
-  def plain(value):
-    return list(value) if isinstance(value, (tuple, list)) else value
-
-  return {
-    k: v
-    for k, v in sorted(kwargs.items())
-    if plain(getattr(defaults, k, None)) != plain(v)
-  }
-
-
-def _flat(tree, prefix=""):
-  if isinstance(tree, dict):
-    for k, v in tree.items():
-      yield from _flat(v, f"{prefix}{k}.")
-  else:
-    yield prefix.rstrip(".")
-
-
-def _get(tree, key):
-  for part in key.split("."):
-    if not isinstance(tree, dict) or part not in tree:
-      return None
-    tree = tree[part]
-  return tree

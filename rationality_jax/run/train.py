@@ -30,6 +30,7 @@ data, recipe); resuming it with another config is refused
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import dataclasses
 import functools
 import math
@@ -41,7 +42,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 import orbax.checkpoint as ocp
 
 from rationality_jax import console
@@ -50,12 +50,14 @@ from rationality_jax import files
 from rationality_jax import methods
 from rationality_jax import sharding
 from rationality_jax.models import checkpoint as model_checkpoint
+from rationality_jax.run import accuracy as accuracy_lib
 from rationality_jax.run import checkpoints
 from rationality_jax.run import config as config_lib
 from rationality_jax.run import hooks
 from rationality_jax.run import optim
 from rationality_jax.run import provenance
 from rationality_jax.run import resolve
+from rationality_jax.run import step as step_lib
 from rationality_jax.run import validate
 
 RESULT = "train_result.json"
@@ -92,55 +94,7 @@ def total_steps(config: ml_collections.ConfigDict, num_examples: int) -> int:
   return math.ceil(t.num_epochs * num_examples / t.batch_size)
 
 
-# ======================================================= train step ====
-
-
-def make_train_step(method, module, config, tx, labels, schedule):
-  """step(state, batch, task) -> (state, metrics); pure, jitted by the caller."""
-  loss_fn = methods.make_loss_fn(method, module, config)
-
-  def step(state, batch, task):
-    trainable = {"params": state["params"], "head": state["head"]}
-    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-      trainable, batch, task
-    )
-    updates, opt_state = tx.update(grads, state["opt_state"], trainable)
-    trainable = optim.apply_updates(trainable, updates, labels)
-    trained_grads = [
-      g
-      for g, label in zip(jax.tree.leaves(grads), jax.tree.leaves(labels))
-      if label == optim.TRAIN
-    ]
-    metrics = {
-      "loss": loss,
-      "grad_norm": optax.global_norm(trained_grads),
-      "learning_rate": schedule(state["step"]),
-      **aux,
-    }
-    new_state = dict(
-      state, step=state["step"] + 1, opt_state=opt_state, **trainable
-    )
-    return new_state, metrics
-
-  return step
-
-
 # ============================================================= setup ====
-
-
-def trainable_labels(config, method, model_config, trainable) -> Any:
-  """`optim.trainable_labels` of ``{'params', 'head'}``: the method's regex
-  (or ``config.trainable``); with ``train.release_frozen_head`` the head is
-  frozen at its initial values, as the release's LP/FT heads on CUB, Dogs
-  and Caltech (see `config.default`)."""
-  labels = optim.trainable_labels(
-    trainable, config.trainable or method.trainable(config, model_config)
-  )
-  if config.train.release_frozen_head:
-    labels = dict(
-      labels, head=jax.tree.map(lambda _: optim.FREEZE, labels["head"])
-    )
-  return labels
 
 
 @dataclasses.dataclass
@@ -248,6 +202,142 @@ def _check_input_workers(manager, step: int, iterator) -> None:
     )
 
 
+@dataclasses.dataclass
+class Compiled:
+  """The sharded train state and the jitted step of one run."""
+
+  state: Any
+  step: Callable  # (state, batch, task) -> (state, metrics), donated
+  task: Any  # the replicated task arrays the step reads
+  batch_sharding: jax.sharding.NamedSharding
+  abstract: Any  # the state's shapes and dtypes
+  shardings: Any  # the state's shardings
+  steps: int  # the run's total
+
+
+def compile_training(config: ml_collections.ConfigDict, s: Setup) -> Compiled:
+  """The initial state on the mesh (FSDP over ``sharding.fsdp_axis``) and
+  the jitted step; refuses a batch larger than the training split."""
+  trainable = {"params": s.params, "head": s.head}
+  labels = step_lib.trainable_labels(
+    config, s.method, s.module.config, trainable
+  )
+  steps = total_steps(config, len(s.source))
+  if steps and config.train.batch_size > len(s.source):
+    raise config_lib.ConfigError(
+      f"config.train.batch_size: {config.train.batch_size} is larger than "
+      f"the {len(s.source)} examples of {config.train_data.name}/"
+      f"{config.train_data.split}"
+    )
+  tx = optim.make_optimizer(config.train.optim, labels, steps)
+
+  def init_state(trainable, rng):
+    return {
+      "step": jnp.zeros((), jnp.int32),
+      **trainable,
+      "opt_state": tx.init(trainable),
+      "rng": rng,
+    }
+
+  abstract = jax.eval_shape(init_state, trainable, s.step_rng)
+  fsdp_axis = (
+    config.sharding.fsdp_axis if config.sharding.params == "fsdp" else None
+  )
+  shardings = sharding.fsdp_shardings(abstract, s.mesh, fsdp_axis)
+  replicated = sharding.replicated(s.mesh)
+  trainable = sharding.put(
+    trainable, {"params": shardings["params"], "head": shardings["head"]}
+  )
+  state = jax.jit(init_state, out_shardings=shardings)(
+    trainable, sharding.put(s.step_rng, replicated)
+  )
+  batch_sharding = sharding.batch_sharding(s.mesh)
+  schedule = optim.schedule(config.train.optim, steps)
+  step = jax.jit(
+    step_lib.make_train_step(s.method, s.module, config, tx, labels, schedule),
+    in_shardings=(shardings, batch_sharding, replicated),
+    out_shardings=(shardings, replicated),
+    donate_argnums=(0,),
+  )
+  # The class prompts are only read by eval_head (outside the step).
+  task = sharding.put(
+    {k: v for k, v in s.task.items() if not k.startswith("prompt_")},
+    replicated,
+  )
+  return Compiled(state, step, task, batch_sharding, abstract, shardings, steps)
+
+
+def _restore(manager, iterator, compiled: Compiled, workdir: str):
+  """(state, step) of the newest checkpoint with the input restored, or
+  (the initial state, None) when there is none."""
+  restored = manager.latest_step()
+  if restored is None:
+    return compiled.state, None
+  _check_input_workers(manager, restored, iterator)
+  target = jax.tree.map(
+    lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh),
+    compiled.abstract,
+    compiled.shardings,
+  )
+  state = manager.restore(
+    restored,
+    args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(target),
+      data=grain.checkpoint.CheckpointRestore(iterator.grain_iterator),
+    ),
+  )["state"]
+  console.stage(f"resumed {workdir} at step {restored}")
+  return state, restored
+
+
+def eval_head_fn(s: Setup) -> Callable:
+  """state -> the head the method's classifier takes (host numpy)."""
+
+  def eval_head(state):
+    params, head = state["params"], state["head"]
+    if jax.process_count() > 1:  # computed on each host from gathered weights
+      params, head = checkpoints.to_host(params), checkpoints.to_host(head)
+    return jax.tree.map(
+      np.asarray,
+      jax.device_get(s.method.eval_head(s.module, params, head, s.task)),
+    )
+
+  return eval_head
+
+
+def _loop(config, workdir, s, compiled, state, first, iterator, save, manager):
+  """Steps ``first + 1 .. total``: logs, finite checks, periodic saves and
+  SIGTERM (saved, exit 143). Returns (state, last logged metrics, history)."""
+  steps, metrics, history = compiled.steps, None, []
+  reporter = hooks.Reporter(workdir, first, steps, config.train.batch_size)
+  preemption = hooks.Preemption(manager)
+  try:
+    for step in range(first + 1, steps + 1):
+      local = next(iterator)
+      if step == first + 1:
+        resolve.check_images(local["image"].shape, s.module, "train")
+      batch = sharding.global_batch(local, compiled.batch_sharding)
+      state, step_metrics = compiled.step(state, batch, compiled.task)
+      if step % config.train.log_every == 0 or step == steps:
+        metrics = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
+        hooks.check_finite(step, metrics, config)
+        reporter(step, metrics)
+        history.append((step, metrics["loss"]))
+      else:
+        reporter.step(step)
+      if preemption.requested(step):
+        save(step=step, state=state, force=True)
+        manager.wait_until_finished()
+        console.stage(f"SIGTERM: saved step {step} in {manager.directory}")
+        raise SystemExit(SIGTERM_EXIT)
+      if step < steps:
+        save(step=step, state=state)
+  finally:
+    preemption.restore()
+    reporter.close()
+  return state, metrics, history
+
+
 def train_and_evaluate(
   config: ml_collections.ConfigDict, workdir: str, fresh: bool = False
 ) -> dict:
@@ -263,132 +353,35 @@ def train_and_evaluate(
   """
   validate.validate_run(config)
   sharding.initialize_distributed(config.distributed)
-  workdir = os.path.abspath(workdir)
   workdir = provenance.claim(
-    workdir, resolve.train_fingerprint(config), "a training run", fresh
+    os.path.abspath(workdir),
+    resolve.train_fingerprint(config),
+    "a training run",
+    fresh,
   )
   s = setup(config, workdir)
-  method, mesh, module = s.method, s.mesh, s.module
-
-  # ---------------------------------------------------- shardings & state
-  trainable = {"params": s.params, "head": s.head}
-  labels = trainable_labels(config, method, module.config, trainable)
-  steps = total_steps(config, len(s.source))
-  if steps and config.train.batch_size > len(s.source):
-    raise config_lib.ConfigError(
-      f"config.train.batch_size: {config.train.batch_size} is larger than "
-      f"the {len(s.source)} examples of {config.train_data.name}/"
-      f"{config.train_data.split}"
-    )
-  schedule = optim.schedule(config.train.optim, steps)
-  tx = optim.make_optimizer(config.train.optim, labels, steps)
-
-  def init_state(trainable, rng):
-    return {
-      "step": jnp.zeros((), jnp.int32),
-      **trainable,
-      "opt_state": tx.init(trainable),
-      "rng": rng,
-    }
-
-  abstract = jax.eval_shape(init_state, trainable, s.step_rng)
-  fsdp_axis = (
-    config.sharding.fsdp_axis if config.sharding.params == "fsdp" else None
-  )
-  state_shardings = sharding.fsdp_shardings(abstract, mesh, fsdp_axis)
-  replicated = sharding.replicated(mesh)
-  trainable = sharding.put(
-    trainable,
-    {"params": state_shardings["params"], "head": state_shardings["head"]},
-  )
-  state = jax.jit(init_state, out_shardings=state_shardings)(
-    trainable, sharding.put(s.step_rng, replicated)
-  )
-  # The class prompts are only read by eval_head (outside the step).
-  task = sharding.put(
-    {k: v for k, v in s.task.items() if not k.startswith("prompt_")},
-    replicated,
-  )
-  batch_sharding = sharding.batch_sharding(mesh)
-  train_step = jax.jit(
-    make_train_step(method, module, config, tx, labels, schedule),
-    in_shardings=(state_shardings, batch_sharding, replicated),
-    out_shardings=(state_shardings, replicated),
-    donate_argnums=(0,),
-  )
-
-  # ----------------------------------------------------- resume if possible
+  compiled = compile_training(config, s)
+  steps = compiled.steps
   iterator = train_iterator(config, s.source, s.spec)
   manager = checkpoints.manager(workdir, config)
-  restored = manager.latest_step()
-  if restored is not None:
-    _check_input_workers(manager, restored, iterator)
-    target = jax.tree.map(
-      lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh),
-      abstract,
-      state_shardings,
-    )
-    state = manager.restore(
-      restored,
-      args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(target),
-        data=grain.checkpoint.CheckpointRestore(iterator.grain_iterator),
-      ),
-    )["state"]
-    console.stage(f"resumed {workdir} at step {restored}")
-
-  def eval_head(state):
-    params, head = state["params"], state["head"]
-    if jax.process_count() > 1:  # computed on each host from gathered weights
-      params, head = checkpoints.to_host(params), checkpoints.to_host(head)
-    return jax.tree.map(
-      np.asarray,
-      jax.device_get(method.eval_head(module, params, head, s.task)),
-    )
-
-  # ------------------------------------------------------------ the loop
-  first = 0 if restored is None else restored
-  meta = s.meta
+  eval_head = eval_head_fn(s)
   save = functools.partial(
     checkpoints.save,
     manager,
     iterator=iterator,
-    meta=meta,
+    meta=s.meta,
     eval_head_fn=eval_head,
   )
   metrics, history = None, []
   try:
+    state, restored = _restore(manager, iterator, compiled, workdir)
+    first = restored or 0
     if restored is None:
       save(step=0, state=state, force=steps == 0)
     if first < steps:
-      reporter = hooks.Reporter(workdir, first, steps, config.train.batch_size)
-      preemption = hooks.Preemption(manager)
-      try:
-        for step in range(first + 1, steps + 1):
-          local = next(iterator)
-          if step == first + 1:
-            resolve.check_images(local["image"].shape, module, "train")
-          batch = sharding.global_batch(local, batch_sharding)
-          state, step_metrics = train_step(state, batch, task)
-          if step % config.train.log_every == 0 or step == steps:
-            metrics = {
-              k: float(v) for k, v in jax.device_get(step_metrics).items()
-            }
-            hooks.check_finite(step, metrics, config)
-            reporter(step, metrics)
-            history.append((step, metrics["loss"]))
-          else:
-            reporter.step(step)
-          if preemption.requested(step):
-            save(step=step, state=state, force=True)
-            manager.wait_until_finished()
-            console.stage(f"SIGTERM: saved step {step} in {manager.directory}")
-            raise SystemExit(SIGTERM_EXIT)
-          if step < steps:
-            save(step=step, state=state)
-      finally:
-        preemption.restore()
-        reporter.close()
+      state, metrics, history = _loop(
+        config, workdir, s, compiled, state, first, iterator, save, manager
+      )
       if manager.latest_step() != steps:
         save(step=steps, state=state, force=True)
     manager.wait_until_finished()
@@ -405,7 +398,9 @@ def train_and_evaluate(
     return dict(files.read_json(result_path), trained_steps=0)
   accuracy = None
   if config.train.eval_accuracy and config.eval_data.split:
-    accuracy = evaluate_accuracy(config, workdir, s, state, eval_head(state))
+    accuracy = accuracy_lib.evaluate_accuracy(
+      config, workdir, s, state, eval_head(state)
+    )
     console.stage(
       f"{config.method} accuracy on {config.eval_data.split}: {accuracy:.4f}"
     )
@@ -419,48 +414,3 @@ def train_and_evaluate(
   if jax.process_index() == 0:
     files.write_json(result_path, result)
   return dict(result, trained_steps=trained_now)
-
-
-# ======================================================== evaluation ====
-
-
-def evaluate_accuracy(config, workdir, s: Setup, state, head) -> float:
-  """Top-1 accuracy of the method's classifier on eval_data (all hosts)."""
-  source, _ = resolve.source(config, workdir, "eval")
-  spec = resolve.spec(config, s.module, s.family, "eval")
-  batch_sharding = sharding.batch_sharding(s.mesh)
-  replicated = sharding.replicated(s.mesh)
-  head = sharding.put(head, replicated)
-  module, classifier = s.module, s.method.classifier
-
-  @functools.partial(jax.jit, out_shardings=replicated)
-  def correct(params, head, batch):
-    logits = module.apply(
-      {"params": params}, batch["image"], head, method=classifier
-    )
-    right = (jnp.argmax(logits, -1) == batch["label"]) & batch["valid"]
-    return right.sum(), batch["valid"].sum()
-
-  iterator = data.make_iterator(
-    source,
-    spec,
-    config.evaluate.batch_size,
-    mesh=None,
-    shuffle=False,
-    num_epochs=1,
-    drop_remainder=False,
-    num_threads=config.evaluate.input_threads,
-    num_workers=config.evaluate.input_workers,
-  )
-  right = total = 0
-  with console.progress(len(source), "accuracy", "img") as bar:
-    try:
-      for local in iterator:
-        r, n = correct(
-          state["params"], head, sharding.global_batch(local, batch_sharding)
-        )
-        right, total = right + int(r), total + int(n)
-        bar.update(int(n))
-    finally:
-      iterator.close()
-  return right / max(total, 1)

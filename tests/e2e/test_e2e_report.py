@@ -185,7 +185,7 @@ def test_grid_cell_is_the_run_config_with_overrides(tmp_path, config_file):
   assert ft.train_data.name == "stanford_dogs_masks"
   assert ft.train_data.builder_kwargs.boxes == "last"
   # The preprocessing spec comes from the model's size (224 here, as the study).
-  spec = rationality_config.preprocess_spec(
+  spec = resolve.preprocess_spec(
     ft, "stanford_dogs_masks", 224, "imagenet", train=True, keep=("image",)
   )
   assert spec.startswith("random_resized_crop(224)") and "'imagenet'" in spec

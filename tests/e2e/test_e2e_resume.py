@@ -15,6 +15,7 @@ from rationality_jax import report
 from rationality_jax.report import records
 from rationality_jax.run import checkpoints
 from rationality_jax.run import evaluate
+from rationality_jax.run import recorder
 
 PP = "normalize('clip')|keep('image', 'mask', 'label', 'id')"
 
@@ -109,7 +110,7 @@ def _evaluate(setup, out_dir, monkeypatch=None, kill_after=None, workers=0):
 
 def _progress(out_dir):
   return files.read_json(
-    os.path.join(records.process_dir(str(out_dir)), evaluate.PROGRESS)
+    os.path.join(records.process_dir(str(out_dir)), recorder.PROGRESS)
   )
 
 

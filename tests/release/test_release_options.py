@@ -12,10 +12,12 @@ import pytest
 
 from rationality_jax import data
 from rationality_jax import explain
+from rationality_jax import methods
 from rationality_jax import metrics
 from rationality_jax import models
 from rationality_jax.run import config as config_lib
 from rationality_jax.run import resolve
+from rationality_jax.run import step as step_lib
 from rationality_jax.run import train
 from rationality_jax.run import validate
 
@@ -280,8 +282,8 @@ def test_frozen_head_labels():
       config = _run_config(
         **{"method": method, "train.release_frozen_head": frozen}
       )
-      labels = train.trainable_labels(
-        config, train.methods.METHODS[method], module.config, trainable
+      labels = step_lib.trainable_labels(
+        config, methods.METHODS[method], module.config, trainable
       )
       head = set(jax.tree.leaves(labels["head"]))
       backbone = set(jax.tree.leaves(labels["params"]))

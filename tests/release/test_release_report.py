@@ -100,7 +100,7 @@ def test_methods_argument_restricts_the_cells(config_file):
 def test_settings_list_the_preset_dataset_options_and_cell_overrides(
   config_file,
 ):
-  lines = grid.settings_lines(config_file("paper", "preset=release"))
+  lines = grid.settings(config_file("paper", "preset=release"))
   assert lines[0] == "preset: release"
   assert "preprocess.normalization = 'imagenet' (default 'model')" in lines
   assert (
@@ -130,7 +130,7 @@ def test_settings_list_the_preset_dataset_options_and_cell_overrides(
   assert not any(
     line.startswith(("method", "eval_data.split")) for line in lines
   )
-  default = grid.settings_lines(config_file("paper", "preset=default"))
+  default = grid.settings(config_file("paper", "preset=default"))
   assert not any("datasets." in line for line in default)
 
 
@@ -141,7 +141,7 @@ def test_settings_list_the_preset_dataset_options_and_cell_overrides(
 def test_quirk_grid_switches_one_quirk_per_cell(dataset, config_file):
   config = config_file("quirks", f"dataset={dataset}")
   cells = {c["name"]: c for c in config.cells}
-  pairs = grid.quirk_pairs(config)
+  pairs = report.quirk_pairs(config.cells)
   assert pairs and {p["baseline"] for p in pairs} <= set(cells)
   for pair in pairs:
     base, quirky = cells[pair["baseline"]], cells[pair["name"]]

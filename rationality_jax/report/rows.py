@@ -1,0 +1,121 @@
+"""Report rows: one per evaluated run, from its meta.json and its records.
+
+  rows = report.collect(run_dirs, threshold=0.3)
+
+Every number comes from the per-sample records (`records`), so a report can
+be rebuilt at another validity threshold; a run on ImageNet-C gives one row
+per severity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+import os
+import re
+
+import numpy as np
+
+from rationality_jax import files
+from rationality_jax import metrics
+from rationality_jax.report import records as records_lib
+
+META = records_lib.META
+FIELDS = (
+  "name",
+  "model",
+  "dataset",
+  "method",
+  "heatmap",
+  "corruption",
+  "severity",
+  "n",
+  "accuracy",
+  "pt",
+  "ir",
+  "mean_rma",
+  "mean_rra",
+  "mean_pointing_game",
+  "rr",
+  "rw",
+  "wr",
+  "ww",
+  "undefined",
+  *(f"undefined_{reason}" for reason in metrics.REASONS),
+  "skipped",
+  "threshold",
+)
+# Why a sample is outside RR/RW/WR/WW (summary keys of `metrics.Accumulator`).
+UNDEFINED_REASONS = {
+  "undefined_nonfinite_logits": "non-finite logits",
+  "undefined_nonfinite_heatmap": "non-finite heatmap",
+  "undefined_empty_mask": "empty mask",
+  "undefined_nonfinite_rma": "non-finite RMA",
+}
+# The study's dataset keys of our builders (the tables' column names).
+DATASET_KEYS = {
+  "imagenet2012_val_masks": "imagenet",
+  "imagenet_c_masks": "imagenet",
+  "caltech101_masks": "caltech101",
+  "stanford_dogs_masks": "dogs",
+  "cub_200_2011": "cub",
+  "synthetic_rationality": "synthetic",
+}
+
+
+def dataset_key(builder: str) -> str:
+  """The study's name of a dataset (its builder name if not in the study)."""
+  return DATASET_KEYS.get(builder, builder)
+
+
+_SEVERITY = re.compile(r"^[a-z_]+/([1-5])/")
+PERCENT = ("accuracy", "pt", "ir", "mean_rma", "mean_rra", "mean_pointing_game")
+
+
+def collect(
+  run_dirs: Iterable[str],
+  threshold: float = 0.5,
+  loaded: Mapping[str, metrics.Accumulator] | None = None,
+) -> list[dict]:
+  """One row per evaluated run: its meta.json fields and its summary.
+
+  A run on a corruption (meta ``corruption`` set, ImageNet-C ids
+  ``<corruption>/<severity>/<image>``) gives one row per severity.
+  ``loaded``: records already read, by run directory (else read here).
+  """
+  rows = []
+  for run_dir in run_dirs:
+    meta = files.read_json(os.path.join(run_dir, META))
+    policy = records_lib.policies(run_dir)
+    records = (loaded or {}).get(run_dir)
+    if records is None:
+      records = records_lib.load(run_dir)
+    parts = [(meta.get("severity", 0), records)]
+    if meta.get("corruption"):
+      arrays = records.arrays()
+      severity = np.asarray([_severity(i) for i in arrays["ids"]])
+      if (severity > 0).all():
+        parts = [
+          (
+            int(s),
+            metrics.Accumulator.from_arrays(
+              {k: v[severity == s] for k, v in arrays.items()}
+            ),
+          )
+          for s in np.unique(severity)
+        ]
+    for severity, part in parts:
+      summary = records_lib.summarise_records(part, threshold, **policy)
+      row = {field: meta.get(field, "") for field in FIELDS[:7]}
+      row["severity"] = severity
+      row.update(
+        {field: summary.get(field, float("nan")) for field in FIELDS[7:]}
+      )
+      row["skipped"] = meta.get("skipped", {})
+      row["run_dir"] = run_dir
+      rows.append(row)
+  return rows
+
+
+def _severity(sample_id: str) -> int:
+  match = _SEVERITY.match(sample_id)
+  return int(match.group(1)) if match else 0

@@ -1,0 +1,171 @@
+"""The host side of the evaluation loop: one process's records, chunk by chunk.
+
+  rec = Recorder(out_dir, name, figure_ids, batches_per_chunk)
+  rec.resume(iterator)                      # after a kill: where the marker says
+  n = rec.record(batches, local, out, state)  # per finished batch: n kept
+  rec.finish(iterator.get_state(), shard_total)
+
+Layout (this process's folder, `rationality_jax.report.records.process_dir`):
+
+    chunk_NNNNNN.npz     `metrics.Accumulator` columns of the chunk's samples
+    heatmaps_NNNNNN.npz  pixel heatmaps of the figure examples among them
+    progress.json        chunks written, the input iterator's state after
+                         them, and ``complete`` once the shard is done
+
+A chunk is written, then the marker that counts it: a kill in between leaves
+a chunk the marker does not count, which `resume` deletes and recomputes.
+Ids already recorded by any process are never recorded twice.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import numpy as np
+
+from rationality_jax import console
+from rationality_jax import files
+from rationality_jax import metrics
+from rationality_jax.report import records
+
+PROGRESS = "progress.json"
+# Per-sample columns besides the Accumulator's `correct`, `rma`, `ids`,
+# `mask_area` and `records.INT_COLUMNS`.
+SCORE_COLUMNS = ("rra", "pointing_game")
+FLAG_COLUMNS = ("logits_finite", "heatmap_finite")
+EVIDENCE_COLUMNS = ("heatmap_mass", *FLAG_COLUMNS)
+
+
+class Recorder:
+  """Records of this process's shard of one evaluation (module docstring)."""
+
+  def __init__(
+    self,
+    out_dir: str,
+    name: str,
+    figure_ids=(),
+    batches_per_chunk: int = 1,
+  ):
+    self.out_dir = out_dir
+    self.name = name
+    self.figure_ids = set(figure_ids)
+    self.batches_per_chunk = batches_per_chunk
+    self.directory = records.process_dir(out_dir)
+    os.makedirs(self.directory, exist_ok=True)
+    self.progress_path = os.path.join(self.directory, PROGRESS)
+    self.chunk = 0
+    self.done_ids: set[str] = set()
+    self.acc, self.figures = metrics.Accumulator(), {}
+
+  def _progress(self) -> dict | None:
+    if not os.path.exists(self.progress_path):
+      return None
+    return files.read_json(self.progress_path)
+
+  def shard_complete(self) -> bool:
+    """This process's shard was finished by an earlier run."""
+    progress = self._progress()
+    return bool(progress and progress.get("complete", False))
+
+  def resume(self, iterator) -> None:
+    """Continues after the last marker: restores `iterator` (or, when its
+    workers differ from the saved state's, reads from the start), drops
+    chunks the marker does not count and collects every recorded id."""
+    progress = self._progress()
+    if progress is not None:
+      self.chunk = progress["chunks"]
+      mismatch = iterator.worker_mismatch(progress["iterator"])
+      if mismatch is None:
+        iterator.set_state(progress["iterator"])
+      else:  # the input state is per worker; the recorded ids are skipped
+        console.warning(
+          f"{self.name}: {mismatch}: reading from the start, the examples "
+          "already recorded are not evaluated again"
+        )
+      for kind in ("chunk", "heatmaps"):
+        for path in records.chunk_paths(self.directory, kind):
+          if records.chunk_index(path) >= self.chunk:  # after the marker
+            os.remove(path)
+    for path in records.all_chunk_paths(self.out_dir, "chunk"):
+      ids = metrics.Accumulator.load(path).arrays()["ids"]
+      self.done_ids.update(ids.tolist())
+    if self.done_ids:
+      console.stage(
+        f"{self.name}: resuming ({len(self.done_ids)} examples recorded)"
+      )
+
+  def record(self, batches: int, local: dict, out: dict, state: dict) -> int:
+    """One finished batch: its new samples' records and figure heatmaps, a
+    chunk and marker every ``batches_per_chunk`` batches. Returns how many
+    samples it kept (padding and ids already recorded are not)."""
+    ids = np.asarray(
+      [i.decode() if isinstance(i, bytes) else str(i) for i in local["id"]]
+    )
+    host = jax.device_get({k: v for k, v in out.items() if k != "heatmap"})
+    keep = np.asarray(local["valid"]) & np.asarray(
+      [i not in self.done_ids for i in ids]
+    )
+    self._warn_nonfinite(host, keep)
+    self.acc.add(
+      correct=host["correct"],
+      rma=host["rma"],
+      ids=ids,
+      mask_area=host["mask_area"],
+      where=keep,
+      index=np.asarray(local["index"]),
+      label=np.asarray(local["label"]),
+      prediction=host["prediction"],
+      **{k: host[k] for k in SCORE_COLUMNS + EVIDENCE_COLUMNS},
+    )
+    rows = [j for j, i in enumerate(ids) if keep[j] and i in self.figure_ids]
+    if rows:
+      heatmaps = np.asarray(jax.device_get(out["heatmap"][np.asarray(rows)]))
+      self.figures.update(zip(ids[rows].tolist(), heatmaps))
+    self.done_ids.update(ids[keep].tolist())
+    if batches % self.batches_per_chunk == 0:
+      self._write_chunk(state)
+    return int(keep.sum())
+
+  def finish(self, state: dict, shard_total: int) -> None:
+    """Writes what is left and marks the shard complete."""
+    if len(self.acc) or self.figures:
+      self._write_chunk(state)
+    files.write_json(
+      self.progress_path,
+      {
+        "chunks": self.chunk,
+        "examples": shard_total,
+        "iterator": state,
+        "complete": True,
+      },
+    )
+
+  def _warn_nonfinite(self, host: dict, keep: np.ndarray) -> None:
+    for flag, what in (
+      ("logits_finite", "logits"),
+      ("heatmap_finite", "heatmaps"),
+    ):
+      bad = int(np.sum(keep & ~np.asarray(host[flag])))
+      if bad:
+        console.warning(
+          f"{self.name}: {bad} sample(s) with non-finite {what}: counted as "
+          "undefined (see the report)"
+        )
+
+  def _write_chunk(self, state: dict) -> None:
+    """Records (and heatmaps) of the current chunk, then the marker."""
+    if len(self.acc):
+      self.acc.save(os.path.join(self.directory, f"chunk_{self.chunk:06d}.npz"))
+    if self.figures:
+      files.write_npz(
+        os.path.join(self.directory, f"heatmaps_{self.chunk:06d}.npz"),
+        ids=np.asarray(list(self.figures)),
+        heatmaps=np.stack(list(self.figures.values())),
+      )
+    self.chunk += 1
+    files.write_json(
+      self.progress_path,
+      {"chunks": self.chunk, "iterator": state, "complete": False},
+    )
+    self.acc, self.figures = metrics.Accumulator(), {}
