@@ -265,32 +265,10 @@ def rationality_counts(
       than 1, 0, NaN (when known; a `checkify.debug_check` under a
       transformation). The message names the argument.
   """
-  given = valid
-  valid = jnp.asarray(valid)
-  if valid.dtype != jnp.bool_ and not jnp.issubdtype(valid.dtype, jnp.floating):
-    raise ValueError(
-      "rationality_counts: `valid` must be the float 1.0 / 0.0 / NaN of "
-      f"valid_evidence(rma, threshold) (or bool); got {_describe(given)}."
-    )
+  valid, defined, is_valid = _valid_argument(valid)
   correct = _bool_argument(
     correct, "correct", valid.shape, "prediction == label"
   )
-  if valid.dtype == jnp.bool_:
-    defined = jnp.ones(valid.shape, bool)
-    is_valid = valid
-  else:
-    _check_values(
-      valid,
-      lambda v: (v == 0) | (v == 1) | (v != v),
-      lambda values, ok: (
-        "rationality_counts: `valid` must hold 1.0 (valid), 0.0 (invalid) or "
-        "NaN (undefined), as returned by valid_evidence(rma, threshold); got "
-        f"{_examples(values, ok)}. Is it a raw RMA? Pass "
-        "valid_evidence(rma, threshold) instead."
-      ),
-    )
-    defined = ~jnp.isnan(valid)
-    is_valid = valid == 1
   keep = (
     jnp.ones(valid.shape, bool)
     if where is None
@@ -322,6 +300,30 @@ def rationality_counts(
     wrong_undefined=count(wrong & ~defined),
     prediction_undefined=count(~predicted),
   )
+
+
+def _valid_argument(given):
+  """(valid, defined, is_valid) of `valid_evidence`'s values (or bools);
+  refuses anything else, naming what it expected."""
+  valid = jnp.asarray(given)
+  if valid.dtype != jnp.bool_ and not jnp.issubdtype(valid.dtype, jnp.floating):
+    raise ValueError(
+      "rationality_counts: `valid` must be the float 1.0 / 0.0 / NaN of "
+      f"valid_evidence(rma, threshold) (or bool); got {_describe(given)}."
+    )
+  if valid.dtype == jnp.bool_:
+    return valid, jnp.ones(valid.shape, bool), valid
+  _check_values(
+    valid,
+    lambda v: (v == 0) | (v == 1) | (v != v),
+    lambda values, ok: (
+      "rationality_counts: `valid` must hold 1.0 (valid), 0.0 (invalid) or "
+      "NaN (undefined), as returned by valid_evidence(rma, threshold); got "
+      f"{_examples(values, ok)}. Is it a raw RMA? Pass "
+      "valid_evidence(rma, threshold) instead."
+    ),
+  )
+  return valid, ~jnp.isnan(valid), valid == 1
 
 
 def _ratio(numerator, denominator) -> jax.Array:

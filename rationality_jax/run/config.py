@@ -188,7 +188,10 @@ def _cd(**fields) -> ml_collections.ConfigDict:
 
 def default() -> ml_collections.ConfigDict:
   """The run config with every field at its default (the module docstring
-  says what each is); methods, heatmaps, heads and stages give their own."""
+  says what each is); methods, heatmaps, heads and stages give their own.
+
+  Long because it lists every section in one place, the schema at a glance.
+  """
   from rationality_jax.methods import heads
   from rationality_jax.run import wise_ft
 

@@ -84,30 +84,13 @@ def contrastive_loss(logits: jax.Array, caption_ids: jax.Array) -> jax.Array:
   return 0.5 * (image_to_text.mean() + text_to_image)
 
 
-def pretrain(config: ml_collections.ConfigDict, out_dir: str):
-  """Pretrains per `config` and saves to `out_dir`; returns (module, params).
-
-  config: data_dir, dataset (builder kwargs), model (sizes), batch_size,
-    steps, learning_rate, warmup_steps, weight_decay, seed, preprocess.
-  """
-  source = sources.get_source(
-    "synthetic_rationality", "train", config.data_dir, **config.dataset
-  )
-  background_names = source.info.features["background"].names
-  texts = captions(config.captions, source.class_names, background_names)
-  token_ids, _ = models.tokenizer("clip", config.model.context_length)(texts)
-  token_ids = jnp.asarray(token_ids)
-  module = models.VisionLanguageModel(clip_family.vlm_config(**config.model))
-  size = config.model.image_size
-  params = module.init(
-    jax.random.key(config.seed), jnp.zeros((1, size, size, 3)), token_ids[:1]
-  )["params"]
+def _make_step(config, module, token_ids):
+  """(AdamW with warmup + cosine, the jitted contrastive step) of `config`."""
   warmup = min(config.warmup_steps, config.steps // 2)
   schedule = optax.warmup_cosine_decay_schedule(
     0.0, config.learning_rate, warmup, config.steps
   )
   tx = optax.adamw(schedule, weight_decay=config.weight_decay)
-  opt_state = tx.init(params)
 
   @jax.jit
   def train_step(params, opt_state, images, caption_ids):
@@ -129,6 +112,29 @@ def pretrain(config: ml_collections.ConfigDict, out_dir: str):
     accuracy = jnp.mean(jnp.argmax(logits, -1) == caption_ids)
     return params, opt_state, loss, accuracy
 
+  return tx, train_step
+
+
+def pretrain(config: ml_collections.ConfigDict, out_dir: str):
+  """Pretrains per `config` and saves to `out_dir`; returns (module, params).
+
+  config: data_dir, dataset (builder kwargs), model (sizes), batch_size,
+    steps, learning_rate, warmup_steps, weight_decay, seed, preprocess.
+  """
+  source = sources.get_source(
+    "synthetic_rationality", "train", config.data_dir, **config.dataset
+  )
+  background_names = source.info.features["background"].names
+  texts = captions(config.captions, source.class_names, background_names)
+  token_ids, _ = models.tokenizer("clip", config.model.context_length)(texts)
+  token_ids = jnp.asarray(token_ids)
+  module = models.VisionLanguageModel(clip_family.vlm_config(**config.model))
+  size = config.model.image_size
+  params = module.init(
+    jax.random.key(config.seed), jnp.zeros((1, size, size, 3)), token_ids[:1]
+  )["params"]
+  tx, train_step = _make_step(config, module, token_ids)
+  opt_state = tx.init(params)
   it = pipeline.make_iterator(
     source,
     config.preprocess,
