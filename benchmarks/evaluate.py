@@ -14,7 +14,7 @@ in the same process:
               best of a few)
   heatmaps    the jitted evaluation step alone (Chefer heatmap, RMA, RRA,
               pointing game) on one batch already on the device, repeated
-  evaluation  `evaluate.evaluate_records` on the built split: read, decode,
+  evaluation  `stream.evaluate_records` on the built split: read, decode,
               preprocess (Resize 256 + CenterCrop 224), heatmap, RMA, records
               written to disk; the input pipeline's threads and one batch in
               flight overlap it with the device
@@ -56,10 +56,10 @@ from rationality_jax import models
 from rationality_jax import sharding
 from rationality_jax.run import checkpoints
 from rationality_jax.run import config as config_lib
-from rationality_jax.run import evaluate
 from rationality_jax.run import optim
 from rationality_jax.run import resolve
 from rationality_jax.run import step as step_lib
+from rationality_jax.run import stream
 
 IMAGENET_VAL = 50_000
 STAGES = ("heatmaps", "evaluation", "ft")
@@ -181,9 +181,9 @@ def _evaluation_rows(args, stages, module, params, root, row):
     explain.Chefer(start_layer=args.start_layer),
     jit=False,
   )
-  step = evaluate.make_eval_step(explain_fn)
+  step = stream.make_eval_step(explain_fn)
 
-  # One batch on the device, placed as `evaluate.evaluate_records` places
+  # One batch on the device, placed as `stream.evaluate_records` places
   # them, so its calls of the same cached step reuse the executable compiled
   # here.
   pp = data.preprocess.parse(spec)
@@ -228,7 +228,7 @@ def _evaluation_rows(args, stages, module, params, root, row):
       if count is None
       else data.Subset(source, np.arange(min(count, len(source))))
     )
-    evaluate.evaluate_records(
+    stream.evaluate_records(
       explain_fn,
       trained,
       subset,

@@ -1,6 +1,7 @@
 """The console is for people; the log file is for everything else.
 
-  console.setup(workdir, verbosity=None)  # absl/orbax/jax INFO -> <workdir>/log.txt
+  console.setup(verbosity=None)  # absl/orbax/jax INFO -> a temporary log file
+  console.claim(run_dir)         # ... which moves to <run_dir>/log.txt
   console.stage("train lp (2 steps)")     # one line per stage
   with console.progress(total, "train", unit="step") as bar: bar.update(1)
   console.warning("3 samples with non-finite logits")
@@ -8,9 +9,13 @@
 
 A run prints its stages, a progress bar with rate and time left for every
 long loop, its own warnings and the final table. Library logs (absl INFO,
-orbax's "Closing ..." lines, TFDS's notices, tracebacks) go to
-``<workdir>/log.txt``; ``--verbosity=N`` (absl's flag, given explicitly)
-echoes them to the console again. Only process 0 prints. On a terminal the
+orbax's "Closing ..." lines, TFDS's notices, tracebacks) go to a temporary
+file until the run has been validated and has claimed its directory, then to
+``<run_dir>/log.txt`` (a refused run writes nothing into the workdir; its
+error line names the temporary log); ``--verbosity=N`` (absl's flag, given
+explicitly) echoes them to the console again. A log file that cannot be
+written (a full disk) is given up silently: the failure that follows is the
+run's one error line. Only process 0 prints. On a terminal the
 bars redraw in place; in a log file (no TTY) each bar prints a line at most
 every 30 s and one when it ends.
 """
@@ -21,6 +26,7 @@ import contextlib
 import logging as py_logging
 import os
 import sys
+import tempfile
 import time
 import warnings
 
@@ -29,7 +35,7 @@ import jax
 
 LOG_FILE = "log.txt"
 LOGGER = "rationality_jax"
-_state = {"file": None, "path": None}
+_state = {"file": None, "path": None, "temporary": False}
 _logger = py_logging.getLogger(LOGGER)
 
 
@@ -57,26 +63,18 @@ class _OursOnly(py_logging.Filter):
     return record.name.startswith(LOGGER)
 
 
-def setup(workdir: str, verbosity: int | None = None) -> str:
-  """Routes library logging to ``<workdir>/log.txt``; returns its path.
+def setup(verbosity: int | None = None) -> str:
+  """Routes library logging to a temporary log file; returns its path.
 
   Args:
-    workdir: the run's directory (created).
     verbosity: None: the console shows this package's warnings only; an
       absl verbosity (0 = INFO, 1 = DEBUG...): every library's log lines at
       that level too.
   """
-  os.makedirs(workdir, exist_ok=True)
-  path = os.path.join(workdir, LOG_FILE)
-  if _state["path"] == path:
-    return path
-  # Kept open for the process's life: every later log line goes there.
-  log = open(path, "a", buffering=1)  # noqa: SIM115
-  if _state["file"] is not None:
-    _state["file"].close()
-  _state.update(file=log, path=path)
+  fd, path = tempfile.mkstemp(prefix="rationality_jax-", suffix=".log")
+  _use(os.fdopen(fd, "a", buffering=1), path, temporary=True)
   logging.use_absl_handler()
-  logging.get_absl_handler().python_handler.stream = log
+  logging.get_absl_handler().python_handler.stream = _state["file"]
   logging.set_verbosity(logging.INFO if verbosity is None else verbosity)
   root = py_logging.getLogger()
   for handler in list(root.handlers):
@@ -92,7 +90,37 @@ def setup(workdir: str, verbosity: int | None = None) -> str:
     echo.setLevel(logging.ABSL_TO_STANDARD.get(verbosity, py_logging.DEBUG))
   root.addHandler(echo)
   py_logging.captureWarnings(True)
+  # A handler that cannot write (a full disk) must not print a "--- Logging
+  # error ---" block per record: the run's own error line says what failed.
+  py_logging.raiseExceptions = False
   warnings.simplefilter("default")
+  return path
+
+
+def _use(stream, path: str, temporary: bool = False) -> None:
+  if _state["file"] is not None:
+    _state["file"].close()
+    if _state["temporary"]:
+      os.remove(_state["path"])
+  _state.update(file=stream, path=path, temporary=temporary)
+
+
+def claim(run_dir: str) -> str | None:
+  """Moves the temporary log into ``<run_dir>/log.txt`` (appended to what
+  earlier runs there logged) once the run has claimed the directory; returns
+  the log's path. The first claim wins: the runs a run makes inside its
+  directory (a grid's cells) keep logging there. Without `setup` (a library
+  user's own logging) nothing changes."""
+  if not _state["temporary"]:
+    return _state["path"]
+  path = os.path.join(run_dir, LOG_FILE)
+  _state["file"].flush()
+  with open(_state["path"]) as f:
+    earlier = f.read()
+  log = open(path, "a", buffering=1)  # noqa: SIM115 - kept for the process's life
+  log.write(earlier)
+  _use(log, path)
+  logging.get_absl_handler().python_handler.stream = log
   return path
 
 

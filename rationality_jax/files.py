@@ -88,42 +88,52 @@ class WorkdirBusyError(RuntimeError):
 
 
 class WorkdirLock:
-  """An exclusive lock on `workdir` (``fcntl.flock`` on ``<workdir>/.lock``).
+  """An exclusive lock on `workdir`: ``fcntl.flock`` on the directory itself.
 
   The kernel releases it when the holder exits, however it exits (SIGKILL
-  included), so a crashed run never leaves a stale lock. The file records the
-  holder's PID and host for the message the second process gets (each
-  process of a multi-host run takes its own `name`). On a shared
-  filesystem that does not support flock (some NFS setups) the lock raises
-  rather than silently not locking.
+  included), so a crashed run never leaves a stale lock. Taking it writes
+  nothing: the holder writes its PID and host to ``<workdir>/.lock`` with
+  `announce` once its run has claimed the directory, and a second process
+  names them in its refusal. Each process of a multi-process run locks its
+  own file ``name`` instead (they share the directory). On a filesystem
+  without flock (some NFS setups) the lock raises rather than silently not
+  locking.
   """
 
   def __init__(self, workdir: str | os.PathLike, name: str = LOCK):
-    self.path = os.path.join(os.fspath(workdir), name)
-    self._file = None
+    self.directory = os.fspath(workdir)
+    self.path = os.path.join(self.directory, LOCK)
+    self.name = name
+    self._fd = None
 
   def __enter__(self) -> WorkdirLock:
-    os.makedirs(os.path.dirname(self.path), exist_ok=True)
-    f = open(self.path, "a+")
+    if self.name == LOCK:
+      fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
+    else:
+      fd = os.open(
+        os.path.join(self.directory, self.name), os.O_RDWR | os.O_CREAT
+      )
     try:
-      fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-      f.seek(0)
-      holder = f.read().strip() or "unknown"
-      f.close()
+      os.close(fd)
+      holder = "unknown"
+      if os.path.exists(self.path):
+        with open(self.path) as f:
+          holder = f.read().strip() or holder
       raise WorkdirBusyError(
-        f"{os.path.dirname(self.path)} is in use by another run ({holder}); "
+        f"{self.directory} is in use by another run ({holder}); "
         "wait for it to finish or use another --workdir."
       ) from None
-    f.seek(0)
-    f.truncate()
-    f.write(f"pid {os.getpid()} on {os.uname().nodename}\n")
-    f.flush()
-    self._file = f
+    self._fd = fd
     return self
 
+  def announce(self) -> None:
+    """Records this process as the holder (for a second process's message)."""
+    write_text(self.path, f"pid {os.getpid()} on {os.uname().nodename}\n")
+
   def __exit__(self, *exc) -> None:
-    if self._file is not None:
-      fcntl.flock(self._file, fcntl.LOCK_UN)
-      self._file.close()
-      self._file = None
+    if self._fd is not None:
+      fcntl.flock(self._fd, fcntl.LOCK_UN)
+      os.close(self._fd)
+      self._fd = None

@@ -16,9 +16,12 @@ The config file defines `get_config(arg=None)` returning the run config
 
 The console shows stages, progress bars, warnings and the final table; the
 library logs and any traceback go to ``DIR/log.txt`` (``--verbosity=0``
-shows them). The resolved config is saved as ``DIR/config.json``. One run
-per workdir: a second one is refused, naming the first's PID. A failure
-ends with one line naming its cause and exit status 1. On a CPU the process
+shows them). Nothing is written into DIR before the run is validated and has
+claimed it (`rationality_jax.run.record`): then DIR holds the resolved config
+(``config.json``), ``fingerprint.json`` and the manifest ``run.json``. One
+run per workdir: a second one is refused, naming the first's PID. A failure
+ends with one line naming its cause and exit status 1 (a refused run's log
+stays in a temporary file the line names). On a CPU the process
 re-executes itself once with glibc keeping freed memory (``--host_memory``,
 `rationality_jax.run.runtime`).
 """
@@ -32,11 +35,9 @@ import traceback
 from absl import app
 from absl import flags
 from absl import logging
-import jax
 from ml_collections import config_flags
 
 from rationality_jax import console
-from rationality_jax import files
 from rationality_jax.run import config as config_lib
 from rationality_jax.run import modes
 from rationality_jax.run import runtime
@@ -67,50 +68,65 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def run(config, workdir: str, fresh: bool = False):
-  """Validates `config`, then runs ``config.mode`` in `workdir` (locked)."""
+  """Validates `config`, then runs ``config.mode`` (which plans, claims and
+  records its run directory in `workdir`: `rationality_jax.run.record`)."""
   validate.validate(config)
   if "distributed" in config:
     from rationality_jax import sharding
 
     sharding.initialize_distributed(config.distributed)
-  os.makedirs(workdir, exist_ok=True)
-  lock = (
-    files.LOCK if jax.process_count() == 1 else f".lock.{jax.process_index()}"
-  )
-  with files.WorkdirLock(workdir, name=lock):
-    if jax.process_index() == 0:
-      files.write_json(
-        os.path.join(workdir, "config.json"), config_lib.to_dict(config)
-      )
-    return modes.MODES[config.mode](config, workdir, fresh)
+  return modes.MODES[config.mode](config, workdir, fresh)
+
+
+USAGE = (
+  "usage: python -m rationality_jax.main --config=configs/<name>.py[:arg] "
+  "--workdir=DIR [--config.key=value]"
+)
+
+
+def _load_config_file(spec: str) -> None:
+  """Loads ``--config``'s file as absl will, exiting with one line (file,
+  line, error) when the file or its ``get_config(arg)`` fails."""
+  path, _, arg = spec.partition(":")
+  if not os.path.isfile(path):
+    sys.exit(
+      f"error: config file {path!r} not found (working directory "
+      f"{os.getcwd()!r}); the configs live in configs/."
+    )
+  # Configs import their shared pieces (`import common`) from beside them.
+  sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+  try:
+    config_lib.from_file(path, arg or None)
+  except SyntaxError as e:
+    sys.exit(f"error: {path} line {e.lineno}: SyntaxError: {e.msg}")
+  except Exception as e:  # the file's own error, in one line
+    where = spec if arg else path
+    sys.exit(f"error: {where}: {type(e).__name__}: {_first_line(e)}")
+
+
+def _first_line(e: BaseException) -> str:
+  text = str(e).strip()
+  if isinstance(e, KeyError) and len(e.args) == 1:
+    text = str(e.args[0])
+  return text.splitlines()[0] if text else ""
 
 
 def parse_flags(argv):
   """Parses flags; a bad --config file or override exits with one clear line."""
   for arg in argv[1:]:
     if arg.startswith("--config="):
-      path = arg[len("--config=") :].split(":", 1)[0]
-      if not os.path.isfile(path):
-        sys.exit(
-          f"error: config file {path!r} not found (working directory "
-          f"{os.getcwd()!r}); the configs live in configs/."
-        )
-      # Configs import their shared pieces (`import common`) from beside them.
-      sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+      _load_config_file(arg[len("--config=") :])
   try:
     args = flags.FLAGS(argv)
     _CONFIG.value.get("mode")  # The config file loads lazily: load it now.
   except flags.Error as e:
-    sys.exit(
-      f"error: {e}\nusage: python -m rationality_jax.main "
-      "--config=configs/<name>.py[:arg] --workdir=DIR [--config.key=value]"
-    )
+    sys.exit(f"error: {_first_line(e)}\n{USAGE}")
   except (KeyError, AttributeError, OSError, ValueError, TypeError) as e:
     config_args = [a for a in argv[1:] if a.startswith("--config")]
     sys.exit(
       f"error: cannot build the config from {' '.join(config_args)}: "
-      f"{type(e).__name__}: {e}\n(an override must name an existing key "
-      "of the config file; the file must exist and define get_config)"
+      f"{type(e).__name__}: {_first_line(e)} (an override must name an "
+      "existing key of the config file)"
     )
   return args
 
@@ -120,9 +136,7 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   workdir = _WORKDIR.value
   verbosity = flags.FLAGS["verbosity"]
-  log_path = console.setup(
-    workdir, verbosity.value if verbosity.present else None
-  )
+  console.setup(verbosity.value if verbosity.present else None)
   logging.info("command: %s", " ".join(sys.argv))
   try:
     run(_CONFIG.value, workdir, fresh=_FRESH.value)
@@ -130,13 +144,12 @@ def main(argv):
     raise
   except BaseException as e:
     logging.error("failed:\n%s", traceback.format_exc())
-    message = str(e).strip().splitlines()[0] if str(e).strip() else ""
-    name = type(e).__name__
-    if isinstance(e, KeyboardInterrupt):
-      message = "interrupted"
+    message = "interrupted" if isinstance(e, KeyboardInterrupt) else ""
+    message = message or _first_line(e)
     sys.stderr.flush()
     print(
-      f"error: {name}: {message} (traceback in {log_path})",
+      f"error: {type(e).__name__}: {message} (traceback in "
+      f"{console.log_path()})",
       file=sys.stderr,
       flush=True,
     )

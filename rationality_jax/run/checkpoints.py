@@ -176,6 +176,15 @@ def _reader(directory: str) -> ocp.CheckpointManager:
   )
 
 
+def latest_step(workdir: str) -> int | None:
+  """The newest checkpoint's step of a training run directory (None: none)."""
+  directory = os.path.join(os.path.abspath(workdir), CHECKPOINTS)
+  if not os.path.isdir(directory):
+    return None
+  with _reader(directory) as mgr:
+    return mgr.latest_step()
+
+
 def read(
   workdir: str,
   step: int | None = None,

@@ -85,7 +85,9 @@ The fields (docs/run_config.md has the table and the path a command takes):
       ``--batchsize_test`` (64 in its README):
       test_rationale_vlm/clip_zs_flcp_in.py lines 54-56, clip_lp_ft_in.py
       lines 53-55. The records, accuracy included, then hold those examples
-      only (the release's accuracy is over all of them).
+      only (the release's accuracy is over all of them). allow_unfinished -
+      evaluate a ``train_dir`` whose training has not reached its last step
+      (refused by default; every report then says "trained N of M steps").
   report: title, published (the study's values beside ours), thresholds,
       notes.
   mesh, sharding, distributed: devices and hosts (`rationality_jax.sharding`).
@@ -253,6 +255,7 @@ def default() -> ml_collections.ConfigDict:
     empty_mask="undefined",
     nonfinite="undefined",
     max_batches=0,
+    allow_unfinished=False,
   )
   c.report = _cd(
     title="Results",

@@ -23,7 +23,10 @@ come:
     records/p<i>-of-<n>/progress.json       chunks and examples done, the
                                 input iterator's state
     summary.json, records.csv, report.md, results.*, pt_ir_threshold.png
-    complete.json               written last, listing the outputs above
+                                (`outputs`), made from the records
+    config.json, run.json       the resolved config; the manifest, complete
+                                last: every output and records chunk with
+                                its digest (`record`)
 
 Multi-host: every process evaluates a disjoint shard of the split on its own
 devices (positions i with i % n == process; padding masked), writes its own
@@ -33,23 +36,22 @@ summary and report. The workdir must be on storage every host sees.
 
 A killed evaluation resumes where its progress markers say: chunk files
 beyond a marker are dropped, the input iterator is restored (or, with
-another process count, restarted), and ids already recorded are skipped. A
-complete evaluation whose outputs are missing regenerates them from the
-records; the records are the truth: `summarise` recomputes accuracy, PT, IR
-and the means at any threshold.
+another process count, restarted), and ids already recorded are skipped.
+Complete means verified: a rerun checks every records chunk and output
+against the manifest, evaluates again the examples of a missing or changed
+chunk, makes changed outputs again from the records, and never reports fewer
+examples than the split has. The records are the truth: `summarise`
+recomputes accuracy, PT, IR and the means at any threshold.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import copy
 import functools
 import os
 
 import jax
-import jax.numpy as jnp
 import ml_collections
-import numpy as np
 
 from rationality_jax import console
 from rationality_jax import data
@@ -62,252 +64,88 @@ from rationality_jax import sharding
 from rationality_jax.report import records
 from rationality_jax.run import checkpoints
 from rationality_jax.run import config as config_lib
-from rationality_jax.run import provenance
+from rationality_jax.run import outputs
+from rationality_jax.run import record
 from rationality_jax.run import recorder
 from rationality_jax.run import resolve
+from rationality_jax.run import stream
 from rationality_jax.run import train
 from rationality_jax.run import validate
-
-META = report.META
-SUMMARY = "summary.json"
-RECORDS_CSV = "records.csv"
-COMPLETE = "complete.json"
-FIGURE = "pt_ir_threshold.png"
-CSV_COLUMNS = (
-  "ids",
-  *records.INT_COLUMNS,
-  "correct",
-  "rma",
-  *recorder.SCORE_COLUMNS,
-  "mask_area",
-  "heatmap_mass",
-  *recorder.FLAG_COLUMNS,
-)
-
-
-# ------------------------------------------------------------------- step ----
-
-
-@functools.lru_cache(maxsize=16)
-def make_eval_step(explain_fn: Callable) -> Callable:
-  """Jitted ``step(params, head, images, labels, masks) -> dict`` of [B] arrays.
-
-  Cached per `explain_fn`, so a resumed evaluation in the same process does
-  not compile again.
-
-  Returns:
-    step returning {'prediction' [B] int32 (-1 where the logits are not
-    finite), 'correct' [B] bool, 'rma', 'rra', 'pointing_game' [B]
-    float32, 'mask_area' [B] int32, 'logits_finite', 'heatmap_finite' [B]
-    bool, 'heatmap' [B, S, S] float32}.
-  """
-
-  @jax.jit
-  def step(params, head, images, labels, masks):
-    out = explain_fn(params, head, images, labels, masks)
-    logits, heatmap = out["logits"], out["heatmap"]
-    logits_finite = jnp.all(jnp.isfinite(logits), axis=-1)
-    prediction = jnp.where(
-      logits_finite, jnp.argmax(logits, axis=-1).astype(jnp.int32), -1
-    )
-    return {
-      "prediction": prediction,
-      "correct": prediction == labels,
-      "logits_finite": logits_finite,
-      **metrics.evidence_columns(heatmap, masks),
-      "rra": metrics.relevance_rank_accuracy(heatmap, masks),
-      "pointing_game": metrics.pointing_game(heatmap, masks),
-      "heatmap": heatmap,
-    }
-
-  return step
-
-
-def _write_csv(out_dir: str, loaded: metrics.Accumulator) -> None:
-  arrays = loaded.arrays()
-  columns = [c for c in CSV_COLUMNS if c in arrays]
-  lines = [",".join("id" if c == "ids" else c for c in columns)]
-  for row in zip(*(arrays[c] for c in columns)):
-    cells = []
-    for name, value in zip(columns, row):
-      if name == "ids":
-        cells.append(str(value))
-      elif name in records.INT_COLUMNS or name in ("mask_area", "correct"):
-        cells.append(str(int(value)))
-      elif name in recorder.FLAG_COLUMNS:
-        cells.append(str(int(bool(value))))
-      else:
-        cells.append(f"{value:.6g}")
-    lines.append(",".join(cells))
-  files.write_text(os.path.join(out_dir, RECORDS_CSV), "\n".join(lines) + "\n")
-
-
-# ------------------------------------------------------------- completion ----
-
-
-def is_complete(out_dir: str) -> bool:
-  """A finished evaluation whose every output exists."""
-  path = os.path.join(out_dir, COMPLETE)
-  if not os.path.exists(path):
-    return False
-  outputs = files.read_json(path).get("outputs", [])
-  return all(os.path.exists(os.path.join(out_dir, o)) for o in outputs)
-
-
-def finalise(
-  out_dir: str, threshold: float = 0.5, title: str = "", figures: bool = True
-) -> dict:
-  """Writes every output of a finished run from its records, then complete.json.
-
-  "complete" is written last, so a run killed in between regenerates the
-  outputs on its next start. Process 0 only.
-  """
-  loaded = records.load(out_dir)
-  summary = records.summarise_records(
-    loaded, threshold, **records.policies(out_dir)
-  )
-  files.write_json(os.path.join(out_dir, SUMMARY), summary)
-  _write_csv(out_dir, loaded)
-  outputs = [SUMMARY, RECORDS_CSV]
-  rows = report.collect([out_dir], threshold, loaded={out_dir: loaded})
-  figure_paths = []
-  if figures:
-    figure_paths.append(
-      report.figure_threshold_curves([out_dir], os.path.join(out_dir, FIGURE))
-    )
-    outputs.append(FIGURE)
-  meta = files.read_json(os.path.join(out_dir, META))
-  paths = report.write(
-    rows,
-    out_dir,
-    title=title or f"Run {meta.get('name', '')}",
-    figures=figure_paths,
-  )
-  outputs += [os.path.basename(p) for p in paths.values()]
-  files.write_json(os.path.join(out_dir, COMPLETE), {"outputs": outputs})
-  return summary
-
-
-# -------------------------------------------------------------- evaluation ----
-
-
-def _after_batch(batches: int) -> None:
-  """Called after each batch; tests replace it to simulate a kill."""
-  del batches
-
-
-def evaluate_records(
-  explain_fn: Callable,
-  trained: checkpoints.Trained,
-  source,
-  out_dir: str,
-  *,
-  spec: str,
-  batch_size: int,
-  name: str,
-  figure_ids=(),
-  batches_per_chunk: int = 1,
-  num_threads: int = 2,
-  num_workers: int = 0,
-) -> None:
-  """This process's shard of `source` -> records in ``out_dir/records``.
-
-  Resumes from this process's progress marker; skips ids already recorded
-  by any process (`recorder.Recorder`).
-  """
-  process, count = jax.process_index(), jax.process_count()
-  if batch_size % count:
-    raise config_lib.ConfigError(
-      f"config.evaluate.batch_size: {batch_size} is not divisible by the "
-      f"{count} processes"
-    )
-  rec = recorder.Recorder(out_dir, name, figure_ids, batches_per_chunk)
-  if rec.shard_complete():
-    return
-  it = data.make_iterator(
-    source,
-    spec,
-    batch_size,
-    mesh=None,
-    shuffle=False,
-    num_epochs=1,
-    drop_remainder=False,
-    process_index=process,
-    process_count=count,
-    num_threads=num_threads,
-    prefetch=2 * batch_size,
-    num_workers=num_workers,
-  )
-  try:
-    rec.resume(it)
-    local_mesh = sharding.local_mesh()
-    batch_sharding = sharding.batch_sharding(local_mesh)
-    params = jax.device_put(trained.params, sharding.replicated(local_mesh))
-    head = jax.device_put(trained.head, sharding.replicated(local_mesh))
-    step = make_eval_step(explain_fn)
-    # One batch in flight: the next batch is put on the devices and its step
-    # dispatched (asynchronously) before the previous one's results are read,
-    # so reading, decoding and recording overlap the device's work.
-    pending = None
-    with console.progress(
-      len(source), name, "img", initial=len(rec.done_ids)
-    ) as bar:
-      for batches, local in enumerate(it, start=1):
-        state = it.get_state()  # the position after this batch
-        if batches == 1:
-          resolve.check_images(local["image"].shape, trained.module, "eval")
-        batch = {
-          k: jax.device_put(np.asarray(local[k]), batch_sharding)
-          for k in ("image", "label", "mask")
-        }
-        out = step(params, head, batch["image"], batch["label"], batch["mask"])
-        if pending is not None:
-          bar.update(rec.record(*pending) * count)
-          _after_batch(pending[0])
-        pending = (batches, local, out, state)
-      if pending is not None:
-        bar.update(rec.record(*pending) * count)
-        _after_batch(pending[0])
-    rec.finish(it.get_state(), len(range(process, len(source), count)))
-  finally:
-    it.close()  # ends the input's worker processes, if any
-
 
 # ------------------------------------------------------------------ a run ----
 
 
-def trained_model(config: ml_collections.ConfigDict, workdir: str):
-  """(Trained, its fingerprint): a training run, a checkpoint's ZS, or trained here."""
+def model_fingerprint(config: ml_collections.ConfigDict):
+  """(what determines the evaluated model, the training runs made inside the
+  evaluation's directory), known before anything is written.
+
+  Refuses an unfinished ``evaluate.train_dir`` (naming the step it reached
+  and its total) unless ``evaluate.allow_unfinished``.
+  """
+  train_dir = config.evaluate.train_dir
+  if train_dir:
+    progress = record.training_progress(train_dir)
+    if progress["step"] is None:
+      raise config_lib.ConfigError(
+        f"config.evaluate.train_dir: no training run in {train_dir} (no "
+        "checkpoint); train it first"
+      )
+    if not progress["finished"] and not config.evaluate.allow_unfinished:
+      total = progress["total_steps"] or "an unknown number of"
+      raise config_lib.ConfigError(
+        f"config.evaluate.train_dir: {train_dir} is trained {progress['step']}"
+        f" of {total} steps (unfinished); rerun its command to finish it, or "
+        "set --config.evaluate.allow_unfinished=True to evaluate it as it is"
+      )
+    meta = checkpoints.read(train_dir, items=("meta",))["meta"]
+    fingerprint = meta.get("fingerprint") or {"train_dir": train_dir}
+    return dict(fingerprint, step=progress["step"]), []
+  if config.method == "zs":
+    return {
+      "stage": "zero_shot",
+      **resolve.model_identity(config),
+      "templates": config.head.templates,
+      "class_names": config.head.class_names,
+    }, []
+  fingerprint = resolve.train_fingerprint(_train_config(config))
+  return fingerprint, [("train", fingerprint, "a training run")]
+
+
+def _train_config(config):
+  train_config = copy.deepcopy(config)
+  with train_config.unlocked():
+    train_config.train.eval_accuracy = False
+  return train_config
+
+
+def trained_model(config: ml_collections.ConfigDict, directory: str):
+  """The `Trained` model: a training run's, a checkpoint's zero-shot head, or
+  ``method`` trained first in ``<directory>/train``."""
   train_dir = config.evaluate.train_dir
   if not train_dir and config.method != "zs":
-    train_dir = os.path.join(workdir, "train")
-    train_config = copy.deepcopy(config)
-    with train_config.unlocked():
-      train_config.train.eval_accuracy = False
+    train_dir = os.path.join(directory, "train")
     console.stage(f"train {config.method} in {train_dir}")
-    train.train_and_evaluate(train_config, train_dir)
+    train.train_and_evaluate(_train_config(config), train_dir)
   if train_dir:
     trained = checkpoints.load_trained(train_dir)
     trained.module, trained.params = resolve.precision(
       config, trained.module, trained.params
     )
-    fingerprint = trained.meta.get("fingerprint") or {"train_dir": train_dir}
-    return trained, dict(fingerprint, step=trained.step)
+    progress = record.training_progress(train_dir)
+    trained.meta = dict(trained.meta, total_steps=progress["total_steps"])
+    return trained
   module, params, family = resolve.model(config)
-  source, class_names = resolve.source(config, workdir, "eval")
-  del source
+  _, class_names = resolve.source(config, directory, "eval")
   task, _ = resolve.task(config, module, family, class_names)
-  fingerprint = {
+  key = {
     "stage": "zero_shot",
     **resolve.model_identity(config),
     "templates": config.head.templates,
     "class_names": list(class_names),
   }
-  head = resolve.zero_shot_head(
-    config, module, params, task, workdir, fingerprint
-  )
-  meta = {"config": config_lib.to_dict(config), "fingerprint": fingerprint}
-  return checkpoints.zero_shot(module, params, head, meta), fingerprint
+  head = resolve.zero_shot_head(config, module, params, task, directory, key)
+  meta = {"config": config_lib.to_dict(config), "fingerprint": key}
+  return checkpoints.zero_shot(module, params, head, meta)
 
 
 def _run_config_of(trained: checkpoints.Trained, config):
@@ -326,7 +164,7 @@ def run_meta(config, trained, source, spec: str, run_name: str) -> dict:
   return {
     "name": run_name,
     "model": config.model.name or resolve.model_name(config),
-    "dataset": report.dataset_key(eval_name),
+    "dataset": data.report_key(eval_name),
     "builder": eval_name,
     "split": split,
     "method": trained.method,
@@ -336,11 +174,28 @@ def run_meta(config, trained, source, spec: str, run_name: str) -> dict:
     "skipped": dict(getattr(source, "skipped", {}) or {}),
     "policies": {"empty_mask": e.empty_mask, "nonfinite": e.nonfinite},
     "train_step": trained.step,
+    "train_total_steps": trained.meta.get("total_steps", trained.step),
     "preprocess": spec,
     "num_examples": len(source),
     "max_batches": e.max_batches,
     "trained_on": made_by.train_data.name if trained.method != "zs" else "",
   }
+
+
+def fit_batch(config: ml_collections.ConfigDict, num_examples: int):
+  """`config` with ``evaluate.batch_size`` cut to the split (rounded up to
+  the process count), before anything is allocated, with a warning."""
+  count = jax.process_count()
+  fitted = -(-num_examples // count) * count
+  if config.evaluate.batch_size <= fitted or config.evaluate.max_batches:
+    return config
+  console.warning(
+    f"config.evaluate.batch_size: {config.evaluate.batch_size} is larger "
+    f"than the {num_examples} examples to evaluate; using {fitted}"
+  )
+  config = copy.deepcopy(config)
+  config.evaluate.batch_size = fitted
+  return config
 
 
 def run(
@@ -351,65 +206,177 @@ def run(
 ):
   """Evaluates ``config`` into `workdir`; returns the summary.
 
-  `fresh`: when the workdir holds another configuration's records, evaluate
-  in a new subdirectory instead of refusing. `announce`: end with the
-  run's table and report path on the console (a grid prints its own).
+  Validates, plans and claims `workdir` first (`rationality_jax.run.record`):
+  another configuration's records there are refused, or with `fresh`
+  evaluated in a new subdirectory. A rerun of a complete evaluation checks
+  its records and outputs against its manifest (`Evaluation.resume`).
+  `announce`: end with the run's table and report path on the console (a
+  grid prints its own).
   """
   validate.validate_run(config)
   sharding.initialize_distributed(config.distributed)
-  workdir = os.path.abspath(workdir)
-  trained, trained_fingerprint = trained_model(config, workdir)
+  trained_fingerprint, inner = model_fingerprint(config)
   fingerprint = resolve.eval_fingerprint(config, trained_fingerprint)
-  workdir = provenance.claim(workdir, fingerprint, "evaluation records", fresh)
-  run_name = config.name or trained.method
-  e = config.evaluate
-  if is_complete(workdir):
-    console.stage(f"{run_name}: complete in {workdir}, not run again")
-    return files.read_json(os.path.join(workdir, SUMMARY))
-
-  family = models.family(trained.module.config)
-  source, class_names = resolve.source(config, workdir, "eval")
-  trained_classes = trained.meta.get("class_names", class_names)
-  if len(trained_classes) != len(class_names):
-    raise config_lib.ConfigError(
-      f"config.eval_data: {resolve.dataset(config, 'eval')[0]} has "
-      f"{len(class_names)} classes; the model was trained on "
-      f"{len(trained_classes)} ({trained.meta.get('dataset')})"
-    )
-  spec = resolve.spec(config, trained.module, family, "eval")
-  method = resolve.heatmap(config)
-  explain_fn = explain.make_explainer(
-    trained.module,
-    trained.classifier,
-    method,
-    target=config.heatmap.target,
-    constant_map=config.heatmap.constant_map,
-    jit=False,
-  )
-  meta = run_meta(config, trained, source, spec, run_name)
-  if jax.process_index() == 0:
-    files.write_json(os.path.join(workdir, META), meta)
-  figure_ids = [
-    source[i]["id"] for i in range(min(e.figure_images, len(source)))
-  ]
-  evaluate_records(
-    explain_fn,
-    trained,
-    source,
-    workdir,
-    spec=spec,
-    batch_size=e.batch_size,
-    name=run_name,
-    figure_ids=figure_ids,
-    batches_per_chunk=e.batches_per_chunk,
-    num_threads=e.input_threads,
-    num_workers=e.input_workers,
-  )
-  sharding.barrier(f"evaluated {workdir}")
-  if jax.process_index() == 0:
-    finalise(workdir, e.threshold, figures=e.figures)
-  sharding.barrier(f"finalised {workdir}")
+  what = "evaluation records"
+  directory = record.plan(workdir, fingerprint, what, fresh, inner)
+  with record.open_run(
+    directory, fingerprint, config, "evaluate", what=what
+  ) as run_record:
+    evaluation = Evaluation(config, directory, run_record)
+    summary = evaluation.run()
   if announce:
-    console.table(report.console_table(report.collect([workdir], e.threshold)))
-    console.stage(f"report: {os.path.join(workdir, 'report.md')}")
-  return files.read_json(os.path.join(workdir, SUMMARY))
+    e = evaluation.config.evaluate
+    console.table(
+      report.console_table(report.collect([directory], e.threshold))
+    )
+    console.stage(f"report: {os.path.join(directory, 'report.md')}")
+  return summary
+
+
+class Evaluation:
+  """One evaluation in its claimed directory: from the model to the outputs."""
+
+  def __init__(self, config, directory: str, run_record: record.Run):
+    self.config, self.directory, self.record = config, directory, run_record
+
+  def run(self) -> dict:
+    config, directory = self.config, self.directory
+    trained = trained_model(config, directory)
+    source, class_names = resolve.source(config, directory, "eval")
+    trained_classes = trained.meta.get("class_names", class_names)
+    if len(trained_classes) != len(class_names):
+      raise config_lib.ConfigError(
+        f"config.eval_data: {resolve.dataset(config, 'eval')[0]} has "
+        f"{len(class_names)} classes; the model was trained on "
+        f"{len(trained_classes)} ({trained.meta.get('dataset')})"
+      )
+    self.config = config = fit_batch(config, len(source))
+    e = config.evaluate
+    self.record.config = config
+    self.record.start()
+    name = config.name or trained.method
+    spec = resolve.spec(
+      config, trained.module, models.family(trained.module.config), "eval"
+    )
+    if jax.process_index() == 0:
+      meta = run_meta(config, trained, source, spec, name)
+      files.write_json(os.path.join(directory, outputs.META), meta)
+    if self.resume(name):
+      return files.read_json(os.path.join(directory, outputs.SUMMARY))
+    explain_fn = explain.make_explainer(
+      trained.module,
+      trained.classifier,
+      resolve.heatmap(config),
+      target=config.heatmap.target,
+      constant_map=config.heatmap.constant_map,
+      jit=False,
+    )
+    evaluate = functools.partial(
+      stream.evaluate_records,
+      explain_fn,
+      trained,
+      out_dir=directory,
+      spec=spec,
+      batch_size=e.batch_size,
+      name=name,
+      figure_ids=[
+        source[i]["id"] for i in range(min(e.figure_images, len(source)))
+      ],
+      batches_per_chunk=e.batches_per_chunk,
+      num_threads=e.input_threads,
+      num_workers=e.input_workers,
+    )
+    evaluate(source)
+    sharding.barrier(f"evaluated {directory}")
+    self.repair(source, evaluate)
+    return self.finish()
+
+  def resume(self, name: str) -> bool:
+    """Whether a complete evaluation is still complete (True: nothing to do).
+
+    Its records are checked against the manifest: a missing, changed or
+    unexpected records file is named and its examples evaluated again (a
+    changed one is deleted first); changed or missing outputs are named
+    and made again from the records, as are outputs of other report
+    settings (threshold, figures).
+    """
+    manifest = record.read_manifest(self.directory)
+    if manifest.get("status") != record.COMPLETE or "records" not in manifest:
+      return False
+    problems = outputs.check_records(self.directory, manifest)
+    if problems:
+      console.warning(
+        f"{name}: the records changed since the run completed "
+        f"({record.describe(problems)}): evaluating those examples again"
+      )
+      for chunk, state in problems.items():
+        if state != "missing" and jax.process_index() == 0:
+          os.remove(os.path.join(self.directory, chunk))
+      sharding.barrier(f"checked {self.directory}")
+      recorder.Recorder(self.directory, name).reopen()
+      return False
+    changed = record.verify(self.directory, manifest.get("outputs", {}))
+    changed.pop(outputs.META, None)  # written again at every start
+    if changed:
+      console.warning(
+        f"{name}: outputs changed since the run completed "
+        f"({record.describe(changed)}): made again from the records"
+      )
+    elif manifest.get("report_settings") == self._report_settings():
+      console.stage(f"{name}: complete in {self.directory}, not run again")
+      self.record.complete(**{k: manifest[k] for k in ("outputs", "records")})
+      return True
+    self.finish()
+    return True
+
+  def _report_settings(self) -> dict:
+    e = self.config.evaluate
+    return {"threshold": e.threshold, "figures": e.figures}
+
+  def repair(self, source, evaluate) -> None:
+    """Evaluates the examples the records lack (a chunk lost or deleted),
+    then refuses to go on if any is still missing: never a smaller n."""
+    for attempt in range(2):
+      recorded = set()
+      for path in records.all_chunk_paths(self.directory, "chunk"):
+        index = metrics.Accumulator.load(path).arrays()["index"]
+        recorded.update(index.tolist())
+      missing = sorted(set(range(len(source))) - recorded)
+      if not missing:
+        return
+      if attempt:
+        raise RuntimeError(
+          f"{self.directory}: the records hold {len(recorded)} of "
+          f"{len(source)} examples after evaluating the missing ones again"
+        )
+      console.warning(
+        f"{self.config.name or 'evaluation'}: {len(missing)} of {len(source)}"
+        " examples are missing from the records (a records file was lost): "
+        "evaluating them again"
+      )
+      recorder.Recorder(self.directory, "").reopen()
+      sharding.barrier(f"reopened {self.directory}")
+      evaluate(data.Subset(source, missing), positions=missing)
+      sharding.barrier(f"repaired {self.directory}")
+
+  def finish(self) -> dict:
+    """Outputs from the records, then the manifest says complete."""
+    e = self.config.evaluate
+    if jax.process_index() == 0:
+      summary, names = outputs.finalise(
+        self.directory, e.threshold, figures=e.figures
+      )
+      expected = outputs.expected_examples(self.directory)
+      if summary["n"] != expected:
+        raise RuntimeError(
+          f"{self.directory}: the records hold {summary['n']} of {expected} "
+          "examples; not reported"
+        )
+      self.record.complete(
+        outputs=names,
+        records=outputs.records_manifest(self.directory),
+        report_settings=self._report_settings(),
+        examples=summary["n"],
+      )
+    sharding.barrier(f"finalised {self.directory}")
+    return files.read_json(os.path.join(self.directory, outputs.SUMMARY))

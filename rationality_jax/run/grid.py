@@ -40,10 +40,12 @@ from rationality_jax.run import config as config_lib
 from rationality_jax.run import evaluate
 from rationality_jax.run import pretrain
 from rationality_jax.run import provenance
+from rationality_jax.run import record
 from rationality_jax.run import resolve
 from rationality_jax.run import train
 
 PRETRAINED = "pretrain"  # model.path of a grid model: the pretrain stage's
+TIMINGS = "timings.json"
 
 
 class GridFailed(RuntimeError):
@@ -77,30 +79,93 @@ def ensure_trained(run_config, workdir: str) -> None:
   if run_config.method == "zs" or run_config.evaluate.train_dir:
     return
   directory = train_dir(run_config, workdir)
-  if not os.path.exists(os.path.join(directory, train.RESULT)):
+  if not record.training_progress(directory)["finished"]:
     console.stage(f"{run_config.name}: train {run_config.method}")
     train.train_and_evaluate(run_config, directory)
   run_config.evaluate.train_dir = directory
 
 
-def evaluate_cell(run_config, workdir: str, fresh: bool) -> str:
+def evaluate_cell(run_config, workdir: str) -> str:
   """Evaluates one (trained) cell into eval/<name>; returns that directory."""
   out = os.path.join(workdir, "eval", run_config.name)
   console.stage(
     f"{run_config.name}: evaluate ({resolve.heatmap_label(run_config)})"
   )
-  evaluate.run(run_config, out, fresh=fresh, announce=False)
+  evaluate.run(run_config, out, announce=False)
   return out
+
+
+def cell_claims(config, workdir: str) -> list[tuple]:
+  """(eval/<cell>, its evaluation's fingerprint, what, ('trained.step',)) of
+  every cell whose fingerprint is known before it runs (a cell whose model
+  cannot be read yet fails in its cell, named there)."""
+  claims = []
+  for cell in config.cells:
+    run_config = cell_config(config, cell, workdir)
+    try:
+      trained, _ = evaluate.model_fingerprint(run_config)
+      fingerprint = resolve.eval_fingerprint(run_config, trained)
+    except Exception as e:
+      logging.info(
+        "cell %s: no fingerprint before it runs: %s", cell["name"], e
+      )
+      continue
+    claims.append(
+      (
+        os.path.join("eval", cell["name"]),
+        fingerprint,
+        f"cell {cell['name']}'s evaluation records",
+        ("trained.step",),
+      )
+    )
+  return claims
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, fresh: bool = False):
   """Pretrains (if asked), trains and evaluates every cell, writes the report.
+
+  Plans first: a cell directory holding another configuration's records
+  refuses the whole grid before anything is written (or, with `fresh`, the
+  grid runs in ``<workdir>/fresh-<digest>``).
 
   Returns:
     {'rows': the report rows, 'paths': the report files, 'seconds': {stage:
     s}, 'failed': [{name, stage, error}]}; raises GridFailed after writing
     the report if a cell failed.
   """
+  claims = cell_claims(config, workdir)
+  fingerprint = {"stage": "grid", "cells": {c[0]: c[1] for c in claims}}
+  directory = record.plan(
+    workdir, fingerprint, "a grid", fresh, claims, container=True
+  )
+  if directory != os.path.abspath(workdir):
+    claims = cell_claims(config, directory)
+    fingerprint = {"stage": "grid", "cells": {c[0]: c[1] for c in claims}}
+  with record.open_run(
+    directory, fingerprint, config, "grid", container=True
+  ) as run_record:
+    run_record.start()
+    if directory != os.path.abspath(workdir):
+      console.stage(f"--fresh: this grid runs in {directory}")
+    result = _run_cells(config, directory)
+    outputs = [os.path.relpath(p, directory) for p in result["paths"].values()]
+    failed = [f["name"] for f in result["failed"]]
+    run_record.complete(
+      outputs=[*outputs, TIMINGS],
+      status="failed" if failed else record.COMPLETE,
+      failed=failed,
+    )
+  if failed:
+    raise GridFailed(
+      f"{len(failed)} of {len(config.cells)} cells failed "
+      f"({', '.join(failed)}); see {result['paths']['report.md']} and log.txt"
+    )
+  return result
+
+
+def _run_cells(config, workdir: str) -> dict:
+  """Every cell in turn (a failed one is reported, the others run), then the
+  report and the console's table."""
   start = time.perf_counter()
   seconds = {}
   if config.pretrain.enabled:
@@ -116,7 +181,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, fresh: bool = False):
       ensure_trained(run_config, workdir)
       seconds[f"train {name}"] = time.perf_counter() - t
       stage = "evaluate"
-      eval_dirs.append(evaluate_cell(run_config, workdir, fresh))
+      eval_dirs.append(evaluate_cell(run_config, workdir))
       done.append(cell)
     except Exception as e:  # A failed cell is reported; the others still run.
       logging.error("cell %s failed:\n%s", name, traceback.format_exc())
@@ -137,23 +202,11 @@ def run(config: ml_collections.ConfigDict, workdir: str, fresh: bool = False):
   paths = write_report(config, done, eval_dirs, workdir, failures)
   seconds["report"] = time.perf_counter() - t
   seconds["total"] = time.perf_counter() - start
-  files.write_json(os.path.join(workdir, "timings.json"), seconds)
+  files.write_json(os.path.join(workdir, TIMINGS), seconds)
   rows = report.collect(eval_dirs, config.evaluate.threshold)
   console.table(report.console_table(rows, failures))
   console.stage(f"report: {paths['report.md']}")
-  result = {
-    "rows": rows,
-    "paths": paths,
-    "seconds": seconds,
-    "failed": failures,
-  }
-  if failures:
-    raise GridFailed(
-      f"{len(failures)} of {len(config.cells)} cells failed "
-      f"({', '.join(f['name'] for f in failures)}); see {paths['report.md']} "
-      "and log.txt"
-    )
-  return result
+  return {"rows": rows, "paths": paths, "seconds": seconds, "failed": failures}
 
 
 # ------------------------------------------------------------------ report ----

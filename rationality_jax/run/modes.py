@@ -8,20 +8,41 @@ imported only when its mode runs.
 from __future__ import annotations
 
 import os
+from typing import Any
+
+
+def _recorded(kind: str, config, workdir: str, fresh: bool, work) -> Any:
+  """Runs ``work(directory)`` in a planned, claimed and recorded directory
+  whose fingerprint is the whole config (`record`)."""
+  from rationality_jax.run import config as config_lib
+  from rationality_jax.run import record
+
+  fingerprint = {"stage": kind, "config": config_lib.to_dict(config)}
+  directory = record.plan(workdir, fingerprint, f"a {kind} run", fresh)
+  with record.open_run(directory, fingerprint, config, kind) as run:
+    run.start()
+    result, outputs = work(directory)
+    run.complete(outputs=outputs)
+  return result
 
 
 def _selfcheck(config, workdir, fresh):
-  del fresh
   from rationality_jax.run import selfcheck
 
-  return selfcheck.run(config, workdir)
+  def work(directory):
+    return selfcheck.run(config, directory), [selfcheck.RESULT]
+
+  return _recorded("selfcheck", config, workdir, fresh, work)
 
 
 def _pretrain(config, workdir, fresh):
-  del fresh
   from rationality_jax.run import pretrain
 
-  return pretrain.ensure(config, os.path.join(workdir, "model"), workdir)
+  def work(directory):
+    model = os.path.join(directory, "model")
+    return pretrain.ensure(config, model, directory), []
+
+  return _recorded("pretrain", config, workdir, fresh, work)
 
 
 def _train(config, workdir, fresh):

@@ -1,15 +1,12 @@
 """What determines a stage's result, recorded beside it and checked on rerun.
 
-  directory = provenance.claim(directory, fingerprint, "a training run",
-                               fresh=False)
-
-Every stage directory (a training run, an evaluation) holds
-``fingerprint.json``: the model file's identity, the method and its options,
-the data, the heatmap, the overrides - whatever changes its numbers (see
+Every run directory (a training run, an evaluation, a WiSE-FT alpha, a grid)
+holds ``fingerprint.json``: the model file's identity, the method and its
+options, the data, the heatmap - whatever changes its numbers (see
 `rationality_jax.run.resolve.train_fingerprint` / `eval_fingerprint`). A rerun
-with the same fingerprint resumes or reuses the stage; with another one it is
-refused in one line naming the differing fields, or, with ``fresh``, runs in
-a new subdirectory ``fresh-<hash>`` of the stale one.
+with the same fingerprint resumes or reuses it; with another one it is
+refused in one line naming the differing fields (`record.plan`, which also
+picks ``fresh-<digest>/`` for ``--fresh``).
 """
 
 from __future__ import annotations
@@ -46,38 +43,35 @@ def differences(old: Any, new: Any, prefix: str = "") -> list[str]:
   return [] if old == new else [prefix.rstrip(".") or "(value)"]
 
 
-def claim(
-  directory: str, fingerprint: dict, what: str, fresh: bool = False
-) -> str:
-  """Records `fingerprint` in `directory` or checks it; returns the directory to use.
+def mismatch(
+  directory: str, fingerprint: dict, what: str, ignore: tuple[str, ...] = ()
+) -> str | None:
+  """Why `directory` cannot hold a run of `fingerprint` (it holds `what` of
+  another configuration), or None (new, or the same configuration).
 
-  Raises:
-    StaleWorkdirError: `directory` holds `what` of another configuration and
-      `fresh` is False.
+  `ignore`: dotted fields not known yet (a grid's cell before its training:
+  ``trained.step``).
   """
-  fingerprint = files.jsonable(fingerprint)
   path = os.path.join(directory, FINGERPRINT)
-  if os.path.exists(path):
-    old = files.read_json(path)
-    if old != fingerprint:
-      if fresh:
-        new = os.path.join(
-          directory, f"fresh-{fingerprint_digest(fingerprint)}"
-        )
-        return claim(new, fingerprint, what, fresh=False)
-      # The first three levels name a field well enough ("trained.model.path").
-      fields = list(
-        dict.fromkeys(
-          ".".join(f.split(".")[:3]) for f in differences(old, fingerprint)
-        )
-      )
-      more = f" and {len(fields) - 4} more" if len(fields) > 4 else ""
-      raise StaleWorkdirError(
-        f"{directory} holds {what} of another configuration (differs in "
-        f"{', '.join(fields[:4])}{more}); use another --workdir, or --fresh "
-        "to start anew in a subdirectory."
-      )
-    return directory
+  if not os.path.exists(path):
+    return None
+  old = files.read_json(path)
+  fingerprint = files.jsonable(fingerprint)
+  differing = [f for f in differences(old, fingerprint) if f not in ignore]
+  if not differing:
+    return None
+  # The first three levels name a field well enough ("trained.model.path").
+  fields = list(dict.fromkeys(".".join(f.split(".")[:3]) for f in differing))
+  more = f" and {len(fields) - 4} more" if len(fields) > 4 else ""
+  return (
+    f"{directory} holds {what} of another configuration (differs in "
+    f"{', '.join(fields[:4])}{more})"
+  )
+
+
+def record(directory: str, fingerprint: dict) -> None:
+  """Writes `fingerprint` beside the run (process 0)."""
   if jax.process_index() == 0:
-    files.write_json(path, fingerprint)
-  return directory
+    files.write_json(
+      os.path.join(directory, FINGERPRINT), files.jsonable(fingerprint)
+    )

@@ -46,11 +46,14 @@ class Recorder:
     name: str,
     figure_ids=(),
     batches_per_chunk: int = 1,
+    positions=None,
   ):
     self.out_dir = out_dir
     self.name = name
     self.figure_ids = set(figure_ids)
     self.batches_per_chunk = batches_per_chunk
+    # A subset's position -> the split's (the records' `index`).
+    self.positions = None if positions is None else np.asarray(positions)
     self.directory = records.process_dir(out_dir)
     os.makedirs(self.directory, exist_ok=True)
     self.progress_path = os.path.join(self.directory, PROGRESS)
@@ -62,6 +65,15 @@ class Recorder:
     if not os.path.exists(self.progress_path):
       return None
     return files.read_json(self.progress_path)
+
+  def reopen(self) -> None:
+    """Makes this shard incomplete again, keeping its chunks, for a repair
+    that evaluates missing examples (read anew: no iterator state)."""
+    progress = self._progress() or {"chunks": 0}
+    files.write_json(
+      self.progress_path,
+      {"chunks": progress["chunks"], "iterator": None, "complete": False},
+    )
 
   def shard_complete(self) -> bool:
     """This process's shard was finished by an earlier run."""
@@ -75,10 +87,13 @@ class Recorder:
     progress = self._progress()
     if progress is not None:
       self.chunk = progress["chunks"]
-      mismatch = iterator.worker_mismatch(progress["iterator"])
-      if mismatch is None:
-        iterator.set_state(progress["iterator"])
-      else:  # the input state is per worker; the recorded ids are skipped
+      saved = progress["iterator"]  # None: a repair reads its subset anew
+      mismatch = None if saved is None else iterator.worker_mismatch(saved)
+      if saved is not None and mismatch is None:
+        iterator.set_state(saved)
+      elif (
+        saved is not None
+      ):  # the input state is per worker; the recorded ids are skipped
         console.warning(
           f"{self.name}: {mismatch}: reading from the start, the examples "
           "already recorded are not evaluated again"
@@ -113,7 +128,7 @@ class Recorder:
       ids=ids,
       mask_area=host["mask_area"],
       where=keep,
-      index=np.asarray(local["index"]),
+      index=self._index(np.asarray(local["index"])),
       label=np.asarray(local["label"]),
       prediction=host["prediction"],
       **{k: host[k] for k in SCORE_COLUMNS + EVIDENCE_COLUMNS},
@@ -126,6 +141,11 @@ class Recorder:
     if batches % self.batches_per_chunk == 0:
       self._write_chunk(state)
     return int(keep.sum())
+
+  def _index(self, index: np.ndarray) -> np.ndarray:
+    if self.positions is None:
+      return index
+    return self.positions[np.clip(index, 0, len(self.positions) - 1)]
 
   def finish(self, state: dict, shard_total: int) -> None:
     """Writes what is left and marks the shard complete."""

@@ -118,6 +118,26 @@ def dataset(
   return config.train_data.name, d.split, kwargs
 
 
+def split_size(
+  config: ml_collections.ConfigDict, workdir: str, which: str
+) -> int | None:
+  """How many examples 'train' or 'eval' data has, known without building
+  or writing anything (a prepared dataset's info, or a generated one's
+  configured size), or None; ``evaluate.max_batches`` caps the eval split."""
+  name, split, kwargs = dataset(config, which)
+  try:
+    builder = data.get_builder(name, data_dir(config, workdir), **kwargs)
+  except (ValueError, TypeError):  # an unknown dataset or option: named later
+    return None
+  if builder.is_prepared():
+    size = builder.info.splits[split].num_examples
+  else:
+    size = getattr(builder.builder_config, f"{split}_size", None)
+  if size is not None and which == "eval" and config.evaluate.max_batches:
+    size = min(size, config.evaluate.max_batches * config.evaluate.batch_size)
+  return size
+
+
 def source(config: ml_collections.ConfigDict, workdir: str, which: str):
   """(source, prompt class names) of 'train' or 'eval' data.
 

@@ -17,7 +17,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rationality_jax import files
 from rationality_jax import metrics
+
+RESULT = "selfcheck.json"
 
 
 def make_problem(seed: int, num_samples: int, size: int):
@@ -95,13 +98,12 @@ def run(config, workdir: str) -> dict:
     "failures": failures,
     "backend": jax.default_backend(),
   }
-  with open(os.path.join(workdir, "selfcheck.json"), "w") as f:
-    json.dump(result, f, indent=2)
+  files.write_json(os.path.join(workdir, RESULT), result)
   if failures:
     raise RuntimeError("metrics self-check failed: " + "; ".join(failures))
   logging.info("all checks passed: %s", json.dumps(result))
   print(
     f"all checks passed on {result['backend']}: {got}, max |RMA error| "
-    f"{rma_error:.1e}; written to {workdir}/selfcheck.json"
+    f"{rma_error:.1e}; written to {os.path.join(workdir, RESULT)}"
   )
   return result

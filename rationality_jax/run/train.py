@@ -55,7 +55,7 @@ from rationality_jax.run import checkpoints
 from rationality_jax.run import config as config_lib
 from rationality_jax.run import hooks
 from rationality_jax.run import optim
-from rationality_jax.run import provenance
+from rationality_jax.run import record
 from rationality_jax.run import resolve
 from rationality_jax.run import step as step_lib
 from rationality_jax.run import validate
@@ -83,6 +83,21 @@ def train_iterator(config: ml_collections.ConfigDict, source, spec: str):
     prefetch=t.input_prefetch,
     num_workers=t.input_workers,
   )
+
+
+def check_batch(config: ml_collections.ConfigDict, num_examples: int | None):
+  """The run's total steps; refuses a batch larger than the training split
+  (None examples: not known yet, checked again once the data is read)."""
+  if num_examples is None:
+    return None
+  steps = total_steps(config, num_examples)
+  if steps and config.train.batch_size > num_examples:
+    raise config_lib.ConfigError(
+      f"config.train.batch_size: {config.train.batch_size} is larger than "
+      f"the {num_examples} examples of {config.train_data.name}/"
+      f"{config.train_data.split}"
+    )
+  return steps
 
 
 def total_steps(config: ml_collections.ConfigDict, num_examples: int) -> int:
@@ -222,13 +237,7 @@ def compile_training(config: ml_collections.ConfigDict, s: Setup) -> Compiled:
   labels = step_lib.trainable_labels(
     config, s.method, s.module.config, trainable
   )
-  steps = total_steps(config, len(s.source))
-  if steps and config.train.batch_size > len(s.source):
-    raise config_lib.ConfigError(
-      f"config.train.batch_size: {config.train.batch_size} is larger than "
-      f"the {len(s.source)} examples of {config.train_data.name}/"
-      f"{config.train_data.split}"
-    )
+  steps = check_batch(config, len(s.source))
   tx = optim.make_optimizer(config.train.optim, labels, steps)
 
   def init_state(trainable, rng):
@@ -343,8 +352,9 @@ def train_and_evaluate(
 ) -> dict:
   """Trains ``config.method`` in `workdir` (resuming if it has checkpoints).
 
-  `fresh`: when `workdir` holds a run of another configuration, train in a
-  new subdirectory of it instead of refusing (`rationality_jax.run.provenance`).
+  Validates, plans and claims `workdir` first (`rationality_jax.run.record`):
+  a run of another configuration there is refused, or with `fresh` trained
+  in a new subdirectory; a refused run writes nothing.
 
   Returns:
     ``{'step', 'loss' (the last logged), 'losses' ([(step, loss)] logged by
@@ -353,34 +363,52 @@ def train_and_evaluate(
   """
   validate.validate_run(config)
   sharding.initialize_distributed(config.distributed)
-  workdir = provenance.claim(
-    os.path.abspath(workdir),
-    resolve.train_fingerprint(config),
-    "a training run",
-    fresh,
-  )
-  s = setup(config, workdir)
-  compiled = compile_training(config, s)
+  fingerprint = resolve.train_fingerprint(config)
+  what = "a training run"
+  directory = record.plan(workdir, fingerprint, what, fresh)
+  check_batch(config, resolve.split_size(config, directory, "train"))
+  with record.open_run(
+    directory, fingerprint, config, "train", what=what
+  ) as run:
+    s = setup(config, directory)
+    compiled = compile_training(config, s)
+    run.start(total_steps=compiled.steps)
+    state, metrics, history, first = _train(config, directory, s, compiled)
+    result_path = os.path.join(directory, RESULT)
+    trained_now = compiled.steps - first
+    if not trained_now and os.path.exists(result_path):
+      # Nothing trained: the finished run's result stands as it is.
+      result = files.read_json(result_path)
+    else:
+      result = _result(config, directory, s, compiled, state, metrics, history)
+    run.complete(
+      outputs=[RESULT], step=compiled.steps, total_steps=compiled.steps
+    )
+  return dict(result, trained_steps=trained_now)
+
+
+def _train(config, directory, s, compiled):
+  """Restores the newest checkpoint and trains to the end, saving as it
+  goes. Returns (state, last logged metrics, history, first step)."""
   steps = compiled.steps
   iterator = train_iterator(config, s.source, s.spec)
-  manager = checkpoints.manager(workdir, config)
-  eval_head = eval_head_fn(s)
+  manager = checkpoints.manager(directory, config)
   save = functools.partial(
     checkpoints.save,
     manager,
     iterator=iterator,
     meta=s.meta,
-    eval_head_fn=eval_head,
+    eval_head_fn=eval_head_fn(s),
   )
   metrics, history = None, []
   try:
-    state, restored = _restore(manager, iterator, compiled, workdir)
+    state, restored = _restore(manager, iterator, compiled, directory)
     first = restored or 0
     if restored is None:
       save(step=0, state=state, force=steps == 0)
     if first < steps:
       state, metrics, history = _loop(
-        config, workdir, s, compiled, state, first, iterator, save, manager
+        config, directory, s, compiled, state, first, iterator, save, manager
       )
       if manager.latest_step() != steps:
         save(step=steps, state=state, force=True)
@@ -390,27 +418,28 @@ def train_and_evaluate(
     # Waits for in-flight saves and removes what a failed save left behind.
     manager.close()
     checkpoints.remove_temporary(manager.directory)
+  return state, metrics, history, first
 
-  result_path = os.path.join(workdir, RESULT)
-  trained_now = steps - first
-  if not trained_now and os.path.exists(result_path):
-    # Nothing trained: the finished run's result stands as it is.
-    return dict(files.read_json(result_path), trained_steps=0)
+
+def _result(config, directory, s, compiled, state, metrics, history) -> dict:
+  """``train_result.json`` of a run that trained its last step (written by
+  process 0), with the top-1 accuracy on eval_data when asked for."""
   accuracy = None
   if config.train.eval_accuracy and config.eval_data.split:
     accuracy = accuracy_lib.evaluate_accuracy(
-      config, workdir, s, state, eval_head(state)
+      config, directory, s, state, eval_head_fn(s)(state)
     )
     console.stage(
       f"{config.method} accuracy on {config.eval_data.split}: {accuracy:.4f}"
     )
   result = {
-    "step": steps,
+    "step": compiled.steps,
+    "total_steps": compiled.steps,
     "loss": None if metrics is None else metrics["loss"],
     "losses": history,
     "accuracy": accuracy,
-    "checkpoint_dir": os.path.join(workdir, checkpoints.CHECKPOINTS),
+    "checkpoint_dir": os.path.join(directory, checkpoints.CHECKPOINTS),
   }
   if jax.process_index() == 0:
-    files.write_json(result_path, result)
-  return dict(result, trained_steps=trained_now)
+    files.write_json(os.path.join(directory, RESULT), result)
+  return result

@@ -14,8 +14,9 @@ from rationality_jax import models
 from rationality_jax import report
 from rationality_jax.report import records
 from rationality_jax.run import checkpoints
-from rationality_jax.run import evaluate
+from rationality_jax.run import outputs
 from rationality_jax.run import recorder
+from rationality_jax.run import stream
 
 PP = "normalize('clip')|keep('image', 'mask', 'label', 'id')"
 
@@ -75,7 +76,7 @@ def _evaluate(setup, out_dir, monkeypatch=None, kill_after=None, workers=0):
       if batches >= kill_after:
         raise Killed(batches)
 
-    monkeypatch.setattr(evaluate, "_after_batch", after_batch)
+    monkeypatch.setattr(stream, "_after_batch", after_batch)
   trained = checkpoints.Trained(
     module=module,
     params=params,
@@ -91,7 +92,7 @@ def _evaluate(setup, out_dir, monkeypatch=None, kill_after=None, workers=0):
     {"name": "zs", "model": "tiny", "dataset": "synthetic", "method": "zs"},
   )
   try:
-    evaluate.evaluate_records(
+    stream.evaluate_records(
       explain_fn,
       trained,
       source,
@@ -105,7 +106,7 @@ def _evaluate(setup, out_dir, monkeypatch=None, kill_after=None, workers=0):
   finally:
     if kill_after is not None:
       monkeypatch.undo()
-  return evaluate.finalise(str(out_dir), figures=False)
+  return outputs.finalise(str(out_dir), figures=False)[0]
 
 
 def _progress(out_dir):

@@ -1,0 +1,130 @@
+"""What a finished evaluation writes from its records, and its check on rerun.
+
+  summary, names = outputs.finalise(run_dir, threshold=0.5)  # process 0
+  entries = outputs.records_manifest(run_dir)   # every chunk: digest, examples
+  outputs.check_records(run_dir, manifest)      # {chunk: 'missing' | ...}
+
+The records are the truth: summary.json, records.csv, report.md,
+results.csv/json and the PT/IR figure are all made from them, so a rerun
+can always make them again; the manifest (`record`) lists each with its
+digest, and every records chunk with its digest and number of examples.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import io
+import os
+
+from rationality_jax import files
+from rationality_jax import metrics
+from rationality_jax import report
+from rationality_jax.report import records
+from rationality_jax.run import record
+from rationality_jax.run import recorder
+
+META = report.META
+SUMMARY = "summary.json"
+RECORDS_CSV = "records.csv"
+FIGURE = "pt_ir_threshold.png"
+CSV_COLUMNS = (
+  "ids",
+  *records.INT_COLUMNS,
+  "correct",
+  "rma",
+  *recorder.SCORE_COLUMNS,
+  "mask_area",
+  "heatmap_mass",
+  *recorder.FLAG_COLUMNS,
+)
+
+
+def _cell(name: str, value) -> str:
+  if name == "ids":
+    return str(value)
+  if name in records.INT_COLUMNS or name in ("mask_area", "correct"):
+    return str(int(value))
+  if name in recorder.FLAG_COLUMNS:
+    return str(int(bool(value)))
+  return f"{value:.6g}"
+
+
+def write_csv(out_dir: str, loaded: metrics.Accumulator) -> None:
+  """records.csv: a row per sample (the csv module quotes an id with a comma
+  or a quote, so no id shifts the columns)."""
+  arrays = loaded.arrays()
+  columns = [c for c in CSV_COLUMNS if c in arrays]
+  buffer = io.StringIO()
+  writer = csv.writer(buffer, lineterminator="\n")
+  writer.writerow(["id" if c == "ids" else c for c in columns])
+  for row in zip(*(arrays[c] for c in columns)):
+    writer.writerow([_cell(name, value) for name, value in zip(columns, row)])
+  files.write_text(os.path.join(out_dir, RECORDS_CSV), buffer.getvalue())
+
+
+def finalise(
+  out_dir: str, threshold: float = 0.5, title: str = "", figures: bool = True
+) -> tuple[dict, list[str]]:
+  """Writes every output of a finished run from its records (process 0).
+
+  Returns:
+    (the summary, the outputs' names relative to `out_dir`).
+  """
+  loaded = records.load(out_dir)
+  summary = records.summarise_records(
+    loaded, threshold, **records.policies(out_dir)
+  )
+  files.write_json(os.path.join(out_dir, SUMMARY), summary)
+  write_csv(out_dir, loaded)
+  names = [META, SUMMARY, RECORDS_CSV]
+  rows = report.collect([out_dir], threshold, loaded={out_dir: loaded})
+  figure_paths = []
+  if figures:
+    figure_paths.append(
+      report.figure_threshold_curves([out_dir], os.path.join(out_dir, FIGURE))
+    )
+    names.append(FIGURE)
+  meta = files.read_json(os.path.join(out_dir, META))
+  paths = report.write(
+    rows,
+    out_dir,
+    title=title or f"Run {meta.get('name', '')}",
+    figures=figure_paths,
+  )
+  names += [os.path.basename(p) for p in paths.values()]
+  return summary, names
+
+
+def chunk_files(out_dir: str) -> list[str]:
+  """Every records file (chunks and heatmaps), relative to `out_dir`."""
+  pattern = os.path.join(out_dir, records.RECORDS, "*", "*.npz")
+  return sorted(os.path.relpath(p, out_dir) for p in glob.glob(pattern))
+
+
+def records_manifest(out_dir: str) -> dict[str, dict]:
+  """{chunk: {bytes, sha256, examples}} of every records file of a run."""
+  entries = {}
+  for name in chunk_files(out_dir):
+    entry = record.file_entry(out_dir, name)
+    if os.path.basename(name).startswith("chunk_"):
+      path = os.path.join(out_dir, name)
+      entry["examples"] = len(metrics.Accumulator.load(path))
+    entries[name] = entry
+  return entries
+
+
+def check_records(out_dir: str, manifest: dict) -> dict[str, str]:
+  """{records file: 'missing' | 'changed' | 'unexpected'} of a complete run
+  against its manifest (empty when every file is as it was recorded)."""
+  listed = manifest.get("records", {})
+  problems = record.verify(out_dir, listed)
+  for name in chunk_files(out_dir):
+    if name not in listed:
+      problems[name] = "unexpected"
+  return problems
+
+
+def expected_examples(out_dir: str) -> int:
+  """The examples the run's records must hold (its meta.json)."""
+  return int(files.read_json(os.path.join(out_dir, META))["num_examples"])
