@@ -35,10 +35,8 @@ and static arguments); `get_method` builds one from a name.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-import dataclasses
+from collections.abc import Callable
 import functools
-from typing import ClassVar
 
 import chex
 from flax import traverse_util
@@ -46,141 +44,28 @@ import jax
 import jax.numpy as jnp
 
 from rationality_jax import metrics
-from rationality_jax.explain import attribution
 from rationality_jax.explain import postprocess
 from rationality_jax.explain import targets as targets_lib
-from rationality_jax.explain.gradcam import grad_cam_tokens
-from rationality_jax.explain.relevance import chefer_relevance
-from rationality_jax.explain.rollout import attention_rollout
+from rationality_jax.explain.heatmaps.base import ATTENTION
+from rationality_jax.explain.heatmaps.chefer import Chefer
+from rationality_jax.explain.heatmaps.gradcam import GradCAM
+from rationality_jax.explain.heatmaps.gradient_x_input import GradientXInput
+from rationality_jax.explain.heatmaps.gradient_x_input import (
+  gradient_x_input_map,
+)
+from rationality_jax.explain.heatmaps.input_gradients import InputGradients
+from rationality_jax.explain.heatmaps.input_gradients import input_gradient_map
+from rationality_jax.explain.heatmaps.integrated_gradients import (
+  IntegratedGradients,
+)
+from rationality_jax.explain.heatmaps.integrated_gradients import (
+  integrated_gradients_map,
+)
+from rationality_jax.explain.heatmaps.integrated_gradients import (
+  integration_points,
+)
+from rationality_jax.explain.heatmaps.rollout import Rollout
 from rationality_jax.models.vit import VisionTransformer
-
-Site = tuple[int, tuple[str, ...]]  # (block index, path inside the block)
-
-ATTENTION = ("attn", "probs")
-GRAD_CAM_SITES = ("norm1", "tokens")
-
-
-def _blocks_from(start_layer: int, depth: int) -> range:
-  """Blocks start_layer .. depth-1; negative start counts from the end."""
-  start = start_layer + depth if start_layer < 0 else start_layer
-  if not 0 <= start < depth:
-    raise ValueError(
-      f"start_layer {start_layer} is out of range for a tower of "
-      f"{depth} blocks; use 0..{depth - 1} or -{depth}..-1."
-    )
-  return range(start, depth)
-
-
-# ------------------------------------------------------------------- methods --
-
-
-@dataclasses.dataclass(frozen=True)
-class Chefer:
-  """Chefer et al.'s gradient-weighted attention relevance (the study's method).
-
-  start_layer: first block used; -1 = last block only (the study's ZS/FLCP
-    choice), 0 = all blocks (its LP/FT choice). Negative counts from the end.
-  """
-
-  start_layer: int = -1
-  kind: ClassVar[str] = "tokens"
-  needs_gradients: ClassVar[bool] = True
-
-  def sites(self, depth: int) -> tuple[Site, ...]:
-    return tuple((b, ATTENTION) for b in _blocks_from(self.start_layer, depth))
-
-  def relevance(self, activations, gradients) -> jax.Array:
-    return chefer_relevance(activations, gradients)
-
-
-@dataclasses.dataclass(frozen=True)
-class Rollout:
-  """Abnar & Zuidema's attention rollout (no gradient, class-agnostic).
-
-  start_layer: first block used (default all blocks); residual: identity weight.
-  """
-
-  start_layer: int = 0
-  residual: float = 0.5
-  kind: ClassVar[str] = "tokens"
-  needs_gradients: ClassVar[bool] = False
-
-  def sites(self, depth: int) -> tuple[Site, ...]:
-    return tuple((b, ATTENTION) for b in _blocks_from(self.start_layer, depth))
-
-  def relevance(self, activations, gradients) -> jax.Array:
-    del gradients
-    return attention_rollout(activations, self.residual)
-
-
-@dataclasses.dataclass(frozen=True)
-class GradCAM:
-  """Grad-CAM on a block's tokens.
-
-  layer: the block (default -1, the last). site: ``'norm1'`` (its first
-    LayerNorm output, the default, as pytorch-grad-cam advises for ViTs) or
-    ``'tokens'`` (the block output).
-  """
-
-  layer: int = -1
-  site: str = "norm1"
-  kind: ClassVar[str] = "tokens"
-  needs_gradients: ClassVar[bool] = True
-
-  def __post_init__(self):
-    if self.site not in GRAD_CAM_SITES:
-      raise ValueError(
-        f"Grad-CAM site {self.site!r} is not one of {GRAD_CAM_SITES}."
-      )
-
-  def sites(self, depth: int) -> tuple[Site, ...]:
-    block = _blocks_from(self.layer, depth)[0]
-    return ((block, (self.site,)),)
-
-  def relevance(self, activations, gradients) -> jax.Array:
-    return grad_cam_tokens(activations[0], gradients[0])
-
-
-@dataclasses.dataclass(frozen=True)
-class InputGradients:
-  """Saliency: max over channels of |dS/dx| (Simonyan et al. 2014)."""
-
-  kind: ClassVar[str] = "pixels"
-
-
-@dataclasses.dataclass(frozen=True)
-class GradientXInput:
-  """Gradient x input, summed over channels (signed)."""
-
-  kind: ClassVar[str] = "pixels"
-
-
-@dataclasses.dataclass(frozen=True)
-class IntegratedGradients:
-  """Integrated gradients, summed over channels (signed).
-
-  steps: number of intervals m on the straight path from the baseline.
-  baseline: in the model's input space (normalized images): a float or one
-    value per channel. 0.0 is the dataset-mean image; a black image is
-    ``-mean / std`` per channel (see `black_baseline`).
-  rule: ``'trapezoid'`` (m + 1 evaluations, default) or ``'right'`` (m).
-  """
-
-  steps: int = 32
-  baseline: float | tuple[float, ...] = 0.0
-  rule: str = "trapezoid"
-  kind: ClassVar[str] = "pixels"
-
-  def __post_init__(self):
-    attribution.integration_points(self.steps, self.rule)  # validates
-
-
-def black_baseline(
-  mean: Sequence[float], std: Sequence[float]
-) -> tuple[float, ...]:
-  """Per-channel value of a black image after ``(x - mean) / std``."""
-  return tuple(-m / s for m, s in zip(mean, std))
-
 
 METHODS: dict[str, type] = {
   "chefer": Chefer,
@@ -404,9 +289,7 @@ def make_explainer(
         classes = targets_lib.explained_classes(target, logits, labels)
       else:
         classes = targets_lib.explained_classes(target, None, labels)
-      alphas, weights = attribution.integration_points(
-        method.steps, method.rule
-      )
+      alphas, weights = integration_points(method.steps, method.rule)
 
       def step(total, alpha_weight):
         alpha, weight = alpha_weight
@@ -421,15 +304,13 @@ def make_explainer(
         (jnp.asarray(alphas), jnp.asarray(weights)),
       )
       logits = step_logits[-1]  # the last path point is alpha = 1: the image
-      pixels = attribution.integrated_gradients_map(
-        images, baseline, mean_grads
-      )
+      pixels = integrated_gradients_map(images, baseline, mean_grads)
     else:
       g, (logits, classes) = grad(images, None)
       if isinstance(method, InputGradients):
-        pixels = attribution.input_gradient_map(g)
+        pixels = input_gradient_map(g)
       else:
-        pixels = attribution.gradient_x_input_map(images, g)
+        pixels = gradient_x_input_map(images, g)
     return logits, classes, postprocess.patch_pool(pixels, grid), pixels
 
   def explain(params, head, images, labels=None, masks=None) -> dict:

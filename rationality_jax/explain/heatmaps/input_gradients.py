@@ -1,0 +1,26 @@
+"""Input gradients (Simonyan et al. 2014, "saliency"): ``max_c |dS/dx_c|``.
+
+The max of the absolute value over the colour channels, as in the paper, of the
+gradient of the score with respect to the model's input (the normalized
+images): a [B, H, W] map at pixel resolution.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+
+
+@dataclasses.dataclass(frozen=True)
+class InputGradients:
+  """Saliency: max over channels of |dS/dx| (Simonyan et al. 2014)."""
+
+  kind: ClassVar[str] = "pixels"
+
+
+def input_gradient_map(gradients: jax.Array) -> jax.Array:
+  """max_c |g|: [B, H, W, C] -> [B, H, W]."""
+  return jnp.abs(gradients).max(axis=-1)
