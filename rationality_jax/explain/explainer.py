@@ -29,8 +29,9 @@ ever formed. Pixel methods differentiate the images instead (integrated
 gradients: ``lax.scan`` over the path steps, each step a batched forward +
 backward).
 
-Every method is a small frozen dataclass (hashable, so it can sit in configs
-and static arguments); `get_method` builds one from a name.
+Every heatmap is a small frozen dataclass (hashable, so it can sit in configs
+and static arguments) in its module of `explain.heatmaps`; ``HEATMAPS[name]``
+is its class.
 """
 
 from __future__ import annotations
@@ -46,10 +47,9 @@ import jax.numpy as jnp
 from rationality_jax import metrics
 from rationality_jax.explain import postprocess
 from rationality_jax.explain import targets as targets_lib
+from rationality_jax.explain.heatmaps import HEATMAPS
 from rationality_jax.explain.heatmaps.base import ATTENTION
 from rationality_jax.explain.heatmaps.chefer import Chefer
-from rationality_jax.explain.heatmaps.gradcam import GradCAM
-from rationality_jax.explain.heatmaps.gradient_x_input import GradientXInput
 from rationality_jax.explain.heatmaps.gradient_x_input import (
   gradient_x_input_map,
 )
@@ -64,18 +64,7 @@ from rationality_jax.explain.heatmaps.integrated_gradients import (
 from rationality_jax.explain.heatmaps.integrated_gradients import (
   integration_points,
 )
-from rationality_jax.explain.heatmaps.rollout import Rollout
 from rationality_jax.models.vit import VisionTransformer
-
-METHODS: dict[str, type] = {
-  "chefer": Chefer,
-  "rollout": Rollout,
-  "gradcam": GradCAM,
-  "input_gradients": InputGradients,
-  "gradient_x_input": GradientXInput,
-  "integrated_gradients": IntegratedGradients,
-}
-
 
 STUDY_START_LAYER = {"zs": -1, "flcp": -1, "lp": 0, "ft": 0}
 
@@ -90,15 +79,6 @@ def study_method(adaptation: str) -> Chefer:
       f"got {adaptation!r}: pick a method and start_layer explicitly."
     )
   return Chefer(start_layer=STUDY_START_LAYER[adaptation])
-
-
-def get_method(name: str, **kwargs):
-  """A method from its config name (see `METHODS`) and its fields."""
-  if name not in METHODS:
-    raise ValueError(
-      f"unknown heatmap method {name!r}; choose one of {sorted(METHODS)}."
-    )
-  return METHODS[name](**kwargs)
 
 
 # ------------------------------------------------------------------ explainer --
@@ -153,8 +133,9 @@ def make_explainer(
       method reads.
     classifier: ``classifier(module, images, head) -> logits [B, C]`` run inside
       ``module.apply`` (`targets.zero_shot`, `targets.linear_probe`, ...).
-    method: a method dataclass (`Chefer`, `GradCAM`, `Rollout`,
-      `InputGradients`, `GradientXInput`, `IntegratedGradients`) or its name.
+    method: a heatmap dataclass (`Chefer`, `GradCAM`, `Rollout`,
+      `InputGradients`, `GradientXInput`, `IntegratedGradients`) or its name
+      in `HEATMAPS` (then with its defaults).
     target: ``'label'`` (explain the ground-truth class) or ``'predicted'``.
     score: ``score(logits, classes) -> [B]`` (default the class logit).
     vision_path: where the tower sits in the variable collections (default
@@ -177,7 +158,7 @@ def make_explainer(
       pixel methods the per-patch mean of the pixel map), 'rma' [B]}.
   """
   if isinstance(method, str):
-    method = get_method(method)
+    method = HEATMAPS[method]()
   if target not in targets_lib.TARGETS:
     raise ValueError(f"target {target!r} is not one of {targets_lib.TARGETS}.")
   if constant_map not in postprocess.CONSTANT_MAPS:

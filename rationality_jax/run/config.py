@@ -59,17 +59,17 @@ def methods() -> tuple[str, ...]:
 
 
 def heatmaps() -> tuple[str, ...]:
-  """The heatmap (explanation) methods (`rationality_jax.explain.METHODS`)."""
+  """The heatmap (explanation) methods (`rationality_jax.explain.HEATMAPS`)."""
   from rationality_jax import explain
 
-  return tuple(explain.METHODS)
+  return tuple(explain.HEATMAPS)
 
 
 def heatmap_fields(name: str) -> tuple[str, ...]:
   """The options heatmap method `name` takes (its dataclass fields)."""
   from rationality_jax import explain
 
-  return tuple(f.name for f in dataclasses.fields(explain.METHODS[name]))
+  return tuple(f.name for f in dataclasses.fields(explain.HEATMAPS[name]))
 
 
 def _cd(**fields) -> ml_collections.ConfigDict:

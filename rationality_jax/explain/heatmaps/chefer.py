@@ -48,6 +48,7 @@ class Chefer:
   """
 
   start_layer: int = -1
+  name: ClassVar[str] = "chefer"
   kind: ClassVar[str] = "tokens"
   needs_gradients: ClassVar[bool] = True
 
@@ -100,3 +101,6 @@ def chefer_relevance(
       precision=jax.lax.Precision.HIGHEST,
     )
   return nan_where_nonfinite(row[:, 1:], [*attentions, *gradients])
+
+
+HEATMAP = Chefer

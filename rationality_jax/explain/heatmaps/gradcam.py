@@ -37,6 +37,7 @@ class GradCAM:
 
   layer: int = -1
   site: str = "norm1"
+  name: ClassVar[str] = "gradcam"
   kind: ClassVar[str] = "tokens"
   needs_gradients: ClassVar[bool] = True
 
@@ -73,3 +74,6 @@ def grad_cam_tokens(activations: jax.Array, gradients: jax.Array) -> jax.Array:
     "bnd,bd->bn", patches, weights, precision=jax.lax.Precision.HIGHEST
   )
   return nan_where_nonfinite(jnp.maximum(cam, 0.0), [activations, gradients])
+
+
+HEATMAP = GradCAM

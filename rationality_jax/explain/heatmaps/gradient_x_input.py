@@ -18,9 +18,13 @@ import jax
 class GradientXInput:
   """Gradient x input, summed over channels (signed)."""
 
+  name: ClassVar[str] = "gradient_x_input"
   kind: ClassVar[str] = "pixels"
 
 
 def gradient_x_input_map(images: jax.Array, gradients: jax.Array) -> jax.Array:
   """sum_c x * g: [B, H, W, C] (both) -> [B, H, W]."""
   return (images * gradients).sum(axis=-1)
+
+
+HEATMAP = GradientXInput

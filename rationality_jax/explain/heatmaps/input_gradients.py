@@ -18,9 +18,13 @@ import jax.numpy as jnp
 class InputGradients:
   """Saliency: max over channels of |dS/dx| (Simonyan et al. 2014)."""
 
+  name: ClassVar[str] = "input_gradients"
   kind: ClassVar[str] = "pixels"
 
 
 def input_gradient_map(gradients: jax.Array) -> jax.Array:
   """max_c |g|: [B, H, W, C] -> [B, H, W]."""
   return jnp.abs(gradients).max(axis=-1)
+
+
+HEATMAP = InputGradients

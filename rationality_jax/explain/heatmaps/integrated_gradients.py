@@ -37,6 +37,7 @@ class IntegratedGradients:
   steps: int = 32
   baseline: float | tuple[float, ...] = 0.0
   rule: str = "trapezoid"
+  name: ClassVar[str] = "integrated_gradients"
   kind: ClassVar[str] = "pixels"
 
   def __post_init__(self):
@@ -75,3 +76,6 @@ def integrated_gradients_map(
 ) -> jax.Array:
   """sum_c (x - x0) * mean path gradient: [B, H, W, C] -> [B, H, W]."""
   return ((images - baseline) * mean_gradients).sum(axis=-1)
+
+
+HEATMAP = IntegratedGradients

@@ -42,6 +42,7 @@ class Rollout:
 
   start_layer: int = 0
   residual: float = 0.5
+  name: ClassVar[str] = "rollout"
   kind: ClassVar[str] = "tokens"
   needs_gradients: ClassVar[bool] = False
 
@@ -89,3 +90,6 @@ def attention_rollout(
       "bhi,bhij->bj", per_head, attention, precision=jax.lax.Precision.HIGHEST
     )
   return nan_where_nonfinite(row[:, 1:], attentions)
+
+
+HEATMAP = Rollout
