@@ -435,3 +435,16 @@ def test_heatmaps_registry_builds_each_heatmap_by_name():
     assert cls.name == name
     assert "name" not in {f.name for f in dataclasses.fields(cls)}
   assert explain.HEATMAPS["gradcam"](layer=1) == explain.GradCAM(layer=1)
+
+
+def test_heatmaps_sharing_an_option_agree_on_its_default():
+  """The run config takes one default per option name from the dataclasses."""
+  defaults = {}
+  for name, heatmap in explain.HEATMAPS.items():
+    for field in dataclasses.fields(heatmap):
+      defaults.setdefault(field.name, {})[name] = field.default
+  shared = {option: d for option, d in defaults.items() if len(d) > 1}
+  assert {"chefer", "rollout"} <= set(shared["start_layer"])
+  for option, by_heatmap in shared.items():
+    assert len(set(by_heatmap.values())) == 1, (option, by_heatmap)
+  assert explain.Chefer() == explain.Chefer(0) != explain.study_method("zs")

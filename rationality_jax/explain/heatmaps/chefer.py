@@ -43,11 +43,12 @@ from rationality_jax.explain.postprocess import nan_where_nonfinite
 class Chefer:
   """Chefer et al.'s gradient-weighted attention relevance (the study's method).
 
-  start_layer: first block used; -1 = last block only (the study's ZS/FLCP
-    choice), 0 = all blocks (its LP/FT choice). Negative counts from the end.
+  start_layer: first block used; 0 = all blocks (the default, ours for every
+    adaptation, the study's for LP/FT), -1 = last block only (the study's
+    ZS/FLCP choice, `study_method`). Negative counts from the end.
   """
 
-  start_layer: int = -1
+  start_layer: int = 0
   name: ClassVar[str] = "chefer"
   kind: ClassVar[str] = "tokens"
   needs_gradients: ClassVar[bool] = True
