@@ -1,14 +1,24 @@
-"""What the token heatmaps share: the sites they read and the attention maps.
+"""What the explainer asks of a heatmap, and what the token heatmaps share.
 
-A site is a block index and a path inside the block, ``(b, ('attn',
-'probs'))`` for the attention probabilities of block ``b``, ``(b,
-('norm1',))`` for its first LayerNorm output; the image tower perturbs and sows
-them (`rationality_jax.models.vit`).
+A heatmap is a frozen dataclass (its fields are its options) with a ``name``
+and a ``kind``:
+
+* a **token** heatmap (``kind = 'tokens'``: Chefer, rollout, Grad-CAM) names
+  the sites of the image tower it reads and turns what was sown there (and
+  the score's gradient with respect to it, if it ``needs_gradients``) into a
+  patch map (`TokenHeatmap`). A site is a block index and a path inside the
+  block, ``(b, ('attn', 'probs'))`` for the attention probabilities of block
+  ``b``, ``(b, ('norm1',))`` for its first LayerNorm output; the image tower
+  perturbs and sows them (`rationality_jax.models.vit`).
+* a **pixel** heatmap (``kind = 'pixels'``: input gradients, gradient x input,
+  integrated gradients) gets the gradient of the score with respect to the
+  images (`ImageGradient`) and makes its pixel map from it (`PixelHeatmap`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar, Protocol
 
 import chex
 import jax
@@ -16,6 +26,52 @@ import jax
 Site = tuple[int, tuple[str, ...]]  # (block index, path inside the block)
 
 ATTENTION = ("attn", "probs")
+
+
+class TokenHeatmap(Protocol):
+  """A heatmap computed from what the tower sows at some of its sites."""
+
+  name: ClassVar[str]
+  kind: ClassVar[str]  # 'tokens'
+  needs_gradients: ClassVar[bool]
+
+  def sites(self, depth: int) -> tuple[Site, ...]:
+    """The sites read, in forward order, for a tower of `depth` blocks."""
+
+  def relevance(
+    self,
+    activations: Sequence[jax.Array],
+    gradients: Sequence[jax.Array] | None,
+  ) -> jax.Array:
+    """[B, patches] map from the activations sown at `sites` (and the score's
+    gradients with respect to them; None without `needs_gradients`)."""
+
+
+class ImageGradient(Protocol):
+  """The score's gradient with respect to the images, from the explainer."""
+
+  def __call__(
+    self, images: jax.Array, classes: jax.Array | None = None
+  ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(dS/dimages [B, H, W, C], logits [B, C], classes [B]) at `images`:
+    one batched forward + backward. Without `classes`, those explained at
+    `images` themselves (the labels or the prediction there)."""
+
+  def classes(self, images: jax.Array) -> jax.Array:
+    """[B] int32 classes explained at `images`, without a gradient (the
+    labels, or the prediction: one forward)."""
+
+
+class PixelHeatmap(Protocol):
+  """A heatmap computed from gradients with respect to the images."""
+
+  name: ClassVar[str]
+  kind: ClassVar[str]  # 'pixels'
+
+  def pixel_map(
+    self, images: jax.Array, gradient: ImageGradient
+  ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(logits [B, C] at `images`, classes [B], map [B, H, W])."""
 
 
 def blocks_from(start_layer: int, depth: int) -> range:

@@ -21,6 +21,11 @@ class GradientXInput:
   name: ClassVar[str] = "gradient_x_input"
   kind: ClassVar[str] = "pixels"
 
+  def pixel_map(self, images, gradient):
+    """`base.PixelHeatmap`: one forward + backward."""
+    g, logits, classes = gradient(images)
+    return logits, classes, gradient_x_input_map(images, g)
+
 
 def gradient_x_input_map(images: jax.Array, gradients: jax.Array) -> jax.Array:
   """sum_c x * g: [B, H, W, C] (both) -> [B, H, W]."""

@@ -21,6 +21,11 @@ class InputGradients:
   name: ClassVar[str] = "input_gradients"
   kind: ClassVar[str] = "pixels"
 
+  def pixel_map(self, images, gradient):
+    """`base.PixelHeatmap`: one forward + backward."""
+    g, logits, classes = gradient(images)
+    return logits, classes, input_gradient_map(g)
+
 
 def input_gradient_map(gradients: jax.Array) -> jax.Array:
   """max_c |g|: [B, H, W, C] -> [B, H, W]."""

@@ -18,6 +18,7 @@ import dataclasses
 from typing import ClassVar
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 RULES = ("trapezoid", "right")
@@ -42,6 +43,33 @@ class IntegratedGradients:
 
   def __post_init__(self):
     integration_points(self.steps, self.rule)  # validates
+
+  def pixel_map(self, images, gradient):
+    """`base.PixelHeatmap`: ``lax.scan`` over the path points, each one
+    batched forward + backward (the memory of one batch, whatever `steps`).
+    The classes are those explained at the image itself (for
+    ``target='predicted'``, not along the path); the logits are the last
+    point's, alpha = 1: the image."""
+    baseline = jnp.broadcast_to(
+      jnp.asarray(self.baseline, images.dtype), images.shape
+    )
+    classes = gradient.classes(images)
+    alphas, weights = integration_points(self.steps, self.rule)
+
+    def step(total, alpha_weight):
+      alpha, weight = alpha_weight
+      g, step_logits, _ = gradient(
+        baseline + alpha * (images - baseline), classes
+      )
+      return total + weight * g, step_logits
+
+    mean_grads, step_logits = jax.lax.scan(
+      step,
+      jnp.zeros_like(images),
+      (jnp.asarray(alphas), jnp.asarray(weights)),
+    )
+    pixels = integrated_gradients_map(images, baseline, mean_grads)
+    return step_logits[-1], classes, pixels
 
 
 def black_baseline(
