@@ -1,4 +1,4 @@
-"""The heatmaps: one module per explanation method, its options and its arithmetic.
+"""The heatmaps (explanation methods): one module each, options and arithmetic.
 
 Each module declares ``HEATMAP``, a frozen dataclass whose fields are the
 heatmap's options with their defaults and whose ``name`` is its config name;

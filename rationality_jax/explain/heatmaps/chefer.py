@@ -41,7 +41,7 @@ from rationality_jax.explain.postprocess import nan_where_nonfinite
 
 @dataclasses.dataclass(frozen=True)
 class Chefer:
-  """Chefer et al.'s gradient-weighted attention relevance (the study's method).
+  """Chefer et al.'s gradient-weighted attention relevance (the study's).
 
   start_layer: first block used; 0 = all blocks (the default, ours for every
     adaptation, the study's for LP/FT), -1 = last block only (the study's

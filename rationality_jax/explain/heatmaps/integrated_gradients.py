@@ -1,4 +1,4 @@
-"""Integrated gradients (Sundararajan et al. 2017), summed over channels (signed).
+"""Integrated gradients (Sundararajan et al. 2017), summed over channels.
 
 ``sum_c (x_c - x0_c) * integral_0^1 dS/dx_c(x0 + a (x - x0)) da`` in the
 model's input space (the normalized images), a [B, H, W] map, the integral
