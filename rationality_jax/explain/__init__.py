@@ -1,39 +1,48 @@
 """Explanation heatmaps: jit-compiled, batched, exact (see docs/explain.md).
 
-Build one function per (model, method) with `make_explainer`; it returns the
+Build one function per (model, heatmap) with `make_explainer`; it returns the
 logits, the heatmap (pixels, [0, 1]), the raw patch map and the RMA of a whole
 batch from one forward and one backward pass.
 
-Methods: Chefer (gradient-weighted attention relevance, the study's), GradCAM
-(on ViT tokens), Rollout (Abnar & Zuidema), InputGradients, GradientXInput,
-IntegratedGradients. Heads and scores: `targets`. Post-processing: `postprocess`.
+Heatmaps (`HEATMAPS`, one module each in `heatmaps/`): Chefer
+(gradient-weighted attention relevance, the study's), GradCAM (on ViT tokens),
+Rollout (Abnar & Zuidema), InputGradients, GradientXInput, IntegratedGradients;
+``HEATMAPS[name](**options)`` builds one from its config name. Heads and
+scores: `targets`. Post-processing: `postprocess`.
 """
 
 from rationality_jax.explain import postprocess
 from rationality_jax.explain import targets
-from rationality_jax.explain.attribution import gradient_x_input_map
-from rationality_jax.explain.attribution import input_gradient_map
-from rationality_jax.explain.attribution import integrated_gradients_map
-from rationality_jax.explain.attribution import integration_points
-from rationality_jax.explain.explainer import METHODS
-from rationality_jax.explain.explainer import Chefer
-from rationality_jax.explain.explainer import GradCAM
-from rationality_jax.explain.explainer import GradientXInput
-from rationality_jax.explain.explainer import InputGradients
-from rationality_jax.explain.explainer import IntegratedGradients
-from rationality_jax.explain.explainer import Rollout
-from rationality_jax.explain.explainer import black_baseline
-from rationality_jax.explain.explainer import get_method
 from rationality_jax.explain.explainer import make_explainer
 from rationality_jax.explain.explainer import study_method
-from rationality_jax.explain.gradcam import grad_cam_tokens
+from rationality_jax.explain.heatmaps import HEATMAPS
+from rationality_jax.explain.heatmaps.chefer import Chefer
+from rationality_jax.explain.heatmaps.chefer import chefer_relevance
+from rationality_jax.explain.heatmaps.gradcam import GradCAM
+from rationality_jax.explain.heatmaps.gradcam import grad_cam_tokens
+from rationality_jax.explain.heatmaps.gradient_x_input import GradientXInput
+from rationality_jax.explain.heatmaps.gradient_x_input import (
+  gradient_x_input_map,
+)
+from rationality_jax.explain.heatmaps.input_gradients import InputGradients
+from rationality_jax.explain.heatmaps.input_gradients import input_gradient_map
+from rationality_jax.explain.heatmaps.integrated_gradients import (
+  IntegratedGradients,
+)
+from rationality_jax.explain.heatmaps.integrated_gradients import black_baseline
+from rationality_jax.explain.heatmaps.integrated_gradients import (
+  integrated_gradients_map,
+)
+from rationality_jax.explain.heatmaps.integrated_gradients import (
+  integration_points,
+)
+from rationality_jax.explain.heatmaps.rollout import Rollout
+from rationality_jax.explain.heatmaps.rollout import attention_rollout
 from rationality_jax.explain.postprocess import minmax_normalize
 from rationality_jax.explain.postprocess import upsample
-from rationality_jax.explain.relevance import chefer_relevance
-from rationality_jax.explain.rollout import attention_rollout
 
 __all__ = [
-  "METHODS",
+  "HEATMAPS",
   "Chefer",
   "GradCAM",
   "GradientXInput",
@@ -43,7 +52,6 @@ __all__ = [
   "attention_rollout",
   "black_baseline",
   "chefer_relevance",
-  "get_method",
   "grad_cam_tokens",
   "gradient_x_input_map",
   "input_gradient_map",

@@ -1,4 +1,4 @@
-"""One jitted function per (model, method): logits, heatmap and RMA of a batch.
+"""One jitted function per (model, heatmap): logits, heatmap and RMA of a batch.
 
     explain = make_explainer(module, targets.zero_shot, Chefer(start_layer=-1))
     out = explain(params, {'class_embeddings': text_embeds}, images, labels, masks)
@@ -11,34 +11,38 @@
 How it works. The image tower perturbs and sows its first LayerNorm outputs
 (``norm1``) and block outputs (``tokens``), and the attention probabilities
 (``attn/probs``) of the blocks named in its ``sow_attention`` field: the
-explainer sets that field to exactly the blocks the method reads (Chefer from
-``start_layer``, rollout its blocks, none for Grad-CAM and the pixel methods),
-so every other block runs fused attention. The tower's last block computes only
-the CLS token (`VisionTransformer.cls_only`, the default of a
+explainer sets that field to exactly the blocks the heatmap reads (Chefer from
+``start_layer``, rollout its blocks, none for Grad-CAM and the pixel
+heatmaps), so every other block runs fused attention. The tower's last block
+computes only the CLS token (`VisionTransformer.cls_only`, the default of a
 `VisionLanguageModel`): its attention map is then the CLS query row
 [B, heads, 1, N], which is all Chefer and rollout read of the last block;
-Grad-CAM on the last block's output tokens turns that off. For token methods
-(Chefer, Grad-CAM, rollout) the function calls the model once with zero perturbations for exactly
-the sites the method reads, collects the sown activations, and takes
-``jax.grad`` of the summed per-sample scores with respect to those
-perturbations: one forward, one backward, every sample of the batch at once
-(exact: samples never interact). Because only the needed sites are
-differentiated, XLA prunes the rest of the backward pass: for last-block Chefer
-the gradient goes back through the last block only, and no weight gradient is
-ever formed. Pixel methods differentiate the images instead (integrated
-gradients: ``lax.scan`` over the path steps, each step a batched forward +
-backward).
+Grad-CAM on the last block's output tokens turns that off.
 
-Every method is a small frozen dataclass (hashable, so it can sit in configs
-and static arguments); `get_method` builds one from a name.
+Two paths (`heatmaps.base`). The token path (Chefer, Grad-CAM, rollout:
+`_token_map`) calls the model once with zero perturbations for exactly the
+sites the heatmap reads, collects the sown activations, and takes ``jax.grad``
+of the summed per-sample scores with respect to those perturbations: one
+forward, one backward, every sample of the batch at once (exact: samples never
+interact). Because only the needed sites are differentiated, XLA prunes the
+rest of the backward pass: for last-block Chefer the gradient goes back
+through the last block only, and no weight gradient is ever formed. The pixel
+path (`_pixel_map`) hands the heatmap the gradient with respect to the images
+(`_ImageGradient`); input gradients and gradient x input take it once,
+integrated gradients runs its own path integral (``lax.scan`` over the path
+points, each a batched forward + backward).
+
+Every heatmap is a small frozen dataclass (hashable, so it can sit in configs
+and static arguments) in its module of `explain.heatmaps`; ``HEATMAPS[name]``
+is its class.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 import dataclasses
 import functools
-from typing import ClassVar
+from typing import Any
 
 import chex
 from flax import traverse_util
@@ -46,151 +50,15 @@ import jax
 import jax.numpy as jnp
 
 from rationality_jax import metrics
-from rationality_jax.explain import attribution
 from rationality_jax.explain import postprocess
 from rationality_jax.explain import targets as targets_lib
-from rationality_jax.explain.gradcam import grad_cam_tokens
-from rationality_jax.explain.relevance import chefer_relevance
-from rationality_jax.explain.rollout import attention_rollout
+from rationality_jax.explain.heatmaps import HEATMAPS
+from rationality_jax.explain.heatmaps.base import ATTENTION
+from rationality_jax.explain.heatmaps.base import PixelHeatmap
+from rationality_jax.explain.heatmaps.base import Site
+from rationality_jax.explain.heatmaps.base import TokenHeatmap
+from rationality_jax.explain.heatmaps.chefer import Chefer
 from rationality_jax.models.vit import VisionTransformer
-
-Site = tuple[int, tuple[str, ...]]  # (block index, path inside the block)
-
-ATTENTION = ("attn", "probs")
-GRAD_CAM_SITES = ("norm1", "tokens")
-
-
-def _blocks_from(start_layer: int, depth: int) -> range:
-  """Blocks start_layer .. depth-1; negative start counts from the end."""
-  start = start_layer + depth if start_layer < 0 else start_layer
-  if not 0 <= start < depth:
-    raise ValueError(
-      f"start_layer {start_layer} is out of range for a tower of "
-      f"{depth} blocks; use 0..{depth - 1} or -{depth}..-1."
-    )
-  return range(start, depth)
-
-
-# ------------------------------------------------------------------- methods --
-
-
-@dataclasses.dataclass(frozen=True)
-class Chefer:
-  """Chefer et al.'s gradient-weighted attention relevance (the study's method).
-
-  start_layer: first block used; -1 = last block only (the study's ZS/FLCP
-    choice), 0 = all blocks (its LP/FT choice). Negative counts from the end.
-  """
-
-  start_layer: int = 0
-  kind: ClassVar[str] = "tokens"
-  needs_gradients: ClassVar[bool] = True
-
-  def sites(self, depth: int) -> tuple[Site, ...]:
-    return tuple((b, ATTENTION) for b in _blocks_from(self.start_layer, depth))
-
-  def relevance(self, activations, gradients) -> jax.Array:
-    return chefer_relevance(activations, gradients)
-
-
-@dataclasses.dataclass(frozen=True)
-class Rollout:
-  """Abnar & Zuidema's attention rollout (no gradient, class-agnostic).
-
-  start_layer: first block used (default all blocks); residual: identity weight.
-  """
-
-  start_layer: int = 0
-  residual: float = 0.5
-  kind: ClassVar[str] = "tokens"
-  needs_gradients: ClassVar[bool] = False
-
-  def sites(self, depth: int) -> tuple[Site, ...]:
-    return tuple((b, ATTENTION) for b in _blocks_from(self.start_layer, depth))
-
-  def relevance(self, activations, gradients) -> jax.Array:
-    del gradients
-    return attention_rollout(activations, self.residual)
-
-
-@dataclasses.dataclass(frozen=True)
-class GradCAM:
-  """Grad-CAM on a block's tokens.
-
-  layer: the block (default -1, the last). site: ``'norm1'`` (its first
-    LayerNorm output, the default, as pytorch-grad-cam advises for ViTs) or
-    ``'tokens'`` (the block output).
-  """
-
-  layer: int = -1
-  site: str = "norm1"
-  kind: ClassVar[str] = "tokens"
-  needs_gradients: ClassVar[bool] = True
-
-  def __post_init__(self):
-    if self.site not in GRAD_CAM_SITES:
-      raise ValueError(
-        f"Grad-CAM site {self.site!r} is not one of {GRAD_CAM_SITES}."
-      )
-
-  def sites(self, depth: int) -> tuple[Site, ...]:
-    block = _blocks_from(self.layer, depth)[0]
-    return ((block, (self.site,)),)
-
-  def relevance(self, activations, gradients) -> jax.Array:
-    return grad_cam_tokens(activations[0], gradients[0])
-
-
-@dataclasses.dataclass(frozen=True)
-class InputGradients:
-  """Saliency: max over channels of |dS/dx| (Simonyan et al. 2014)."""
-
-  kind: ClassVar[str] = "pixels"
-
-
-@dataclasses.dataclass(frozen=True)
-class GradientXInput:
-  """Gradient x input, summed over channels (signed)."""
-
-  kind: ClassVar[str] = "pixels"
-
-
-@dataclasses.dataclass(frozen=True)
-class IntegratedGradients:
-  """Integrated gradients, summed over channels (signed).
-
-  steps: number of intervals m on the straight path from the baseline.
-  baseline: in the model's input space (normalized images): a float or one
-    value per channel. 0.0 is the dataset-mean image; a black image is
-    ``-mean / std`` per channel (see `black_baseline`).
-  rule: ``'trapezoid'`` (m + 1 evaluations, default) or ``'right'`` (m).
-  """
-
-  steps: int = 32
-  baseline: float | tuple[float, ...] = 0.0
-  rule: str = "trapezoid"
-  kind: ClassVar[str] = "pixels"
-
-  def __post_init__(self):
-    attribution.integration_points(self.steps, self.rule)  # validates
-
-
-def black_baseline(
-  mean: Sequence[float], std: Sequence[float]
-) -> tuple[float, ...]:
-  """Per-channel value of a black image after ``(x - mean) / std``."""
-  return tuple(-m / s for m, s in zip(mean, std))
-
-
-METHODS: dict[str, type] = {
-  "chefer": Chefer,
-  "rollout": Rollout,
-  "gradcam": GradCAM,
-  "input_gradients": InputGradients,
-  "gradient_x_input": GradientXInput,
-  "integrated_gradients": IntegratedGradients,
-}
-
 
 STUDY_START_LAYER = {"zs": -1, "flcp": -1, "lp": 0, "ft": 0}
 
@@ -205,15 +73,6 @@ def study_method(adaptation: str) -> Chefer:
       f"got {adaptation!r}: pick a method and start_layer explicitly."
     )
   return Chefer(start_layer=STUDY_START_LAYER[adaptation])
-
-
-def get_method(name: str, **kwargs):
-  """A method from its config name (see `METHODS`) and its fields."""
-  if name not in METHODS:
-    raise ValueError(
-      f"unknown heatmap method {name!r}; choose one of {sorted(METHODS)}."
-    )
-  return METHODS[name](**kwargs)
 
 
 # ------------------------------------------------------------------ explainer --
@@ -234,22 +93,10 @@ def _vision(module, vision_path: tuple[str, ...] | None):
   )
 
 
-def _lookup(tree, path: tuple[str, ...]):
-  for key in path:
-    if key not in tree:
-      raise KeyError(
-        f"the model did not sow/perturb {'/'.join(path)!r} (missing "
-        f"{key!r}); does the tower follow the explain contract of "
-        "rationality_jax.models.vit?"
-      )
-    tree = tree[key]
-  return tree
-
-
 def make_explainer(
   module,
   classifier: targets_lib.Classifier,
-  method,
+  heatmap: TokenHeatmap | PixelHeatmap | str,
   *,
   target: targets_lib.Target = "label",
   score: targets_lib.Score = targets_lib.class_logit,
@@ -265,11 +112,12 @@ def make_explainer(
       `VisionTransformer` (tower at the root), or any module whose config has
       ``.vision`` and whose tower follows the explain contract. Its
       ``sow_attention`` field, when it has one, is replaced by the blocks the
-      method reads.
+      heatmap reads.
     classifier: ``classifier(module, images, head) -> logits [B, C]`` run inside
       ``module.apply`` (`targets.zero_shot`, `targets.linear_probe`, ...).
-    method: a method dataclass (`Chefer`, `GradCAM`, `Rollout`,
-      `InputGradients`, `GradientXInput`, `IntegratedGradients`) or its name.
+    heatmap: a heatmap dataclass (`Chefer`, `GradCAM`, `Rollout`,
+      `InputGradients`, `GradientXInput`, `IntegratedGradients`) or its name
+      in `HEATMAPS` (then with its defaults).
     target: ``'label'`` (explain the ground-truth class) or ``'predicted'``.
     score: ``score(logits, classes) -> [B]`` (default the class logit).
     vision_path: where the tower sits in the variable collections (default
@@ -289,159 +137,22 @@ def make_explainer(
       masks: [B, S, S] binary object masks, or None (then no 'rma').
     returning {'logits' [B, C], 'classes' [B], 'heatmap' [B, S, S] in [0, 1],
       'heatmap_patches' [B, gh, gw] (raw, before upsampling/normalizing; for
-      pixel methods the per-patch mean of the pixel map), 'rma' [B]}.
+      pixel heatmaps the per-patch mean of the pixel map), 'rma' [B]}.
   """
-  if isinstance(method, str):
-    method = get_method(method)
-  if target not in targets_lib.TARGETS:
-    raise ValueError(f"target {target!r} is not one of {targets_lib.TARGETS}.")
-  if constant_map not in postprocess.CONSTANT_MAPS:
-    raise ValueError(
-      f"constant_map {constant_map!r} is not one of {postprocess.CONSTANT_MAPS}."
-    )
-  config, path = _vision(module, vision_path)
-  sites = method.sites(config.depth) if method.kind == "tokens" else ()
-  if hasattr(module, "sow_attention"):
-    module = module.clone(
-      sow_attention=tuple(b for b, site in sites if site == ATTENTION)
-    )
-  if (config.depth - 1, ("tokens",)) in sites and getattr(
-    module, "cls_only", False
-  ):
-    module = module.clone(cls_only=False)  # the method reads every token
-  grid = (config.grid_size, config.grid_size)
-  size = (config.image_size, config.image_size)
-
-  def logits_of(params, head, images, perturbations=None, capture=False):
-    variables = {"params": params}
-    if perturbations:
-      variables["perturbations"] = perturbations
-    if not capture:
-      return module.apply(variables, images, head, method=classifier), {}
-    logits, state = module.apply(
-      variables, images, head, method=classifier, mutable=["intermediates"]
-    )
-    return logits, state.get("intermediates", {})
-
-  def perturbation_zeros(params, head, images) -> dict:
-    """Zeros for every perturbed site of this call (flax needs all of them)."""
-    _, state = jax.eval_shape(
-      functools.partial(
-        module.apply,
-        {"params": params},
-        images,
-        head,
-        method=classifier,
-        mutable=["perturbations"],
-      )
-    )
-    return traverse_util.flatten_dict(
-      jax.tree.map(
-        lambda leaf: jnp.zeros(leaf.shape, leaf.dtype), state["perturbations"]
-      )
-    )
-
-  def token_map(params, head, images, labels):
-    batch = images.shape[0]
-    full = [
-      (*path, f"block_{b}", *site) for b, site in method.sites(config.depth)
-    ]
-    zeros = perturbation_zeros(params, head, images)
-    for p in full:
-      if p not in zeros:
-        raise KeyError(
-          f"the model does not perturb {'/'.join(p)!r}; does its "
-          "tower follow the explain contract of "
-          "rationality_jax.models.vit?"
-        )
-    # Only the sites the method reads are differentiated; the other zeros are
-    # constants, so XLA prunes every backward path that does not reach them.
-    needed = {p: zeros[p] for p in full}
-
-    def total_score(needed):
-      perturbations = traverse_util.unflatten_dict({**zeros, **needed})
-      logits, inter = logits_of(
-        params, head, images, perturbations, capture=True
-      )
-      classes = targets_lib.explained_classes(target, logits, labels)
-      return score(logits, classes).sum(), (logits, classes, inter)
-
-    if method.needs_gradients:
-      grads, (logits, classes, inter) = jax.grad(total_score, has_aux=True)(
-        needed
-      )
-      gradients = [grads[p] for p in full]
-    else:
-      _, (logits, classes, inter) = total_score(needed)
-      gradients = None
-    activations = []
-    for p in full:
-      sown = _lookup(inter, p)
-      if len(sown) != 1:
-        raise ValueError(
-          f"{'/'.join(p)} was sown {len(sown)} times in one call; "
-          "the classifier must run the image tower once."
-        )
-      activations.append(sown[0])
-    patches = method.relevance(activations, gradients).reshape(batch, *grid)
-    pixels = postprocess.upsample(patches, size)
-    return logits, classes, patches, pixels
-
-  def pixel_map(params, head, images, labels):
-    def total_score(x, classes):
-      logits, _ = logits_of(params, head, x)
-      if classes is None:
-        classes = targets_lib.explained_classes(target, logits, labels)
-      return score(logits, classes).sum(), (logits, classes)
-
-    grad = jax.grad(total_score, has_aux=True)
-    if isinstance(method, IntegratedGradients):
-      baseline = jnp.broadcast_to(
-        jnp.asarray(method.baseline, images.dtype), images.shape
-      )
-      if target == "predicted":
-        logits, _ = logits_of(params, head, images)
-        classes = targets_lib.explained_classes(target, logits, labels)
-      else:
-        classes = targets_lib.explained_classes(target, None, labels)
-      alphas, weights = attribution.integration_points(
-        method.steps, method.rule
-      )
-
-      def step(total, alpha_weight):
-        alpha, weight = alpha_weight
-        g, (step_logits, _) = grad(
-          baseline + alpha * (images - baseline), classes
-        )
-        return total + weight * g, step_logits
-
-      mean_grads, step_logits = jax.lax.scan(
-        step,
-        jnp.zeros_like(images),
-        (jnp.asarray(alphas), jnp.asarray(weights)),
-      )
-      logits = step_logits[-1]  # the last path point is alpha = 1: the image
-      pixels = attribution.integrated_gradients_map(
-        images, baseline, mean_grads
-      )
-    else:
-      g, (logits, classes) = grad(images, None)
-      if isinstance(method, InputGradients):
-        pixels = attribution.input_gradient_map(g)
-      else:
-        pixels = attribution.gradient_x_input_map(images, g)
-    return logits, classes, postprocess.patch_pool(pixels, grid), pixels
+  if isinstance(heatmap, str):
+    heatmap = HEATMAPS[heatmap]()
+  _check_options(target, constant_map)
+  tower, path = _vision(module, vision_path)
+  sites = heatmap.sites(tower.depth) if heatmap.kind == "tokens" else ()
+  model = _Model(_for_sites(module, tower, sites), classifier, target, score)
+  if heatmap.kind == "tokens":
+    compute = functools.partial(_token_map, model, heatmap, tower, path)
+  else:
+    compute = functools.partial(_pixel_map, model, heatmap, tower)
+  size = (tower.image_size, tower.image_size)
 
   def explain(params, head, images, labels=None, masks=None) -> dict:
-    chex.assert_rank(images, 4)
-    if images.shape[1:] != (*size, 3):
-      raise ValueError(
-        f"images must be [B, {size[0]}, {size[1]}, 3] for this "
-        f"model; got {images.shape}."
-      )
-    if labels is not None:
-      chex.assert_shape(labels, (images.shape[0],))
-    compute = token_map if method.kind == "tokens" else pixel_map
+    _check_batch(images, labels, size)
     logits, classes, patches, pixels = compute(params, head, images, labels)
     out = {
       "logits": logits,
@@ -457,3 +168,188 @@ def make_explainer(
     return out
 
   return jax.jit(explain) if jit else explain
+
+
+def _check_options(target: str, constant_map: str):
+  if target not in targets_lib.TARGETS:
+    raise ValueError(f"target {target!r} is not one of {targets_lib.TARGETS}.")
+  if constant_map not in postprocess.CONSTANT_MAPS:
+    raise ValueError(
+      f"constant_map {constant_map!r} is not one of {postprocess.CONSTANT_MAPS}."
+    )
+
+
+def _check_batch(images, labels, size: tuple[int, int]):
+  chex.assert_rank(images, 4)
+  if images.shape[1:] != (*size, 3):
+    raise ValueError(
+      f"images must be [B, {size[0]}, {size[1]}, 3] for this "
+      f"model; got {images.shape}."
+    )
+  if labels is not None:
+    chex.assert_shape(labels, (images.shape[0],))
+
+
+def _for_sites(module, tower, sites: tuple[Site, ...]):
+  """`module` sowing attention in exactly the blocks of `sites`, and computing
+  every token of the last block when a site reads its output tokens."""
+  if hasattr(module, "sow_attention"):
+    module = module.clone(
+      sow_attention=tuple(b for b, site in sites if site == ATTENTION)
+    )
+  if (tower.depth - 1, ("tokens",)) in sites and getattr(
+    module, "cls_only", False
+  ):
+    module = module.clone(cls_only=False)  # the heatmap reads every token
+  return module
+
+
+@dataclasses.dataclass(frozen=True)
+class _Model:
+  """The model as both paths call it: logits, explained classes, score."""
+
+  module: Any
+  classifier: targets_lib.Classifier
+  target: targets_lib.Target
+  score: targets_lib.Score
+
+  def logits(self, params, head, images, perturbations=None, capture=False):
+    """(logits, the sown intermediates if `capture` else {})."""
+    variables = {"params": params}
+    if perturbations:
+      variables["perturbations"] = perturbations
+    if not capture:
+      return self.module.apply(
+        variables, images, head, method=self.classifier
+      ), {}
+    logits, state = self.module.apply(
+      variables, images, head, method=self.classifier, mutable=["intermediates"]
+    )
+    return logits, state.get("intermediates", {})
+
+  def classes(self, logits, labels):
+    return targets_lib.explained_classes(self.target, logits, labels)
+
+  def perturbation_zeros(self, params, head, images) -> dict:
+    """Zeros for every perturbed site of this call (flax needs all of them)."""
+    _, state = jax.eval_shape(
+      functools.partial(
+        self.module.apply,
+        {"params": params},
+        images,
+        head,
+        method=self.classifier,
+        mutable=["perturbations"],
+      )
+    )
+    return traverse_util.flatten_dict(
+      jax.tree.map(
+        lambda leaf: jnp.zeros(leaf.shape, leaf.dtype), state["perturbations"]
+      )
+    )
+
+
+# ------------------------------------------------------------- token path --
+
+
+def _token_map(
+  model: _Model, heatmap, tower, path, params, head, images, labels
+):
+  """(logits, classes, patch map, pixel map) of a token heatmap: one forward
+  that sows the heatmap's sites and, if it needs them, one backward to the
+  perturbations of those sites only."""
+  full = [
+    (*path, f"block_{b}", *site) for b, site in heatmap.sites(tower.depth)
+  ]
+  zeros = model.perturbation_zeros(params, head, images)
+  for p in full:
+    if p not in zeros:
+      raise KeyError(
+        f"the model does not perturb {'/'.join(p)!r}; does its "
+        "tower follow the explain contract of "
+        "rationality_jax.models.vit?"
+      )
+  # Only the sites the heatmap reads are differentiated; the other zeros are
+  # constants, so XLA prunes every backward path that does not reach them.
+  needed = {p: zeros[p] for p in full}
+
+  def total_score(needed):
+    perturbations = traverse_util.unflatten_dict({**zeros, **needed})
+    logits, inter = model.logits(
+      params, head, images, perturbations, capture=True
+    )
+    classes = model.classes(logits, labels)
+    return model.score(logits, classes).sum(), (logits, classes, inter)
+
+  if heatmap.needs_gradients:
+    grads, (logits, classes, inter) = jax.grad(total_score, has_aux=True)(
+      needed
+    )
+    gradients = [grads[p] for p in full]
+  else:
+    _, (logits, classes, inter) = total_score(needed)
+    gradients = None
+  activations = [_sown_once(inter, p) for p in full]
+  patches = heatmap.relevance(activations, gradients).reshape(
+    images.shape[0], tower.grid_size, tower.grid_size
+  )
+  pixels = postprocess.upsample(patches, (tower.image_size, tower.image_size))
+  return logits, classes, patches, pixels
+
+
+def _sown_once(intermediates, path: tuple[str, ...]) -> jax.Array:
+  """What the call sowed at `path`: it must have sown it exactly once."""
+  sown = intermediates
+  for key in path:
+    if key not in sown:
+      raise KeyError(
+        f"the model did not sow/perturb {'/'.join(path)!r} (missing "
+        f"{key!r}); does the tower follow the explain contract of "
+        "rationality_jax.models.vit?"
+      )
+    sown = sown[key]
+  if len(sown) != 1:
+    raise ValueError(
+      f"{'/'.join(path)} was sown {len(sown)} times in one call; "
+      "the classifier must run the image tower once."
+    )
+  return sown[0]
+
+
+# ------------------------------------------------------------- pixel path --
+
+
+@dataclasses.dataclass(frozen=True)
+class _ImageGradient:
+  """`base.ImageGradient` of one call: the summed score's gradient with
+  respect to the images, for the labels of that call."""
+
+  model: _Model
+  params: Any
+  head: Any
+  labels: jax.Array | None
+
+  def __call__(self, images, classes=None):
+    def total_score(x, classes):
+      logits, _ = self.model.logits(self.params, self.head, x)
+      if classes is None:
+        classes = self.model.classes(logits, self.labels)
+      return self.model.score(logits, classes).sum(), (logits, classes)
+
+    g, (logits, classes) = jax.grad(total_score, has_aux=True)(images, classes)
+    return g, logits, classes
+
+  def classes(self, images):
+    if self.model.target == "predicted":
+      logits, _ = self.model.logits(self.params, self.head, images)
+      return self.model.classes(logits, self.labels)
+    return self.model.classes(None, self.labels)
+
+
+def _pixel_map(model: _Model, heatmap, tower, params, head, images, labels):
+  """(logits, classes, patch map, pixel map) of a pixel heatmap; the patch map
+  is the per-patch mean of the pixel map."""
+  gradient = _ImageGradient(model, params, head, labels)
+  logits, classes, pixels = heatmap.pixel_map(images, gradient)
+  patches = postprocess.patch_pool(pixels, (tower.grid_size, tower.grid_size))
+  return logits, classes, patches, pixels

@@ -27,7 +27,7 @@ Degenerate cases:
   ``constant_map='nan'`` reproduces that;
 * a non-finite value (NaN, +-inf) anywhere in an image's map makes that
   image's normalized map all NaN, so it is never silently scored. The token
-  methods also mark a sample whose attention, activations or gradients hold a
+  heatmaps also mark a sample whose attention, activations or gradients hold a
   non-finite value (`nan_where_nonfinite`), because a clamp or a row selection
   could otherwise hide it (``max(-inf, 0) = 0``; a NaN off the CLS row never
   reaches ``R[CLS]``).

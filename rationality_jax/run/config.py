@@ -124,10 +124,10 @@ DTYPES = tuple(str(p) for p in vlm.PRECISIONS)
 
 
 def heatmaps() -> dict[str, type]:
-  """{name: heatmap dataclass} (`rationality_jax.explain.METHODS`)."""
+  """{name: heatmap dataclass} (`rationality_jax.explain.HEATMAPS`)."""
   from rationality_jax import explain
 
-  return dict(explain.METHODS)
+  return dict(explain.HEATMAPS)
 
 
 def heatmap_fields(name: str) -> tuple[str, ...]:

@@ -243,7 +243,7 @@ def heatmap(config: ml_collections.ConfigDict):
   """The explanation method of ``config.heatmap`` (its own options only)."""
   h = config.heatmap
   fields = config_lib.heatmap_fields(h.name)
-  return explain.get_method(h.name, **{f: h[f] for f in fields})
+  return explain.HEATMAPS[h.name](**{f: h[f] for f in fields})
 
 
 def heatmap_label(config: ml_collections.ConfigDict) -> str:

@@ -388,8 +388,8 @@ def test_errors_name_the_problem():
     explain.make_explainer(module, targets.tower_linear_probe, "chefer")(
       params, head, images[:, :8], jnp.zeros(4, jnp.int32)
     )
-  with pytest.raises(ValueError, match="unknown heatmap method"):
-    explain.get_method("gradcam++")
+  with pytest.raises(ValueError, match=r"unknown heatmap 'gradcam\+\+'"):
+    explain.HEATMAPS["gradcam++"]
   with pytest.raises(ValueError, match="target"):
     explain.make_explainer(
       module, targets.tower_linear_probe, "chefer", target="top5"
@@ -413,8 +413,38 @@ def test_study_preset_and_config_names():
   )
   with pytest.raises(ValueError, match="pick a method"):
     explain.study_method("coop")
-  assert explain.get_method(
-    "integrated_gradients", steps=4, rule="right"
+  assert explain.HEATMAPS["integrated_gradients"](
+    steps=4, rule="right"
   ) == explain.IntegratedGradients(steps=4, rule="right")
   with pytest.raises(ValueError, match="rule"):
     explain.IntegratedGradients(rule="simpson")
+
+
+def test_heatmaps_registry_builds_each_heatmap_by_name():
+  classes = {
+    "chefer": explain.Chefer,
+    "rollout": explain.Rollout,
+    "gradcam": explain.GradCAM,
+    "input_gradients": explain.InputGradients,
+    "gradient_x_input": explain.GradientXInput,
+    "integrated_gradients": explain.IntegratedGradients,
+  }
+  assert tuple(explain.HEATMAPS) == tuple(classes)
+  for name, cls in classes.items():
+    assert explain.HEATMAPS[name] is cls
+    assert cls.name == name
+    assert "name" not in {f.name for f in dataclasses.fields(cls)}
+  assert explain.HEATMAPS["gradcam"](layer=1) == explain.GradCAM(layer=1)
+
+
+def test_heatmaps_sharing_an_option_agree_on_its_default():
+  """The run config takes one default per option name from the dataclasses."""
+  defaults = {}
+  for name, heatmap in explain.HEATMAPS.items():
+    for field in dataclasses.fields(heatmap):
+      defaults.setdefault(field.name, {})[name] = field.default
+  shared = {option: d for option, d in defaults.items() if len(d) > 1}
+  assert {"chefer", "rollout"} <= set(shared["start_layer"])
+  for option, by_heatmap in shared.items():
+    assert len(set(by_heatmap.values())) == 1, (option, by_heatmap)
+  assert explain.Chefer() == explain.Chefer(0) != explain.study_method("zs")

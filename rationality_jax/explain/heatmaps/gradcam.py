@@ -12,11 +12,47 @@ the CLS token through LayerNorm and the projection:
 
 from __future__ import annotations
 
+import dataclasses
+from typing import ClassVar
+
 import chex
 import jax
 import jax.numpy as jnp
 
+from rationality_jax.explain.heatmaps.base import Site
+from rationality_jax.explain.heatmaps.base import blocks_from
 from rationality_jax.explain.postprocess import nan_where_nonfinite
+
+GRAD_CAM_SITES = ("norm1", "tokens")
+
+
+@dataclasses.dataclass(frozen=True)
+class GradCAM:
+  """Grad-CAM on a block's tokens.
+
+  layer: the block (default -1, the last). site: ``'norm1'`` (its first
+    LayerNorm output, the default, as pytorch-grad-cam advises for ViTs) or
+    ``'tokens'`` (the block output).
+  """
+
+  layer: int = -1
+  site: str = "norm1"
+  name: ClassVar[str] = "gradcam"
+  kind: ClassVar[str] = "tokens"
+  needs_gradients: ClassVar[bool] = True
+
+  def __post_init__(self):
+    if self.site not in GRAD_CAM_SITES:
+      raise ValueError(
+        f"Grad-CAM site {self.site!r} is not one of {GRAD_CAM_SITES}."
+      )
+
+  def sites(self, depth: int) -> tuple[Site, ...]:
+    block = blocks_from(self.layer, depth)[0]
+    return ((block, (self.site,)),)
+
+  def relevance(self, activations, gradients) -> jax.Array:
+    return grad_cam_tokens(activations[0], gradients[0])
 
 
 def grad_cam_tokens(activations: jax.Array, gradients: jax.Array) -> jax.Array:
@@ -38,3 +74,6 @@ def grad_cam_tokens(activations: jax.Array, gradients: jax.Array) -> jax.Array:
     "bnd,bd->bn", patches, weights, precision=jax.lax.Precision.HIGHEST
   )
   return nan_where_nonfinite(jnp.maximum(cam, 0.0), [activations, gradients])
+
+
+HEATMAP = GradCAM

@@ -20,12 +20,38 @@ residual) * sum_h ((r / s) / H) @ A_h``, one matrix-vector product over
 from __future__ import annotations
 
 from collections.abc import Sequence
+import dataclasses
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 
+from rationality_jax.explain.heatmaps.base import ATTENTION
+from rationality_jax.explain.heatmaps.base import Site
+from rationality_jax.explain.heatmaps.base import blocks_from
+from rationality_jax.explain.heatmaps.base import check_maps
 from rationality_jax.explain.postprocess import nan_where_nonfinite
-from rationality_jax.explain.relevance import check_maps
+
+
+@dataclasses.dataclass(frozen=True)
+class Rollout:
+  """Abnar & Zuidema's attention rollout (no gradient, class-agnostic).
+
+  start_layer: first block used (default all blocks); residual: identity weight.
+  """
+
+  start_layer: int = 0
+  residual: float = 0.5
+  name: ClassVar[str] = "rollout"
+  kind: ClassVar[str] = "tokens"
+  needs_gradients: ClassVar[bool] = False
+
+  def sites(self, depth: int) -> tuple[Site, ...]:
+    return tuple((b, ATTENTION) for b in blocks_from(self.start_layer, depth))
+
+  def relevance(self, activations, gradients) -> jax.Array:
+    del gradients
+    return attention_rollout(activations, self.residual)
 
 
 def attention_rollout(
@@ -64,3 +90,6 @@ def attention_rollout(
       "bhi,bhij->bj", per_head, attention, precision=jax.lax.Precision.HIGHEST
     )
   return nan_where_nonfinite(row[:, 1:], attentions)
+
+
+HEATMAP = Rollout

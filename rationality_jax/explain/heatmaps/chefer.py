@@ -18,7 +18,7 @@ X_h``: one matrix-vector product over (heads, tokens) that reads every map
 once, instead of a strided reduction over the head axis (slow on XLA:CPU; see
 docs/benchmarks.md).
 
-This module only does the arithmetic; `explainer.make_explainer` runs the model
+`Chefer` names the blocks it reads; `explainer.make_explainer` runs the model
 and collects ``A_b`` (sown) and ``dS/dA_b`` (gradient w.r.t. the perturbed
 attention) for every sample of a batch at once.
 """
@@ -26,12 +26,38 @@ attention) for every sample of a batch at once.
 from __future__ import annotations
 
 from collections.abc import Sequence
+import dataclasses
+from typing import ClassVar
 
-import chex
 import jax
 import jax.numpy as jnp
 
+from rationality_jax.explain.heatmaps.base import ATTENTION
+from rationality_jax.explain.heatmaps.base import Site
+from rationality_jax.explain.heatmaps.base import blocks_from
+from rationality_jax.explain.heatmaps.base import check_maps
 from rationality_jax.explain.postprocess import nan_where_nonfinite
+
+
+@dataclasses.dataclass(frozen=True)
+class Chefer:
+  """Chefer et al.'s gradient-weighted attention relevance (the study's).
+
+  start_layer: first block used; 0 = all blocks (the default, ours for every
+    adaptation, the study's for LP/FT), -1 = last block only (the study's
+    ZS/FLCP choice, `study_method`). Negative counts from the end.
+  """
+
+  start_layer: int = 0
+  name: ClassVar[str] = "chefer"
+  kind: ClassVar[str] = "tokens"
+  needs_gradients: ClassVar[bool] = True
+
+  def sites(self, depth: int) -> tuple[Site, ...]:
+    return tuple((b, ATTENTION) for b in blocks_from(self.start_layer, depth))
+
+  def relevance(self, activations, gradients) -> jax.Array:
+    return chefer_relevance(activations, gradients)
 
 
 def chefer_relevance(
@@ -78,26 +104,4 @@ def chefer_relevance(
   return nan_where_nonfinite(row[:, 1:], [*attentions, *gradients])
 
 
-def check_maps(
-  attentions: Sequence[jax.Array], gradients: Sequence[jax.Array] | None = None
-) -> tuple[int, int, int]:
-  """(B, heads, N) of per-block maps [B, heads, N, N] (and their gradients,
-  same shapes), of which the last may be its CLS row [B, heads, 1, N]
-  (`VisionTransformer.cls_only`): a ValueError naming the block otherwise."""
-  chex.assert_rank(attentions[-1], 4)
-  batch, heads, _, tokens = attentions[-1].shape
-  full = (batch, heads, tokens, tokens)
-  for b, attention in enumerate(attentions):
-    allowed = [full]
-    if b == len(attentions) - 1:
-      allowed.append((batch, heads, 1, tokens))
-    shapes = [attention.shape]
-    if gradients is not None:
-      shapes.append(gradients[b].shape)
-    if any(shape not in allowed for shape in shapes) or len(set(shapes)) > 1:
-      raise ValueError(
-        f"block {b} of {len(attentions)} has maps of shapes {shapes}; "
-        f"expected {' or '.join(map(str, allowed))} (only the last block "
-        "may be its CLS row, and a gradient has its map's shape)."
-      )
-  return batch, heads, tokens
+HEATMAP = Chefer
