@@ -33,10 +33,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rationality_jax.models.positions import resize_position_embedding
 from rationality_jax.models.text import BertConfig
 from rationality_jax.models.text import CLIPTextConfig
 from rationality_jax.models.vit import ViTConfig
-from rationality_jax.models.vit import resize_position_embedding
 from rationality_jax.models.vlm import VisionLanguageModel
 from rationality_jax.models.vlm import VLMConfig
 
