@@ -23,7 +23,7 @@ import re
 import numpy as np
 import tensorflow_datasets as tfds
 
-from rationality_jax.data.builders.common import BEFORE_SPLIT
+from rationality_jax.data.builders.base import BEFORE_SPLIT
 
 BUILDERS = {
   "synthetic_rationality": (

@@ -54,6 +54,7 @@ import scipy.io
 import tensorflow_datasets as tfds
 
 from rationality_jax.data import release
+from rationality_jax.data.builders import base
 from rationality_jax.data.builders import common
 
 ANNOTATION_FOLDERS = {
@@ -86,7 +87,7 @@ CONTOURS = ("ours", "release")
 
 
 @dataclasses.dataclass(eq=False)
-class Caltech101Config(common.MaskedBuilderConfig):
+class Caltech101Config(base.MaskedBuilderConfig):
   """`split_scheme` ('study', 'release', 'seeded'), `split_seed` and
   `test_fraction`; `contour` ('ours', 'release'); `background_class`."""
 
@@ -144,7 +145,7 @@ def seeded_split(items: list, seed: int, test_fraction: float) -> dict:
   return out
 
 
-class Caltech101Masks(common.MaskedImageBuilder):
+class Caltech101Masks(base.MaskedImageBuilder):
   """Caltech-101 annotated images with filled contour masks."""
 
   name = "caltech101_masks"
@@ -192,7 +193,7 @@ class Caltech101Masks(common.MaskedImageBuilder):
     ):
       cls, number = _IMAGE.search(name).groups()
       found.add((cls, int(number)))
-    before = self._skips(common.BEFORE_SPLIT)
+    before = self._skips(base.BEFORE_SPLIT)
 
     def key(item):
       return ANNOTATION_FOLDERS.get(item[0], item[0]), item[1]

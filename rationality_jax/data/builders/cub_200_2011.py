@@ -42,6 +42,7 @@ from PIL import Image
 import tensorflow_datasets as tfds
 
 from rationality_jax.data import release
+from rationality_jax.data.builders import base
 from rationality_jax.data.builders import common
 
 MANUAL_FILES = {
@@ -65,7 +66,7 @@ SPLIT_ORDERS = ("official", "release")
 
 
 @dataclasses.dataclass(eq=False)
-class CubConfig(common.MaskedBuilderConfig):
+class CubConfig(base.MaskedBuilderConfig):
   """`split_order`: 'official' (images.txt ids) or 'release' (flags by
   position over the sorted file list, as the study's release did)."""
 
@@ -89,7 +90,7 @@ def binarise_segmentation(png_bytes: bytes) -> np.ndarray:
   return (read_segmentation(png_bytes) == 255).astype(np.uint8)
 
 
-class Cub2002011(common.MaskedImageBuilder):
+class Cub2002011(base.MaskedImageBuilder):
   """CUB-200-2011 with binarised and soft segmentation masks."""
 
   name = "cub_200_2011"

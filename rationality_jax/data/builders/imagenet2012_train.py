@@ -30,6 +30,7 @@ import re
 import tensorflow_datasets as tfds
 
 from rationality_jax.data import classnames
+from rationality_jax.data.builders import base
 from rationality_jax.data.builders import common
 
 IMAGES_FILE = common.ManualFile(
@@ -42,13 +43,13 @@ _IMAGE = re.compile(r"(?:^|/)(n\d{8})_(\d+)\.JPEG$")
 
 
 @dataclasses.dataclass(eq=False)
-class ImagenetTrainConfig(common.MaskedBuilderConfig):
+class ImagenetTrainConfig(base.MaskedBuilderConfig):
   """`wnids`: the classes to build (None: all 1,000)."""
 
   wnids: tuple[str, ...] | None = None
 
 
-class Imagenet2012Train(common.MaskedImageBuilder):
+class Imagenet2012Train(base.MaskedImageBuilder):
   """ImageNet-1k training images (no masks), streamed from the nested tars."""
 
   name = "imagenet2012_train"

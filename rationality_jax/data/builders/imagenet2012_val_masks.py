@@ -35,6 +35,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from rationality_jax.data import classnames
+from rationality_jax.data.builders import base
 from rationality_jax.data.builders import common
 
 _IMAGENET = "https://image-net.org/challenges/LSVRC/2012/2012-downloads.php (registration required)"
@@ -119,7 +120,7 @@ def read_val_annotations(path: str) -> dict[str, ValAnnotation]:
   return out
 
 
-class Imagenet2012ValMasks(common.MaskedImageBuilder):
+class Imagenet2012ValMasks(base.MaskedImageBuilder):
   """ImageNet-1k validation images with all boxes filled."""
 
   name = "imagenet2012_val_masks"

@@ -40,6 +40,7 @@ import scipy.io
 import tensorflow_datasets as tfds
 
 from rationality_jax.data import release
+from rationality_jax.data.builders import base
 from rationality_jax.data.builders import common
 
 _SOURCE = "http://vision.stanford.edu/aditya86/ImageNetDogs/"
@@ -62,7 +63,7 @@ BOX_FILLS = ("edges", "inclusive")
 
 
 @dataclasses.dataclass(eq=False)
-class StanfordDogsConfig(common.MaskedBuilderConfig):
+class StanfordDogsConfig(base.MaskedBuilderConfig):
   """`boxes`: 'all' or 'last' (the release); `box_fill`: 'edges' or
   'inclusive' (the release)."""
 
@@ -98,7 +99,7 @@ def read_list(mat_bytes: bytes) -> list[tuple[str, str, int]]:
   return list(zip(files, annotations, labels.tolist()))
 
 
-class StanfordDogsMasks(common.MaskedImageBuilder):
+class StanfordDogsMasks(base.MaskedImageBuilder):
   """Stanford Dogs with box masks."""
 
   name = "stanford_dogs_masks"

@@ -29,6 +29,7 @@ from PIL import Image
 from PIL import ImageDraw
 import tensorflow_datasets as tfds
 
+from rationality_jax.data.builders import base
 from rationality_jax.data.builders import common
 
 SHAPES = (
@@ -68,7 +69,7 @@ SPLIT_CODES = {"train": 0, "test": 1}
 
 
 @dataclasses.dataclass(eq=False)
-class SyntheticConfig(common.MaskedBuilderConfig):
+class SyntheticConfig(base.MaskedBuilderConfig):
   num_classes: int = 4
   image_size: int = 64
   train_size: int = 2000
@@ -180,7 +181,7 @@ def make_example(config: SyntheticConfig, split: str, index: int) -> dict:
   }
 
 
-class SyntheticRationality(common.MaskedImageBuilder):
+class SyntheticRationality(base.MaskedImageBuilder):
   """Shapes with exact masks; background type correlated with class in train."""
 
   name = "synthetic_rationality"
