@@ -273,3 +273,7 @@ class Caltech101Masks(base.MaskedImageBuilder):
           ),
         },
       )
+
+
+# The dataset this module registers (`rationality_jax.data.DATASETS`).
+DATASET = Caltech101Masks

@@ -247,3 +247,7 @@ class Cub2002011(base.MaskedImageBuilder):
       wanted,
       f"listed in images.txt but not in {os.path.basename(files['images'])}",
     )
+
+
+# The dataset this module registers (`rationality_jax.data.DATASETS`).
+DATASET = Cub2002011

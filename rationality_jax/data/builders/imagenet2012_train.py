@@ -111,3 +111,7 @@ class Imagenet2012Train(base.MaskedImageBuilder):
       sorted(wanted - found),
       f"no <wnid>.tar for these classes in {os.path.basename(path)}",
     )
+
+
+# The dataset this module registers (`rationality_jax.data.DATASETS`).
+DATASET = Imagenet2012Train

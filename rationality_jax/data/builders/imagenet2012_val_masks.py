@@ -186,3 +186,7 @@ class Imagenet2012ValMasks(base.MaskedImageBuilder):
       f"with boxes in {os.path.basename(files['boxes'])} but not in "
       f"{os.path.basename(files['images'])}",
     )
+
+
+# The dataset this module registers (`rationality_jax.data.DATASETS`).
+DATASET = Imagenet2012ValMasks

@@ -301,3 +301,7 @@ class ImagenetCMasks(base.MaskedImageBuilder):
       ],
       f"listed in the validation boxes but not in {where}",
     )
+
+
+# The dataset this module registers (`rationality_jax.data.DATASETS`).
+DATASET = ImagenetCMasks

@@ -214,3 +214,7 @@ class StanfordDogsMasks(base.MaskedImageBuilder):
       f"listed in {split}_list.mat but not in "
       f"{os.path.basename(files['images'])}",
     )
+
+
+# The dataset this module registers (`rationality_jax.data.DATASETS`).
+DATASET = StanfordDogsMasks

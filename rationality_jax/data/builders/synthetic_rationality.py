@@ -216,3 +216,7 @@ class SyntheticRationality(base.MaskedImageBuilder):
       ex["image"] = common.encode_png(ex["image"])
       ex["mask"] = common.mask_feature(ex["mask"])
       yield ex["id"], ex
+
+
+# The dataset this module registers (`rationality_jax.data.DATASETS`).
+DATASET = SyntheticRationality
