@@ -92,6 +92,11 @@ def test_a_builder_from_outside_the_package_builds_and_reads(toy, tmp_path):
   assert [int(e["image"].max()) for e in examples] == [10, 20, 30]
   assert int(examples[0]["mask"].sum()) == 6
   np.testing.assert_array_equal(examples[0]["boxes"], [[2, 1, 5, 3]])
+  # The base builder's facts apply to a builder that declares none.
+  names = data.class_names("toy_masked_shapes", source.class_names)
+  assert names == ["thing_one", "thing_two"]
+  with pytest.raises(ValueError, match="needs the builder's label names"):
+    data.class_names("toy_masked_shapes", rule="release")
 
 
 def test_a_worker_process_reopens_a_builder_from_outside(toy, tmp_path):

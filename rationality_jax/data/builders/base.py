@@ -15,6 +15,7 @@ prepared untouched.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import dataclasses
 import logging
 
@@ -103,10 +104,17 @@ BEFORE_SPLIT = "before_split"
 
 
 class MaskedImageBuilder(tfds.core.GeneratorBasedBuilder):
-  """Base of the archive builders (manual archives, array_record).
+  """Base of the dataset builders (manual archives or generated, array_record).
 
-  Subclasses implement `_make_splits(dl_manager) -> {split: examples}`;
-  every split is checked on its way to TFDS (`_checked`).
+  Subclasses implement `_info_features` and `_make_splits(dl_manager) ->
+  {split: examples}`; every split is checked on its way to TFDS (`_checked`).
+
+  A builder also declares what the study needs to know about its dataset,
+  each fact here and nowhere else (`rationality_jax.data` reads them; the
+  defaults suit a dataset outside the study):
+
+  * `prompt_names(names, readable, rule)`: the class names prompts use
+    (`data.class_names`); default the label names as they are.
   """
 
   BUILDER_CONFIG_CLASS = MaskedBuilderConfig
@@ -124,6 +132,33 @@ class MaskedImageBuilder(tfds.core.GeneratorBasedBuilder):
     extra dependency we do not need.)
     """
     return None
+
+  @classmethod
+  def prompt_names(
+    cls,
+    names: Sequence[str] | None = None,
+    readable: bool = False,
+    rule: str = "study",
+  ) -> list[str]:
+    """The class names prompts use, from the label names (`data.class_names`).
+
+    `rule`: 'study' (PAPER.md, "Datasets and masks") or 'release' (the
+    names the release's scripts prompted with); `readable=True` also turns
+    '_' into ' ' where the study's names keep it. By default the label
+    names as they are, under either rule.
+    """
+    del readable, rule
+    return list(cls._label_names(names))
+
+  @classmethod
+  def _label_names(cls, names: Sequence[str] | None) -> Sequence[str]:
+    """`names`, which a naming rule needs (the builder's label names)."""
+    if names is None:
+      raise ValueError(
+        f"class_names({cls.name!r}) needs the builder's label names "
+        "(info.features['label'].names)."
+      )
+    return names
 
   def _info_features(self) -> tfds.features.FeaturesDict:
     raise NotImplementedError

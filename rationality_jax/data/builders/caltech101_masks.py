@@ -158,6 +158,18 @@ class Caltech101Masks(base.MaskedImageBuilder):
   DESCRIPTION = __doc__
   HOMEPAGE = "https://data.caltech.edu/records/mzrjq-6wc02"
 
+  @classmethod
+  def prompt_names(cls, names=None, readable=False, rule="study"):
+    """Study: the folder names lowercased ("Faces_easy" -> "faces_easy";
+    `readable`: "faces easy"). Release (datasets/caltech_101/label_dict.json,
+    made by utils/caltech101_dataset.py): '_' -> ' ', lowercased
+    ("background google" too, with background_class=True)."""
+    names = cls._label_names(names)
+    if rule == "release":
+      return [n.replace("_", " ").lower() for n in names]
+    out = [n.lower() for n in names]
+    return [n.replace("_", " ") for n in out] if readable else out
+
   def _info_features(self):
     return common.features(None)
 

@@ -36,6 +36,7 @@ import dataclasses
 import io
 import os
 import posixpath
+import re
 
 import numpy as np
 from PIL import Image
@@ -105,6 +106,17 @@ class Cub2002011(base.MaskedImageBuilder):
   MANUAL_DOWNLOAD_INSTRUCTIONS = common.manual_instructions(MANUAL_FILES)
   DESCRIPTION = __doc__
   HOMEPAGE = "https://www.vision.caltech.edu/datasets/cub_200_2011/"
+
+  @classmethod
+  def prompt_names(cls, names=None, readable=False, rule="study"):
+    """The folder names without the numeric prefix, lowercased, '_' -> ' '
+    ("001.Black_footed_Albatross" -> "black footed albatross"), under both
+    rules (clip_zs_flcp_cub.py prompts with the same names)."""
+    del readable, rule
+    return [
+      re.sub(r"^\d+\.", "", n).replace("_", " ").lower()
+      for n in cls._label_names(names)
+    ]
 
   def _info_features(self):
     return common.features(

@@ -62,6 +62,13 @@ class Imagenet2012Train(base.MaskedImageBuilder):
   DESCRIPTION = __doc__
   HOMEPAGE = "https://image-net.org/"
 
+  @classmethod
+  def prompt_names(cls, names=None, readable=False, rule="study"):
+    """The first WordNet synonym of each class (`classnames.imagenet_names`),
+    under both rules (the release's imagenet-classes.txt agrees)."""
+    del names, readable, rule
+    return classnames.imagenet_names()
+
   def _info_features(self):
     return common.features(classnames.imagenet_wnids(), masks=False)
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import re
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -111,6 +112,21 @@ class StanfordDogsMasks(base.MaskedImageBuilder):
   MANUAL_DOWNLOAD_INSTRUCTIONS = common.manual_instructions(MANUAL_FILES)
   DESCRIPTION = __doc__
   HOMEPAGE = _SOURCE
+
+  @classmethod
+  def prompt_names(cls, names=None, readable=False, rule="study"):
+    """Study: the breed folder without its wnid prefix, lowercased
+    ("n02085620-Chihuahua" -> "chihuahua", "japanese_spaniel"; `readable`:
+    "japanese spaniel"). Release (datasets/Stanford_Dogs/label_dict.json,
+    made by utils/Stanford_Dogs_dataset.py): `folder.split('-')[1]`,
+    '_' -> ' ', lowercased, which cuts hyphenated breeds short
+    ("n02086240-Shih-Tzu" -> "shih", "n02100236-German_short-haired_pointer"
+    -> "german short")."""
+    names = cls._label_names(names)
+    if rule == "release":
+      return [n.split("-")[1].replace("_", " ").lower() for n in names]
+    out = [re.sub(r"^n\d+-", "", n).lower() for n in names]
+    return [n.replace("_", " ") for n in out] if readable else out
 
   def _info_features(self):
     return common.features(None)
