@@ -97,6 +97,10 @@ def test_a_builder_from_outside_the_package_builds_and_reads(toy, tmp_path):
   assert names == ["thing_one", "thing_two"]
   with pytest.raises(ValueError, match="needs the builder's label names"):
     data.class_names("toy_masked_shapes", rule="release")
+  for order in ("ours", "release"):
+    assert data.preprocess.study_spec(
+      "toy_masked_shapes", mask_order=order
+    ) == ("resize(224)|center_crop(224)|normalize('clip')")
 
 
 def test_a_worker_process_reopens_a_builder_from_outside(toy, tmp_path):

@@ -115,7 +115,18 @@ class MaskedImageBuilder(tfds.core.GeneratorBasedBuilder):
 
   * `prompt_names(names, readable, rule)`: the class names prompts use
     (`data.class_names`); default the label names as they are.
+  * `STUDY_EVAL_SIZE`, `release_eval_geometry(resize, crop)`,
+    `RELEASE_ONLY_FIELDS`: the study's evaluation geometry
+    (`preprocess.study_spec`); default resize(224)|center_crop(224), the
+    mask moved with the image under either mask order.
   """
+
+  # (resize, crop) of the study's evaluation at 224 px (`study_spec` scales
+  # it for other sizes).
+  STUDY_EVAL_SIZE: tuple[int, int] = (224, 224)
+  # Fields only the release's masks read (CUB's soft segmentation): the
+  # study's other specs drop them first, so no op works on an unused field.
+  RELEASE_ONLY_FIELDS: tuple[str, ...] = ()
 
   BUILDER_CONFIG_CLASS = MaskedBuilderConfig
   BUILDER_CONFIGS = [MaskedBuilderConfig(name="default")]
@@ -149,6 +160,13 @@ class MaskedImageBuilder(tfds.core.GeneratorBasedBuilder):
     """
     del readable, rule
     return list(cls._label_names(names))
+
+  @classmethod
+  def release_eval_geometry(cls, resize: int, crop: int) -> str:
+    """The evaluation geometry with the masks made as the release made them
+    (`study_spec(..., mask_order='release')`), a spec string before
+    `normalize`. By default as 'ours': the mask moves with the image."""
+    return f"resize({resize})|center_crop({crop})"
 
   @classmethod
   def _label_names(cls, names: Sequence[str] | None) -> Sequence[str]:

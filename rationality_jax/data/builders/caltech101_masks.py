@@ -158,6 +158,15 @@ class Caltech101Masks(base.MaskedImageBuilder):
   DESCRIPTION = __doc__
   HOMEPAGE = "https://data.caltech.edu/records/mzrjq-6wc02"
 
+  # Resize(224) + CenterCrop(224) (PAPER.md, "Datasets and masks").
+  STUDY_EVAL_SIZE = (224, 224)
+
+  @classmethod
+  def release_eval_geometry(cls, resize, crop):
+    """utils/caltech101_dataset.py, utils/Stanford_Dogs_dataset.py: the 0/1
+    mask is a PIL image resized by the default (bilinear) Resize."""
+    return f"resize({resize}, mask_method='bilinear')|center_crop({crop})"
+
   @classmethod
   def prompt_names(cls, names=None, readable=False, rule="study"):
     """Study: the folder names lowercased ("Faces_easy" -> "faces_easy";

@@ -107,6 +107,17 @@ class Cub2002011(base.MaskedImageBuilder):
   DESCRIPTION = __doc__
   HOMEPAGE = "https://www.vision.caltech.edu/datasets/cub_200_2011/"
 
+  # Resize(256) + CenterCrop(224) (PAPER.md, "Datasets and masks").
+  STUDY_EVAL_SIZE = (256, 224)
+  RELEASE_ONLY_FIELDS = ("soft_mask",)
+
+  @classmethod
+  def release_eval_geometry(cls, resize, crop):
+    """utils/CUB_dataset.py: the soft segmentation goes through the image's
+    Resize + CenterCrop (bilinear); clip_zs_flcp_cub.py keeps only pixels
+    still at 255 (ToTensor, channel mean, uint8 cast)."""
+    return f"resize({resize})|center_crop({crop})|mask_from_soft(255)"
+
   @classmethod
   def prompt_names(cls, names=None, readable=False, rule="study"):
     """The folder names without the numeric prefix, lowercased, '_' -> ' '

@@ -62,6 +62,9 @@ class Imagenet2012Train(base.MaskedImageBuilder):
   DESCRIPTION = __doc__
   HOMEPAGE = "https://image-net.org/"
 
+  # The validation set's Resize(256) + CenterCrop(224).
+  STUDY_EVAL_SIZE = (256, 224)
+
   @classmethod
   def prompt_names(cls, names=None, readable=False, rule="study"):
     """The first WordNet synonym of each class (`classnames.imagenet_names`),

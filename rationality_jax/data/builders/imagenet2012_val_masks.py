@@ -131,6 +131,19 @@ class Imagenet2012ValMasks(base.MaskedImageBuilder):
   DESCRIPTION = __doc__
   HOMEPAGE = "https://image-net.org/"
 
+  # Resize(256) + CenterCrop(224) (PAPER.md, "Datasets and masks").
+  STUDY_EVAL_SIZE = (256, 224)
+
+  @classmethod
+  def release_eval_geometry(cls, resize, crop):
+    """test_rationale_vlm/clip_zs_flcp_in.py draws the boxes straight into
+    the cropped frame (`release.imagenet_release_box_mask`)."""
+    keys = "keys=('image', 'boxes')"
+    return (
+      f"release_box_mask({resize}, {crop})|resize({resize}, {keys})|"
+      f"center_crop({crop}, {keys})"
+    )
+
   @classmethod
   def prompt_names(cls, names=None, readable=False, rule="study"):
     """The first WordNet synonym of each class (`classnames.imagenet_names`),

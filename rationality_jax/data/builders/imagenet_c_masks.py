@@ -140,6 +140,11 @@ class ImagenetCMasks(base.MaskedImageBuilder):
   DESCRIPTION = __doc__
   HOMEPAGE = "https://github.com/hendrycks/robustness"
 
+  # Its images are already Resize(256) + CenterCrop(224) of the validation
+  # images: resize(224) is then the identity. The release's masks are a
+  # builder option (mask_style), not a geometry.
+  STUDY_EVAL_SIZE = (224, 224)
+
   @classmethod
   def prompt_names(cls, names=None, readable=False, rule="study"):
     """The first WordNet synonym of each class (`classnames.imagenet_names`),

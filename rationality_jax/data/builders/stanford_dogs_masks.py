@@ -113,6 +113,15 @@ class StanfordDogsMasks(base.MaskedImageBuilder):
   DESCRIPTION = __doc__
   HOMEPAGE = _SOURCE
 
+  # Resize(224) + CenterCrop(224) (PAPER.md, "Datasets and masks").
+  STUDY_EVAL_SIZE = (224, 224)
+
+  @classmethod
+  def release_eval_geometry(cls, resize, crop):
+    """utils/caltech101_dataset.py, utils/Stanford_Dogs_dataset.py: the 0/1
+    mask is a PIL image resized by the default (bilinear) Resize."""
+    return f"resize({resize}, mask_method='bilinear')|center_crop({crop})"
+
   @classmethod
   def prompt_names(cls, names=None, readable=False, rule="study"):
     """Study: the breed folder without its wnid prefix, lowercased

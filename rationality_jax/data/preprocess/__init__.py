@@ -54,7 +54,6 @@ from rationality_jax.data.preprocess.spec import parse
 from rationality_jax.data.preprocess.spec import register
 from rationality_jax.data.preprocess.spec import registered_ops
 from rationality_jax.data.preprocess.study import MASK_ORDERS
-from rationality_jax.data.preprocess.study import STUDY_EVAL_SIZES
 from rationality_jax.data.preprocess.study import STUDY_TRAIN_AUGMENTATION
 from rationality_jax.data.preprocess.study import study_spec
 
@@ -64,7 +63,6 @@ __all__ = [
   "MASK_KEYS",
   "MASK_ORDERS",
   "NORMALIZATION",
-  "STUDY_EVAL_SIZES",
   "STUDY_TRAIN_AUGMENTATION",
   "Data",
   "Op",
