@@ -22,7 +22,9 @@ Datasets (`data.DATASETS`, one builder module each, `data.datasets`):
 synthetic_rationality, cub_200_2011, caltech101_masks, stanford_dogs_masks,
 imagenet2012_val_masks, imagenet_c_masks, imagenet2012_train (no masks);
 `data.DATASETS.register("my_lab.coco_masks")` adds a builder module from
-outside the package. Builder options are keyword arguments of `build` and
+outside the package; `data.report_key(name)` is a dataset's key in the
+study's tables ('imagenet', 'caltech101', 'dogs', 'cub', 'synthetic').
+Builder options are keyword arguments of `build` and
 `get_source` (e.g. `on_bad_image="skip"`, `on_missing="skip"`,
 `boxes="last"`, `split_scheme="release"`); `source.skipped` counts what a
 build left out. Preprocessing ops:
@@ -40,6 +42,7 @@ from rationality_jax.data.classnames import prompts
 from rationality_jax.data.classnames import templates
 from rationality_jax.data.datasets import DATASETS
 from rationality_jax.data.datasets import builder_class
+from rationality_jax.data.datasets import report_key
 from rationality_jax.data.pipeline import GlobalBatchIterator
 from rationality_jax.data.pipeline import make_iterator
 from rationality_jax.data.sources import Source
@@ -65,5 +68,6 @@ __all__ = [
   "prompts",
   "read_columns",
   "release",
+  "report_key",
   "templates",
 ]

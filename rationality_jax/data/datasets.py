@@ -4,6 +4,7 @@
   sorted(DATASETS)                         # every registered dataset
   DATASETS.register("my_lab.coco_masks")   # a builder module outside the package
   builder_class("cub")                     # ValueError naming the registered ones
+  report_key("imagenet_c_masks")           # 'imagenet': its column in the tables
 
 A dataset is its builder module in `rationality_jax/data/builders/` (a
 `base.MaskedImageBuilder`; the module declares ``DATASET = <the class>``,
@@ -40,3 +41,12 @@ def builder_class(name: str):
   if name not in DATASETS:
     raise ValueError(f"Unknown dataset {name!r}; known: {sorted(DATASETS)}.")
   return DATASETS[name]
+
+
+def report_key(name: str) -> str:
+  """The dataset's key in the study's tables: its builder's `REPORT_KEY`
+  ('imagenet' for ImageNet val and ImageNet-C), else its name (also for a
+  name no builder has, such as a failed cell's)."""
+  if name not in DATASETS:
+    return name
+  return DATASETS[name].REPORT_KEY or name

@@ -481,7 +481,7 @@ def run(
   meta = {
     "name": run_name,
     "model": name,
-    "dataset": report.dataset_key(eval_name),
+    "dataset": data.report_key(eval_name),
     "builder": eval_name,
     "split": split,
     "method": trained.method,

@@ -76,6 +76,19 @@ def test_the_package_registers_one_builder_per_module():
     data.builder_class("cub")
 
 
+def test_report_keys_are_the_study_tables_columns():
+  assert {name: data.report_key(name) for name in data.DATASETS} == {
+    "imagenet2012_val_masks": "imagenet",
+    "imagenet2012_train": "imagenet2012_train",
+    "imagenet_c_masks": "imagenet",
+    "caltech101_masks": "caltech101",
+    "stanford_dogs_masks": "dogs",
+    "cub_200_2011": "cub",
+    "synthetic_rationality": "synthetic",
+  }
+  assert data.report_key("no_such_builder") == "no_such_builder"
+
+
 def test_a_builder_from_outside_the_package_builds_and_reads(toy, tmp_path):
   cls = data.DATASETS.register(toy)
   assert cls.name == "toy_masked_shapes"
@@ -97,6 +110,7 @@ def test_a_builder_from_outside_the_package_builds_and_reads(toy, tmp_path):
   assert names == ["thing_one", "thing_two"]
   with pytest.raises(ValueError, match="needs the builder's label names"):
     data.class_names("toy_masked_shapes", rule="release")
+  assert data.report_key("toy_masked_shapes") == "toy_masked_shapes"
   for order in ("ours", "release"):
     assert data.preprocess.study_spec(
       "toy_masked_shapes", mask_order=order

@@ -119,7 +119,12 @@ class MaskedImageBuilder(tfds.core.GeneratorBasedBuilder):
     `RELEASE_ONLY_FIELDS`: the study's evaluation geometry
     (`preprocess.study_spec`); default resize(224)|center_crop(224), the
     mask moved with the image under either mask order.
+  * `REPORT_KEY`: the dataset's key in the study's tables
+    (`data.report_key`); default its name.
   """
+
+  # The dataset's key in the study's tables (None: the builder's name).
+  REPORT_KEY: str | None = None
 
   # (resize, crop) of the study's evaluation at 224 px (`study_spec` scales
   # it for other sizes).

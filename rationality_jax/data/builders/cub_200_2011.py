@@ -107,6 +107,7 @@ class Cub2002011(base.MaskedImageBuilder):
   DESCRIPTION = __doc__
   HOMEPAGE = "https://www.vision.caltech.edu/datasets/cub_200_2011/"
 
+  REPORT_KEY = "cub"
   # Resize(256) + CenterCrop(224) (PAPER.md, "Datasets and masks").
   STUDY_EVAL_SIZE = (256, 224)
   RELEASE_ONLY_FIELDS = ("soft_mask",)

@@ -131,6 +131,7 @@ class Imagenet2012ValMasks(base.MaskedImageBuilder):
   DESCRIPTION = __doc__
   HOMEPAGE = "https://image-net.org/"
 
+  REPORT_KEY = "imagenet"
   # Resize(256) + CenterCrop(224) (PAPER.md, "Datasets and masks").
   STUDY_EVAL_SIZE = (256, 224)
 

@@ -140,6 +140,7 @@ class ImagenetCMasks(base.MaskedImageBuilder):
   DESCRIPTION = __doc__
   HOMEPAGE = "https://github.com/hendrycks/robustness"
 
+  REPORT_KEY = "imagenet"  # with its corruption and severity
   # Its images are already Resize(256) + CenterCrop(224) of the validation
   # images: resize(224) is then the identity. The release's masks are a
   # builder option (mask_style), not a geometry.

@@ -113,6 +113,7 @@ class StanfordDogsMasks(base.MaskedImageBuilder):
   DESCRIPTION = __doc__
   HOMEPAGE = _SOURCE
 
+  REPORT_KEY = "dogs"
   # Resize(224) + CenterCrop(224) (PAPER.md, "Datasets and masks").
   STUDY_EVAL_SIZE = (224, 224)
 

@@ -191,6 +191,8 @@ class SyntheticRationality(base.MaskedImageBuilder):
   BUILDER_CONFIGS = [SyntheticConfig(name="default")]
   DESCRIPTION = __doc__
 
+  REPORT_KEY = "synthetic"
+
   def _info_features(self):
     k = self.builder_config.num_classes
     if not 2 <= k <= len(SHAPES):
