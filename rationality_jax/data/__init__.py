@@ -23,7 +23,8 @@ synthetic_rationality, cub_200_2011, caltech101_masks, stanford_dogs_masks,
 imagenet2012_val_masks, imagenet_c_masks, imagenet2012_train (no masks);
 `data.DATASETS.register("my_lab.coco_masks")` adds a builder module from
 outside the package; `data.report_key(name)` is a dataset's key in the
-study's tables ('imagenet', 'caltech101', 'dogs', 'cub', 'synthetic').
+study's tables ('imagenet', 'caltech101', 'dogs', 'cub', 'synthetic'),
+`data.study_datasets()` how the study trains and evaluates on each.
 Builder options are keyword arguments of `build` and
 `get_source` (e.g. `on_bad_image="skip"`, `on_missing="skip"`,
 `boxes="last"`, `split_scheme="release"`); `source.skipped` counts what a
@@ -43,6 +44,8 @@ from rationality_jax.data.classnames import templates
 from rationality_jax.data.datasets import DATASETS
 from rationality_jax.data.datasets import builder_class
 from rationality_jax.data.datasets import report_key
+from rationality_jax.data.datasets import study_builder_kwargs
+from rationality_jax.data.datasets import study_datasets
 from rationality_jax.data.pipeline import GlobalBatchIterator
 from rationality_jax.data.pipeline import make_iterator
 from rationality_jax.data.sources import Source
@@ -69,5 +72,7 @@ __all__ = [
   "read_columns",
   "release",
   "report_key",
+  "study_builder_kwargs",
+  "study_datasets",
   "templates",
 ]

@@ -5,6 +5,9 @@
   DATASETS.register("my_lab.coco_masks")   # a builder module outside the package
   builder_class("cub")                     # ValueError naming the registered ones
   report_key("imagenet_c_masks")           # 'imagenet': its column in the tables
+  study_datasets()["imagenet"]             # ('imagenet2012_train', 'train',
+                                           #  'imagenet2012_val_masks', 'validation')
+  study_builder_kwargs("synthetic")        # the synthetic benchmark's options
 
 A dataset is its builder module in `rationality_jax/data/builders/` (a
 `base.MaskedImageBuilder`; the module declares ``DATASET = <the class>``,
@@ -50,3 +53,41 @@ def report_key(name: str) -> str:
   if name not in DATASETS:
     return name
   return DATASETS[name].REPORT_KEY or name
+
+
+def _study_builders() -> dict[str, type]:
+  """{table key: builder class} of the builders that declare `STUDY`."""
+  out = {}
+  for name, cls in DATASETS.items():
+    if cls.STUDY is None:
+      continue
+    key = report_key(name)
+    if key in out:
+      raise ValueError(
+        f"{out[key].name} and {name} both declare the study's {key!r} "
+        "dataset (STUDY); one builder declares each."
+      )
+    out[key] = cls
+  return out
+
+
+def study_datasets() -> dict[str, tuple[str, str, str, str]]:
+  """{table key: (train builder, train split, eval builder, eval split)} of
+  the study's datasets, as their builders declare them (`STUDY`), in the
+  registry's order; the eval builder is '' when it is the train builder."""
+  out = {}
+  for key, cls in _study_builders().items():
+    study = cls.STUDY
+    train = study.train_builder or cls.name
+    evaluated = "" if train == cls.name else cls.name
+    out[key] = (train, study.train_split, evaluated, study.eval_split)
+  return out
+
+
+def study_builder_kwargs(key: str) -> dict:
+  """The builder options of the study's dataset `key` (its builder's
+  `STUDY.builder_kwargs`: the synthetic benchmark's size and shortcut)."""
+  builders = _study_builders()
+  if key not in builders:
+    raise KeyError(f"no study dataset {key!r}; known: {sorted(builders)}.")
+  return dict(builders[key].STUDY.builder_kwargs)

@@ -89,6 +89,29 @@ def test_report_keys_are_the_study_tables_columns():
   assert data.report_key("no_such_builder") == "no_such_builder"
 
 
+def test_the_study_datasets_are_declared_by_their_builders():
+  study = data.study_datasets()
+  assert list(study) == ["imagenet", "caltech101", "dogs", "cub", "synthetic"]
+  assert study["imagenet"] == (
+    "imagenet2012_train",
+    "train",
+    "imagenet2012_val_masks",
+    "validation",
+  )
+  assert study["dogs"] == ("stanford_dogs_masks", "train", "", "test")
+  assert study["synthetic"] == ("synthetic_rationality", "train", "", "test")
+  assert data.study_builder_kwargs("synthetic") == dict(
+    num_classes=4,
+    image_size=64,
+    train_size=2000,
+    test_size=500,
+    shortcut_prob=0.9,
+  )
+  assert data.study_builder_kwargs("cub") == {}
+  with pytest.raises(KeyError, match="no study dataset 'imagenet_c'"):
+    data.study_builder_kwargs("imagenet_c")
+
+
 def test_a_builder_from_outside_the_package_builds_and_reads(toy, tmp_path):
   cls = data.DATASETS.register(toy)
   assert cls.name == "toy_masked_shapes"
@@ -111,6 +134,7 @@ def test_a_builder_from_outside_the_package_builds_and_reads(toy, tmp_path):
   with pytest.raises(ValueError, match="needs the builder's label names"):
     data.class_names("toy_masked_shapes", rule="release")
   assert data.report_key("toy_masked_shapes") == "toy_masked_shapes"
+  assert "toy_masked_shapes" not in data.study_datasets()  # it declares none
   for order in ("ours", "release"):
     assert data.preprocess.study_spec(
       "toy_masked_shapes", mask_order=order

@@ -15,9 +15,10 @@ prepared untouched.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 import dataclasses
 import logging
+from typing import Any
 
 import tensorflow_datasets as tfds
 
@@ -103,6 +104,27 @@ class MaskedBuilderConfig(tfds.core.BuilderConfig):
 BEFORE_SPLIT = "before_split"
 
 
+@dataclasses.dataclass(frozen=True)
+class StudyDataset:
+  """How the study's grids train and evaluate on a dataset, declared by the
+  builder evaluated on and keyed by its `REPORT_KEY` (`data.study_datasets`,
+  `configs/common.dataset`).
+
+  Attributes:
+    train_split: the split trained on.
+    eval_split: the split of the declaring builder evaluated on.
+    train_builder: the builder trained on; '' for the declaring builder
+      (ImageNet trains on imagenet2012_train).
+    builder_kwargs: builder options of the grids' entry (the synthetic
+      benchmark's size and shortcut); a grid's own options go over them.
+  """
+
+  train_split: str = "train"
+  eval_split: str = "test"
+  train_builder: str = ""
+  builder_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
 class MaskedImageBuilder(tfds.core.GeneratorBasedBuilder):
   """Base of the dataset builders (manual archives or generated, array_record).
 
@@ -121,10 +143,15 @@ class MaskedImageBuilder(tfds.core.GeneratorBasedBuilder):
     mask moved with the image under either mask order.
   * `REPORT_KEY`: the dataset's key in the study's tables
     (`data.report_key`); default its name.
+  * `STUDY`: how the study's grids train and evaluate on it under that key
+    (`StudyDataset`, `data.study_datasets`); default None, not a grid
+    dataset of its own.
   """
 
   # The dataset's key in the study's tables (None: the builder's name).
   REPORT_KEY: str | None = None
+  # How the study's grids train and evaluate on it (None: they do not).
+  STUDY: StudyDataset | None = None
 
   # (resize, crop) of the study's evaluation at 224 px (`study_spec` scales
   # it for other sizes).

@@ -159,6 +159,7 @@ class Caltech101Masks(base.MaskedImageBuilder):
   HOMEPAGE = "https://data.caltech.edu/records/mzrjq-6wc02"
 
   REPORT_KEY = "caltech101"
+  STUDY = base.StudyDataset()
   # Resize(224) + CenterCrop(224) (PAPER.md, "Datasets and masks").
   STUDY_EVAL_SIZE = (224, 224)
 

@@ -108,6 +108,7 @@ class Cub2002011(base.MaskedImageBuilder):
   HOMEPAGE = "https://www.vision.caltech.edu/datasets/cub_200_2011/"
 
   REPORT_KEY = "cub"
+  STUDY = base.StudyDataset()
   # Resize(256) + CenterCrop(224) (PAPER.md, "Datasets and masks").
   STUDY_EVAL_SIZE = (256, 224)
   RELEASE_ONLY_FIELDS = ("soft_mask",)

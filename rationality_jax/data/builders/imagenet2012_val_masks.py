@@ -132,6 +132,9 @@ class Imagenet2012ValMasks(base.MaskedImageBuilder):
   HOMEPAGE = "https://image-net.org/"
 
   REPORT_KEY = "imagenet"
+  STUDY = base.StudyDataset(
+    train_builder="imagenet2012_train", eval_split="validation"
+  )
   # Resize(256) + CenterCrop(224) (PAPER.md, "Datasets and masks").
   STUDY_EVAL_SIZE = (256, 224)
 

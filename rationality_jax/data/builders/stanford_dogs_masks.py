@@ -114,6 +114,7 @@ class StanfordDogsMasks(base.MaskedImageBuilder):
   HOMEPAGE = _SOURCE
 
   REPORT_KEY = "dogs"
+  STUDY = base.StudyDataset()
   # Resize(224) + CenterCrop(224) (PAPER.md, "Datasets and masks").
   STUDY_EVAL_SIZE = (224, 224)
 

@@ -192,6 +192,18 @@ class SyntheticRationality(base.MaskedImageBuilder):
   DESCRIPTION = __doc__
 
   REPORT_KEY = "synthetic"
+  # The study's synthetic benchmark (generated in <workdir>/data): 4 shapes,
+  # 64 px, backgrounds tied to the class in 90% of train images,
+  # independent in test.
+  STUDY = base.StudyDataset(
+    builder_kwargs=dict(
+      num_classes=4,
+      image_size=64,
+      train_size=2000,
+      test_size=500,
+      shortcut_prob=0.9,
+    )
+  )
 
   def _info_features(self):
     k = self.builder_config.num_classes
