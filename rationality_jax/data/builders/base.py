@@ -1,4 +1,6 @@
-"""The base builder: every example checked before TFDS stores it, skips counted.
+"""The base builder: every example checked before TFDS stores it, skips
+counted, and the facts about its dataset each builder declares for the study
+(class names, evaluation geometry, table key, grid entry: `MaskedImageBuilder`).
 
 Completeness: every builder checks that what its annotation files list was
 found in the archives. Anything left out - by a policy, `on_bad_image` or
@@ -128,8 +130,9 @@ class StudyDataset:
 class MaskedImageBuilder(tfds.core.GeneratorBasedBuilder):
   """Base of the dataset builders (manual archives or generated, array_record).
 
-  Subclasses implement `_info_features` and `_make_splits(dl_manager) ->
-  {split: examples}`; every split is checked on its way to TFDS (`_checked`).
+  Subclasses implement `_info_features`, `_make_splits(dl_manager) ->
+  {split: examples}` and `_generate_examples` (which `_make_splits` calls);
+  every split is checked on its way to TFDS (`_checked`).
 
   A builder also declares what the study needs to know about its dataset,
   each fact here and nowhere else (`rationality_jax.data` reads them; the
