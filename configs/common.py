@@ -18,28 +18,6 @@ from rationality_jax import methods
 from rationality_jax.run import config as config_lib
 from rationality_jax.run import optim
 
-# The study's datasets: table key -> (train builder, train split, eval
-# builder, eval split).
-STUDY_DATASETS = {
-  "imagenet": (
-    "imagenet2012_train",
-    "train",
-    "imagenet2012_val_masks",
-    "validation",
-  ),
-  "caltech101": ("caltech101_masks", "train", "", "test"),
-  "dogs": ("stanford_dogs_masks", "train", "", "test"),
-  "cub": ("cub_200_2011", "train", "", "test"),
-}
-# Synthetic benchmark defaults (generated in <workdir>/data): 4 shapes, 64 px,
-# backgrounds tied to the class in 90% of train images, independent in test.
-SYNTHETIC = dict(
-  num_classes=4,
-  image_size=64,
-  train_size=2000,
-  test_size=500,
-  shortcut_prob=0.9,
-)
 RECIPES = {
   "study": optim.study_preset,
   "adamw_cosine": optim.adamw_cosine_preset,
@@ -211,18 +189,38 @@ def run_config(**overrides) -> ml_collections.ConfigDict:
   return config
 
 
+def __getattr__(name: str):
+  """The study's datasets, as their builders declare them (read on first
+  use: importing the builders costs a second that configs without datasets
+  skip).
+
+  STUDY_DATASETS: table key -> (train builder, train split, eval builder,
+    eval split), 'synthetic' included (`data.study_datasets`).
+  SYNTHETIC: the synthetic benchmark's builder options (4 shapes, 64 px,
+    backgrounds tied to the class in 90% of train images, independent in
+    test; `data.study_builder_kwargs`).
+  """
+  from rationality_jax import data
+
+  if name == "STUDY_DATASETS":
+    return data.study_datasets()
+  if name == "SYNTHETIC":
+    return data.study_builder_kwargs("synthetic")
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def dataset(name: str, **builder_kwargs) -> ml_collections.ConfigDict:
-  """A grid's datasets entry: 'synthetic' or a `STUDY_DATASETS` key."""
-  if name == "synthetic":
-    kwargs = dict(SYNTHETIC, **builder_kwargs)
-    return config_lib.dataset_section("synthetic_rationality", **kwargs)
-  train_name, train_split, eval_name, eval_split = STUDY_DATASETS[name]
+  """A grid's datasets entry: a `STUDY_DATASETS` key ('synthetic' too)."""
+  from rationality_jax import data
+
+  train_name, train_split, eval_name, eval_split = data.study_datasets()[name]
+  kwargs = dict(data.study_builder_kwargs(name), **builder_kwargs)
   return config_lib.dataset_section(
     train_name,
     train_split=train_split,
     eval_split=eval_split,
     eval_name=eval_name,
-    **builder_kwargs,
+    **kwargs,
   )
 
 

@@ -18,12 +18,17 @@ Build once (array_record, no TensorFlow), read back, iterate global batches:
   names = data.class_names("cub_200_2011", source.class_names)
   prompts = data.prompts(names, "study")           # or "clip80"
 
-Datasets (`data.BUILDERS`): synthetic_rationality, cub_200_2011,
-caltech101_masks, stanford_dogs_masks, imagenet2012_val_masks,
-imagenet_c_masks, imagenet2012_train (no masks). Builder options are keyword
-arguments of `build` and `get_source` (e.g. `on_bad_image="skip"`,
-`on_missing="skip"`, `boxes="last"`, `split_scheme="release"`);
-`source.skipped` counts what a build left out. Preprocessing ops:
+Datasets (`data.DATASETS`, one builder module each, `data.datasets`):
+synthetic_rationality, cub_200_2011, caltech101_masks, stanford_dogs_masks,
+imagenet2012_val_masks, imagenet_c_masks, imagenet2012_train (no masks);
+`data.DATASETS.register("my_lab.coco_masks")` adds a builder module from
+outside the package; `data.report_key(name)` is a dataset's key in the
+study's tables ('imagenet', 'caltech101', 'dogs', 'cub', 'synthetic'),
+`data.study_datasets()` how the study trains and evaluates on each.
+Builder options are keyword arguments of `build` and
+`get_source` (e.g. `on_bad_image="skip"`, `on_missing="skip"`,
+`boxes="last"`, `split_scheme="release"`); `source.skipped` counts what a
+build left out. Preprocessing ops:
 `data.preprocess.registered_ops()`. `data.preprocess.study_spec(dataset,
 train=False, normalization="clip", mask_order="ours")` gives the study's spec
 string per dataset; the release's data choices are named options
@@ -36,9 +41,13 @@ from rationality_jax.data.classnames import class_names
 from rationality_jax.data.classnames import imagenet_wnids
 from rationality_jax.data.classnames import prompts
 from rationality_jax.data.classnames import templates
+from rationality_jax.data.datasets import DATASETS
+from rationality_jax.data.datasets import builder_class
+from rationality_jax.data.datasets import report_key
+from rationality_jax.data.datasets import study_builder_kwargs
+from rationality_jax.data.datasets import study_datasets
 from rationality_jax.data.pipeline import GlobalBatchIterator
 from rationality_jax.data.pipeline import make_iterator
-from rationality_jax.data.sources import BUILDERS
 from rationality_jax.data.sources import Source
 from rationality_jax.data.sources import Subset
 from rationality_jax.data.sources import build
@@ -47,11 +56,12 @@ from rationality_jax.data.sources import get_source
 from rationality_jax.data.sources import read_columns
 
 __all__ = [
-  "BUILDERS",
+  "DATASETS",
   "GlobalBatchIterator",
   "Source",
   "Subset",
   "build",
+  "builder_class",
   "class_names",
   "get_builder",
   "get_source",
@@ -61,5 +71,8 @@ __all__ = [
   "prompts",
   "read_columns",
   "release",
+  "report_key",
+  "study_builder_kwargs",
+  "study_datasets",
   "templates",
 ]

@@ -1,4 +1,4 @@
-"""Class names for prompts and the prompt templates, with the study's naming rules.
+"""Class names for prompts and the prompt templates.
 
   class_names("cub_200_2011", info.features["label"].names)
       "001.Black_footed_Albatross" -> "black footed albatross"
@@ -9,30 +9,23 @@
   prompts(names, "study") -> [["a photo of a black footed albatross"], ...]
   prompts(names, "clip80") -> CLIP's 80 ImageNet templates per class
 
-Rules (PAPER.md, "Datasets and masks"): CUB folder names without the numeric
-prefix, lowercased, '_' -> ' '; ImageNet first synonym; Dogs and Caltech
-lowercased folder names (for Dogs the wnid prefix "n02085620-" is not part of
-the breed name and is dropped). `readable=True` also turns '_' into ' ' for
-Dogs and Caltech ("japanese spaniel" instead of "japanese_spaniel").
-
-`rule='release'` gives the names the release's scripts prompted with
-(my_util.py reads datasets/Stanford_Dogs/label_dict.json and
-datasets/caltech_101/label_dict.json, made by utils/Stanford_Dogs_dataset.py
-and utils/caltech101_dataset.py): Dogs `folder.split('-')[1]`, '_' -> ' ',
-lowercased, which cuts hyphenated breeds short ("n02086240-Shih-Tzu" ->
-"shih", "n02100236-German_short-haired_pointer" -> "german short"); Caltech
-the folder with '_' -> ' ', lowercased ("background google" too, with the
-builder's background_class=True). CUB and ImageNet: as the study rule
-(clip_zs_flcp_cub.py, datasets/IN/imagenet-classes.txt agree with it).
+Each dataset's naming rule is its builder's `prompt_names` (PAPER.md,
+"Datasets and masks"): CUB folder names without the numeric prefix,
+lowercased, '_' -> ' '; ImageNet the first synonym (`imagenet_names`); Dogs
+and Caltech lowercased folder names (for Dogs without the wnid prefix).
+`readable=True` also turns '_' into ' ' for Dogs and Caltech ("japanese
+spaniel" instead of "japanese_spaniel"). `rule='release'` gives the names
+the release's scripts prompted with (Dogs "n02086240-Shih-Tzu" -> "shih";
+see the builders and docs/data.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 import functools
-import re
 
 from rationality_jax import resources
+from rationality_jax.data import datasets
 
 STUDY_TEMPLATE = "a photo of a {}"
 
@@ -82,41 +75,24 @@ def templates(kind: str = "study") -> tuple[str, ...]:
 RULES = ("study", "release")
 
 
+def imagenet_names() -> list[str]:
+  """The first WordNet synonym of each of the 1,000 classes, in label order
+  (the study's ImageNet class names; both crane wnids are "crane")."""
+  return [words[0] for _, words in imagenet_synsets()]
+
+
 def class_names(
   dataset: str,
   names: Sequence[str] | None = None,
   readable: bool = False,
   rule: str = "study",
 ) -> list[str]:
-  """Prompt class names for `dataset` from its label names (see module doc)."""
+  """Prompt class names for `dataset` from its label names: the naming rule
+  its builder declares (`prompt_names`; see the module docstring)."""
   if rule not in RULES:
     raise ValueError(f"rule must be one of {RULES}, got {rule!r}.")
-  if dataset in (
-    "imagenet2012_val_masks",
-    "imagenet2012_train",
-    "imagenet_c_masks",
-    "imagenet",
-  ):
-    return [words[0] for _, words in imagenet_synsets()]
-  if names is None:
-    raise ValueError(
-      f"class_names({dataset!r}) needs the builder's label names (info.features['label'].names)."
-    )
-  if dataset == "cub_200_2011":
-    return [re.sub(r"^\d+\.", "", n).replace("_", " ").lower() for n in names]
-  if dataset == "stanford_dogs_masks" and rule == "release":
-    return [n.split("-")[1].replace("_", " ").lower() for n in names]
-  if dataset == "caltech101_masks" and rule == "release":
-    return [n.replace("_", " ").lower() for n in names]
-  if dataset == "stanford_dogs_masks":
-    out = [re.sub(r"^n\d+-", "", n).lower() for n in names]
-  elif dataset == "caltech101_masks":
-    out = [n.lower() for n in names]
-  elif dataset == "synthetic_rationality":
-    return list(names)
-  else:
-    raise ValueError(f"No naming rule for dataset {dataset!r}.")
-  return [n.replace("_", " ") for n in out] if readable else out
+  builder = datasets.builder_class(dataset)
+  return builder.prompt_names(names, readable=readable, rule=rule)
 
 
 def prompts(names: Sequence[str], kind: str = "study") -> list[list[str]]:

@@ -234,6 +234,86 @@ class GlobalBatchIterator:
       self.set_state(json.load(f))
 
 
+def _batch_mesh(batch_size, mesh, data_axis, process_index, process_count):
+  """The mesh batches are sharded on (None: host-local numpy batches), after
+  checking that `batch_size` splits over the processes and the mesh axis."""
+  if batch_size % process_count:
+    raise ValueError(
+      f"batch_size {batch_size} must be divisible by the process count {process_count}."
+    )
+  if mesh == "default":
+    mesh = default_mesh(data_axis)
+  if mesh is not None and (process_index, process_count) != (
+    jax.process_index(),
+    jax.process_count(),
+  ):
+    raise ValueError(
+      f"Simulated sharding (process {process_index} of {process_count}, jax "
+      f"has {jax.process_index()} of "
+      f"{jax.process_count()}) cannot build global arrays: pass mesh=None for "
+      "host-local numpy batches."
+    )
+  if mesh is not None and batch_size % mesh.shape[data_axis]:
+    raise ValueError(
+      f"batch_size {batch_size} must be divisible by the '{data_axis}' mesh "
+      f"axis ({mesh.shape[data_axis]})."
+    )
+  return mesh
+
+
+def _grain_dataset(stream, local_batch, num_threads, prefetch, num_workers):
+  """This host's batches of `stream` as a grain dataset: preprocessed in
+  `num_threads` threads, or made whole in `num_workers` worker processes
+  (see `make_iterator`)."""
+  if num_workers < 0:
+    raise ValueError(f"num_workers must be >= 0, got {num_workers}.")
+  if num_workers:
+    if not flags.FLAGS.is_parsed():
+      # grain's workers read grain's absl flags; outside an absl app (tests,
+      # notebooks) they keep their defaults.
+      flags.FLAGS.mark_as_parsed()
+    # Whole batches are made in the workers (written straight into shared
+    # memory) and handed over in order: the main process receives one
+    # array per field and batch instead of one per field and example.
+    # Each of a worker's threads makes one batch at a time.
+    per_worker = max(1, prefetch // local_batch // num_workers)
+    return (
+      grain.MapDataset.source(stream)
+      .batch(local_batch, drop_remainder=True)
+      .to_iter_dataset(
+        grain.ReadOptions(
+          num_threads=num_threads,
+          prefetch_buffer_size=max(num_threads, per_worker),
+        )
+      )
+      .mp_prefetch(
+        grain.MultiprocessingOptions(
+          num_workers=num_workers, per_worker_buffer_size=per_worker
+        )
+      )
+    )
+  return (
+    grain.MapDataset.source(stream)
+    .to_iter_dataset(
+      grain.ReadOptions(
+        num_threads=num_threads, prefetch_buffer_size=max(1, prefetch)
+      )
+    )
+    .batch(local_batch, drop_remainder=True)
+  )
+
+
+def _num_steps(n, num_epochs, batch_size, drop_remainder) -> int | None:
+  """Global batches in `num_epochs` epochs of `n` examples (None: forever);
+  the last partial batch counts unless `drop_remainder`."""
+  if num_epochs is None:
+    return None
+  total = n * num_epochs
+  return (
+    total // batch_size if drop_remainder else math.ceil(total / batch_size)
+  )
+
+
 def make_iterator(
   source,
   preprocess: str | Sequence[str] | pp.Preprocess,
@@ -272,41 +352,18 @@ def make_iterator(
   process_count = (
     jax.process_count() if process_count is None else process_count
   )
-  if batch_size % process_count:
-    raise ValueError(
-      f"batch_size {batch_size} must be divisible by the process count {process_count}."
-    )
-  if mesh == "default":
-    mesh = default_mesh(data_axis)
-  if mesh is not None and (process_index, process_count) != (
-    jax.process_index(),
-    jax.process_count(),
-  ):
-    raise ValueError(
-      f"Simulated sharding (process {process_index} of {process_count}, jax "
-      f"has {jax.process_index()} of "
-      f"{jax.process_count()}) cannot build global arrays: pass mesh=None for "
-      "host-local numpy batches."
-    )
-  if mesh is not None and batch_size % mesh.shape[data_axis]:
-    raise ValueError(
-      f"batch_size {batch_size} must be divisible by the '{data_axis}' mesh "
-      f"axis ({mesh.shape[data_axis]})."
-    )
+  mesh = _batch_mesh(batch_size, mesh, data_axis, process_index, process_count)
   drop_remainder = shuffle if drop_remainder is None else drop_remainder
   n = len(source)
   if n == 0:
     raise ValueError("The source is empty.")
   local_batch = batch_size // process_count
-  if num_epochs is None:
-    num_steps = None
-    length = sys.maxsize // process_count
-  else:
-    total = n * num_epochs
-    num_steps = (
-      total // batch_size if drop_remainder else math.ceil(total / batch_size)
-    )
-    length = num_steps * local_batch
+  num_steps = _num_steps(n, num_epochs, batch_size, drop_remainder)
+  length = (
+    sys.maxsize // process_count
+    if num_steps is None
+    else num_steps * local_batch
+  )
   preprocess = pp.parse(preprocess)
   stream = _HostStream(
     source,
@@ -318,43 +375,7 @@ def make_iterator(
     process_count,
     length,
   )
-  if num_workers < 0:
-    raise ValueError(f"num_workers must be >= 0, got {num_workers}.")
-  if num_workers:
-    if not flags.FLAGS.is_parsed():
-      # grain's workers read grain's absl flags; outside an absl app (tests,
-      # notebooks) they keep their defaults.
-      flags.FLAGS.mark_as_parsed()
-    # Whole batches are made in the workers (written straight into shared
-    # memory) and handed over in order: the main process receives one
-    # array per field and batch instead of one per field and example.
-    # Each of a worker's threads makes one batch at a time.
-    per_worker = max(1, prefetch // local_batch // num_workers)
-    ds = (
-      grain.MapDataset.source(stream)
-      .batch(local_batch, drop_remainder=True)
-      .to_iter_dataset(
-        grain.ReadOptions(
-          num_threads=num_threads,
-          prefetch_buffer_size=max(num_threads, per_worker),
-        )
-      )
-      .mp_prefetch(
-        grain.MultiprocessingOptions(
-          num_workers=num_workers, per_worker_buffer_size=per_worker
-        )
-      )
-    )
-  else:
-    ds = (
-      grain.MapDataset.source(stream)
-      .to_iter_dataset(
-        grain.ReadOptions(
-          num_threads=num_threads, prefetch_buffer_size=max(1, prefetch)
-        )
-      )
-      .batch(local_batch, drop_remainder=True)
-    )
+  ds = _grain_dataset(stream, local_batch, num_threads, prefetch, num_workers)
   config = {
     "num_examples": n,
     "batch_size": batch_size,

@@ -16,40 +16,17 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib
 import os
 import re
 
 import numpy as np
 import tensorflow_datasets as tfds
 
-from rationality_jax.data.builders.common import BEFORE_SPLIT
-
-BUILDERS = {
-  "synthetic_rationality": (
-    "rationality_jax.data.builders.synthetic_rationality:SyntheticRationality"
-  ),
-  "cub_200_2011": "rationality_jax.data.builders.cub_200_2011:Cub2002011",
-  "caltech101_masks": "rationality_jax.data.builders.caltech101_masks:Caltech101Masks",
-  "stanford_dogs_masks": "rationality_jax.data.builders.stanford_dogs_masks:StanfordDogsMasks",
-  "imagenet2012_val_masks": (
-    "rationality_jax.data.builders.imagenet2012_val_masks:Imagenet2012ValMasks"
-  ),
-  "imagenet2012_train": (
-    "rationality_jax.data.builders.imagenet2012_train:Imagenet2012Train"
-  ),
-  "imagenet_c_masks": "rationality_jax.data.builders.imagenet_c_masks:ImagenetCMasks",
-}
-
+from rationality_jax.data.builders.base import BEFORE_SPLIT
+from rationality_jax.data.datasets import DATASETS
+from rationality_jax.data.datasets import builder_class
 
 MAX_CONFIG_NAME = 100
-
-
-def builder_class(name: str):
-  if name not in BUILDERS:
-    raise ValueError(f"Unknown dataset {name!r}; known: {sorted(BUILDERS)}.")
-  module, cls = BUILDERS[name].split(":")
-  return getattr(importlib.import_module(module), cls)
 
 
 def _config(cls, config_kwargs: dict):
@@ -125,7 +102,8 @@ class Source:
     self.info = info
     self.split = split
     self.class_names = info.features["label"].names
-    # (name, data_dir, builder config kwargs): how `get_source` opened it.
+    # (name, data_dir, builder config kwargs, builder module): how
+    # `get_source` opened it.
     self._reopen = reopen
 
   def __getstate__(self):
@@ -142,7 +120,9 @@ class Source:
     if "reopen" not in state:
       self.__dict__.update(state)
       return
-    name, data_dir, config = state["reopen"]
+    name, data_dir, config, module = state["reopen"]
+    if name not in DATASETS:  # a worker process knows the package's datasets
+      DATASETS.register(module)  # a builder from outside it is registered here
     self.__dict__.update(
       get_source(name, state["split"], data_dir, **config).__dict__
     )
@@ -265,5 +245,5 @@ def get_source(name: str, split: str, data_dir, **config) -> Source:
     builder.as_data_source(split),
     builder.info,
     split,
-    reopen=(name, os.fspath(data_dir), dict(config)),
+    reopen=(name, os.fspath(data_dir), dict(config), type(builder).__module__),
   )

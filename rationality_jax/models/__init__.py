@@ -18,12 +18,12 @@ from rationality_jax.models.convert import CheckpointError
 from rationality_jax.models.families import Family
 from rationality_jax.models.families import get as family
 from rationality_jax.models.families import tokenizer
+from rationality_jax.models.positions import resize_position_embedding
 from rationality_jax.models.text import BertConfig
 from rationality_jax.models.text import CLIPTextConfig
 from rationality_jax.models.tokenize import Tokenizer
 from rationality_jax.models.vit import VisionTransformer
 from rationality_jax.models.vit import ViTConfig
-from rationality_jax.models.vit import resize_position_embedding
 from rationality_jax.models.vlm import VisionLanguageModel
 from rationality_jax.models.vlm import VLMConfig
 from rationality_jax.models.vlm import normalize

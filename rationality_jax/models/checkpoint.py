@@ -36,10 +36,10 @@ from rationality_jax.models import families
 from rationality_jax.models import hub
 from rationality_jax.models import readers
 from rationality_jax.models.convert import CheckpointError
+from rationality_jax.models.positions import resize_position_embedding
 from rationality_jax.models.text import BertConfig
 from rationality_jax.models.text import CLIPTextConfig
 from rationality_jax.models.vit import ViTConfig
-from rationality_jax.models.vit import resize_position_embedding
 from rationality_jax.models.vlm import VisionLanguageModel
 from rationality_jax.models.vlm import VLMConfig
 

@@ -43,7 +43,6 @@ from rationality_jax.report.quirks import quirk_table
 from rationality_jax.report.rows import FIELDS
 from rationality_jax.report.rows import META
 from rationality_jax.report.rows import collect
-from rationality_jax.report.rows import dataset_key
 from rationality_jax.report.settings import settings_lines
 from rationality_jax.report.tables import console_table
 from rationality_jax.report.tables import long_table
@@ -58,7 +57,6 @@ __all__ = [
   "PUBLISHED",
   "collect",
   "console_table",
-  "dataset_key",
   "figure_corruptions",
   "figure_heatmaps",
   "figure_quirks",

@@ -51,22 +51,6 @@ UNDEFINED_REASONS = {
   "undefined_empty_mask": "empty mask",
   "undefined_nonfinite_rma": "non-finite RMA",
 }
-# The study's dataset keys of our builders (the tables' column names).
-DATASET_KEYS = {
-  "imagenet2012_val_masks": "imagenet",
-  "imagenet_c_masks": "imagenet",
-  "caltech101_masks": "caltech101",
-  "stanford_dogs_masks": "dogs",
-  "cub_200_2011": "cub",
-  "synthetic_rationality": "synthetic",
-}
-
-
-def dataset_key(builder: str) -> str:
-  """The study's name of a dataset (its builder name if not in the study)."""
-  return DATASET_KEYS.get(builder, builder)
-
-
 _SEVERITY = re.compile(r"^[a-z_]+/([1-5])/")
 PERCENT = ("accuracy", "pt", "ir", "mean_rma", "mean_rra", "mean_pointing_game")
 

@@ -194,7 +194,7 @@ def _run_cells(config, workdir: str) -> dict:
           "error": error,
           "method": run_config.method,
           "model": run_config.model.name or cell["model"],
-          "dataset": report.dataset_key(resolve.dataset(run_config, "eval")[0]),
+          "dataset": data.report_key(resolve.dataset(run_config, "eval")[0]),
         }
       )
     seconds[f"cell {name}"] = time.perf_counter() - t

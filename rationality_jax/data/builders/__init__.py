@@ -1,1 +1,2 @@
-"""TFDS builders of images with object masks; see `rationality_jax.data.BUILDERS`."""
+"""TFDS builders of images with object masks, one dataset per module;
+registered in `rationality_jax.data.DATASETS` (`rationality_jax.data.datasets`)."""

@@ -54,6 +54,7 @@ import scipy.io
 import tensorflow_datasets as tfds
 
 from rationality_jax.data import release
+from rationality_jax.data.builders import base
 from rationality_jax.data.builders import common
 
 ANNOTATION_FOLDERS = {
@@ -86,7 +87,7 @@ CONTOURS = ("ours", "release")
 
 
 @dataclasses.dataclass(eq=False)
-class Caltech101Config(common.MaskedBuilderConfig):
+class Caltech101Config(base.MaskedBuilderConfig):
   """`split_scheme` ('study', 'release', 'seeded'), `split_seed` and
   `test_fraction`; `contour` ('ours', 'release'); `background_class`."""
 
@@ -144,7 +145,7 @@ def seeded_split(items: list, seed: int, test_fraction: float) -> dict:
   return out
 
 
-class Caltech101Masks(common.MaskedImageBuilder):
+class Caltech101Masks(base.MaskedImageBuilder):
   """Caltech-101 annotated images with filled contour masks."""
 
   name = "caltech101_masks"
@@ -156,6 +157,29 @@ class Caltech101Masks(common.MaskedImageBuilder):
   MANUAL_DOWNLOAD_INSTRUCTIONS = common.manual_instructions(MANUAL_FILES)
   DESCRIPTION = __doc__
   HOMEPAGE = "https://data.caltech.edu/records/mzrjq-6wc02"
+
+  REPORT_KEY = "caltech101"
+  STUDY = base.StudyDataset()
+  # Resize(224) + CenterCrop(224) (PAPER.md, "Datasets and masks").
+  STUDY_EVAL_SIZE = (224, 224)
+
+  @classmethod
+  def release_eval_geometry(cls, resize, crop):
+    """utils/caltech101_dataset.py, utils/Stanford_Dogs_dataset.py: the 0/1
+    mask is a PIL image resized by the default (bilinear) Resize."""
+    return f"resize({resize}, mask_method='bilinear')|center_crop({crop})"
+
+  @classmethod
+  def prompt_names(cls, names=None, readable=False, rule="study"):
+    """Study: the folder names lowercased ("Faces_easy" -> "faces_easy";
+    `readable`: "faces easy"). Release (datasets/caltech_101/label_dict.json,
+    made by utils/caltech101_dataset.py): '_' -> ' ', lowercased
+    ("background google" too, with background_class=True)."""
+    names = cls._label_names(names)
+    if rule == "release":
+      return [n.replace("_", " ").lower() for n in names]
+    out = [n.lower() for n in names]
+    return [n.replace("_", " ") for n in out] if readable else out
 
   def _info_features(self):
     return common.features(None)
@@ -192,7 +216,7 @@ class Caltech101Masks(common.MaskedImageBuilder):
     ):
       cls, number = _IMAGE.search(name).groups()
       found.add((cls, int(number)))
-    before = self._skips(common.BEFORE_SPLIT)
+    before = self._skips(base.BEFORE_SPLIT)
 
     def key(item):
       return ANNOTATION_FOLDERS.get(item[0], item[0]), item[1]
@@ -272,3 +296,7 @@ class Caltech101Masks(common.MaskedImageBuilder):
           ),
         },
       )
+
+
+# The dataset this module registers (`rationality_jax.data.DATASETS`).
+DATASET = Caltech101Masks

@@ -1,5 +1,5 @@
-"""What every archive builder shares: features, manual files, archive scans,
-and the checks that keep a build from being silently incomplete.
+"""What the archive builders share: manual files, archive scans, image and
+mask encoding, the features, and the errors a build raises.
 
 Every example has
   image: [H, W, 3] uint8 (the source's JPEG bytes are stored unchanged when
@@ -12,19 +12,12 @@ Every example has
          with pixel edges (a box over pixel column 0 only is 0..1); builders
          whose source has no boxes store the mask's bounding box.
 
-Completeness: every builder checks that what its annotation files list was
-found in the archives. Anything left out - by a policy, `on_bad_image` or
-`on_missing`, set to 'skip' - is recorded per split and reason in the
-dataset's metadata (`Source.skipped` reads it back); with the default 'fail'
-the build stops and names what is missing. An archive whose member names
-match nothing the builder reads fails with `ArchiveLayoutError`, naming the
-expected pattern and members actually seen. Every example is checked before
-TFDS stores it (`InvalidExampleError`: label out of range, malformed field),
-with a short message naming its id.
-
-TFDS writes a split into `<name>/<config>/<version>.incomplete*` and renames it
-only when everything succeeded, so a failed build leaves what was already
-prepared untouched.
+A manual file is found under any of the names it was distributed under
+(`ManualFile`, `require_manual_files`); archives are streamed, never
+extracted (`iter_tar`, `open_in_zip`). An archive whose member names match
+nothing the builder reads fails with `ArchiveLayoutError`, naming the
+expected pattern and members actually seen. The base builder, its checks
+and skip policies are in `base`.
 """
 
 from __future__ import annotations
@@ -32,7 +25,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 import dataclasses
 import io
-import logging
 import os
 import re
 import tarfile
@@ -41,11 +33,6 @@ import zipfile
 import numpy as np
 from PIL import Image
 import tensorflow_datasets as tfds
-
-from rationality_jax import console
-
-POLICIES = ("fail", "skip")
-UNREADABLE = "unreadable image"
 
 
 class ManualFilesMissingError(FileNotFoundError):
@@ -106,62 +93,6 @@ def require_manual_files(
       f"distributed, not extracted; any of the names listed):\n{lines}"
     )
   return {k: f.find(manual_dir) for k, f in files.items()}
-
-
-def check_policy(field: str, policy: str) -> str:
-  if policy not in POLICIES:
-    raise ValueError(f"{field} must be one of {POLICIES}, got {policy!r}.")
-  return policy
-
-
-@dataclasses.dataclass
-class Skips:
-  """What one split leaves out, by reason, and the policies that decide.
-
-  `items` ({reason: [member or item name, ...]}) is the split's entry in the
-  builder's metadata (`metadata['skipped'][split]`), saved with the dataset;
-  `Source.skipped` reads it back as counts.
-  """
-
-  dataset: str
-  split: str
-  on_bad_image: str = "fail"
-  on_missing: str = "fail"
-  items: dict[str, list[str]] = dataclasses.field(default_factory=dict)
-
-  def bad_image(self, name: str, error: Exception) -> None:
-    """An image that does not decode: raise ('fail') or record it ('skip')."""
-    if self.on_bad_image == "fail":
-      raise UnreadableImageError(
-        f"Cannot decode image {name!r} ({error}). Re-download the archive, "
-        "or build with on_bad_image='skip' to leave it out (skipped files "
-        "are counted in the dataset's metadata and in Source.skipped)."
-      ) from error
-    logging.warning("Skipping unreadable image %s: %s", name, error)
-    self.items.setdefault(UNREADABLE, []).append(name)
-
-  def missing(self, reason: str, names, where: str) -> None:
-    """Items one source lists and another lacks (an image its annotation
-    files list, an annotation an image needs), described by `where`:
-    'fail' raises naming them, 'skip' records them under `reason`."""
-    names = sorted(names)
-    if not names:
-      return
-    if self.on_missing == "fail":
-      raise ManualFilesMissingError(
-        f"{self.dataset} ({self.split}): {len(names)} x {reason}: {where}, "
-        f"e.g. {names[:3]}. Re-download the archives, or build with "
-        "on_missing='skip' to leave them out (counted in Source.skipped)."
-      )
-    logging.warning(
-      "%s (%s): skipping %d x %s (%s)",
-      self.dataset,
-      self.split,
-      len(names),
-      reason,
-      where,
-    )
-    self.items.setdefault(reason, []).extend(names)
 
 
 def read_image(data: bytes, name: str) -> tuple[bytes, int, int]:
@@ -325,148 +256,6 @@ def open_in_zip(zip_path: str, basenames: Sequence[str]):
     f"{zip_path} has no member named {' or '.join(basenames)}; members: "
     f"{zf.namelist()[:20]}"
   )
-
-
-@dataclasses.dataclass(eq=False)
-class MaskedBuilderConfig(tfds.core.BuilderConfig):
-  """Policies (each 'fail' by default, or 'skip': leave out and count):
-
-  `on_bad_image`: an image that does not decode.
-  `on_missing`: an item the annotation files list that the archives lack
-    (image, segmentation, annotation, boxes).
-  What was skipped is saved in metadata['skipped'][split] = {reason: [names]}
-  ('before_split' for items dropped before splits are assigned) and read
-  back as counts by `Source.skipped`.
-  """
-
-  on_bad_image: str = "fail"
-  on_missing: str = "fail"
-
-
-BEFORE_SPLIT = "before_split"
-
-
-class MaskedImageBuilder(tfds.core.GeneratorBasedBuilder):
-  """Base of the archive builders (manual archives, array_record).
-
-  Subclasses implement `_make_splits(dl_manager) -> {split: examples}`;
-  every split is checked on its way to TFDS (`_checked`).
-  """
-
-  BUILDER_CONFIG_CLASS = MaskedBuilderConfig
-  BUILDER_CONFIGS = [MaskedBuilderConfig(name="default")]
-  DESCRIPTION = ""
-  HOMEPAGE = ""
-  CITATION = ""
-
-  @tfds.core.utils.classproperty
-  @classmethod
-  def code_path(cls):
-    """No checksums file or package metadata: these builders download nothing.
-
-    (TFDS's default looks the module up through `importlib_resources`, an
-    extra dependency we do not need.)
-    """
-    return None
-
-  def _info_features(self) -> tfds.features.FeaturesDict:
-    raise NotImplementedError
-
-  def _make_splits(self, dl_manager) -> dict:
-    raise NotImplementedError
-
-  def _info(self) -> tfds.core.DatasetInfo:
-    return tfds.core.DatasetInfo(
-      builder=self,
-      description=self.DESCRIPTION,
-      features=self._info_features(),
-      homepage=self.HOMEPAGE,
-      citation=self.CITATION,
-      metadata=tfds.core.MetadataDict(),
-    )
-
-  def _log_download_bytes(self) -> None:
-    """TFDS prints this; ours goes to the log (the console has its stage line)."""
-    logging.info("preparing %s in %s", self.name, self.data_dir)
-
-  def _log_download_done(self) -> None:
-    logging.info("prepared %s in %s", self.name, self.data_dir)
-
-  def expected_examples(self, split: str) -> int | None:
-    """How many examples `split` will have, when known before generating it.
-
-    Builders that know it from their configuration or annotation files say
-    so (the progress bar then shows the time left); None otherwise.
-    """
-    return getattr(self, "_expected", {}).get(split)
-
-  def _split_generators(self, dl_manager):
-    c = self.builder_config
-    check_policy("on_bad_image", c.on_bad_image)
-    check_policy("on_missing", c.on_missing)
-    self.info.metadata["skipped"] = {}
-    splits = self._make_splits(dl_manager)
-    return {s: self._checked(s, examples) for s, examples in splits.items()}
-
-  def _skips(self, split: str) -> Skips:
-    """The Skips of `split` (or BEFORE_SPLIT), registered in the metadata."""
-    c = self.builder_config
-    skipped = self.info.metadata.setdefault("skipped", {})
-    if split not in skipped:
-      skipped[split] = {}
-    return Skips(self.name, split, c.on_bad_image, c.on_missing, skipped[split])
-
-  def _checked(self, split: str, examples):
-    """Yields `examples` after checking each can be stored.
-
-    TFDS reports an example it cannot encode by printing the whole example
-    (kilobytes of image bytes); this raises InvalidExampleError naming the
-    example's id and the problem instead, and says what was skipped when a
-    split ends up empty.
-    """
-    features = self.info.features
-    num_classes = features["label"].num_classes
-    count = 0
-    with console.progress(
-      self.expected_examples(split), f"build {self.name} {split}", "ex"
-    ) as bar:
-      for key, example in examples:
-        label = int(example["label"])
-        if not 0 <= label < num_classes:
-          raise InvalidExampleError(
-            f"{self.name}: {split} example {example['id']!r} has label "
-            f"{label}, but there are {num_classes} classes (labels "
-            f"0..{num_classes - 1}): the annotation files' labels and class "
-            "list disagree."
-          )
-        try:
-          features.encode_example(example)
-        except Exception as e:  # Any encoding error is reported the same way.
-          message = " ".join(str(e).split())
-          raise InvalidExampleError(
-            f"{self.name}: cannot store {split} example {example['id']!r}: "
-            f"{type(e).__name__}: {message[:300]}"
-          ) from None
-        count += 1
-        bar.update(1)
-        yield key, example
-    if not count:
-      left_out = {
-        reason: len(items)
-        for part in (BEFORE_SPLIT, split)
-        for reason, items in self.info.metadata["skipped"].get(part, {}).items()
-      }
-      raise InvalidExampleError(
-        f"{self.name}: the {split} split has no examples; left out by the "
-        f"skip policies: {left_out or 'nothing'}."
-      )
-
-  def _manual(self, dl_manager) -> dict[str, str]:
-    try:
-      manual_dir = dl_manager.manual_dir  # TFDS asserts that it exists.
-    except AssertionError:
-      manual_dir = None
-    return require_manual_files(self.name, manual_dir, self.MANUAL_FILES)
 
 
 def manual_instructions(files: dict[str, ManualFile]) -> str:

@@ -36,12 +36,14 @@ import dataclasses
 import io
 import os
 import posixpath
+import re
 
 import numpy as np
 from PIL import Image
 import tensorflow_datasets as tfds
 
 from rationality_jax.data import release
+from rationality_jax.data.builders import base
 from rationality_jax.data.builders import common
 
 MANUAL_FILES = {
@@ -65,7 +67,7 @@ SPLIT_ORDERS = ("official", "release")
 
 
 @dataclasses.dataclass(eq=False)
-class CubConfig(common.MaskedBuilderConfig):
+class CubConfig(base.MaskedBuilderConfig):
   """`split_order`: 'official' (images.txt ids) or 'release' (flags by
   position over the sorted file list, as the study's release did)."""
 
@@ -89,7 +91,7 @@ def binarise_segmentation(png_bytes: bytes) -> np.ndarray:
   return (read_segmentation(png_bytes) == 255).astype(np.uint8)
 
 
-class Cub2002011(common.MaskedImageBuilder):
+class Cub2002011(base.MaskedImageBuilder):
   """CUB-200-2011 with binarised and soft segmentation masks."""
 
   name = "cub_200_2011"
@@ -104,6 +106,30 @@ class Cub2002011(common.MaskedImageBuilder):
   MANUAL_DOWNLOAD_INSTRUCTIONS = common.manual_instructions(MANUAL_FILES)
   DESCRIPTION = __doc__
   HOMEPAGE = "https://www.vision.caltech.edu/datasets/cub_200_2011/"
+
+  REPORT_KEY = "cub"
+  STUDY = base.StudyDataset()
+  # Resize(256) + CenterCrop(224) (PAPER.md, "Datasets and masks").
+  STUDY_EVAL_SIZE = (256, 224)
+  RELEASE_ONLY_FIELDS = ("soft_mask",)
+
+  @classmethod
+  def release_eval_geometry(cls, resize, crop):
+    """utils/CUB_dataset.py: the soft segmentation goes through the image's
+    Resize + CenterCrop (bilinear); clip_zs_flcp_cub.py keeps only pixels
+    still at 255 (ToTensor, channel mean, uint8 cast)."""
+    return f"resize({resize})|center_crop({crop})|mask_from_soft(255)"
+
+  @classmethod
+  def prompt_names(cls, names=None, readable=False, rule="study"):
+    """The folder names without the numeric prefix, lowercased, '_' -> ' '
+    ("001.Black_footed_Albatross" -> "black footed albatross"), under both
+    rules (clip_zs_flcp_cub.py prompts with the same names)."""
+    del readable, rule
+    return [
+      re.sub(r"^\d+\.", "", n).replace("_", " ").lower()
+      for n in cls._label_names(names)
+    ]
 
   def _info_features(self):
     return common.features(
@@ -246,3 +272,7 @@ class Cub2002011(common.MaskedImageBuilder):
       wanted,
       f"listed in images.txt but not in {os.path.basename(files['images'])}",
     )
+
+
+# The dataset this module registers (`rationality_jax.data.DATASETS`).
+DATASET = Cub2002011

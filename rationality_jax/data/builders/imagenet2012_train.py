@@ -30,6 +30,7 @@ import re
 import tensorflow_datasets as tfds
 
 from rationality_jax.data import classnames
+from rationality_jax.data.builders import base
 from rationality_jax.data.builders import common
 
 IMAGES_FILE = common.ManualFile(
@@ -42,13 +43,13 @@ _IMAGE = re.compile(r"(?:^|/)(n\d{8})_(\d+)\.JPEG$")
 
 
 @dataclasses.dataclass(eq=False)
-class ImagenetTrainConfig(common.MaskedBuilderConfig):
+class ImagenetTrainConfig(base.MaskedBuilderConfig):
   """`wnids`: the classes to build (None: all 1,000)."""
 
   wnids: tuple[str, ...] | None = None
 
 
-class Imagenet2012Train(common.MaskedImageBuilder):
+class Imagenet2012Train(base.MaskedImageBuilder):
   """ImageNet-1k training images (no masks), streamed from the nested tars."""
 
   name = "imagenet2012_train"
@@ -60,6 +61,16 @@ class Imagenet2012Train(common.MaskedImageBuilder):
   MANUAL_DOWNLOAD_INSTRUCTIONS = common.manual_instructions(MANUAL_FILES)
   DESCRIPTION = __doc__
   HOMEPAGE = "https://image-net.org/"
+
+  # The validation set's Resize(256) + CenterCrop(224).
+  STUDY_EVAL_SIZE = (256, 224)
+
+  @classmethod
+  def prompt_names(cls, names=None, readable=False, rule="study"):
+    """The first WordNet synonym of each class (`classnames.imagenet_names`),
+    under both rules (the release's imagenet-classes.txt agrees)."""
+    del names, readable, rule
+    return classnames.imagenet_names()
 
   def _info_features(self):
     return common.features(classnames.imagenet_wnids(), masks=False)
@@ -110,3 +121,7 @@ class Imagenet2012Train(common.MaskedImageBuilder):
       sorted(wanted - found),
       f"no <wnid>.tar for these classes in {os.path.basename(path)}",
     )
+
+
+# The dataset this module registers (`rationality_jax.data.DATASETS`).
+DATASET = Imagenet2012Train

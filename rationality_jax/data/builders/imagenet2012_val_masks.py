@@ -35,6 +35,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from rationality_jax.data import classnames
+from rationality_jax.data.builders import base
 from rationality_jax.data.builders import common
 
 _IMAGENET = "https://image-net.org/challenges/LSVRC/2012/2012-downloads.php (registration required)"
@@ -119,7 +120,7 @@ def read_val_annotations(path: str) -> dict[str, ValAnnotation]:
   return out
 
 
-class Imagenet2012ValMasks(common.MaskedImageBuilder):
+class Imagenet2012ValMasks(base.MaskedImageBuilder):
   """ImageNet-1k validation images with all boxes filled."""
 
   name = "imagenet2012_val_masks"
@@ -129,6 +130,30 @@ class Imagenet2012ValMasks(common.MaskedImageBuilder):
   MANUAL_DOWNLOAD_INSTRUCTIONS = common.manual_instructions(MANUAL_FILES)
   DESCRIPTION = __doc__
   HOMEPAGE = "https://image-net.org/"
+
+  REPORT_KEY = "imagenet"
+  STUDY = base.StudyDataset(
+    train_builder="imagenet2012_train", eval_split="validation"
+  )
+  # Resize(256) + CenterCrop(224) (PAPER.md, "Datasets and masks").
+  STUDY_EVAL_SIZE = (256, 224)
+
+  @classmethod
+  def release_eval_geometry(cls, resize, crop):
+    """test_rationale_vlm/clip_zs_flcp_in.py draws the boxes straight into
+    the cropped frame (`release.imagenet_release_box_mask`)."""
+    keys = "keys=('image', 'boxes')"
+    return (
+      f"release_box_mask({resize}, {crop})|resize({resize}, {keys})|"
+      f"center_crop({crop}, {keys})"
+    )
+
+  @classmethod
+  def prompt_names(cls, names=None, readable=False, rule="study"):
+    """The first WordNet synonym of each class (`classnames.imagenet_names`),
+    under both rules (the release's imagenet-classes.txt agrees)."""
+    del names, readable, rule
+    return classnames.imagenet_names()
 
   def _info_features(self):
     return common.features(classnames.imagenet_wnids())
@@ -185,3 +210,7 @@ class Imagenet2012ValMasks(common.MaskedImageBuilder):
       f"with boxes in {os.path.basename(files['boxes'])} but not in "
       f"{os.path.basename(files['images'])}",
     )
+
+
+# The dataset this module registers (`rationality_jax.data.DATASETS`).
+DATASET = Imagenet2012ValMasks

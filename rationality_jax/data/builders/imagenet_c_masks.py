@@ -44,6 +44,7 @@ import tensorflow_datasets as tfds
 
 from rationality_jax.data import classnames
 from rationality_jax.data import release
+from rationality_jax.data.builders import base
 from rationality_jax.data.builders import common
 from rationality_jax.data.builders import imagenet2012_val_masks as val
 from rationality_jax.data.preprocess import resized_shape
@@ -69,7 +70,7 @@ _SOURCE = (
 
 
 @dataclasses.dataclass(eq=False)
-class ImagenetCConfig(common.MaskedBuilderConfig):
+class ImagenetCConfig(base.MaskedBuilderConfig):
   """`corruptions`: the splits to build (default: every corruption found);
   `severities`: those to include (each must be complete); `mask_style`:
   'ours' or 'release'."""
@@ -119,7 +120,7 @@ def _require_layout(where: str, names: list[str]) -> set[str]:
   return found
 
 
-class ImagenetCMasks(common.MaskedImageBuilder):
+class ImagenetCMasks(base.MaskedImageBuilder):
   """ImageNet-C with box masks mapped through Resize(256) + CenterCrop(224)."""
 
   name = "imagenet_c_masks"
@@ -138,6 +139,19 @@ class ImagenetCMasks(common.MaskedImageBuilder):
   )
   DESCRIPTION = __doc__
   HOMEPAGE = "https://github.com/hendrycks/robustness"
+
+  REPORT_KEY = "imagenet"  # with its corruption and severity
+  # Its images are already Resize(256) + CenterCrop(224) of the validation
+  # images: resize(224) is then the identity. The release's masks are a
+  # builder option (mask_style), not a geometry.
+  STUDY_EVAL_SIZE = (224, 224)
+
+  @classmethod
+  def prompt_names(cls, names=None, readable=False, rule="study"):
+    """The first WordNet synonym of each class (`classnames.imagenet_names`),
+    under both rules (the release's imagenet-classes.txt agrees)."""
+    del names, readable, rule
+    return classnames.imagenet_names()
 
   def _info_features(self):
     return common.features(
@@ -219,7 +233,7 @@ class ImagenetCMasks(common.MaskedImageBuilder):
         with Image.open(io.BytesIO(data)) as im:
           annotations[stem].size = (im.size[1], im.size[0])
     unsized = [s for s, a in annotations.items() if a.size is None]
-    self._skips(common.BEFORE_SPLIT).missing(
+    self._skips(base.BEFORE_SPLIT).missing(
       "original image missing",
       unsized,
       f"listed in {os.path.basename(boxes_file)} but not in "
@@ -300,3 +314,7 @@ class ImagenetCMasks(common.MaskedImageBuilder):
       ],
       f"listed in the validation boxes but not in {where}",
     )
+
+
+# The dataset this module registers (`rationality_jax.data.DATASETS`).
+DATASET = ImagenetCMasks

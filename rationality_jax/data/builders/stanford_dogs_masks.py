@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import re
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -40,6 +41,7 @@ import scipy.io
 import tensorflow_datasets as tfds
 
 from rationality_jax.data import release
+from rationality_jax.data.builders import base
 from rationality_jax.data.builders import common
 
 _SOURCE = "http://vision.stanford.edu/aditya86/ImageNetDogs/"
@@ -62,7 +64,7 @@ BOX_FILLS = ("edges", "inclusive")
 
 
 @dataclasses.dataclass(eq=False)
-class StanfordDogsConfig(common.MaskedBuilderConfig):
+class StanfordDogsConfig(base.MaskedBuilderConfig):
   """`boxes`: 'all' or 'last' (the release); `box_fill`: 'edges' or
   'inclusive' (the release)."""
 
@@ -98,7 +100,7 @@ def read_list(mat_bytes: bytes) -> list[tuple[str, str, int]]:
   return list(zip(files, annotations, labels.tolist()))
 
 
-class StanfordDogsMasks(common.MaskedImageBuilder):
+class StanfordDogsMasks(base.MaskedImageBuilder):
   """Stanford Dogs with box masks."""
 
   name = "stanford_dogs_masks"
@@ -110,6 +112,32 @@ class StanfordDogsMasks(common.MaskedImageBuilder):
   MANUAL_DOWNLOAD_INSTRUCTIONS = common.manual_instructions(MANUAL_FILES)
   DESCRIPTION = __doc__
   HOMEPAGE = _SOURCE
+
+  REPORT_KEY = "dogs"
+  STUDY = base.StudyDataset()
+  # Resize(224) + CenterCrop(224) (PAPER.md, "Datasets and masks").
+  STUDY_EVAL_SIZE = (224, 224)
+
+  @classmethod
+  def release_eval_geometry(cls, resize, crop):
+    """utils/caltech101_dataset.py, utils/Stanford_Dogs_dataset.py: the 0/1
+    mask is a PIL image resized by the default (bilinear) Resize."""
+    return f"resize({resize}, mask_method='bilinear')|center_crop({crop})"
+
+  @classmethod
+  def prompt_names(cls, names=None, readable=False, rule="study"):
+    """Study: the breed folder without its wnid prefix, lowercased
+    ("n02085620-Chihuahua" -> "chihuahua", "japanese_spaniel"; `readable`:
+    "japanese spaniel"). Release (datasets/Stanford_Dogs/label_dict.json,
+    made by utils/Stanford_Dogs_dataset.py): `folder.split('-')[1]`,
+    '_' -> ' ', lowercased, which cuts hyphenated breeds short
+    ("n02086240-Shih-Tzu" -> "shih", "n02100236-German_short-haired_pointer"
+    -> "german short")."""
+    names = cls._label_names(names)
+    if rule == "release":
+      return [n.split("-")[1].replace("_", " ").lower() for n in names]
+    out = [re.sub(r"^n\d+-", "", n).lower() for n in names]
+    return [n.replace("_", " ") for n in out] if readable else out
 
   def _info_features(self):
     return common.features(None)
@@ -213,3 +241,7 @@ class StanfordDogsMasks(common.MaskedImageBuilder):
       f"listed in {split}_list.mat but not in "
       f"{os.path.basename(files['images'])}",
     )
+
+
+# The dataset this module registers (`rationality_jax.data.DATASETS`).
+DATASET = StanfordDogsMasks

@@ -29,6 +29,7 @@ from PIL import Image
 from PIL import ImageDraw
 import tensorflow_datasets as tfds
 
+from rationality_jax.data.builders import base
 from rationality_jax.data.builders import common
 
 SHAPES = (
@@ -68,7 +69,7 @@ SPLIT_CODES = {"train": 0, "test": 1}
 
 
 @dataclasses.dataclass(eq=False)
-class SyntheticConfig(common.MaskedBuilderConfig):
+class SyntheticConfig(base.MaskedBuilderConfig):
   num_classes: int = 4
   image_size: int = 64
   train_size: int = 2000
@@ -180,7 +181,7 @@ def make_example(config: SyntheticConfig, split: str, index: int) -> dict:
   }
 
 
-class SyntheticRationality(common.MaskedImageBuilder):
+class SyntheticRationality(base.MaskedImageBuilder):
   """Shapes with exact masks; background type correlated with class in train."""
 
   name = "synthetic_rationality"
@@ -189,6 +190,20 @@ class SyntheticRationality(common.MaskedImageBuilder):
   BUILDER_CONFIG_CLASS = SyntheticConfig
   BUILDER_CONFIGS = [SyntheticConfig(name="default")]
   DESCRIPTION = __doc__
+
+  REPORT_KEY = "synthetic"
+  # The study's synthetic benchmark (generated in <workdir>/data): 4 shapes,
+  # 64 px, backgrounds tied to the class in 90% of train images,
+  # independent in test.
+  STUDY = base.StudyDataset(
+    builder_kwargs=dict(
+      num_classes=4,
+      image_size=64,
+      train_size=2000,
+      test_size=500,
+      shortcut_prob=0.9,
+    )
+  )
 
   def _info_features(self):
     k = self.builder_config.num_classes
@@ -215,3 +230,7 @@ class SyntheticRationality(common.MaskedImageBuilder):
       ex["image"] = common.encode_png(ex["image"])
       ex["mask"] = common.mask_feature(ex["mask"])
       yield ex["id"], ex
+
+
+# The dataset this module registers (`rationality_jax.data.DATASETS`).
+DATASET = SyntheticRationality

@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 
 from rationality_jax.models import convert
+from rationality_jax.models import source_configs
 from rationality_jax.models import tokenize
 from rationality_jax.models.families.base import Family
 from rationality_jax.models.families.base import Layout
@@ -51,7 +52,7 @@ def _fusion_layer(state, prefix: str) -> int:
       for k in state
       if (m := re.match(layer + "crossattention", k))
     ),
-    default=convert.count_layers(state, layer),
+    default=source_configs.count_layers(state, layer),
   )
 
 
@@ -64,10 +65,10 @@ def _detect(keys: frozenset[str]) -> bool:
 def _config(state, hf_config) -> VLMConfig:
   del hf_config
   prefix = _text_prefix(state)
-  return convert.itc_config(
+  return source_configs.itc_config(
     "albef",
-    convert.timm_vit_config(state),
-    convert.bert_config(state, prefix, _fusion_layer(state, prefix)),
+    source_configs.timm_vit_config(state),
+    source_configs.bert_config(state, prefix, _fusion_layer(state, prefix)),
     state["vision_proj.weight"].shape[0],
   )
 
@@ -77,7 +78,7 @@ def _convert(c: convert.Converter, config: VLMConfig, temp):
   prefix = _text_prefix(c.state)
   convert.convert_vit(c, convert.TIMM_VIT, "visual_encoder.", config.vision)
   convert.convert_bert(c, prefix, config.text)
-  layers = convert.count_layers(c.state, _layer_pattern(prefix))
+  layers = source_configs.count_layers(c.state, _layer_pattern(prefix))
   c.ignore(
     *(
       rf"^{re.escape(prefix)}encoder\.layer\.{i}\."

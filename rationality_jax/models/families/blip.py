@@ -31,6 +31,7 @@ import dataclasses
 import numpy as np
 
 from rationality_jax.models import convert
+from rationality_jax.models import source_configs
 from rationality_jax.models import tokenize
 from rationality_jax.models.families.base import Family
 from rationality_jax.models.families.base import Layout
@@ -55,11 +56,13 @@ def _detect(keys: frozenset[str]) -> bool:
 def _config(state, hf_config) -> VLMConfig:
   del hf_config
   prefix = "text_encoder."
-  depth = convert.count_layers(state, r"text_encoder\.encoder\.layer\.(\d+)\.")
-  return convert.itc_config(
+  depth = source_configs.count_layers(
+    state, r"text_encoder\.encoder\.layer\.(\d+)\."
+  )
+  return source_configs.itc_config(
     "blip",
-    convert.timm_vit_config(state),
-    convert.bert_config(state, prefix, depth),
+    source_configs.timm_vit_config(state),
+    source_configs.bert_config(state, prefix, depth),
     state["vision_proj.weight"].shape[0],
   )
 
@@ -102,7 +105,7 @@ HF_VIT = dataclasses.replace(
 
 def _hf_vision(hf_config):
   """HF BLIP's vision tower: biased patch embedding, no pre-LayerNorm."""
-  return convert.hf_vit_config(
+  return source_configs.hf_vit_config(
     hf_config.vision_config, patch_bias=True, pre_norm=False
   )
 
@@ -127,7 +130,7 @@ def _hf_text(t) -> BertConfig:
 
 def _hf_retrieval_config(state, hf_config) -> VLMConfig:
   del state
-  return convert.itc_config(
+  return source_configs.itc_config(
     "blip",
     _hf_vision(hf_config),
     _hf_text(hf_config.text_config),
@@ -164,8 +167,8 @@ HF_RETRIEVAL = Layout(
   ),
   hf_config_fields=(
     "image_text_hidden_size",
-    *convert.HF_VISION_FIELDS,
-    *convert.HF_TEXT_FIELDS,
+    *source_configs.HF_VISION_FIELDS,
+    *source_configs.HF_TEXT_FIELDS,
   ),
   stores_temperature=False,
 )
@@ -214,8 +217,8 @@ HF_MODEL = Layout(
   ),
   hf_config_fields=(
     "projection_dim",
-    *convert.HF_VISION_FIELDS,
-    *convert.HF_TEXT_FIELDS,
+    *source_configs.HF_VISION_FIELDS,
+    *source_configs.HF_TEXT_FIELDS,
   ),
 )
 

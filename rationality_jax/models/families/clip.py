@@ -20,6 +20,7 @@ sizes of ``random:tiny``, ``random:demo``, ``random:b16``, ``random:b32``.
 from __future__ import annotations
 
 from rationality_jax.models import convert
+from rationality_jax.models import source_configs
 from rationality_jax.models import tokenize
 from rationality_jax.models.families.base import Family
 from rationality_jax.models.families.base import Layout
@@ -145,10 +146,10 @@ def _openai_config(state, hf_config) -> VLMConfig:
   vision_width, _, patch, _ = state["visual.conv1.weight"].shape
   vision = ViTConfig(
     image_size=patch
-    * convert.grid_side(state["visual.positional_embedding"].shape[0]),
+    * source_configs.grid_side(state["visual.positional_embedding"].shape[0]),
     patch_size=patch,
     width=vision_width,
-    depth=convert.count_layers(
+    depth=source_configs.count_layers(
       state, r"visual\.transformer\.resblocks\.(\d+)\."
     ),
     num_heads=vision_width // 64,
@@ -163,7 +164,9 @@ def _openai_config(state, hf_config) -> VLMConfig:
     vocab_size=state["token_embedding.weight"].shape[0],
     context_length=state["positional_embedding"].shape[0],
     width=width,
-    depth=convert.count_layers(state, r"transformer\.resblocks\.(\d+)\."),
+    depth=source_configs.count_layers(
+      state, r"transformer\.resblocks\.(\d+)\."
+    ),
     num_heads=width // 64,
     mlp_dim=state["transformer.resblocks.0.mlp.c_fc.weight"].shape[0],
   )
@@ -216,14 +219,14 @@ def _hf_config(state, hf_config) -> VLMConfig:
     depth=t.num_hidden_layers,
     num_heads=t.num_attention_heads,
     mlp_dim=t.intermediate_size,
-    activation=convert.hf_activation(t.hidden_act),
+    activation=source_configs.hf_activation(t.hidden_act),
     layer_norm_eps=t.layer_norm_eps,
     # HF pools at argmax(ids) for the legacy eos_token_id 2, as OpenAI does.
     eot_token_id=None if t.eos_token_id == 2 else t.eos_token_id,
   )
   return VLMConfig(
     family="clip",
-    vision=convert.hf_vit_config(
+    vision=source_configs.hf_vit_config(
       hf_config.vision_config, patch_bias=False, pre_norm=True
     ),
     text=text,
@@ -264,8 +267,8 @@ HF = Layout(
   ignored=(r"\.position_ids$",),
   hf_config_fields=(
     "projection_dim",
-    *convert.HF_VISION_FIELDS,
-    *convert.HF_TEXT_FIELDS,
+    *source_configs.HF_VISION_FIELDS,
+    *source_configs.HF_TEXT_FIELDS,
     "text_config.eos_token_id",
   ),
 )
