@@ -55,6 +55,7 @@ def get_config(arg=None):
     saved = common.training_run_config(args["train_dir"])
     config.model = saved.model
     config.method = saved.method
+    config.name = saved.name
     config.train_data = saved.train_data
     config.eval_data = saved.eval_data
     config.data = saved.data

@@ -95,7 +95,7 @@ def results_csv(rows) -> str:
   """results.csv: a row per run, the `FIELDS` and its directory."""
   buffer = io.StringIO()
   writer = csv.DictWriter(
-    buffer, fieldnames=[*FIELDS, "run_dir"], extrasaction="ignore"
+    buffer, fieldnames=[*FIELDS, "trained", "run_dir"], extrasaction="ignore"
   )
   writer.writeheader()
   writer.writerows(rows)

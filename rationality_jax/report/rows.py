@@ -95,9 +95,30 @@ def collect(
         {field: summary.get(field, float("nan")) for field in FIELDS[7:]}
       )
       row["skipped"] = meta.get("skipped", {})
+      row["trained"] = trained(meta)
       row["run_dir"] = run_dir
       rows.append(row)
   return rows
+
+
+def trained(meta: Mapping) -> str:
+  """'' for a finished (or zero-shot) model; "trained N of M steps" for a
+  training run evaluated before its last step (``allow_unfinished``)."""
+  step, total = meta.get("train_step"), meta.get("train_total_steps")
+  if step is None or total is None or step >= total:
+    return ""
+  return f"trained {step} of {total} steps"
+
+
+def label(row: Mapping) -> str:
+  """A row's name in tables: with its severity on a corruption, and the
+  training it had when it was not finished."""
+  text = row["name"]
+  if row.get("corruption"):
+    text += f" s{row['severity']}"
+  if row.get("trained"):
+    text += f" ({row['trained']})"
+  return text
 
 
 def _severity(sample_id: str) -> int:

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from rationality_jax.report import rows as rows_lib
 from rationality_jax.report.published import PAPER_DATASETS
 from rationality_jax.report.published import PAPER_MODELS
 from rationality_jax.report.rows import PERCENT
@@ -131,7 +132,7 @@ def long_table(rows: Sequence[dict]) -> str:
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for r in rows:
     cells = [
-      r["name"],
+      rows_lib.label(r),
       r["method"],
       r["model"],
       r["dataset"],
@@ -189,7 +190,7 @@ def console_table(
   header = ["run", "accuracy", "PT", "IR", "RR", "RW", "WR", "WW", "n"]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for r in rows:
-    label = r["name"] + (f" s{r['severity']}" if r.get("corruption") else "")
+    label = rows_lib.label(r)
     cells = [
       label,
       *(_fmt(r[k]) for k in ("accuracy", "pt", "ir")),

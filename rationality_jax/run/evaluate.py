@@ -253,6 +253,7 @@ class Evaluation:
     self.config = config = fit_batch(config, len(source))
     e = config.evaluate
     self.record.config = config
+    manifest = record.read_manifest(directory)  # what the last run completed
     self.record.start()
     name = config.name or trained.method
     spec = resolve.spec(
@@ -261,7 +262,7 @@ class Evaluation:
     if jax.process_index() == 0:
       meta = run_meta(config, trained, source, spec, name)
       files.write_json(os.path.join(directory, outputs.META), meta)
-    if self.resume(name):
+    if self.resume(name, manifest):
       return files.read_json(os.path.join(directory, outputs.SUMMARY))
     explain_fn = explain.make_explainer(
       trained.module,
@@ -291,7 +292,7 @@ class Evaluation:
     self.repair(source, evaluate)
     return self.finish()
 
-  def resume(self, name: str) -> bool:
+  def resume(self, name: str, manifest: dict) -> bool:
     """Whether a complete evaluation is still complete (True: nothing to do).
 
     Its records are checked against the manifest: a missing, changed or
@@ -300,7 +301,6 @@ class Evaluation:
     and made again from the records, as are outputs of other report
     settings (threshold, figures).
     """
-    manifest = record.read_manifest(self.directory)
     if manifest.get("status") != record.COMPLETE or "records" not in manifest:
       return False
     problems = outputs.check_records(self.directory, manifest)

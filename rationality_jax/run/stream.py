@@ -126,9 +126,10 @@ def evaluate_records(
     # dispatched (asynchronously) before the previous one's results are read,
     # so reading, decoding and recording overlap the device's work.
     pending = None
-    with console.progress(
-      len(source), name, "img", initial=len(rec.done_ids)
-    ) as bar:
+    done = len(rec.done_ids)
+    # A repair's subset comes after what is recorded: the bar counts both.
+    total = len(source) if positions is None else done + len(source)
+    with console.progress(total, name, "img", initial=done) as bar:
       for batches, local in enumerate(it, start=1):
         state = it.get_state()  # the position after this batch
         if batches == 1:
