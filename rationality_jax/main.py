@@ -106,8 +106,8 @@ def _load_config_file(spec: str) -> None:
 
 def _first_line(e: BaseException) -> str:
   text = str(e).strip()
-  if isinstance(e, KeyError) and len(e.args) == 1:
-    text = str(e.args[0])
+  if isinstance(e, (KeyError, AttributeError)) and len(e.args) == 1:
+    text = str(e.args[0]).strip("'\"")
   return text.splitlines()[0] if text else ""
 
 

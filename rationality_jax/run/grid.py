@@ -145,8 +145,6 @@ def run(config: ml_collections.ConfigDict, workdir: str, fresh: bool = False):
     directory, fingerprint, config, "grid", container=True
   ) as run_record:
     run_record.start()
-    if directory != os.path.abspath(workdir):
-      console.stage(f"--fresh: this grid runs in {directory}")
     result = _run_cells(config, directory)
     outputs = [os.path.relpath(p, directory) for p in result["paths"].values()]
     failed = [f["name"] for f in result["failed"]]

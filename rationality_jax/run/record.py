@@ -142,6 +142,9 @@ def plan(
   message = stale(new)
   if message:
     raise provenance.StaleWorkdirError(message)
+  console.stage(
+    f"--fresh: {directory} holds another configuration; this run: {new}"
+  )
   return new
 
 
