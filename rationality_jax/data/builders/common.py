@@ -95,19 +95,78 @@ def require_manual_files(
   return {k: f.find(manual_dir) for k, f in files.items()}
 
 
+# PIL modes whose pixels are wider than 8 bits: 16-bit grayscale ('I;16',
+# 'I;16B', ... as PIL opens a 16-bit PNG) and 32-bit integers ('I'). PIL's
+# convert('L'/'RGB') clips them at 255 (a 16-bit image turns white); these
+# are read by value instead (`gray_values`). Every other mode PIL opens has
+# 8 bits per channel (16-bit RGB(A) PNGs are opened as 8-bit by PIL itself,
+# their high bytes; 1-, 2- and 4-bit grayscale scaled to 0..255).
+WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
+DEPTH_16 = 65535
+
+
+def gray_values(im: Image.Image) -> tuple[np.ndarray, int]:
+  """([H, W] grayscale values, the largest value the image's depth allows).
+
+  1-bit: 0/1 and 1; 16-bit grayscale (and 32-bit integer images whose
+  values fit 16 bits, as older PIL opened 16-bit PNGs): 0..65535 and 65535;
+  every other mode through PIL's 'L': 0..255 and 255. Floating-point and
+  wider integer images have no known range: ValueError.
+  """
+  if im.mode == "1":
+    return np.asarray(im, np.uint8), 1
+  if im.mode in WIDE_MODES:
+    values = np.asarray(im).astype(np.int64)
+    if values.size and (values.min() < 0 or values.max() > DEPTH_16):
+      raise ValueError(
+        f"{im.mode} image with values {values.min()}..{values.max()}, "
+        "outside the 16-bit range; its depth is unknown"
+      )
+    return values, DEPTH_16
+  if im.mode == "F":
+    raise ValueError("floating-point image: its range is unknown")
+  return np.asarray(im.convert("L")), 255
+
+
+def to_uint8(values: np.ndarray, top: int) -> np.ndarray:
+  """Values of range 0..`top` (`gray_values`) as uint8 0..255: 16-bit by
+  its high byte (value >> 8, as PIL reads 16-bit RGB), 1-bit as 0/255."""
+  if top == 255:
+    return np.asarray(values, np.uint8)
+  if top == DEPTH_16:
+    return (np.asarray(values) >> 8).astype(np.uint8)
+  return (np.asarray(values, np.int64) * 255 // top).astype(np.uint8)
+
+
+def rgb_array(im: Image.Image) -> np.ndarray:
+  """[H, W, 3] uint8 of any image PIL opens; 16-bit grayscale is scaled
+  from its range (value >> 8), never clipped to white."""
+  if im.mode in WIDE_MODES or im.mode == "F":
+    gray = to_uint8(*gray_values(im))
+    return np.repeat(gray[..., None], 3, axis=-1)
+  return np.asarray(im.convert("RGB"))
+
+
 def read_image(data: bytes, name: str) -> tuple[bytes, int, int]:
   """Checks that `data` decodes; returns (bytes to store, height, width).
 
   RGB JPEGs are kept byte for byte; anything else (grayscale, CMYK, PNG,
-  palette) is converted to RGB and stored as PNG, so nothing is recompressed
-  lossily.
+  palette, 16-bit grayscale scaled by its range: `rgb_array`) is converted
+  to RGB and stored as PNG, so nothing is recompressed lossily.
   """
   with Image.open(io.BytesIO(data)) as im:
     im.load()
     width, height = im.size
     if im.format == "JPEG" and im.mode == "RGB":
       return data, height, width
-    return encode_png(np.asarray(im.convert("RGB"))), height, width
+    return encode_png(rgb_array(im)), height, width
+
+
+def read_gray(data: bytes) -> tuple[np.ndarray, int]:
+  """A mask or segmentation image's ([H, W] values, top of its range)
+  (`gray_values`): a builder thresholds the values on their own range."""
+  with Image.open(io.BytesIO(data)) as im:
+    return gray_values(im)
 
 
 def encode_png(array: np.ndarray) -> bytes:

@@ -10,8 +10,10 @@ height) as (x, y, x + width, y + height).
 
 Masks: the segmentation PNGs are soft (annotator agreement, 0..255). `mask`
 keeps, like the study, only full-white pixels: mask = (segmentation == 255)
-at full size (preprocessing then moves it with nearest neighbour).
-`soft_mask` stores the segmentation itself (grayscale 0..255), so the
+at full size (preprocessing then moves it with nearest neighbour); a PNG of
+another depth is read by value and thresholded on its own range (full white
+is 65535 at 16 bits). `soft_mask` stores the segmentation itself (grayscale
+0..255; 16-bit values // 257), so the
 release's order - resize and crop the soft mask bilinearly with the image,
 then keep pixels still at 255 - is available at preprocessing time
 (`preprocess.study_spec('cub_200_2011', mask_order='release')`).
@@ -33,13 +35,11 @@ missing fails the build, or with on_missing='skip' is left out and counted
 from __future__ import annotations
 
 import dataclasses
-import io
 import os
 import posixpath
 import re
 
 import numpy as np
-from PIL import Image
 import tensorflow_datasets as tfds
 
 from rationality_jax.data import release
@@ -80,15 +80,18 @@ def _table(text: bytes) -> list[list[str]]:
   ]
 
 
-def read_segmentation(png_bytes: bytes) -> np.ndarray:
-  """[H, W] uint8 0..255: the segmentation PNG as grayscale."""
-  with Image.open(io.BytesIO(png_bytes)) as im:
-    return np.asarray(im.convert("L"))
+def read_segmentation(png_bytes: bytes) -> tuple[np.ndarray, np.ndarray]:
+  """(mask, soft) of a segmentation PNG, each [H, W] uint8, read by value.
 
-
-def binarise_segmentation(png_bytes: bytes) -> np.ndarray:
-  """[H, W] uint8: 1 where the (grayscale) segmentation is exactly 255."""
-  return (read_segmentation(png_bytes) == 255).astype(np.uint8)
+  mask: 1 where the segmentation is full white - 255 of an 8-bit PNG, the
+  top of its own range at any other depth (65535 at 16 bits; 1 at 1 bit).
+  soft: the segmentation scaled to 0..255 (value * 255 // top: 16-bit
+  values // 257), so soft == 255 exactly where mask is 1.
+  """
+  values, top = common.read_gray(png_bytes)
+  mask = (values == top).astype(np.uint8)
+  soft = (np.asarray(values, np.int64) * 255 // top).astype(np.uint8)
+  return mask, soft
 
 
 class Cub2002011(base.MaskedImageBuilder):
@@ -250,7 +253,7 @@ class Cub2002011(base.MaskedImageBuilder):
       except Exception as e:
         skips.bad_image(name, e)
         continue
-      soft = read_segmentation(segs[stem])
+      mask, soft = read_segmentation(segs[stem])
       if soft.shape != (h, w):
         raise common.InvalidExampleError(
           f"Segmentation of {rel} is {soft.shape}, image is {(h, w)}."
@@ -260,7 +263,7 @@ class Cub2002011(base.MaskedImageBuilder):
         stem,
         {
           "image": image,
-          "mask": common.mask_feature(soft == 255),
+          "mask": common.mask_feature(mask),
           "soft_mask": common.encode_png(soft),
           "label": meta["labels"][image_id],
           "id": stem,
