@@ -51,6 +51,31 @@ class InvalidExampleError(ValueError):
   """An example cannot be stored (label out of range, malformed field)."""
 
 
+class MemberTooLargeError(ValueError):
+  """An archive member is larger than a member is read into memory."""
+
+
+# The most bytes one archive member (an image, annotation or list file) is
+# read into memory with: the originals' largest are a few MB. A larger one
+# is refused before it is read (a 2 MB .tgz can hold a 2 GB member of
+# zeros). Raise it (`common.MAX_MEMBER_BYTES = ...` before `build`) for
+# genuine larger members; archives inside archives are streamed, not read.
+MAX_MEMBER_BYTES = 512 << 20
+
+
+def check_member_size(archive: str, member: str, size: int) -> None:
+  """MemberTooLargeError naming `archive` and `member` when `size` bytes
+  exceed MAX_MEMBER_BYTES (read at call time, so it can be changed)."""
+  limit = MAX_MEMBER_BYTES
+  if size > limit:
+    raise MemberTooLargeError(
+      f"{archive}: member {member} is {size:,} bytes, more than the "
+      f"{limit:,} a member may have (common.MAX_MEMBER_BYTES); not reading "
+      "it. Is it the archive as distributed? Raise the limit if the member "
+      "is genuine."
+    )
+
+
 def archive_names(stem: str, *suffixes: str) -> tuple[str, ...]:
   """`stem` + each suffix: the names one archive was distributed under."""
   return tuple(stem + s for s in suffixes)
@@ -244,7 +269,8 @@ def iter_tar_members(
 
   One sequential pass (`r|*`): nothing is extracted to disk, and a member's
   bytes are only read if the caller reads `tar.extractfile(member)` before
-  the next item. `select(name) -> bool` picks members. `expect` describes
+  the next item (as a stream: a tar inside the tar is read as it is
+  iterated). `select(name) -> bool` picks members. `expect` describes
   the names `select` looks for: when the whole archive has none,
   ArchiveLayoutError names `expect` and members actually seen.
   """
@@ -274,11 +300,16 @@ def iter_tar_members(
 
 
 def iter_tar(
-  path_or_fileobj, select=None, expect: str | None = None
+  path_or_fileobj, select=None, expect: str | None = None, label=None
 ) -> Iterator[tuple[str, bytes]]:
   """Streams (member name, bytes) of regular files in a tar/tgz, one pass
-  (see `iter_tar_members` for `select` and `expect`)."""
+  (see `iter_tar_members` for `select` and `expect`). A member larger than
+  MAX_MEMBER_BYTES (its header's size) raises MemberTooLargeError before
+  any of it is read; `label` names the archive in messages (default its
+  file name)."""
+  archive = label or _archive_label(path_or_fileobj)
   for name, tar, member in iter_tar_members(path_or_fileobj, select, expect):
+    check_member_size(archive, name, member.size)
     yield name, tar.extractfile(member).read()
 
 

@@ -245,7 +245,9 @@ class ImagenetCMasks(base.MaskedImageBuilder):
       root = os.path.dirname(location)
       for rel in _walk(location):
         if _MEMBER.search(rel):
-          with open(os.path.join(root, rel), "rb") as fh:
+          path = os.path.join(root, rel)
+          common.check_member_size(root, rel, os.path.getsize(path))
+          with open(path, "rb") as fh:
             yield rel, fh.read()
     else:
       yield from common.iter_tar(
