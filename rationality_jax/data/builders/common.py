@@ -51,6 +51,10 @@ class InvalidExampleError(ValueError):
   """An example cannot be stored (label out of range, malformed field)."""
 
 
+class InvalidAnnotationError(ValueError):
+  """An annotation file cannot be read, or gives a box that is no box."""
+
+
 class MemberTooLargeError(ValueError):
   """An archive member is larger than a member is read into memory."""
 
@@ -220,6 +224,35 @@ def fill_boxes(height: int, width: int, boxes: np.ndarray) -> np.ndarray:
     )
     mask[r0:r1, c0:c1] = 1
   return mask
+
+
+# Why an annotation is refused (or, with on_bad_annotation='skip', its image
+# left out): the reasons `Source.skipped` counts.
+UNREADABLE_ANNOTATION = "unreadable annotation"
+NON_FINITE_BOX = "non-finite box"
+INVERTED_BOX = "inverted box"
+
+
+def describe_box(box) -> str:
+  """'(xmin 2, ymin nan, xmax 10, ymax 12)' of an (x0, y0, x1, y1) box."""
+  names = ("xmin", "ymin", "xmax", "ymax")
+  return "(" + ", ".join(f"{k} {float(v):g}" for k, v in zip(names, box)) + ")"
+
+
+def box_problem(boxes) -> tuple[str, str] | None:
+  """(reason, what is wrong) of the first box of [N, 4] (x0, y0, x1, y1)
+  `boxes` with a coordinate that is not a finite number (NaN, inf) or that
+  is inverted (x1 < x0 or y1 < y0, which fills nothing); None when every
+  box is a box. Empty boxes (x1 == x0) are boxes."""
+  boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+  for i, box in enumerate(boxes):
+    where = f"box {i + 1} of {len(boxes)} {describe_box(box)}"
+    if not np.isfinite(box).all():
+      return NON_FINITE_BOX, f"{where} has a coordinate that is not a number"
+    if box[2] < box[0] or box[3] < box[1]:
+      axis = "xmax < xmin" if box[2] < box[0] else "ymax < ymin"
+      return INVERTED_BOX, f"{where} is inverted ({axis})"
+  return None
 
 
 def mask_box(mask: np.ndarray) -> np.ndarray:

@@ -29,7 +29,9 @@ same sizes, but a different set of test images
 Completeness: every image `images.txt` lists must be in the archive with a
 segmentation, and every id must have a label, split flag and box; what is
 missing fails the build, or with on_missing='skip' is left out and counted
-(`Source.skipped`).
+(`Source.skipped`). A box row that is not four numbers, has a NaN, or a
+negative width or height (an inverted box) fails the build naming the row
+and the box, or with on_bad_annotation='skip' leaves its image out.
 """
 
 from __future__ import annotations
@@ -168,9 +170,7 @@ class Cub2002011(base.MaskedImageBuilder):
       "labels": {i: int(c) - 1 for i, c in tables["image_class_labels.txt"]},
       "is_train": {i: t == "1" for i, t in tables["train_test_split.txt"]},
       "flags": [t == "1" for _, t in tables["train_test_split.txt"]],
-      "boxes": {
-        i: [float(v) for v in r] for i, *r in tables["bounding_boxes.txt"]
-      },
+      "boxes": {i: r for i, *r in tables["bounding_boxes.txt"]},
     }
     for key, table in (
       ("labels", "image_class_labels.txt"),
@@ -185,6 +185,29 @@ class Cub2002011(base.MaskedImageBuilder):
         )
     return meta
 
+  def _check_boxes(self, path, meta) -> None:
+    """Turns bounding_boxes.txt's rows into (x0, y0, x1, y1) boxes; a row
+    that is not four numbers, has a NaN, or a negative width or height
+    (an inverted box) goes to `bad_annotation` (its id to meta['bad'])."""
+    before = self._skips(base.BEFORE_SPLIT)
+    meta["bad"] = set()
+    for image_id, row in meta["boxes"].items():
+      try:
+        x, y, w, h = (float(v) for v in row)
+      except ValueError:
+        problem = (
+          common.UNREADABLE_ANNOTATION,
+          f"{' '.join(row)!r} is not x y width height",
+        )
+      else:
+        meta["boxes"][image_id] = [x, y, x + w, y + h]
+        problem = common.box_problem([[x, y, x + w, y + h]])
+      if problem:
+        reason, text = problem
+        name = f"bounding_boxes.txt row {image_id}"
+        before.bad_annotation(reason, name, text, os.path.basename(path))
+        meta["bad"].add(image_id)
+
   def _make_splits(self, dl_manager):
     order = self.builder_config.split_order
     if order not in SPLIT_ORDERS:
@@ -193,6 +216,7 @@ class Cub2002011(base.MaskedImageBuilder):
       )
     files = self._manual(dl_manager)
     meta = self._read_metadata(files["images"])
+    self._check_boxes(files["images"], meta)
     self.info.features["label"].names = meta["classes"]
     if order == "release":
       is_train = release.cub_release_split(
@@ -212,7 +236,7 @@ class Cub2002011(base.MaskedImageBuilder):
     wanted = {
       path: image_id
       for image_id, path in meta["paths"].items()
-      if is_train[path] == (split == "train")
+      if is_train[path] == (split == "train") and image_id not in meta["bad"]
     }
     stems = {path.rsplit(".", 1)[0]: path for path in wanted}
 
@@ -258,7 +282,6 @@ class Cub2002011(base.MaskedImageBuilder):
         raise common.InvalidExampleError(
           f"Segmentation of {rel} is {soft.shape}, image is {(h, w)}."
         )
-      x, y, bw, bh = meta["boxes"][image_id]
       yield (
         stem,
         {
@@ -267,7 +290,7 @@ class Cub2002011(base.MaskedImageBuilder):
           "soft_mask": common.encode_png(soft),
           "label": meta["labels"][image_id],
           "id": stem,
-          "boxes": np.array([[x, y, x + bw, y + bh]], np.float32),
+          "boxes": np.array([meta["boxes"][image_id]], np.float32),
         },
       )
     skips.missing(
