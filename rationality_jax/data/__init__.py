@@ -27,6 +27,7 @@ study's tables ('imagenet', 'caltech101', 'dogs', 'cub', 'synthetic'),
 `data.study_datasets()` how the study trains and evaluates on each.
 Builder options are keyword arguments of `build` and
 `get_source` (e.g. `on_bad_image="skip"`, `on_missing="skip"`,
+`on_bad_annotation="skip"`,
 `boxes="last"`, `split_scheme="release"`); `source.skipped` counts what a
 build left out. Preprocessing ops:
 `data.preprocess.registered_ops()`. `data.preprocess.study_spec(dataset,

@@ -14,8 +14,12 @@ stored under its own config name, so variants never overwrite each other.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
+import fcntl
 import hashlib
+import logging
 import os
 import re
 
@@ -72,20 +76,67 @@ def get_builder(name: str, data_dir, **config):
   )
 
 
+@contextlib.contextmanager
+def build_lock(data_dir, name: str, config_name: str):
+  """Holds ``<data_dir>/.<name>.<config_name>.lock`` (``fcntl.flock``),
+  waiting while another process (or thread) holds it.
+
+  One build per dataset config at a time: the kernel releases the lock when
+  its holder exits, however it exits, so a crashed build never leaves a
+  stale lock. Remote data dirs (``gs://...``) are not locked.
+  """
+  data_dir = os.fspath(data_dir)
+  if "://" in data_dir:
+    yield
+    return
+  path = os.path.join(data_dir, f".{name}.{config_name}.lock")
+  try:
+    os.makedirs(data_dir, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+  except (PermissionError, OSError) as error:
+    if error.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+      raise
+    # A read-only data_dir: nothing can be built into it, only reused.
+    logging.info("not locking %s: %s", path, error)
+    yield
+    return
+  try:
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      logging.warning(
+        "%s (%s) is being built into %s by another process; waiting for it "
+        "(%s).",
+        name,
+        config_name,
+        data_dir,
+        path,
+      )
+      fcntl.flock(fd, fcntl.LOCK_EX)
+    yield
+  finally:
+    os.close(fd)  # releases the lock
+
+
 def build(name: str, data_dir, manual_dir=None, **config):
   """Prepares `name` in `data_dir` (array_record) from the archives in `manual_dir`.
 
   Returns the TFDS builder (its `info` holds split sizes and class names).
   Already prepared data is reused; a failed build leaves no partial dataset.
+  Two processes building one dataset config into one `data_dir` take turns
+  (`build_lock`): the second waits, then finds it prepared and reuses it.
   """
-  builder = get_builder(name, data_dir, **config)
-  tfds.disable_progress_bar()  # ours, with the time left, is in the builders
-  download_config = tfds.download.DownloadConfig(
-    manual_dir=os.fspath(manual_dir) if manual_dir is not None else None
-  )
-  builder.download_and_prepare(
-    download_config=download_config, file_format="array_record"
-  )
+  config_name = _config(builder_class(name), config).name
+  with build_lock(data_dir, name, config_name):
+    # Made under the lock: a builder reads what is prepared when it is made.
+    builder = get_builder(name, data_dir, **config)
+    tfds.disable_progress_bar()  # ours, with the time left, is in the builders
+    download_config = tfds.download.DownloadConfig(
+      manual_dir=os.fspath(manual_dir) if manual_dir is not None else None
+    )
+    builder.download_and_prepare(
+      download_config=download_config, file_format="array_record"
+    )
   return builder
 
 

@@ -3,7 +3,9 @@
 * TorchScript archives (OpenAI's CLIP ``.pt``): `torchscript.read_state_dict`,
   which runs nothing from the archive and needs no torch.
 * Other ``.pt``/``.pth``/``.bin``: ``torch.load(weights_only=True)`` (torch is
-  imported only then); ``{'model': sd}`` and ``{'state_dict': sd}`` unwrapped.
+  imported only then); ``{'model': sd}`` and ``{'state_dict': sd}`` unwrapped;
+  each tensor checked to fit its storage before it is copied
+  (`torchscript.check_tensor`).
 * ``.safetensors`` (one file, or the shards of a ``*.index.json``).
 * HF ``config.json``: the fields a layout names, without transformers.
 """
@@ -52,6 +54,21 @@ def _tensors_to_numpy(
         f"{path}: entry {key!r} is a {type(value).__name__}, "
         "not a tensor; is this a state dict?"
       )
+    if value.layout != torch.strided:
+      raise CheckpointError(
+        f"{path}: tensor {key!r} is {value.layout}, not a dense tensor."
+      )
+    # torch.load makes a tensor a view of its storage without copying; its
+    # conversion below copies it: check it fits first (zero strides).
+    torchscript.check_tensor(
+      path,
+      key,
+      tuple(value.shape),
+      tuple(value.stride()),
+      value.storage_offset(),
+      value.untyped_storage().nbytes() // value.element_size(),
+      value.element_size(),
+    )
     value = value.detach().cpu()
     if value.is_floating_point():
       value = value.to(torch.float32)

@@ -6,7 +6,8 @@ unpickles ``<archive>/data.pkl`` with a restricted unpickler that knows only
 
 * ``torch._utils._rebuild_tensor_v2``: a tensor, rebuilt as a numpy array
   from the archive's ``data/<key>`` record with its dtype, shape, strides
-  and storage offset (bounds-checked);
+  and storage offset, checked to fit its storage before anything is
+  allocated (`check_tensor`: one line naming the file and the tensor's key);
 * ``torch.<Dtype>Storage`` (float16/32/64, bfloat16, integer and bool
   storages), named by the persistent ids ``('storage', type, key, device,
   numel)``;
@@ -27,7 +28,9 @@ but neither, like CLIP's ``attn_mask``, are left out; None parameters too).
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
+import math
 import pickle
 import re
 import zipfile
@@ -57,6 +60,11 @@ _TYPED_CONTAINERS = (
   "build_boollist",
   "restore_type_tag",
 )
+# A tensor may repeat its storage's elements (a zero stride, as ``expand``
+# saves); its copy may then outgrow the storage, by at most this many bytes.
+# Without a bound a 1.7 KB archive with a zero stride asks for gigabytes.
+MAX_EXPANDED_BYTES = 64 << 20
+_MAX_DIMS = 64  # numpy's
 _CLASS_LINE = re.compile(r"^class (\w+)\((\w*)\):")
 _MEMBERS_LINE = re.compile(r"^\s+(__parameters__|__buffers__) = \[(.*)\]\s*$")
 
@@ -83,6 +91,100 @@ class _StorageType:
     self.dtype = _STORAGE_DTYPES[name]
 
 
+def check_tensor(
+  path: str,
+  key: str,
+  size,
+  stride,
+  offset,
+  storage_numel: int,
+  itemsize: int,
+  storage: str = "its storage",
+) -> int:
+  """The tensor's element count, once it is known to fit its storage.
+
+  Raises CheckpointError, one line naming `path` and `key` with the size,
+  stride, storage offset and storage size, unless every size and stride
+  and the offset are non-negative integers (one stride per size, at most 64
+  dimensions), the last element offset + sum((size - 1) * stride) lies
+  inside the `storage_numel` elements of `storage`, and the copy (elements
+  x `itemsize` bytes) is no larger than the storage or, for a view that
+  repeats elements, than MAX_EXPANDED_BYTES. Python integers throughout:
+  nothing overflows, nothing is allocated.
+  """
+  what = (
+    f"{path}: tensor {key!r} (size {size!r}, stride {stride!r}, storage "
+    f"offset {offset!r}; {storage} has {storage_numel:,} elements)"
+  )
+  shape = (size, stride)
+  if not (
+    all(isinstance(x, (tuple, list)) for x in shape)
+    and len(size) == len(stride) <= _MAX_DIMS
+    and all(type(n) is int and n >= 0 for n in (offset, *size, *stride))
+  ):
+    raise CheckpointError(
+      f"{what} is malformed: sizes, strides and the offset must be "
+      "non-negative integers, one stride per size."
+    )
+  numel = math.prod(size)
+  if numel == 0:
+    return 0
+  last = offset + sum((n - 1) * s for n, s in zip(size, stride))
+  if last >= storage_numel:
+    raise CheckpointError(
+      f"{what} reaches element {last:,}, outside its storage."
+    )
+  nbytes = numel * itemsize
+  if numel > storage_numel and nbytes > MAX_EXPANDED_BYTES:
+    raise CheckpointError(
+      f"{what} repeats its storage's elements into {numel:,} elements "
+      f"({nbytes:,} bytes), more than the {MAX_EXPANDED_BYTES:,} bytes such "
+      "a view may copy to (torchscript.MAX_EXPANDED_BYTES); not allocating it."
+    )
+  return numel
+
+
+@dataclasses.dataclass(frozen=True)
+class _Storage:
+  """A storage record read from the archive: its elements and its name."""
+
+  array: np.ndarray
+  record: str
+
+
+@dataclasses.dataclass(frozen=True)
+class _TensorRecord:
+  """A tensor as data.pkl describes it, allocated only once it is a state
+  dict entry (`array`, which knows its key) and checked to fit."""
+
+  storage: _Storage
+  offset: object
+  size: object
+  stride: object
+
+  def array(self, path: str, key: str) -> np.ndarray:
+    storage = self.storage.array
+    numel = check_tensor(
+      path,
+      key,
+      self.size,
+      self.stride,
+      self.offset,
+      storage.size,
+      storage.itemsize,
+      self.storage.record,
+    )
+    if numel == 0:
+      return np.zeros(self.size, storage.dtype)
+    view = np.lib.stride_tricks.as_strided(
+      storage[self.offset :],
+      shape=self.size,
+      strides=[s * storage.itemsize for s in self.stride],
+      writeable=False,
+    )
+    return np.array(view)
+
+
 class _ScriptObject:
   """An inert stand-in for an instance of a scripted class (``__torch__.*``)."""
 
@@ -100,7 +202,7 @@ class _Unpickler(pickle.Unpickler):
     self._archive = archive
     self._root = root
     self._path = path
-    self._storages: dict[str, np.ndarray] = {}
+    self._storages: dict[str, _Storage] = {}
     self._classes: dict[str, type] = {}
     self._byteorder = "little"
     if f"{root}/byteorder" in archive.namelist():
@@ -140,7 +242,8 @@ class _Unpickler(pickle.Unpickler):
       and pid[0] == "storage"
       and isinstance(pid[1], _StorageType)
       and isinstance(pid[2], str)
-      and isinstance(pid[4], int)
+      and type(pid[4]) is int
+      and pid[4] >= 0
     ):
       raise CheckpointError(
         f"{self._path}: unexpected persistent id {pid!r} in data.pkl."
@@ -152,51 +255,37 @@ class _Unpickler(pickle.Unpickler):
         dtype = dtype.newbyteorder(">")
       record = f"{self._root}/data/{key}"
       try:
-        raw = self._archive.read(record)
+        info = self._archive.getinfo(record)
       except KeyError as error:
         raise CheckpointError(
           f"{self._path}: storage record {record} is missing."
         ) from error
-      if len(raw) < numel * dtype.itemsize:
+      need = numel * dtype.itemsize
+      if info.file_size < need:
         raise CheckpointError(
-          f"{self._path}: storage record {record} holds {len(raw)} bytes, "
-          f"fewer than its {numel} {storage_type.name} elements need."
+          f"{self._path}: storage record {record} holds {info.file_size} "
+          f"bytes, fewer than its {numel} {storage_type.name} elements need."
         )
+      with self._archive.open(info) as f:  # only the bytes it declares
+        raw = f.read(need)
       array = np.frombuffer(raw, dtype, count=numel)
-      self._storages[key] = array.astype(dtype.newbyteorder("="), copy=False)
+      array = array.astype(dtype.newbyteorder("="), copy=False)
+      self._storages[key] = _Storage(array, record)
     return self._storages[key]
 
   def _rebuild_tensor(
     self, storage, offset, size, stride, requires_grad, hooks, *metadata
-  ) -> np.ndarray:
+  ) -> _TensorRecord:
+    """The tensor's description; checked and allocated by `_state_dict`,
+    which knows its key (tensors that are not state, such as CLIP's
+    ``attn_mask``, are never allocated)."""
     del requires_grad, hooks, metadata
-    size, stride = tuple(size), tuple(stride)
-    valid = (
-      isinstance(storage, np.ndarray)
-      and isinstance(offset, int)
-      and len(size) == len(stride)
-      and all(isinstance(n, int) and n >= 0 for n in (offset, *size, *stride))
-    )
-    if not valid:
+    if not isinstance(storage, _Storage):
       raise CheckpointError(
-        f"{self._path}: malformed tensor record (offset {offset!r}, size "
-        f"{size!r}, stride {stride!r})."
+        f"{self._path}: a tensor record in data.pkl has no storage record "
+        f"({type(storage).__name__})."
       )
-    if 0 in size:
-      return np.zeros(size, storage.dtype)
-    last = offset + sum((n - 1) * s for n, s in zip(size, stride))
-    if last >= storage.size:
-      raise CheckpointError(
-        f"{self._path}: tensor of size {size}, stride {stride} at offset "
-        f"{offset} reaches element {last} of a storage of {storage.size}."
-      )
-    view = np.lib.stride_tricks.as_strided(
-      storage[offset:],
-      shape=size,
-      strides=[s * storage.itemsize for s in stride],
-      writeable=False,
-    )
-    return np.array(view)
+    return _TensorRecord(storage, offset, size, stride)
 
 
 @functools.cache
@@ -255,11 +344,11 @@ def _state_dict(
       value = attributes.get(name)
       if value is None:
         continue
-      if not isinstance(value, np.ndarray):
+      if not isinstance(value, _TensorRecord):
         raise CheckpointError(
           f"{path}: {prefix}{name} is a {type(value).__name__}, not a tensor."
         )
-      out[prefix + name] = value
+      out[prefix + name] = value.array(path, prefix + name)
     for name, value in attributes.items():
       if (
         isinstance(value, _ScriptObject)
@@ -282,7 +371,8 @@ def read_state_dict(path: str) -> dict[str, np.ndarray]:
 
   Raises:
     CheckpointError: a global other than the tensor-rebuild ones (named), a
-      malformed or truncated archive.
+      malformed or truncated archive, a tensor that does not fit its storage
+      (`check_tensor`, naming its key).
   """
   try:
     archive = zipfile.ZipFile(path)

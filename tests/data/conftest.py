@@ -17,8 +17,12 @@ def jpeg(array, quality=95) -> bytes:
 
 
 def png(array) -> bytes:
+  """An 8-bit PNG, or a 16-bit grayscale one for a uint16 array."""
+  array = np.asarray(array)
+  if array.dtype != np.uint16:
+    array = array.astype(np.uint8)
   buf = io.BytesIO()
-  Image.fromarray(np.asarray(array, np.uint8)).save(buf, format="PNG")
+  Image.fromarray(array).save(buf, format="PNG")
   return buf.getvalue()
 
 

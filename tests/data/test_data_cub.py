@@ -38,10 +38,12 @@ def write_cub(
   segmentation=lambda image_id: soft_segmentation(),
   image=None,
   classes=CLASSES,
+  encode=None,
 ):
   """Writes the two archives; `drop`/`drop_segs` leave files out, `labels`
   overrides image_class_labels.txt ({id: 1-based class}); `classes` are the
-  class folders (1-based in `images`)."""
+  class folders (1-based in `images`); `encode(array)` makes an image's
+  bytes (default a JPEG of quality 100)."""
   root.mkdir(exist_ok=True)
 
   def txt(rows):
@@ -68,9 +70,8 @@ def write_cub(
   for i, c, f, _ in images:
     rel = f"{classes[c - 1]}/{f}"
     seg = segmentation(i)
-    data = fake.jpeg(
-      image(i) if image else fake.solid(*seg.shape, i), quality=100
-    )
+    encode = encode or (lambda a: fake.jpeg(a, quality=100))
+    data = encode(image(i) if image else fake.solid(*seg.shape, i))
     if rel not in drop:
       members[f"CUB_200_2011/images/{rel}"] = (
         b"not a jpeg" if rel == broken else data

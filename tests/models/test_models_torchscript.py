@@ -8,6 +8,8 @@ import os
 import pickle
 import subprocess
 import sys
+import types
+from unittest import mock
 import zipfile
 
 import ml_dtypes
@@ -16,6 +18,7 @@ import pytest
 import torch
 
 from rationality_jax import models
+from rationality_jax.models import readers
 from rationality_jax.models import torchscript
 from tests import checkpoint_factories as factories
 
@@ -144,45 +147,167 @@ def test_pickled_code_is_refused_and_never_runs(
   assert not marker.exists()
 
 
-def evil_tensor_pickle(size, stride) -> bytes:
-  """data.pkl with one tensor record over storage '0' of 4 floats."""
+class Storage:
+  """Pickled as the persistent id of storage '0'."""
 
-  class Storage:
-    pass
 
-  class Tensor:
-    def __reduce__(self):
-      return torch._utils._rebuild_tensor_v2, (
-        Storage(),
-        0,
-        size,
-        stride,
-        False,
-        collections.OrderedDict(),
-      )
+class Tensor:
+  """Pickled as torch's tensor record of `size`, `stride`, `offset`."""
+
+  def __init__(self, size, stride, offset=0):
+    self.size, self.stride, self.offset = size, stride, offset
+
+  def __reduce__(self):
+    return torch._utils._rebuild_tensor_v2, (
+      Storage(),
+      self.offset,
+      self.size,
+      self.stride,
+      False,
+      collections.OrderedDict(),
+    )
+
+
+def tensor_pickle(obj, numel=4, storage=torch.FloatStorage) -> bytes:
+  """data.pkl of `obj`, whose Storage() is storage '0' of `numel` elements."""
 
   class Pickler(pickle.Pickler):
     def persistent_id(self, obj):
       if isinstance(obj, Storage):
-        return ("storage", torch.FloatStorage, "0", "cpu", 4)
+        return ("storage", storage, "0", "cpu", numel)
       return None
 
   buffer = io.BytesIO()
-  Pickler(buffer, protocol=2).dump(Tensor())
+  Pickler(buffer, protocol=2).dump(obj)
   return buffer.getvalue()
 
 
-def test_out_of_bounds_tensor_records_are_refused(valid_archive, tmp_path):
-  path = with_data_pkl(
-    valid_archive, tmp_path / "oob.pt", evil_tensor_pickle((100,), (1,))
-  )
-  with pytest.raises(models.CheckpointError, match="reaches element 99"):
+class Scripted:
+  """A module instance, pickled as TorchScript pickles ``__torch__.M``."""
+
+
+Scripted.__module__, Scripted.__qualname__ = "__torch__", "M"
+MODULE_CODE = b"""class M(Module):
+  __parameters__ = ["weight", ]
+  __buffers__ = []
+  weight : Tensor
+"""
+
+
+def one_tensor_archive(path, size, stride, offset=0, numel=1, other=None):
+  """A TorchScript archive (a few hundred bytes) of one module ``M`` whose
+  parameter ``weight`` is a float16 tensor record of `size`, `stride`,
+  `offset` over storage '0' of `numel` elements; `other`: a non-state
+  attribute's tensor record over the same storage."""
+  module = Scripted()
+  module.__dict__.update(training=True, weight=Tensor(size, stride, offset))
+  if other is not None:
+    module.__dict__["mask"] = Tensor(*other)
+  with mock.patch.dict(sys.modules, {"__torch__": types.ModuleType("t")}):
+    sys.modules["__torch__"].M = Scripted
+    data = tensor_pickle(module, numel, torch.HalfStorage)
+  with zipfile.ZipFile(path, "w") as archive:
+    archive.writestr("archive/data.pkl", data)
+    archive.writestr("archive/code/__torch__.py", MODULE_CODE)
+    archive.writestr("archive/data/0", np.ones(numel, np.float16).tobytes())
+    archive.writestr("archive/version", b"3\n")
+  return str(path)
+
+
+def test_a_tensor_that_fits_its_storage_is_read(tmp_path):
+  path = one_tensor_archive(tmp_path / "m.pt", (2, 3), (0, 1), numel=3)
+  state = torchscript.read_state_dict(path)
+  np.testing.assert_array_equal(state["weight"], np.ones((2, 3), np.float16))
+
+
+def test_a_zero_stride_gigabyte_tensor_is_refused_before_allocation(tmp_path):
+  """1.7 KB once asked for 3.6 GB: (30000, 60000) float16 over 1 element."""
+  path = one_tensor_archive(tmp_path / "m.pt", (30000, 60000), (0, 0))
+  assert os.path.getsize(path) < 1000
+  with pytest.raises(models.CheckpointError) as error:
     torchscript.read_state_dict(path)
-  path = with_data_pkl(
-    valid_archive, tmp_path / "neg.pt", evil_tensor_pickle((2,), (-1,))
+  assert str(error.value) == (
+    f"{path}: tensor 'weight' (size (30000, 60000), stride (0, 0), storage "
+    "offset 0; archive/data/0 has 1 elements) repeats its storage's elements "
+    "into 1,800,000,000 elements (3,600,000,000 bytes), more than the "
+    "67,108,864 bytes such a view may copy to (torchscript.MAX_EXPANDED_BYTES)"
+    "; not allocating it."
   )
-  with pytest.raises(models.CheckpointError, match="malformed tensor record"):
+
+
+@pytest.mark.parametrize(
+  "size, stride, offset, problem",
+  [
+    ((100,), (1,), 0, "reaches element 99, outside its storage"),
+    ((2,), (1,), 3, "reaches element 4, outside its storage"),
+    ((2,), (2**70,), 0, f"reaches element {2**70:,}, outside its storage"),
+    ((2,), (-1,), 0, "is malformed"),
+    ((-2,), (1,), 0, "is malformed"),
+    ((2,), (1,), -1, "is malformed"),
+    ((2, 2), (1,), 0, "is malformed"),
+    ((2**40, 2**40), (0, 0), 0, f"into {2**80:,} elements"),
+  ],
+  ids=[
+    "past_end",
+    "offset_past_end",
+    "huge_stride",
+    "negative_stride",
+    "negative_size",
+    "negative_offset",
+    "fewer_strides",
+    "overflowing_product",
+  ],
+)
+def test_tensor_records_outside_their_storage_are_refused(
+  tmp_path, size, stride, offset, problem
+):
+  path = one_tensor_archive(tmp_path / "m.pt", size, stride, offset, numel=4)
+  with pytest.raises(models.CheckpointError) as error:
     torchscript.read_state_dict(path)
+  message = str(error.value)
+  assert message.startswith(
+    f"{path}: tensor 'weight' (size {size}, stride {stride}, storage offset "
+    f"{offset}; archive/data/0 has 4 elements) "
+  )
+  assert problem in message and "\n" not in message
+
+
+def test_a_tensor_that_is_not_state_is_never_allocated(tmp_path):
+  """CLIP's attn_mask is a module attribute but no parameter or buffer."""
+  path = one_tensor_archive(
+    tmp_path / "m.pt", (1,), (1,), other=((30000, 60000), (0, 0), 0)
+  )
+  assert list(torchscript.read_state_dict(path)) == ["weight"]
+
+
+def test_a_pickled_state_dict_tensor_is_checked_before_it_is_copied(tmp_path):
+  """torch.load keeps an expanded tensor a view; its float32 copy is not."""
+  path = str(tmp_path / "model.pth")
+  huge = torch.zeros(1, dtype=torch.float16).expand(30000, 60000)
+  torch.save({"model": {"small": torch.ones(3).expand(2, 3), "w": huge}}, path)
+  assert os.path.getsize(path) < 2000
+  with pytest.raises(models.CheckpointError) as error:
+    readers.read_torch(path)
+  assert str(error.value) == (
+    f"{path}: tensor 'w' (size (30000, 60000), stride (0, 0), storage "
+    "offset 0; its storage has 1 elements) repeats its storage's elements "
+    "into 1,800,000,000 elements (3,600,000,000 bytes), more than the "
+    "67,108,864 bytes such a view may copy to (torchscript.MAX_EXPANDED_BYTES)"
+    "; not allocating it."
+  )
+  torch.save({"model": {"small": torch.ones(3).expand(2, 3)}}, path)
+  np.testing.assert_array_equal(
+    readers.read_torch(path)["small"], np.ones((2, 3))
+  )
+
+
+def test_storage_records_shorter_than_declared_are_refused(tmp_path):
+  path = one_tensor_archive(tmp_path / "m.pt", (2,), (1,), numel=2)
+  with zipfile.ZipFile(path, "a") as archive:
+    archive.writestr("archive/data/1", b"")
+  data = tensor_pickle(Tensor((2,), (1,)), numel=10**12)
+  with pytest.raises(models.CheckpointError, match="fewer than its"):
+    torchscript.read_state_dict(with_data_pkl(path, tmp_path / "s.pt", data))
 
 
 def test_the_payloads_run_under_plain_pickle(tmp_path):

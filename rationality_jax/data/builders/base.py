@@ -3,8 +3,9 @@ counted, and the facts about its dataset each builder declares for the study
 (class names, evaluation geometry, table key, grid entry: `MaskedImageBuilder`).
 
 Completeness: every builder checks that what its annotation files list was
-found in the archives. Anything left out - by a policy, `on_bad_image` or
-`on_missing`, set to 'skip' - is recorded per split and reason in the
+found in the archives, and that its annotations give boxes. Anything left
+out - by a policy, `on_bad_image`, `on_missing` or `on_bad_annotation`, set
+to 'skip' - is recorded per split and reason in the
 dataset's metadata (`Source.skipped` reads it back); with the default 'fail'
 the build stops and names what is missing. Every example is checked before
 TFDS stores it (`InvalidExampleError`: label out of range, malformed field),
@@ -51,6 +52,7 @@ class Skips:
   on_bad_image: str = "fail"
   on_missing: str = "fail"
   items: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+  on_bad_annotation: str = "fail"
 
   def bad_image(self, name: str, error: Exception) -> None:
     """An image that does not decode: raise ('fail') or record it ('skip')."""
@@ -62,6 +64,23 @@ class Skips:
       ) from error
     logging.warning("Skipping unreadable image %s: %s", name, error)
     self.items.setdefault(UNREADABLE, []).append(name)
+
+  def bad_annotation(
+    self, reason: str, name: str, problem: str, where: str = ""
+  ) -> None:
+    """An annotation (file `name`, in archive `where`) that cannot be read
+    or gives no box (`common.box_problem`): raise one line naming it and
+    the box ('fail') or record `name` under `reason` ('skip'); the caller
+    then leaves its image out."""
+    named = f"{where}: {name}" if where else name
+    if self.on_bad_annotation == "fail":
+      raise common.InvalidAnnotationError(
+        f"{self.dataset} ({self.split}): {named}: {problem}. Fix the "
+        "annotation, or build with on_bad_annotation='skip' to leave its "
+        "image out (counted in Source.skipped)."
+      )
+    logging.warning("Skipping the image of %s: %s", named, problem)
+    self.items.setdefault(reason, []).append(name)
 
   def missing(self, reason: str, names, where: str) -> None:
     """Items one source lists and another lacks (an image its annotation
@@ -94,6 +113,9 @@ class MaskedBuilderConfig(tfds.core.BuilderConfig):
   `on_bad_image`: an image that does not decode.
   `on_missing`: an item the annotation files list that the archives lack
     (image, segmentation, annotation, boxes).
+  `on_bad_annotation`: an annotation that cannot be read, or a box with a
+    coordinate that is not a number or that is inverted (its image is left
+    out under 'skip').
   What was skipped is saved in metadata['skipped'][split] = {reason: [names]}
   ('before_split' for items dropped before splits are assigned) and read
   back as counts by `Source.skipped`.
@@ -101,6 +123,7 @@ class MaskedBuilderConfig(tfds.core.BuilderConfig):
 
   on_bad_image: str = "fail"
   on_missing: str = "fail"
+  on_bad_annotation: str = "fail"
 
 
 BEFORE_SPLIT = "before_split"
@@ -248,8 +271,13 @@ class MaskedImageBuilder(tfds.core.GeneratorBasedBuilder):
     c = self.builder_config
     check_policy("on_bad_image", c.on_bad_image)
     check_policy("on_missing", c.on_missing)
+    check_policy("on_bad_annotation", c.on_bad_annotation)
     self.info.metadata["skipped"] = {}
     splits = self._make_splits(dl_manager)
+    # What is left out before splits are assigned is known now: an empty
+    # entry is not kept.
+    if not self.info.metadata["skipped"].get(BEFORE_SPLIT, True):
+      del self.info.metadata["skipped"][BEFORE_SPLIT]
     return {s: self._checked(s, examples) for s, examples in splits.items()}
 
   def _skips(self, split: str) -> Skips:
@@ -258,7 +286,14 @@ class MaskedImageBuilder(tfds.core.GeneratorBasedBuilder):
     skipped = self.info.metadata.setdefault("skipped", {})
     if split not in skipped:
       skipped[split] = {}
-    return Skips(self.name, split, c.on_bad_image, c.on_missing, skipped[split])
+    return Skips(
+      self.name,
+      split,
+      c.on_bad_image,
+      c.on_missing,
+      skipped[split],
+      c.on_bad_annotation,
+    )
 
   def _checked(self, split: str, examples):
     """Yields `examples` after checking each can be stored.

@@ -18,7 +18,10 @@ airplanes -> Airplanes_Side_2, Motorbikes -> Motorbikes_16 (the study's and
 torchvision's remap). The dataset is the annotated images (all 8,677
 non-background images in the release); an image without annotation, or an
 annotation without image, fails the build (on_missing='skip' leaves it out,
-counted in `Source.skipped`).
+counted in `Source.skipped`); so does an annotation that cannot be read, or
+whose box or contour has a coordinate that is not a number, or whose box is
+inverted (y2 < y1 or x2 < x1), naming the .mat and the box
+(on_bad_annotation='skip' leaves its image out, counted by reason).
 
 Mask (config `contour`): 'ours' - `box_coord` is [y1, y2, x1, x2] (1-based,
 inclusive) and `obj_contour` is [2, K] (x; y) relative to the box corner, so
@@ -45,6 +48,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
 import re
 
 import numpy as np
@@ -109,6 +113,32 @@ def contour_mask(height: int, width: int, box_coord, obj_contour) -> np.ndarray:
     list(zip(xs.tolist(), ys.tolist())), fill=1, outline=1
   )
   return np.asarray(im, np.uint8)
+
+
+def read_annotation(mat_bytes: bytes):
+  """({'box_coord': [4], 'obj_contour': [2, K]}, None) of an annotation
+  .mat, or (None, (reason, problem)) when it cannot be read, a coordinate
+  is not a number, or the box is inverted (y2 < y1 or x2 < x1)."""
+  try:
+    mat = scipy.io.loadmat(io.BytesIO(mat_bytes))
+    box = np.asarray(mat["box_coord"], np.float64).reshape(4)
+    contour = np.asarray(mat["obj_contour"], np.float64).reshape(2, -1)
+  except (KeyError, TypeError, ValueError, OSError) as error:
+    message = " ".join(str(error).split()) or type(error).__name__
+    return None, (common.UNREADABLE_ANNOTATION, f"cannot be read ({message})")
+  if not np.isfinite(contour).all():
+    return None, (
+      common.NON_FINITE_BOX,
+      "obj_contour has a coordinate that is not a number",
+    )
+  problem = common.box_problem([[box[2] - 1, box[0] - 1, box[3], box[1]]])
+  if problem:
+    reason, text = problem
+    return None, (
+      reason,
+      f"box_coord [y1, y2, x1, x2] = {box.tolist()}: {text}",
+    )
+  return {"box_coord": box, "obj_contour": contour}, None
 
 
 def study_split(items: list) -> dict:
@@ -260,14 +290,32 @@ class Caltech101Masks(base.MaskedImageBuilder):
       return release.fill_polygon_opencv(h, w, vertices)
     return contour_mask(h, w, mat["box_coord"], mat["obj_contour"])
 
+  def _read_annotations(self, files, annotations, assignment, split, skips):
+    """{item: annotation} of the split's images, bad annotations through
+    `skips.bad_annotation` (their images are left out)."""
+    mats = {}
+    for cls, number in sorted(i for i, s in assignment.items() if s == split):
+      folder = ANNOTATION_FOLDERS.get(cls, cls)
+      mat, problem = read_annotation(annotations[(folder, number)])
+      if problem:
+        reason, text = problem
+        skips.bad_annotation(
+          reason,
+          f"Annotations/{folder}/annotation_{number:04d}.mat",
+          text,
+          os.path.basename(files["annotations"]),
+        )
+      else:
+        mats[(cls, number)] = mat
+    return mats
+
   def _generate_examples(self, files, annotations, classes, assignment, split):
     skips = self._skips(split)
+    mats = self._read_annotations(files, annotations, assignment, split, skips)
 
     def wanted(name):
       m = _IMAGE.search(name)
-      return (
-        m is not None and assignment.get((m.group(1), int(m.group(2)))) == split
-      )
+      return m is not None and (m.group(1), int(m.group(2))) in mats
 
     for name, data in common.iter_tar(
       self._archive(files["images"], IMAGES_ARCHIVES), wanted
@@ -279,10 +327,8 @@ class Caltech101Masks(base.MaskedImageBuilder):
       except Exception as e:
         skips.bad_image(name, e)
         continue
-      mat = scipy.io.loadmat(
-        io.BytesIO(annotations[(ANNOTATION_FOLDERS.get(cls, cls), number)])
-      )
-      box = np.asarray(mat["box_coord"], np.float64).reshape(-1)
+      mat = mats[(cls, number)]
+      box = mat["box_coord"]
       key = f"{cls}/image_{number:04d}"
       yield (
         key,

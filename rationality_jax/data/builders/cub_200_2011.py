@@ -10,8 +10,10 @@ height) as (x, y, x + width, y + height).
 
 Masks: the segmentation PNGs are soft (annotator agreement, 0..255). `mask`
 keeps, like the study, only full-white pixels: mask = (segmentation == 255)
-at full size (preprocessing then moves it with nearest neighbour).
-`soft_mask` stores the segmentation itself (grayscale 0..255), so the
+at full size (preprocessing then moves it with nearest neighbour); a PNG of
+another depth is read by value and thresholded on its own range (full white
+is 65535 at 16 bits). `soft_mask` stores the segmentation itself (grayscale
+0..255; 16-bit values // 257), so the
 release's order - resize and crop the soft mask bilinearly with the image,
 then keep pixels still at 255 - is available at preprocessing time
 (`preprocess.study_spec('cub_200_2011', mask_order='release')`).
@@ -27,19 +29,19 @@ same sizes, but a different set of test images
 Completeness: every image `images.txt` lists must be in the archive with a
 segmentation, and every id must have a label, split flag and box; what is
 missing fails the build, or with on_missing='skip' is left out and counted
-(`Source.skipped`).
+(`Source.skipped`). A box row that is not four numbers, has a NaN, or a
+negative width or height (an inverted box) fails the build naming the row
+and the box, or with on_bad_annotation='skip' leaves its image out.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import io
 import os
 import posixpath
 import re
 
 import numpy as np
-from PIL import Image
 import tensorflow_datasets as tfds
 
 from rationality_jax.data import release
@@ -80,15 +82,18 @@ def _table(text: bytes) -> list[list[str]]:
   ]
 
 
-def read_segmentation(png_bytes: bytes) -> np.ndarray:
-  """[H, W] uint8 0..255: the segmentation PNG as grayscale."""
-  with Image.open(io.BytesIO(png_bytes)) as im:
-    return np.asarray(im.convert("L"))
+def read_segmentation(png_bytes: bytes) -> tuple[np.ndarray, np.ndarray]:
+  """(mask, soft) of a segmentation PNG, each [H, W] uint8, read by value.
 
-
-def binarise_segmentation(png_bytes: bytes) -> np.ndarray:
-  """[H, W] uint8: 1 where the (grayscale) segmentation is exactly 255."""
-  return (read_segmentation(png_bytes) == 255).astype(np.uint8)
+  mask: 1 where the segmentation is full white - 255 of an 8-bit PNG, the
+  top of its own range at any other depth (65535 at 16 bits; 1 at 1 bit).
+  soft: the segmentation scaled to 0..255 (value * 255 // top: 16-bit
+  values // 257), so soft == 255 exactly where mask is 1.
+  """
+  values, top = common.read_gray(png_bytes)
+  mask = (values == top).astype(np.uint8)
+  soft = (np.asarray(values, np.int64) * 255 // top).astype(np.uint8)
+  return mask, soft
 
 
 class Cub2002011(base.MaskedImageBuilder):
@@ -165,9 +170,7 @@ class Cub2002011(base.MaskedImageBuilder):
       "labels": {i: int(c) - 1 for i, c in tables["image_class_labels.txt"]},
       "is_train": {i: t == "1" for i, t in tables["train_test_split.txt"]},
       "flags": [t == "1" for _, t in tables["train_test_split.txt"]],
-      "boxes": {
-        i: [float(v) for v in r] for i, *r in tables["bounding_boxes.txt"]
-      },
+      "boxes": {i: r for i, *r in tables["bounding_boxes.txt"]},
     }
     for key, table in (
       ("labels", "image_class_labels.txt"),
@@ -182,6 +185,29 @@ class Cub2002011(base.MaskedImageBuilder):
         )
     return meta
 
+  def _check_boxes(self, path, meta) -> None:
+    """Turns bounding_boxes.txt's rows into (x0, y0, x1, y1) boxes; a row
+    that is not four numbers, has a NaN, or a negative width or height
+    (an inverted box) goes to `bad_annotation` (its id to meta['bad'])."""
+    before = self._skips(base.BEFORE_SPLIT)
+    meta["bad"] = set()
+    for image_id, row in meta["boxes"].items():
+      try:
+        x, y, w, h = (float(v) for v in row)
+      except ValueError:
+        problem = (
+          common.UNREADABLE_ANNOTATION,
+          f"{' '.join(row)!r} is not x y width height",
+        )
+      else:
+        meta["boxes"][image_id] = [x, y, x + w, y + h]
+        problem = common.box_problem([[x, y, x + w, y + h]])
+      if problem:
+        reason, text = problem
+        name = f"bounding_boxes.txt row {image_id}"
+        before.bad_annotation(reason, name, text, os.path.basename(path))
+        meta["bad"].add(image_id)
+
   def _make_splits(self, dl_manager):
     order = self.builder_config.split_order
     if order not in SPLIT_ORDERS:
@@ -190,6 +216,7 @@ class Cub2002011(base.MaskedImageBuilder):
       )
     files = self._manual(dl_manager)
     meta = self._read_metadata(files["images"])
+    self._check_boxes(files["images"], meta)
     self.info.features["label"].names = meta["classes"]
     if order == "release":
       is_train = release.cub_release_split(
@@ -209,7 +236,7 @@ class Cub2002011(base.MaskedImageBuilder):
     wanted = {
       path: image_id
       for image_id, path in meta["paths"].items()
-      if is_train[path] == (split == "train")
+      if is_train[path] == (split == "train") and image_id not in meta["bad"]
     }
     stems = {path.rsplit(".", 1)[0]: path for path in wanted}
 
@@ -250,21 +277,20 @@ class Cub2002011(base.MaskedImageBuilder):
       except Exception as e:
         skips.bad_image(name, e)
         continue
-      soft = read_segmentation(segs[stem])
+      mask, soft = read_segmentation(segs[stem])
       if soft.shape != (h, w):
         raise common.InvalidExampleError(
           f"Segmentation of {rel} is {soft.shape}, image is {(h, w)}."
         )
-      x, y, bw, bh = meta["boxes"][image_id]
       yield (
         stem,
         {
           "image": image,
-          "mask": common.mask_feature(soft == 255),
+          "mask": common.mask_feature(mask),
           "soft_mask": common.encode_png(soft),
           "label": meta["labels"][image_id],
           "id": stem,
-          "boxes": np.array([[x, y, x + bw, y + bh]], np.float32),
+          "boxes": np.array([meta["boxes"][image_id]], np.float32),
         },
       )
     skips.missing(

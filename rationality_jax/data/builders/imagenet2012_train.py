@@ -103,6 +103,7 @@ class Imagenet2012Train(base.MaskedImageBuilder):
         outer.extractfile(member),
         lambda n: _IMAGE.search(n) is not None,
         expect=f"{wnid}_<number>.JPEG inside {class_tar}",
+        label=f"{os.path.basename(path)}/{class_tar}",
       ):
         if _IMAGE.search(name).group(1) != wnid:
           raise common.ArchiveLayoutError(

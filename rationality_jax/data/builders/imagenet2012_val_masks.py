@@ -19,7 +19,10 @@ option: `preprocess.study_spec(..., mask_order='release')`.
 Completeness: every image of the tar must have boxes and every image the
 boxes list must be in the tar; what is missing fails the build, or with
 on_missing='skip' is left out and counted (`Source.skipped`). Member names
-must be `ILSVRC2012_val_NNNNNNNN.JPEG` (8 digits).
+must be `ILSVRC2012_val_NNNNNNNN.JPEG` (8 digits). An annotation (XML, or CSV
+row) that cannot be read, or with a box whose coordinate is not a number or
+that is inverted, fails the build naming it and the box, or with
+on_bad_annotation='skip' leaves its image out, counted by reason.
 """
 
 from __future__ import annotations
@@ -82,8 +85,19 @@ def _parse_xml(data: bytes) -> ValAnnotation:
   return ValAnnotation(wnids[0], np.array(boxes, np.float32).reshape(-1, 4), hw)
 
 
-def _parse_csv(text: str) -> dict[str, ValAnnotation]:
-  out = {}
+def _csv_row(row) -> ValAnnotation:
+  tokens = row["PredictionString"].split()
+  if not tokens or len(tokens) % 5:
+    raise ValueError("PredictionString is not groups of 'wnid x0 y0 x1 y1'")
+  groups = [tokens[i : i + 5] for i in range(0, len(tokens), 5)]
+  boxes = np.array(
+    [[float(v) for v in g[1:]] for g in groups], np.float32
+  ).reshape(-1, 4)
+  return ValAnnotation(groups[0][0], boxes, None)
+
+
+def _csv_rows(text: str):
+  """(image name, row name, parse) of LOC_val_solution.csv's rows."""
   reader = csv.DictReader(io.StringIO(text))
   if tuple(reader.fieldnames or ()) != CSV_COLUMNS:
     raise common.ArchiveLayoutError(
@@ -91,33 +105,48 @@ def _parse_csv(text: str) -> dict[str, ValAnnotation]:
       f"found {reader.fieldnames}."
     )
   for row in reader:
-    tokens = row["PredictionString"].split()
-    if len(tokens) % 5:
-      raise ValueError(
-        f"LOC_val_solution.csv row {row['ImageId']}: PredictionString is not "
-        "groups of 'wnid x0 y0 x1 y1'."
-      )
-    groups = [tokens[i : i + 5] for i in range(0, len(tokens), 5)]
-    boxes = np.array(
-      [[float(v) for v in g[1:]] for g in groups], np.float32
-    ).reshape(-1, 4)
-    out[row["ImageId"]] = ValAnnotation(groups[0][0], boxes, None)
-  return out
+    yield row["ImageId"], f"row {row['ImageId']}", lambda r=row: _csv_row(r)
 
 
-def read_val_annotations(path: str) -> dict[str, ValAnnotation]:
-  """{"ILSVRC2012_val_00000001": ValAnnotation} from the XML tgz or the CSV."""
-  if path.endswith(".csv"):
-    with open(path, encoding="utf-8") as f:
-      return _parse_csv(f.read())
-  out = {}
+def _xml_members(path: str):
+  """(image name, member name, parse) of the tgz's XMLs."""
   for name, data in common.iter_tar(
     path,
     lambda n: XML_NAME.search(n) is not None,
     expect="val/ILSVRC2012_val_NNNNNNNN.xml (8 digits)",
   ):
-    out[XML_NAME.search(name).group(1)] = _parse_xml(data)
-  return out
+    yield XML_NAME.search(name).group(1), name, lambda d=data: _parse_xml(d)
+
+
+def read_val_annotations(
+  path: str, skips
+) -> tuple[dict[str, ValAnnotation], set[str]]:
+  """({"ILSVRC2012_val_00000001": ValAnnotation}, bad) from the XML tgz or
+  the CSV. An annotation that cannot be read or gives a box that is no box
+  (`common.box_problem`) goes to `skips.bad_annotation` (one line naming
+  the XML or CSV row and the box, or counted under 'skip'); `bad` holds
+  the names of their images, which are then left out."""
+  if path.endswith(".csv"):
+    with open(path, encoding="utf-8") as f:
+      entries = _csv_rows(f.read())
+  else:
+    entries = _xml_members(path)
+  out, bad = {}, set()
+  for stem, name, parse in entries:
+    try:
+      annotation = parse()
+    except (ET.ParseError, AttributeError, TypeError, ValueError) as error:
+      message = " ".join(str(error).split()) or type(error).__name__
+      problem = (common.UNREADABLE_ANNOTATION, f"cannot be read ({message})")
+    else:
+      problem = common.box_problem(annotation.boxes)
+    if problem:
+      reason, text = problem
+      skips.bad_annotation(reason, name, text, os.path.basename(path))
+      bad.add(stem)
+    else:
+      out[stem] = annotation
+  return out, bad
 
 
 class Imagenet2012ValMasks(base.MaskedImageBuilder):
@@ -164,7 +193,7 @@ class Imagenet2012ValMasks(base.MaskedImageBuilder):
 
   def _generate_examples(self, files):
     skips = self._skips("validation")
-    annotations = read_val_annotations(files["boxes"])
+    annotations, bad = read_val_annotations(files["boxes"], skips)
     label_of = {w: i for i, w in enumerate(classnames.imagenet_wnids())}
     unknown = sorted({a.wnid for a in annotations.values()} - set(label_of))
     if unknown:
@@ -179,6 +208,8 @@ class Imagenet2012ValMasks(base.MaskedImageBuilder):
       expect="ILSVRC2012_val_NNNNNNNN.JPEG (8 digits)",
     ):
       stem = VAL_NAME.search(name).group(1)
+      if stem in bad:  # counted by read_val_annotations (on_bad_annotation)
+        continue
       if stem not in annotations:
         no_boxes.append(stem)
         continue

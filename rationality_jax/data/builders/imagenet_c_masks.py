@@ -26,7 +26,8 @@ original validation image's size: `release.imagenet_release_box_mask`).
 Completeness: every (corruption, severity) built must hold every image the
 validation boxes list, and every image must have boxes; what is missing
 fails the build, or with on_missing='skip' is left out and counted
-(`Source.skipped`). A family tar or corruption folder whose names do not
+(`Source.skipped`); so are bad validation boxes (on_bad_annotation, as for
+imagenet2012_val_masks). A family tar or corruption folder whose names do not
 follow the layout above fails with the expected pattern and an example.
 """
 
@@ -208,11 +209,13 @@ class ImagenetCMasks(base.MaskedImageBuilder):
         "<corruption>/<severity>/<wnid>/*.JPEG "
         f"directories, from {_SOURCE}."
       )
-    annotations = val.read_val_annotations(files["boxes"])
+    annotations, bad = val.read_val_annotations(
+      files["boxes"], self._skips(base.BEFORE_SPLIT)
+    )
     if any(a.size is None for a in annotations.values()):
       self._read_sizes(manual_dir, files["boxes"], annotations)
     return {
-      x: self._generate_examples(found[x], x, annotations) for x in wanted
+      x: self._generate_examples(found[x], x, annotations, bad) for x in wanted
     }
 
   def _read_sizes(self, manual_dir, boxes_file, annotations):
@@ -245,7 +248,9 @@ class ImagenetCMasks(base.MaskedImageBuilder):
       root = os.path.dirname(location)
       for rel in _walk(location):
         if _MEMBER.search(rel):
-          with open(os.path.join(root, rel), "rb") as fh:
+          path = os.path.join(root, rel)
+          common.check_member_size(root, rel, os.path.getsize(path))
+          with open(path, "rb") as fh:
             yield rel, fh.read()
     else:
       yield from common.iter_tar(
@@ -262,7 +267,7 @@ class ImagenetCMasks(base.MaskedImageBuilder):
       )
     return common.fill_boxes(h, w, boxes)
 
-  def _generate_examples(self, location, corruption, annotations):
+  def _generate_examples(self, location, corruption, annotations, bad):
     skips = self._skips(corruption)
     severities = {str(s) for s in self.builder_config.severities}
     label_of = {w: i for i, w in enumerate(classnames.imagenet_wnids())}
@@ -274,6 +279,8 @@ class ImagenetCMasks(base.MaskedImageBuilder):
         continue
       key = f"{corruption}/{severity}/{stem}"
       seen[severity].add(stem)
+      if stem in bad:  # Counted before the split (on_bad_annotation='skip').
+        continue
       if stem not in annotations:
         no_boxes.append(key)
         continue

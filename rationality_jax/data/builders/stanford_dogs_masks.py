@@ -25,7 +25,11 @@ uses `lists.tar`.
 
 Completeness: every image the lists name must be in images.tar with its
 annotation; what is missing fails the build, or with on_missing='skip' is
-left out and counted (`Source.skipped`).
+left out and counted (`Source.skipped`). An annotation that cannot be read,
+or with a box whose coordinate is not a number (NaN) or that is inverted
+(xmax < xmin, ymax < ymin: it would fill nothing), fails the build naming
+the annotation file and the box, or with on_bad_annotation='skip' leaves its
+image out, counted by reason.
 """
 
 from __future__ import annotations
@@ -82,6 +86,19 @@ def parse_voc_boxes(xml_bytes: bytes) -> np.ndarray:
       [float(b.find(k).text) for k in ("xmin", "ymin", "xmax", "ymax")]
     )
   return np.array(boxes, np.float32).reshape(-1, 4)
+
+
+def read_voc_boxes(xml_bytes: bytes):
+  """(boxes, None) of an annotation XML, or (None, (reason, problem)) when
+  it cannot be read or a box is not a box (`common.box_problem`)."""
+  try:
+    boxes = parse_voc_boxes(xml_bytes)
+  except (ET.ParseError, AttributeError, TypeError, ValueError) as error:
+    message = " ".join(str(error).split()) or type(error).__name__
+    problem = f"cannot be read as a VOC annotation ({message})"
+    return None, (common.UNREADABLE_ANNOTATION, problem)
+  problem = common.box_problem(boxes)
+  return (None, problem) if problem else (boxes, None)
 
 
 def _cell_strings(cell) -> list[str]:
@@ -202,6 +219,14 @@ class StanfordDogsMasks(base.MaskedImageBuilder):
     )
     for f in no_annotation:
       del wanted[f]
+    boxes_of = {}
+    for f, (annotation, _) in list(wanted.items()):
+      boxes_of[f], problem = read_voc_boxes(annotations[annotation])
+      if problem:
+        reason, text = problem
+        where = os.path.basename(files["annotations"])
+        skips.bad_annotation(reason, f"Annotation/{annotation}", text, where)
+        del wanted[f]
 
     def key(name):
       return name.split("Images/", 1)[-1] if "/Images/" in "/" + name else None
@@ -218,7 +243,7 @@ class StanfordDogsMasks(base.MaskedImageBuilder):
       except Exception as e:
         skips.bad_image(name, e)
         continue
-      boxes = parse_voc_boxes(annotations[annotation])
+      boxes = boxes_of[rel]
       filled = boxes if c.boxes == "all" else boxes[-1:]
       if c.box_fill == "inclusive":
         mask = release.fill_rectangles_inclusive(h, w, filled.astype(np.int64))
