@@ -42,11 +42,11 @@ import time
 from input import write_fake_val  # benchmarks/input.py, beside this script
 import jax
 import jax.numpy as jnp
+from machine import FlopCount
 from machine import Timing
 from machine import add_host_memory_flag
 from machine import apply_host_memory
 from machine import matmul_reference
-from machine import xla_flops
 import numpy as np
 
 from rationality_jax import data
@@ -122,20 +122,19 @@ def main():
   if "heatmaps" in stages or "evaluation" in stages:
     root = tempfile.mkdtemp(prefix="bench_evaluate_")
     try:
-      heat_flops, eval_rate = _evaluation_rows(
-        args, stages, module, params, root, row
-      )
+      measured = evaluation_rows(args, stages, module, params, root, row)
     finally:
       shutil.rmtree(root, ignore_errors=True)
-    summary.append(f"heatmap {heat_flops / 1e9:.1f} GFLOP/image")
-    if eval_rate is not None:
+    summary.append(f"heatmap {measured['heat_flops'] / 1e9:.1f} GFLOP/image")
+    if measured["eval_rate"] is not None:
       summary.append(
         "50,000 ImageNet images at the evaluation rate: "
-        f"{IMAGENET_VAL / eval_rate / 60:.1f} min"
+        f"{IMAGENET_VAL / measured['eval_rate'] / 60:.1f} min"
       )
   if "ft" in stages:
     # One FT step (the image tower + projection train), batch --train-batch.
-    ft_rate, ft_flops = ft_step(module, params, args.train_batch, args.reps)
+    ft = ft_step(module, params, args.train_batch, args.reps)
+    ft_rate, ft_flops = ft["images_per_s"], ft["flops_per_image"]
     row(f"ft step (batch {args.train_batch})", ft_rate, ft_flops)
     summary.append(
       f"FT step {ft_flops / 1e9:.1f} GFLOP/image, MFU "
@@ -144,13 +143,30 @@ def main():
   print("\n" + "; ".join(summary))
 
 
-def _evaluation_rows(args, stages, module, params, root, row):
+def evaluation_rows(
+  args, stages, module, params, root, row, cache: dict | None = None
+) -> dict:
   """Builds the stand-in split under `root`, prints the heatmaps and/or
-  evaluation rows; returns (heatmap FLOPs per image, evaluation images/s or
-  None)."""
+  evaluation rows (`row(what, rate, flops, slower)`).
+
+  `args`: model, images, batch, start_layer, dtype, reps, input_workers and
+  optionally distinct (`write_fake_val`'s) and warmup (False: no shorter
+  run before the timed ones). A split already built under
+  `root` (by an earlier call with the same images) is reused; with a `cache`
+  dict, so is the explainer (and with it the compiled step) of an earlier
+  call with the same module, params and start layer.
+
+  Returns {'heat_flops' (per image), 'compile_s' (the step's first call),
+  'heat_rate', 'eval_rate' (images/s, None when not measured), 'eval_seconds'
+  (each timed whole evaluation of the split), 'warmup_images',
+  'warmup_seconds' (the first, shorter whole evaluation: the pipeline's
+  start-up and that many images; absent without one), 'images' (the
+  split's size)}.
+  """
   manual = os.path.join(root, "manual")
-  os.makedirs(manual)
-  write_fake_val(manual, args.images)
+  if not os.path.exists(os.path.join(manual, "LOC_val_solution.csv")):
+    os.makedirs(manual, exist_ok=True)
+    write_fake_val(manual, args.images, getattr(args, "distinct", None))
   data.build("imagenet2012_val_masks", os.path.join(root, "data"), manual)
   source = data.get_source(
     "imagenet2012_val_masks", "validation", os.path.join(root, "data")
@@ -166,21 +182,26 @@ def _evaluation_rows(args, stages, module, params, root, row):
     train=False,
     keep=("image", "mask", "label", "id"),
   )
-  num_classes = 1000
-  head = {
-    "class_embeddings": np.asarray(
-      jax.random.normal(
-        jax.random.key(1), (num_classes, module.config.embed_dim)
+  cache = {} if cache is None else cache
+  key = ("evaluation_rows", id(module), id(params), args.start_layer)
+  if key not in cache:
+    num_classes = 1000
+    head = {
+      "class_embeddings": np.asarray(
+        jax.random.normal(
+          jax.random.key(1), (num_classes, module.config.embed_dim)
+        )
       )
+    }
+    trained = checkpoints.zero_shot(module, params, head, {})
+    explain_fn = explain.make_explainer(
+      module,
+      trained.classifier,
+      explain.Chefer(start_layer=args.start_layer),
+      jit=False,
     )
-  }
-  trained = checkpoints.zero_shot(module, params, head, {})
-  explain_fn = explain.make_explainer(
-    module,
-    trained.classifier,
-    explain.Chefer(start_layer=args.start_layer),
-    jit=False,
-  )
+    cache[key] = trained, explain_fn
+  trained, explain_fn = cache[key]
   step = stream.make_eval_step(explain_fn)
 
   # One batch on the device, placed as `stream.evaluate_records` places
@@ -200,9 +221,23 @@ def _evaluation_rows(args, stages, module, params, root, row):
     ),
     sharding.batch_sharding(local_mesh),
   )
-  heat_flops = xla_flops(step, params, head, images, labels, masks) / args.batch
-  # The first call compiles `step`, which the evaluation below reuses.
+  count = FlopCount(step, params, head, images, labels, masks)
+  # Compiles `step` (unless an earlier call with the same cache did): the
+  # calls below, and the evaluation's, reuse the executable.
+  start = time.perf_counter()
+  compiled = step.lower(params, head, images, labels, masks).compile()
   jax.block_until_ready(step(params, head, images, labels, masks))
+  compile_s = time.perf_counter() - start
+  if (key, "flops", args.batch) not in cache:
+    cache[key, "flops", args.batch] = count.result(compiled)
+  heat_flops = cache[key, "flops", args.batch] / args.batch
+  measured = {
+    "heat_flops": heat_flops,
+    "compile_s": compile_s,
+    "heat_rate": None,
+    "eval_rate": None,
+    "images": len(source),
+  }
   heat_rate = None
   if "heatmaps" in stages:  # the jitted step alone, repeated
     heat_s = float(
@@ -218,9 +253,10 @@ def _evaluation_rows(args, stages, module, params, root, row):
       )
     )
     heat_rate = args.batch / heat_s
+    measured["heat_rate"] = heat_rate
     row("heatmaps", heat_rate, heat_flops)
   if "evaluation" not in stages:
-    return heat_flops, None
+    return measured
 
   def whole(out_dir, count=None):
     subset = (
@@ -240,10 +276,16 @@ def _evaluation_rows(args, stages, module, params, root, row):
       num_workers=args.input_workers,
     )
 
-  whole(os.path.join(root, "warmup"), count=2 * args.batch)
+  run = os.path.join(root, f"run{len(os.listdir(root))}")  # not reused
+  if getattr(args, "warmup", True):
+    warmup_images = min(2 * args.batch, len(source))
+    measured["warmup_images"] = warmup_images
+    measured["warmup_seconds"] = Timing(
+      lambda: whole(os.path.join(run, "warmup"), count=warmup_images)
+    ).wall
   times = []
   for rep in range(args.reps):
-    out = os.path.join(root, f"eval{rep}")
+    out = os.path.join(run, f"eval{rep}")
     start = time.perf_counter()
     whole(out)
     times.append(time.perf_counter() - start)
@@ -252,11 +294,18 @@ def _evaluation_rows(args, stages, module, params, root, row):
     "-" if heat_rate is None else f"{100 * (heat_rate / eval_rate - 1):+.0f}%"
   )
   row("evaluation (read .. records)", eval_rate, heat_flops, slower)
-  return heat_flops, eval_rate
+  measured.update(eval_rate=eval_rate, eval_seconds=times)
+  return measured
 
 
-def ft_step(module, params, batch_size: int, reps: int):
-  """(images/s, FLOPs per image) of one FT step with Adam."""
+def ft_step(
+  module, params, batch_size: int, reps: int, on_compiled=None
+) -> dict:
+  """One FT step with Adam at `batch_size`, timed `reps` times after a first
+  call: {'images_per_s', 'flops_per_image' (XLA:CPU's count, taken on a
+  thread while the device compiles), 'compile_s', 'first_s' (the first call
+  after compiling), 'seconds' (each timed step)}. `on_compiled(seconds)` is
+  called once the step is compiled."""
   config = config_lib.default()
   config.method = "ft"
   config.train.optim.lr = 1e-5
@@ -290,17 +339,29 @@ def ft_step(module, params, batch_size: int, reps: int):
     ),
     "label": jnp.asarray(rng.integers(0, 1000, batch_size).astype(np.int32)),
   }
-  total_flops = xla_flops(raw_step, state, batch, {})
+  count = FlopCount(raw_step, state, batch, {})
+  start = time.perf_counter()
   compiled = step.lower(state, batch, {}).compile()
+  compile_s = time.perf_counter() - start
+  if on_compiled is not None:
+    on_compiled(compile_s)
+  start = time.perf_counter()
   state, metrics = compiled(state, batch, {})
   jax.block_until_ready(metrics)
+  first_s = time.perf_counter() - start
   times = []
   for _ in range(reps):
     start = time.perf_counter()
     state, metrics = compiled(state, batch, {})
     jax.block_until_ready(metrics)
     times.append(time.perf_counter() - start)
-  return batch_size / float(np.median(times)), total_flops / batch_size
+  return {
+    "images_per_s": batch_size / float(np.median(times)),
+    "flops_per_image": count.result(compiled) / batch_size,
+    "compile_s": compile_s,
+    "first_s": first_s,
+    "seconds": times,
+  }
 
 
 if __name__ == "__main__":

@@ -19,14 +19,21 @@ memory, so XLA:CPU's multi-GB temporaries stop costing page faults
 (docs/benchmarks.md); every benchmark takes it as ``--host-memory``
 (`add_host_memory_flag`, then `apply_host_memory`).
 
-Used by `benchmarks/heatmaps.py`, `benchmarks/train.py` and
-`benchmarks/evaluate.py`.
+FLOPs: `xla_flops` counts them on XLA:CPU whatever the backend;
+`FlopCount` does the same on a thread, so that on an accelerator the
+host-side count overlaps with the device's work (and on a CPU reads the
+benchmark's own executable). MFU against
+the vendor's figure: `datasheet_tflops(device_kind)`.
+
+Used by `benchmarks/heatmaps.py`, `benchmarks/train.py`,
+`benchmarks/evaluate.py` and `benchmarks/accelerator.py`.
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+import concurrent.futures
 import resource
 import time
 
@@ -107,13 +114,83 @@ def xla_flops(fn: Callable, *args) -> float:
   0). `fn` is the plain function or a jit of it without shardings (nested
   jits are inlined; give a step jitted with shardings unwrapped).
   """
+  return _executable_flops(jax.jit(fn).lower(*_cpu_specs(args)).compile())
+
+
+def _cpu_specs(args):
+  """The arguments' shapes and dtypes, placed on the host CPU."""
   cpu = jax.sharding.SingleDeviceSharding(jax.devices("cpu")[0])
-  specs = jax.tree.map(
+  return jax.tree.map(
     lambda x: jax.ShapeDtypeStruct(jnp.shape(x), x.dtype, sharding=cpu), args
   )
-  cost = jax.jit(fn).lower(*specs).compile().cost_analysis()
+
+
+_BACKGROUND = concurrent.futures.ThreadPoolExecutor(
+  max_workers=2, thread_name_prefix="xla_flops"
+)
+
+
+def _executable_flops(compiled) -> float:
+  cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   return float(cost.get("flops", 0.0)) if cost else 0.0
+
+
+class FlopCount:
+  """`xla_flops(fn, *args)`, taken where it costs least.
+
+  On an accelerator the count (a compilation for the host CPU: seconds to a
+  minute at ViT-B/16) starts at once on a background thread, so it overlaps
+  with the device's own compilation and timing. On a CPU backend the
+  benchmark's own executable is XLA:CPU's already: ``result(compiled)``
+  reads its cost analysis instead of compiling the function a second time.
+  The shapes are read here, so the arguments may be donated right after.
+
+      count = FlopCount(step, state, batch)
+      compiled = jax.jit(step, donate_argnums=0).lower(state, batch).compile()
+      flops = count.result(compiled)   # or count.result()
+  """
+
+  def __init__(self, fn: Callable, *args):
+    self._fn, self._specs = fn, _cpu_specs(args)
+    self._future = None
+    if jax.default_backend() != "cpu":
+      self._future = _BACKGROUND.submit(xla_flops, fn, *self._specs)
+
+  def result(self, compiled=None) -> float:
+    """The FLOPs; `compiled`: the benchmark's executable of ``fn(*args)``
+    (used on a CPU backend only)."""
+    if self._future is not None:
+      return self._future.result()
+    if compiled is not None:
+      return _executable_flops(compiled)
+    return xla_flops(self._fn, *self._specs)
+
+
+# Dense bfloat16 peaks from the vendors' datasheets, TFLOP/s per device
+# (`jax.Device.device_kind` prefixes), for an MFU against the datasheet next
+# to the one against the measured matmul. None: not listed (a CPU).
+DATASHEET_BF16_TFLOPS = {
+  "NVIDIA H100 PCIe": 756.0,
+  "NVIDIA H100 NVL": 835.5,
+  "NVIDIA H100": 989.4,  # SXM (H100 80GB HBM3)
+  "NVIDIA H200": 989.4,
+  "NVIDIA A100": 312.0,
+  "NVIDIA L4": 121.0,
+  "TPU v4": 275.0,
+  "TPU v5 lite": 197.0,
+  "TPU v5p": 459.0,
+  "TPU v5": 459.0,
+  "TPU v6 lite": 918.0,
+}
+
+
+def datasheet_tflops(device_kind: str) -> float | None:
+  """The datasheet's dense bfloat16 TFLOP/s of `device_kind`, or None."""
+  for prefix, tflops in DATASHEET_BF16_TFLOPS.items():
+    if device_kind.startswith(prefix):
+      return tflops
+  return None
 
 
 def interleaved(

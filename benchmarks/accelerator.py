@@ -1,0 +1,1123 @@
+r"""The accelerator table: every GPU/TPU measurement of docs/benchmarks.md in one
+run that fits a time budget, each row written as soon as it is measured.
+
+    bash benchmarks/accelerator.sh [--budget 540] [--out DIR] [--wheels DIR]
+    python benchmarks/accelerator.py [--budget 540 | --deadline EPOCH]
+        [--out DIR] [--dry-run] [--rows 1,3,rma]
+    python benchmarks/accelerator.py --list        # the rows, their estimates
+    python benchmarks/accelerator.py --missing     # requirements not installed
+
+`benchmarks/accelerator.sh` installs what is missing and calls this driver
+(docs/scale.md, "The accelerator table in one command"). The rows (`ROWS`)
+run in order of importance. Before each, its estimated cost (seconds on an
+accelerator; `dry_cost_s` on the CPU dry run) is compared with what is left
+of the budget: a row that does not fit is written "not reached" and the next
+one is tried; a row still running when the budget ends is stopped and
+written "timed out" (with what it had reported: its compile time, say). A
+row whose feature this checkout lacks is written "not available in this
+checkout". Nothing is dropped: every row of `ROWS` is in both files.
+
+Output (under --out; default $OUT when set, else ./accelerator_out), three
+files, rewritten whole after every row so that a run cut short leaves what
+it measured: `accelerator.md` (the table), `accelerator.json` (every number
+of every row, the environment), `accelerator.log` (everything the rows
+printed).
+
+How rows run. Python rows run in one worker process (`--worker`, started by
+this driver: jax, the model code and PyTorch are imported once, not once per
+row), which reports each row's result over a pipe; the driver stops it at
+the budget (its whole process group, input workers included) and starts a
+fresh one for the next row that fits. Command rows run as subprocesses of the
+driver. Each row reports its own compile time (the device executable's
+compilation or first call), shown in the table's "compile s" column.
+
+Adding a row is one entry of `ROWS`:
+
+    Row("name", run, cost_s=60, goal="...")
+
+where `run` is a Python callable ``run(ctx) -> dict`` (runs in the worker;
+`Context` gives the dry-run flag, a scratch directory, a per-process cache
+and the matmul reference; the dict's keys: 'result' (the table's text),
+'goal_met' (bool or None), 'compile_s', and any numbers for the JSON; raise
+`NotAvailable(reason)` when the feature is missing) or a command (a list of
+arguments, or a list of such lists run in order, from the repository's
+root; ``{python}`` is this interpreter; ``dry=`` gives the dry run's
+arguments, ``parse=`` turns the outputs into the dict). ``available=`` is a
+check the driver runs before anything is measured (it may import
+rationality_jax, not start a backend): it returns None, or why the row
+cannot run in this checkout.
+
+The dry run (`--dry-run`, CPU, tiny models, one repetition) runs the same
+driver, worker and rows; `tests/test_accelerator_dry_run.py` runs it in CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+import configparser
+import contextlib
+import dataclasses
+import datetime
+import gc
+import importlib
+import importlib.metadata
+import json
+import math
+import os
+import pathlib
+import platform
+import re
+import resource
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+BENCHMARKS = REPO / "benchmarks"
+
+MEASURED = "measured"
+NOT_REACHED = "not reached"
+NOT_AVAILABLE = "not available in this checkout"
+FAILED = "failed"
+TIMED_OUT = "timed out"
+PENDING = "pending"
+RUNNING = "running"
+STATUSES = (MEASURED, NOT_REACHED, NOT_AVAILABLE, FAILED, TIMED_OUT)
+
+IMAGENET_VAL = 50_000
+
+
+class NotAvailable(Exception):
+  """The row's feature is not in this checkout (the message says which)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+  """One measurement (module docstring, "Adding a row")."""
+
+  name: str
+  run: Callable[[Context], dict] | Sequence
+  cost_s: float
+  dry_cost_s: float = 10.0
+  goal: str = "-"
+  available: Callable[[], str | None] | None = None
+  dry: Sequence | None = None
+  parse: Callable[[list[str]], dict] | None = None
+
+  @property
+  def is_command(self) -> bool:
+    return not callable(self.run)
+
+  def check(self) -> str | None:
+    """None, or why this checkout cannot run the row (`available`)."""
+    if self.available is None:
+      return None
+    try:
+      return self.available()
+    except Exception as error:  # a broken check: the row cannot run
+      return f"{type(error).__name__}: {error}"
+
+  def commands(self, dry_run: bool) -> list[list[str]]:
+    """The row's commands (lists of arguments), ``{python}`` filled in."""
+    spec = self.dry if dry_run and self.dry is not None else self.run
+    if spec and isinstance(spec[0], str):
+      spec = [spec]
+    return [
+      [arg.replace("{python}", sys.executable) for arg in c] for c in spec
+    ]
+
+
+class Context:
+  """What a Python row gets in the worker."""
+
+  def __init__(self, dry_run: bool, scratch: str, send: Callable[..., None]):
+    self.dry_run = dry_run
+    self.scratch = scratch
+    self.cache: dict = {}  # kept across the rows of one worker
+    self._send = send
+    self.row = ""
+
+  def report(self, **partial) -> None:
+    """Numbers measured so far (kept if the row is stopped at the budget)."""
+    self._send(kind="partial", row=self.row, **partial)
+
+  def sizes(self, full, dry):
+    return dry if self.dry_run else full
+
+  @property
+  def reps(self) -> int:
+    return 1 if self.dry_run else 3
+
+  def reference(self):
+    """The matmul reference, compiled once per worker (`machine.py`): 8192^2
+    bfloat16 on an accelerator, 4096^2 float32 on a CPU, 256^2 in the dry
+    run."""
+    if "reference" not in self.cache:
+      import machine
+
+      self.cache["reference"] = (
+        machine.MatmulReference(256)
+        if self.dry_run
+        else machine.matmul_reference()
+      )
+    return self.cache["reference"]
+
+  def matmul_flops_per_s(self) -> float:
+    """The best of a few timed reference products (as `evaluate.py`)."""
+    reference = self.reference()
+    return max(
+      reference.flops / reference.time().wall for _ in range(self.reps + 1)
+    )
+
+  def device(self) -> dict:
+    import jax
+
+    device = jax.devices()[0]
+    return {
+      "platform": device.platform,
+      "device_kind": device.device_kind,
+      "device_count": jax.device_count(),
+    }
+
+  def vision_model(self, dtype: str = "bfloat16"):
+    """CLIP ViT-B/16 (tiny in the dry run) with random weights drawn on the
+    host by shape (`train.quick_params`: no initialiser to compile), computing
+    in `dtype` with float32 params."""
+    key = ("model", dtype)
+    if key not in self.cache:
+      from train import quick_params
+
+      from rationality_jax import models
+
+      arch = self.sizes("b16", "tiny")
+      module = models.VisionLanguageModel(models.families.ARCHITECTURES[arch])
+      self.cache[key] = (
+        f"random:{arch}",
+        *models.with_precision(module, quick_params(module), dtype, "float32"),
+      )
+    return self.cache[key]
+
+
+# The rows ------------------------------------------------------------------
+
+
+def _mfu_cells(ctx: Context, achieved: float, peak: float) -> tuple[str, dict]:
+  import machine
+
+  device = ctx.device()
+  sheet = machine.datasheet_tflops(device["device_kind"])
+  numbers = {
+    "achieved_tflops": achieved / 1e12,
+    "matmul_tflops": peak / 1e12,
+    "mfu_of_matmul": achieved / peak,
+    "datasheet_tflops": sheet,
+    "mfu_of_datasheet": None if sheet is None else achieved / (sheet * 1e12),
+  }
+  text = (
+    f"MFU {achieved / peak:.2f} of the measured matmul "
+    f"({achieved / 1e12:.4g} of {peak / 1e12:.4g} TFLOP/s)"
+  )
+  if sheet is not None:
+    text += f", {numbers['mfu_of_datasheet']:.2f} of the datasheet's {sheet:g}"
+  return text, numbers
+
+
+def ft_row(batch: int, goal: float) -> Callable[[Context], dict]:
+  """FT step (image tower + projection + head, Adam) in bfloat16 at `batch`:
+  `evaluate.ft_step`, its MFU against the measured matmul."""
+
+  def run(ctx: Context) -> dict:
+    from evaluate import ft_step
+
+    model, module, params = ctx.vision_model("bfloat16")
+    peak = ctx.matmul_flops_per_s()
+    ft = ft_step(
+      module,
+      params,
+      batch,
+      ctx.reps,
+      on_compiled=lambda s: ctx.report(compile_s=s),
+    )
+    achieved = ft["images_per_s"] * ft["flops_per_image"]
+    text, numbers = _mfu_cells(ctx, achieved, peak)
+    return {
+      "result": f"{text}; {ft['images_per_s']:,.0f} images/s, "
+      f"{ft['flops_per_image'] / 1e9:.3g} GFLOP/image ({model})",
+      "goal_met": None if ctx.dry_run else numbers["mfu_of_matmul"] >= goal,
+      "compile_s": ft["compile_s"],
+      "model": model,
+      "batch": batch,
+      **numbers,
+      **ft,
+    }
+
+  return run
+
+
+def heatmap_row(start_layer: int) -> Callable[[Context], dict]:
+  """Chefer heatmap + RMA: ours against the PyTorch reference on the same
+  device (`heatmaps.setup` / `heatmaps.measure`), float32 with TF32 on a GPU."""
+
+  def run(ctx: Context) -> dict:
+    import jax
+
+    try:
+      import torch
+    except ImportError as error:
+      raise NotAvailable(f"no torch ({error})") from None
+    import heatmaps
+
+    backend = jax.default_backend()
+    if backend == "cpu":
+      torch_device = "cpu"
+    elif backend == "gpu" and torch.cuda.is_available():
+      torch_device = "cuda"
+    else:  # a TPU, or a torch without CUDA: no PyTorch on this device
+      torch_device = None
+    batch = ctx.sizes(64, 4)
+    key = ("heatmaps", batch)
+    if key not in ctx.cache:
+      ctx.cache[key] = heatmaps.setup(
+        batch, 200, torch_device or "cpu", ctx.sizes("b16", "tiny")
+      )
+    modes = ["weights", "frozen"] if torch_device else []
+    row = heatmaps.measure(
+      ctx.cache[key], start_layer, ctx.sizes(5, 1), modes, ctx.reference()
+    )
+    text = (
+      f"ours {row['ours_images_per_s']:,.1f} images/s "
+      f"({row['fraction_of_matmul']:.2f} of the matmul)"
+    )
+    for mode in modes:
+      text += (
+        f"; PyTorch ({mode}) {row[f'torch_{mode}_images_per_s']:,.1f}: "
+        f"{row[f'speedup_vs_torch_{mode}']:.2f}x"
+      )
+    if modes:
+      text += f"; max abs diff {row['max_abs_diff_heatmap']:.1e}"
+    else:
+      text += f"; PyTorch not on this device ({backend}): ours only"
+    speedups = [row[f"speedup_vs_torch_{m}"] for m in modes]
+    return {
+      "result": text + f" (batch {batch}, float32)",
+      "goal_met": None if ctx.dry_run or not modes else min(speedups) >= 1.5,
+      "compile_s": row["ours_compile_s"],
+      "torch_device": torch_device,
+      **row,
+    }
+
+  return run
+
+
+def evaluation_row(workers: int | None) -> Callable[[Context], dict]:
+  """The whole evaluation (`stream.evaluate_records` on stand-in 500x375
+  JPEGs: read, decode, preprocess, heatmap, scores, records on disk) against
+  the heatmap step alone (`evaluate.evaluation_rows`), bfloat16, all 12
+  blocks; `workers` input processes (None: one per core)."""
+
+  def run(ctx: Context) -> dict:
+    from evaluate import evaluation_rows
+
+    cores = os.cpu_count() or 1
+    # One per core; one in the dry run (each starts a Python of its own).
+    n_workers = (1 if ctx.dry_run else cores) if workers is None else workers
+    model, module, params = ctx.vision_model("bfloat16")
+    args = argparse.Namespace(
+      model=model,
+      images=ctx.sizes(4096, 16),
+      batch=ctx.sizes(128, 8),
+      start_layer=0,
+      dtype="bfloat16",
+      reps=ctx.sizes(2, 1),
+      input_workers=n_workers,
+      distinct=256,
+      warmup=not ctx.dry_run,
+    )
+    root = os.path.join(ctx.scratch, "evaluation")  # built once, shared
+    os.makedirs(root, exist_ok=True)
+    m = evaluation_rows(
+      args,
+      ("heatmaps", "evaluation"),
+      module,
+      params,
+      root,
+      lambda *cells: None,
+      cache=ctx.cache,
+    )
+    n, rate = m["images"], m["eval_rate"]
+    # Steady rate from the difference of the timed runs and the shorter
+    # warm-up run; what is left of the warm-up is the pipeline's start-up.
+    n0, t0 = m.get("warmup_images", 0), m.get("warmup_seconds", 0.0)
+    t = n / rate
+    steady = (n - n0) / (t - t0) if n > n0 > 0 and t > t0 else rate
+    startup = max(t0 - n0 / steady, 0.0)
+    projected = startup + IMAGENET_VAL / steady
+    slower = m["heat_rate"] / rate - 1
+    how = (
+      f"start-up {startup:.1f} s + {steady:,.0f}/s"
+      if n0
+      else "at that rate, no warm-up run"
+    )
+    return {
+      "result": f"evaluation {rate:,.0f} images/s, heatmaps alone "
+      f"{m['heat_rate']:,.0f} ({100 * slower:+.0f}%); 50,000 images in "
+      f"~{projected:,.1f} s ({how}); {n} JPEGs, batch {args.batch}, "
+      f"{n_workers} input worker{'' if n_workers == 1 else 's'}",
+      "goal_met": None if ctx.dry_run else projected < 30,
+      "compile_s": m["compile_s"],
+      "input_workers": n_workers,
+      "steady_images_per_s": steady,
+      "startup_s": startup,
+      "projected_50000_s": projected,
+      "slower_than_heatmaps": slower,
+      **m,
+    }
+
+  return run
+
+
+def rma_row(ctx: Context) -> dict:
+  """`metrics.rma` jitted on the device over N heatmaps (float32) and masks
+  (uint8) already there, against a device copy of the same bytes
+  (`benchmarks/metrics.py`'s rounds)."""
+  import jax
+  import jax.numpy as jnp
+  from machine import Timing
+  from metrics import _timed_rounds  # benchmarks/metrics.py
+  import numpy as np
+
+  from rationality_jax import metrics
+
+  n, size = ctx.sizes((10_000, 224), (64, 32))
+  k1, k2 = jax.random.split(jax.random.key(0))
+  heatmaps = jax.random.uniform(k1, (n, size, size), jnp.float32)
+  masks = (jax.random.uniform(k2, (n, size, size)) < 0.3).astype(jnp.uint8)
+  jax.block_until_ready((heatmaps, masks))  # not part of the compile time
+  rma = jax.jit(metrics.rma)
+  copy = jax.jit(lambda h, m: (jnp.copy(h), jnp.copy(m)))
+  compile_s = Timing(lambda: jax.block_until_ready(rma(heatmaps, masks))).wall
+  ctx.report(compile_s=compile_s)
+  h, m = np.asarray(heatmaps[:8]), np.asarray(masks[:8]).astype(np.float32)
+  np.testing.assert_allclose(
+    np.asarray(rma(heatmaps, masks)[:8]),
+    np.einsum("nhw,nhw->n", h, m) / h.sum((1, 2)),
+    rtol=1e-4,
+  )
+  times = _timed_rounds(
+    {
+      "ours": lambda: jax.block_until_ready(rma(heatmaps, masks)),
+      "copy": lambda: jax.block_until_ready(copy(heatmaps, masks)),
+    },
+    ctx.sizes(15, 1),
+  )
+  ours_s, copy_s = (
+    float(np.median(times["ours"])),
+    float(np.median(times["copy"])),
+  )
+  nbytes = heatmaps.nbytes + masks.nbytes
+  ratio = float(np.median(times["ours"] / times["copy"]))
+  return {
+    "result": f"{n / ours_s:,.0f} heatmaps/s ({size} px), "
+    f"{nbytes / ours_s / 1e9:,.1f} GB/s read; a device copy of the same "
+    f"bytes {copy_s * 1e3:.3g} ms, ours {ratio:.2f}x its time "
+    f"({n:,} maps, {nbytes / 1e9:.2f} GB)",
+    "goal_met": None if ctx.dry_run else ratio <= 1.2,
+    "compile_s": compile_s,
+    "n": n,
+    "size": size,
+    "ours_s": ours_s,
+    "copy_s": copy_s,
+    "ours_over_copy": ratio,
+    "seconds": {k: v.tolist() for k, v in times.items()},
+  }
+
+
+BOOTSTRAP = "bootstrap_intervals"  # rationality_jax.metrics' function
+
+
+def bootstrap_available() -> str | None:
+  from rationality_jax import metrics
+
+  if hasattr(metrics, BOOTSTRAP):
+    return None
+  return f"rationality_jax.metrics has no {BOOTSTRAP}"
+
+
+def bootstrap_row(ctx: Context) -> dict:
+  """Percentile bootstrap intervals of accuracy, PT and IR from 50,000
+  per-sample records, 1,000 resamples, after a first (compiling) call."""
+  import jax
+  from machine import Timing
+  from metrics import _timed_rounds  # benchmarks/metrics.py
+  import numpy as np
+
+  from rationality_jax import metrics
+
+  intervals = getattr(metrics, BOOTSTRAP, None)
+  if intervals is None:
+    raise NotAvailable(bootstrap_available())
+  n, resamples = ctx.sizes((50_000, 1_000), (1_000, 100))
+  rng = np.random.default_rng(1)
+  correct = jax.device_put(rng.random(n) < 0.7)
+  valid = jax.device_put((rng.random(n) < 0.5).astype(np.float32))
+  key = jax.random.key(0)
+
+  def once():
+    return jax.block_until_ready(
+      intervals(correct, valid, key=key, resamples=resamples)
+    )
+
+  compile_s = Timing(once).wall
+  times = _timed_rounds({"ours": once}, ctx.sizes(7, 1))["ours"]
+  return {
+    "result": f"{np.median(times) * 1e3:.3g} ms for {n:,} records x "
+    f"{resamples:,} resamples (median of {len(times)})",
+    "goal_met": None,
+    "compile_s": compile_s,
+    "seconds": times.tolist(),
+  }
+
+
+GUIDED = "guided"  # rationality_jax.methods' name of the method
+TRAIN = ["{python}", "benchmarks/train.py", "--skip-torch"]
+TRAIN_FULL = [*TRAIN, "--model", "b16", "--batch", "32", "--dtype", "bfloat16"]
+TRAIN_DRY = [*TRAIN, "--model", "tiny", "--batch", "4", "--steps", "1"]
+
+
+def guided_available() -> str | None:
+  from rationality_jax import methods
+
+  if GUIDED not in methods.METHODS:
+    return f"no method {GUIDED!r} in rationality_jax.methods"
+  if '"--method"' not in (BENCHMARKS / "train.py").read_text():
+    return "benchmarks/train.py takes no --method"
+  return None
+
+
+def train_table(output: str) -> dict:
+  """The 'rationality_jax (jit)' row of `benchmarks/train.py`'s table."""
+  for line in output.splitlines():
+    if line.startswith("| rationality_jax"):
+      cells = [c.strip() for c in line.strip().strip("|").split("|")]
+      return {"compile_s": float(cells[1]), "step_s": float(cells[3])}
+  raise ValueError("no '| rationality_jax' row in benchmarks/train.py's output")
+
+
+def guided_vs_ft(outputs: list[str]) -> dict:
+  ft, guided = (train_table(o) for o in outputs)
+  ratio = guided["step_s"] / ft["step_s"]
+  return {
+    "result": f"guided {guided['step_s']:.3f} s/step, FT "
+    f"{ft['step_s']:.3f} s/step: {ratio:.2f}x FT's time",
+    "goal_met": None,
+    "compile_s": guided["compile_s"],
+    "ft": ft,
+    "guided": guided,
+  }
+
+
+ROWS = [
+  Row(
+    "FT step MFU, bfloat16, batch 32",
+    ft_row(32, 0.40),
+    cost_s=75,
+    dry_cost_s=10,
+    goal="MFU >= 0.40",
+  ),
+  Row(
+    "FT step MFU, bfloat16, batch 256",
+    ft_row(256, 0.50),
+    cost_s=100,
+    dry_cost_s=10,
+    goal="MFU >= 0.50",
+  ),
+  Row(
+    "heatmaps, all 12 blocks, vs PyTorch on the same device",
+    heatmap_row(0),
+    cost_s=110,
+    dry_cost_s=15,
+    goal="ours >= 1.5x PyTorch",
+  ),
+  Row(
+    "heatmaps, last block, vs PyTorch on the same device",
+    heatmap_row(-1),
+    cost_s=60,
+    dry_cost_s=8,
+    goal="ours >= 1.5x PyTorch",
+  ),
+  Row(
+    "whole evaluation (JPEGs, input workers = cores) vs heatmaps alone",
+    evaluation_row(None),
+    cost_s=120,
+    dry_cost_s=20,
+    goal="50,000 images < 30 s",
+  ),
+  Row("RMA on device", rma_row, cost_s=25, dry_cost_s=5, goal="<= 1.2x a copy"),
+  Row(
+    "guided step vs FT",
+    [[*TRAIN_FULL, "--method", "ft"], [*TRAIN_FULL, "--method", GUIDED]],
+    cost_s=240,  # two processes, each compiling and counting FLOPs
+    dry_cost_s=40,
+    available=guided_available,
+    dry=[[*TRAIN_DRY, "--method", "ft"], [*TRAIN_DRY, "--method", GUIDED]],
+    parse=guided_vs_ft,
+  ),
+  Row(
+    "bootstrap intervals 50,000 x 1,000",
+    bootstrap_row,
+    cost_s=20,
+    dry_cost_s=5,
+    available=bootstrap_available,
+  ),
+  Row(
+    "whole evaluation, input threads only (no worker processes)",
+    evaluation_row(0),
+    cost_s=60,
+    dry_cost_s=10,
+    goal="50,000 images < 30 s",
+  ),
+]
+
+
+# The worker -----------------------------------------------------------------
+
+
+def environment() -> dict:
+  """The worker's view of the machine (after importing jax, without torch)."""
+  import jax
+
+  def version(name):
+    try:
+      return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+      return None
+
+  device = jax.devices()[0]
+  return {
+    "python": platform.python_version(),
+    "jax": jax.__version__,
+    "jaxlib": version("jaxlib"),
+    "flax": version("flax"),
+    "torch": version("torch"),
+    "backend": jax.default_backend(),
+    "device_kind": device.device_kind,
+    "device_count": jax.device_count(),
+    "cpu_cores": os.cpu_count(),
+    "host": platform.node(),
+  }
+
+
+def worker(fd: int, dry_run: bool, scratch: str) -> None:
+  """Runs the rows named on stdin, one per line; reports over `fd`."""
+  channel = os.fdopen(fd, "w", buffering=1)
+
+  def send(**message):
+    channel.write(json.dumps(message, default=_jsonable) + "\n")
+    channel.flush()
+
+  ctx = Context(dry_run, scratch, send)
+  send(kind="hello", environment=environment())
+  by_name = {row.name: row for row in ROWS}
+  for line in sys.stdin:
+    name = line.rstrip("\n")
+    row = by_name[name]
+    ctx.row = name
+    print(f"\n=== {name} ===", flush=True)
+    cpu = _cpu_seconds()
+    try:
+      result = row.run(ctx)
+      # Host CPU seconds of the row: this process's threads and the
+      # processes it waited for (input workers).
+      result.setdefault("host_cpu_s", _cpu_seconds() - cpu)
+      send(kind="done", row=name, status=MEASURED, **result)
+    except NotAvailable as error:
+      send(kind="done", row=name, status=NOT_AVAILABLE, reason=str(error))
+    except Exception as error:
+      traceback.print_exc()
+      sys.stdout.flush()
+      send(
+        kind="done",
+        row=name,
+        status=FAILED,
+        error=f"{type(error).__name__}: {error}"[:500],
+      )
+    gc.collect()
+
+
+def _cpu_seconds() -> float:
+  own = resource.getrusage(resource.RUSAGE_SELF)
+  children = resource.getrusage(resource.RUSAGE_CHILDREN)
+  return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _jsonable(value):
+  if hasattr(value, "tolist"):
+    return value.tolist()
+  if hasattr(value, "item"):
+    return value.item()
+  return str(value)
+
+
+class Worker:
+  """The driver's handle on one worker process."""
+
+  def __init__(self, dry_run: bool, scratch: str, log, env: dict):
+    read, write = os.pipe()
+    command = [sys.executable, __file__, "--worker", str(write)]
+    command += ["--scratch", scratch] + (["--dry-run"] if dry_run else [])
+    self.process = subprocess.Popen(
+      command,
+      stdin=subprocess.PIPE,
+      stdout=log,
+      stderr=subprocess.STDOUT,
+      pass_fds=(write,),
+      start_new_session=True,  # its own process group: stopped as a whole
+      cwd=REPO,
+      env=env,
+      text=True,
+    )
+    os.close(write)
+    self.fd = read
+    self.buffer = b""
+    self.ready = False  # said hello
+
+  def send(self, name: str) -> None:
+    self.process.stdin.write(name + "\n")
+    self.process.stdin.flush()
+
+  def message(self, deadline: float) -> dict | None:
+    """The next message, None at the deadline; EOFError if the worker ended."""
+    while b"\n" not in self.buffer:
+      left = deadline - time.time()
+      if left <= 0:
+        return None
+      ready, _, _ = select.select([self.fd], [], [], left)
+      if not ready:
+        return None
+      chunk = os.read(self.fd, 1 << 16)
+      if not chunk:
+        raise EOFError
+      self.buffer += chunk
+    line, self.buffer = self.buffer.split(b"\n", 1)
+    return json.loads(line)
+
+  def stop(self) -> None:
+    """Kills the worker's process group (its input workers too)."""
+    if self.fd is None:
+      return
+    with contextlib.suppress(ProcessLookupError):
+      os.killpg(self.process.pid, signal.SIGKILL)
+    self.process.wait()
+    os.close(self.fd)
+    self.fd = None
+
+
+# The driver -----------------------------------------------------------------
+
+
+class Table:
+  """The records of every row, written whole to the .md and .json files."""
+
+  def __init__(self, rows, out: str, dry_run: bool, budget_s: float, deadline):
+    self.rows = rows
+    self.out = out
+    self.dry_run = dry_run
+    self.started = time.time()
+    self.budget_s = budget_s
+    self.deadline = deadline
+    self.environment: dict = {}
+    self.records = {
+      row.name: {
+        "row": row.name,
+        "status": PENDING,
+        "result": "",
+        "goal": row.goal,
+        "goal_met": None,
+        "compile_s": None,
+        "row_s": None,
+        "estimate_s": row.dry_cost_s if dry_run else row.cost_s,
+      }
+      for row in rows
+    }
+
+  def set(self, name: str, **fields) -> None:
+    self.records[name].update(fields)
+    self.write()
+
+  def markdown(self) -> str:
+    env = self.environment
+    when = datetime.datetime.fromtimestamp(self.started, datetime.UTC)
+    lines = [
+      "# Accelerator table (`benchmarks/accelerator.sh`)",
+      "",
+    ]
+    if self.dry_run:
+      lines += [
+        "**CPU dry run**: tiny models, one repetition. The numbers test the "
+        "script, not the machine; no goal is judged.",
+        "",
+      ]
+    device = (
+      f"{env.get('device_kind', '?')} x{env.get('device_count', '?')} "
+      f"({env.get('backend', '?')})"
+      if env
+      else "device unknown (no worker started)"
+    )
+    lines += [
+      f"{device}, jax {env.get('jax', '?')}, torch {env.get('torch', '-')}, "
+      f"Python {env.get('python', '?')}, {env.get('cpu_cores', '?')} CPU "
+      f"cores; budget {self.budget_s:.0f} s, started "
+      f"{when:%Y-%m-%d %H:%M} UTC, {time.time() - self.started:.0f} s so far.",
+      "",
+      "| # | row | status | result | goal | met | compile s | row s | est. s |",
+      "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in self.rows:
+      r = self.records[row.name]
+      i = ROWS.index(row) + 1 if row in ROWS else "-"
+      met = {True: "yes", False: "no", None: "-"}[r["goal_met"]]
+      result = r["result"] or r.get("reason") or r.get("error") or ""
+      cells = [
+        str(i),
+        row.name,
+        r["status"],
+        result.replace("|", "/"),
+        r["goal"],
+        met,
+        _seconds(r["compile_s"]),
+        _seconds(r["row_s"]),
+        f"{r['estimate_s']:.0f}",
+      ]
+      lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+  def write(self) -> None:
+    document = {
+      "dry_run": self.dry_run,
+      "budget_s": self.budget_s,
+      "started": self.started,
+      "elapsed_s": time.time() - self.started,
+      "environment": self.environment,
+      "rows": [self.records[row.name] for row in self.rows],
+    }
+    _write(os.path.join(self.out, "accelerator.md"), self.markdown())
+    _write(
+      os.path.join(self.out, "accelerator.json"),
+      json.dumps(document, indent=1, default=_jsonable) + "\n",
+    )
+
+
+def _seconds(value) -> str:
+  if value is None or (isinstance(value, float) and math.isnan(value)):
+    return "-"
+  return f"{value:.1f}"
+
+
+def _write(path: str, text: str) -> None:
+  partial = path + ".partial"
+  with open(partial, "w") as f:
+    f.write(text)
+  os.replace(partial, path)
+
+
+def _worker_env(dry_run: bool) -> dict:
+  env = dict(os.environ)
+  paths = [str(REPO), str(BENCHMARKS)]
+  if env.get("PYTHONPATH"):
+    paths.append(env["PYTHONPATH"])
+  env["PYTHONPATH"] = os.pathsep.join(paths)
+  env.setdefault("PYTHONUNBUFFERED", "1")
+  env.setdefault("HF_HUB_OFFLINE", "1")
+  env.setdefault("TRANSFORMERS_OFFLINE", "1")
+  if dry_run:
+    env["JAX_PLATFORMS"] = "cpu"
+    # Tiny models compile for longer than they run: LLVM at -O0 takes a
+    # third off the compile times (the numbers are not the point here).
+    env["XLA_FLAGS"] = " ".join(
+      [
+        env.get("XLA_FLAGS", ""),
+        "--xla_backend_optimization_level=0",
+        "--xla_llvm_disable_expensive_passes=true",
+      ]
+    ).strip()
+  else:
+    # JAX takes 75% of a GPU's memory at its first use by default; PyTorch
+    # runs in the same worker (the heatmap rows): leave it more room.
+    env.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.6")
+  return env
+
+
+def run_command_row(row: Row, table: Table, log, env: dict, dry_run: bool):
+  """A command row: its commands in order, each stopped at the deadline."""
+  outputs = []
+  for command in row.commands(dry_run):
+    log.write(f"\n=== {row.name}: {' '.join(command)} ===\n")
+    log.flush()
+    left = table.deadline - time.time()
+    process = subprocess.Popen(
+      command,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+      cwd=REPO,
+      env=env,
+      text=True,
+      start_new_session=True,
+    )
+    try:
+      output, _ = process.communicate(timeout=max(left, 0.1))
+    except subprocess.TimeoutExpired:
+      os.killpg(process.pid, signal.SIGKILL)
+      output, _ = process.communicate()
+      log.write(output)
+      return {"status": TIMED_OUT, "result": "stopped at the budget"}
+    log.write(output)
+    log.flush()
+    if process.returncode:
+      tail = output.strip().splitlines()[-1:] or [""]
+      return {
+        "status": FAILED,
+        "error": f"exit {process.returncode}: {tail[0][:300]}",
+      }
+    outputs.append(output)
+  if row.parse is None:
+    tables = [
+      line for o in outputs for line in o.splitlines() if line.startswith("|")
+    ]
+    return {
+      "status": MEASURED,
+      "result": "see accelerator.log",
+      "table": tables,
+    }
+  try:
+    return {"status": MEASURED, **row.parse(outputs)}
+  except Exception as error:
+    return {"status": FAILED, "error": f"parsing the output: {error}"}
+
+
+def drive(
+  rows,
+  out: str,
+  dry_run: bool,
+  deadline: float,
+  budget_s: float,
+  quiet: bool = False,
+) -> Table:
+  """Runs `rows` within the deadline; returns the table (also on disk)."""
+  os.makedirs(out, exist_ok=True)
+  table = Table(rows, out, dry_run, budget_s, deadline)
+  table.write()
+  scratch = tempfile.mkdtemp(prefix="accelerator_")
+  env = _worker_env(dry_run)
+  log = open(  # noqa: SIM115 (closed in the finally below)
+    os.path.join(out, "accelerator.log"), "a", buffering=1
+  )
+  state = {"worker": None, "current": None}
+
+  def say(text):
+    if not quiet:
+      print(text, flush=True)
+
+  def start_worker() -> Worker | None:
+    """The worker, started if there is none, once it has said hello."""
+    worker_ = state["worker"]
+    if worker_ is None or worker_.process.poll() is not None:
+      worker_ = state["worker"] = Worker(dry_run, scratch, log, env)
+    if worker_.ready:
+      return worker_
+    try:
+      hello = worker_.message(table.deadline)
+    except EOFError:
+      hello = None
+    if hello is None or hello.get("kind") != "hello":
+      worker_.stop()
+      state["worker"] = None
+      return None
+    worker_.ready = True
+    table.environment = hello["environment"]
+    table.write()
+    return worker_
+
+  def interrupted(signum, frame):
+    if state["current"]:
+      table.set(state["current"], status=TIMED_OUT, result="interrupted")
+    raise SystemExit(128 + signum)  # the finally below stops the worker
+
+  previous = signal.signal(signal.SIGTERM, interrupted)
+  try:
+    if any(not row.is_command for row in rows):
+      # Imports while the checks below run; says hello when first needed.
+      state["worker"] = Worker(dry_run, scratch, log, env)
+    for row in rows:
+      reason = row.check()
+      if reason:
+        table.set(row.name, status=NOT_AVAILABLE, reason=reason)
+    for row in rows:
+      record = table.records[row.name]
+      if record["status"] == NOT_AVAILABLE:
+        say(f"{row.name}: {NOT_AVAILABLE} ({record['reason']})")
+        continue
+      left = table.deadline - time.time()
+      if record["estimate_s"] > left:
+        table.set(
+          row.name,
+          status=NOT_REACHED,
+          result=f"est. {record['estimate_s']:.0f} s > {max(left, 0):.0f} s left",
+        )
+        say(f"{row.name}: {NOT_REACHED}")
+        continue
+      state["current"] = row.name
+      table.set(row.name, status=RUNNING)
+      say(f"{row.name}: running ({left:.0f} s left)")
+      start = time.time()
+      if row.is_command:
+        fields = run_command_row(row, table, log, env, dry_run)
+      else:
+        fields = run_in_worker(row, table, state, start_worker)
+      fields["row_s"] = time.time() - start
+      table.set(row.name, **fields)
+      state["current"] = None
+      r = table.records[row.name]
+      say(f"{row.name}: {r['status']}: {r['result'] or r.get('error', '')}")
+  finally:
+    signal.signal(signal.SIGTERM, previous)
+    if state["worker"]:
+      state["worker"].stop()
+    log.close()
+    shutil.rmtree(scratch, ignore_errors=True)
+  return table
+
+
+def run_in_worker(row: Row, table: Table, state: dict, start_worker) -> dict:
+  worker_ = start_worker()
+  if worker_ is None:
+    if time.time() >= table.deadline:
+      return {"status": TIMED_OUT, "result": "the worker was still starting"}
+    return {"status": FAILED, "error": "the worker did not start (log)"}
+  worker_.send(row.name)
+  partial = {}
+  while True:
+    try:
+      message = worker_.message(table.deadline)
+    except EOFError:
+      code = worker_.process.wait()
+      worker_.stop()
+      state["worker"] = None
+      return {
+        **partial,
+        "status": FAILED,
+        "error": f"the worker exited with code {code} (log)",
+      }
+    if message is None:  # the budget is spent: stop the row
+      worker_.stop()
+      state["worker"] = None
+      return {**partial, "status": TIMED_OUT, "result": "stopped at the budget"}
+    kind = message.pop("kind")
+    message.pop("row", None)
+    if kind == "partial":
+      partial.update(message)
+      table.set(row.name, **partial)
+    elif kind == "done":
+      return {**partial, **message}
+
+
+def missing_requirements() -> list[str]:
+  """setup.cfg's install_requires (and torch) that are not installed at a
+  version the requirement takes."""
+  parser = configparser.ConfigParser()
+  parser.read(REPO / "setup.cfg")
+  lines = parser["options"]["install_requires"].splitlines()
+  lines += parser["options.extras_require"]["torch"].splitlines()
+  try:
+    from packaging.requirements import Requirement
+  except ImportError:
+    Requirement = None
+  missing = []
+  for line in lines:
+    line = line.split("#")[0].strip()
+    if not line:
+      continue
+    name = re.split(r"[\s\[<>=!~;]", line, maxsplit=1)[0]
+    try:
+      installed = importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+      missing.append(line)
+      continue
+    wrong = (
+      Requirement is not None
+      and name != "torch"  # any torch will do
+      and not Requirement(line).specifier.contains(installed, prereleases=True)
+    )
+    if wrong:
+      missing.append(line)
+  return missing
+
+
+def select_rows(spec: str | None) -> list[Row]:
+  """--rows: comma-separated 1-based numbers or parts of names."""
+  if not spec:
+    return list(ROWS)
+  chosen = []
+  for part in spec.split(","):
+    part = part.strip()
+    if part.isdigit():
+      chosen.append(ROWS[int(part) - 1])
+    else:
+      matches = [r for r in ROWS if part.lower() in r.name.lower()]
+      if not matches:
+        raise SystemExit(f"--rows: no row matches {part!r}")
+      chosen += matches
+  return [r for r in ROWS if r in chosen]
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--budget", type=float, default=540.0)
+  parser.add_argument(
+    "--deadline",
+    type=float,
+    default=None,
+    help="end of the budget as a Unix time (accelerator.sh passes it, so "
+    "that installing counts against the budget)",
+  )
+  parser.add_argument(
+    "--out", default=os.environ.get("OUT") or "accelerator_out"
+  )
+  parser.add_argument("--dry-run", action="store_true")
+  parser.add_argument("--rows", default=None)
+  parser.add_argument("--list", action="store_true")
+  parser.add_argument("--missing", action="store_true")
+  parser.add_argument(
+    "--worker", type=int, default=None, help=argparse.SUPPRESS
+  )
+  parser.add_argument("--scratch", default=None, help=argparse.SUPPRESS)
+  args = parser.parse_args(argv)
+  if args.worker is not None:
+    worker(args.worker, args.dry_run, args.scratch)
+    return 0
+  if args.missing:
+    print("\n".join(missing_requirements()))
+    return 0
+  rows = select_rows(args.rows)
+  if args.list:
+    for i, row in enumerate(ROWS, 1):
+      kind = "command" if row.is_command else "python"
+      print(
+        f"{i}. {row.name} ({kind}; est. {row.cost_s:.0f} s, dry run "
+        f"{row.dry_cost_s:.0f} s; goal: {row.goal})"
+      )
+    return 0
+  deadline = args.deadline or time.time() + args.budget
+  table = drive(rows, args.out, args.dry_run, deadline, args.budget)
+  print("\n" + table.markdown())
+  print(f"written: {os.path.join(args.out, 'accelerator.md')}, .json, .log")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
