@@ -95,6 +95,8 @@ def collect(
         {field: summary.get(field, float("nan")) for field in FIELDS[7:]}
       )
       row["skipped"] = meta.get("skipped", {})
+      row["group"] = meta.get("group") or meta.get("name", "")
+      row["seed"] = meta.get("seed")
       row["trained"] = trained(meta)
       row["run_dir"] = run_dir
       rows.append(row)

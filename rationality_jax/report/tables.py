@@ -75,7 +75,12 @@ def metric_table(
         for r in rows
         if (r["method"], r["model"], r["dataset"]) == (method, model, dataset)
       ]
-      value = float(match[0][metric]) if match else float("nan")
+      # Several seeds of one cell: their mean (the spread is in "Seeds").
+      value = (
+        float(np.nanmean([float(m[metric]) for m in match]))
+        if match and not all(np.isnan(float(m[metric])) for m in match)
+        else float("nan")
+      )
       paper = (published or {}).get((metric, method, model, dataset))
       if (method, model, dataset) in failed and not match:
         cells.append("failed")

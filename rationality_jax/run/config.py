@@ -8,6 +8,8 @@ The fields (docs/run_config.md has the table and the path a command takes):
 
   mode: what `rationality_jax.main` runs (`rationality_jax.run.modes`).
   name: the run's name in reports ('' = its method; a grid sets the cell's).
+  group: the runs a report takes together ('' = the name alone; a grid's
+      seeded cells share their cell's name: mean and spread over seeds).
   seed: initialisation, data order, augmentation.
   model: path - a checkpoint path, a hub id or ``random:<arch>`` (required:
       an empty path is an error, never a silent random model); name - display
@@ -200,6 +202,7 @@ def default() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.mode = "train"
   c.name = ""
+  c.group = ""
   c.seed = 42
   c.model = _cd(
     path="",
@@ -285,13 +288,16 @@ def grid(run: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   models: {name: a ``model`` section}; datasets: {name: {train_data,
   eval_data}}; cells: [{name, model, dataset, set}] where ``set`` holds
   dotted overrides of the run config (``{'method': 'lp',
-  'train.optim.lr': 1e-3}``). `for_cell` merges one.
+  'train.optim.lr': 1e-3}``). `for_cell` merges one. seeds: () (every
+  cell once, at ``seed``) or seeds to train every trained cell with
+  (`expand_seeds`: a cell per seed, reported as one with its spread).
   """
   c = copy.deepcopy(run)
   c.mode = "grid"
   c.models = ml_collections.ConfigDict()
   c.datasets = ml_collections.ConfigDict()
   c.cells = []
+  c.seeds = ()
   c.pretrain = ml_collections.ConfigDict({"enabled": False})
   return c
 
@@ -333,6 +339,28 @@ def dataset_section(
       builder_kwargs=ml_collections.ConfigDict(),
     ),
   )
+
+
+def expand_seeds(config: ml_collections.ConfigDict) -> list[dict]:
+  """The grid's cells with every trained cell once per ``config.seeds``
+  (named ``<cell>-s<seed>``, with ``group`` the cell's name and ``seed``);
+  a zero-shot cell trains nothing and stays one cell."""
+  seeds = tuple(config.get("seeds", ()))
+  out = []
+  for spec in config.cells:
+    method = dict(spec.get("set", {})).get("method", config.method)
+    if not seeds or method == "zs":
+      out.append(spec)
+      continue
+    for seed in seeds:
+      seeded = copy.deepcopy(dict(spec))
+      seeded.update(
+        name=f"{spec['name']}-s{seed}",
+        group=spec["name"],
+        set={**dict(spec.get("set", {})), "seed": int(seed)},
+      )
+      out.append(seeded)
+  return out
 
 
 def _base(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

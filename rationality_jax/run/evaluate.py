@@ -163,6 +163,8 @@ def run_meta(config, trained, source, spec: str, run_name: str) -> dict:
   made_by = _run_config_of(trained, config)
   return {
     "name": run_name,
+    "group": config.group or run_name,
+    "seed": config.seed,
     "model": config.model.name or resolve.model_name(config),
     "dataset": data.report_key(eval_name),
     "builder": eval_name,

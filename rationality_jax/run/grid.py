@@ -59,6 +59,7 @@ def cell_config(
   run_config = config_lib.for_cell(config, cell)
   with run_config.unlocked():
     run_config.name = cell["name"]
+    run_config.group = cell.get("group", "")
     if run_config.model.path == PRETRAINED:
       run_config.model.path = os.path.join(workdir, PRETRAINED, "model")
     if not run_config.data.dir:
@@ -100,7 +101,7 @@ def cell_claims(config, workdir: str) -> list[tuple]:
   every cell whose fingerprint is known before it runs (a cell whose model
   cannot be read yet fails in its cell, named there)."""
   claims = []
-  for cell in config.cells:
+  for cell in config_lib.expand_seeds(config):
     run_config = cell_config(config, cell, workdir)
     try:
       trained, _ = evaluate.model_fingerprint(run_config)
@@ -155,7 +156,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, fresh: bool = False):
     )
   if failed:
     raise GridFailed(
-      f"{len(failed)} of {len(config.cells)} cells failed "
+      f"{len(failed)} of {len(config_lib.expand_seeds(config))} cells failed "
       f"({', '.join(failed)}); see {result['paths']['report.md']} and log.txt"
     )
   return result
@@ -170,9 +171,10 @@ def _run_cells(config, workdir: str) -> dict:
     pretrain.ensure(config.pretrain, os.path.join(workdir, PRETRAINED), workdir)
   seconds["pretrain"] = time.perf_counter() - start
   eval_dirs, done, failures = [], [], []
-  for i, cell in enumerate(config.cells, start=1):
+  cells = config_lib.expand_seeds(config)
+  for i, cell in enumerate(cells, start=1):
     name = cell["name"]
-    console.stage(f"cell {i}/{len(config.cells)}: {name}")
+    console.stage(f"cell {i}/{len(cells)}: {name}")
     t, stage = time.perf_counter(), "train"
     run_config = cell_config(config, cell, workdir)
     try:

@@ -59,10 +59,17 @@ def validate(config: ml_collections.ConfigDict) -> None:
 def validate_grid(config: ml_collections.ConfigDict) -> None:
   """`validate` of a grid: unique cells, each a valid run."""
   _check(bool(config.cells), "cells", "a grid needs at least one cell")
-  names = [c["name"] for c in config.cells]
+  seeds = list(config.get("seeds", ()))
+  _check(
+    len(set(seeds)) == len(seeds),
+    "seeds",
+    f"{seeds}: each seed once (a seed's cells share its directories)",
+  )
+  cells = config_lib.expand_seeds(config)
+  names = [c["name"] for c in cells]
   dup = sorted({n for n in names if names.count(n) > 1})
   _check(not dup, "cells", f"cell names must be unique; repeated: {dup}")
-  for cell_spec in config.cells:
+  for cell_spec in cells:
     model = cell_spec["model"]
     _check(
       model in config.models,
