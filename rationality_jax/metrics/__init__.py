@@ -7,6 +7,9 @@ Per-sample localisation scores ([..., H, W] heatmaps and masks of one shape ->
 Rationality of a set of predictions:
   valid_evidence, rationality_counts -> Counts (RR, RW, WR, WW, undefined),
   prediction_trustworthiness (PT), inference_reliability (IR), accuracy
+Uncertainty (percentile bootstrap over samples, one method or a paired
+difference of two):
+  bootstrap_intervals, paired_bootstrap
 Streaming evaluation that can be re-summarised at any threshold, under either
 degenerate-case policy:
   Accumulator
@@ -20,6 +23,8 @@ release ("release": its arithmetic, no special case).
 
 from rationality_jax.metrics.accumulator import REASONS
 from rationality_jax.metrics.accumulator import Accumulator
+from rationality_jax.metrics.bootstrap import bootstrap_intervals
+from rationality_jax.metrics.bootstrap import paired_bootstrap
 from rationality_jax.metrics.localisation import POLICIES
 from rationality_jax.metrics.localisation import evidence_columns
 from rationality_jax.metrics.localisation import iou
@@ -39,9 +44,11 @@ __all__ = [
   "Accumulator",
   "Counts",
   "accuracy",
+  "bootstrap_intervals",
   "evidence_columns",
   "inference_reliability",
   "iou",
+  "paired_bootstrap",
   "pointing_game",
   "prediction_trustworthiness",
   "rationality_counts",
