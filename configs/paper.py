@@ -144,6 +144,8 @@ def get_config(arg=None):
 
   run = common.run_config()
   run.preprocess.normalization = "model" if preset == "default" else "imagenet"
+  if preset == "release":  # its min-max of any map, signed ones too
+    run.heatmap.signed = "minmax"
   run.train.checkpoint.every_steps = 500
   run.evaluate.update(batch_size=64, batches_per_chunk=4, figure_images=6)
   config = config_lib.grid(run)

@@ -72,7 +72,11 @@ The fields (docs/run_config.md has the table and the path a command takes):
       (the release's 0 / 0, utils/xml_analysis.py ``show_image_relevance``
       line 101 and utils/xml_analysis_lp.py ``generate_visualization`` lines
       110-111; with evaluate.nonfinite 'release' such a sample counts as
-      valid evidence).
+      valid evidence); signed (`explain.postprocess.SIGNED_MAPS`) - what of
+      a signed map (gradient x input, integrated gradients) is relevance:
+      'positive' (ours: its positive part, as Quantus and the RMA paper
+      treat relevance) or 'minmax' (the release's min-max of the raw map,
+      which puts the background near 0.5).
   evaluate: batch_size, batches_per_chunk, figure_images, threshold,
       input_threads, input_workers (0: read, decode and preprocess in
       `input_threads` threads of this process; N: in N worker processes, for
@@ -244,7 +248,11 @@ def default() -> ml_collections.ConfigDict:
     release_frozen_head=False,
   )
   c.heatmap = _cd(
-    name="chefer", **heatmap_options(), target="label", constant_map="zero"
+    name="chefer",
+    **heatmap_options(),
+    target="label",
+    constant_map="zero",
+    signed="positive",
   )
   c.evaluate = _cd(
     batch_size=64,

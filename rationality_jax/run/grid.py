@@ -204,6 +204,7 @@ def _run_cells(config, workdir: str) -> dict:
   seconds["total"] = time.perf_counter() - start
   files.write_json(os.path.join(workdir, TIMINGS), seconds)
   rows = report.collect(eval_dirs, config.evaluate.threshold)
+  evaluate.warn(rows)
   console.table(report.console_table(rows, failures))
   console.stage(f"report: {paths['report.md']}")
   return {"rows": rows, "paths": paths, "seconds": seconds, "failed": failures}

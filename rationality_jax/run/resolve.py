@@ -252,6 +252,8 @@ def heatmap_label(config: ml_collections.ConfigDict) -> str:
   fields = [f"{f}={h[f]}" for f in config_lib.heatmap_fields(h.name)]
   if h.constant_map != "zero":
     fields.append(f"constant_map={h.constant_map}")
+  if config_lib.heatmaps()[h.name].signed:
+    fields.append(f"signed={h.signed}")
   return f"{h.name}(" + ", ".join(fields) + ")"
 
 
@@ -346,6 +348,7 @@ def eval_fingerprint(config: ml_collections.ConfigDict, trained: dict) -> dict:
       "target": h.target,
       **{f: h[f] for f in config_lib.heatmap_fields(h.name)},
       **_unless_default(config, ["heatmap.constant_map"]),
+      **({"signed": h.signed} if config_lib.heatmaps()[h.name].signed else {}),
     },
   }
   # How the model computes here (a trained run's own dtype is in `trained`).

@@ -191,6 +191,7 @@ def _heatmap(config) -> None:
   _one_of(config, "heatmap.name", config_lib.heatmaps())
   _one_of(config, "heatmap.target", explain.targets.TARGETS)
   _one_of(config, "heatmap.constant_map", explain.postprocess.CONSTANT_MAPS)
+  _one_of(config, "heatmap.signed", explain.postprocess.SIGNED_MAPS)
   try:  # the heatmap checks its own options
     resolve.heatmap(config)
   except (ValueError, TypeError) as e:
