@@ -6,7 +6,8 @@ batch from one forward and one backward pass.
 
 Heatmaps (`HEATMAPS`, one module each in `heatmaps/`): Chefer
 (gradient-weighted attention relevance, the study's), GradCAM (on ViT tokens),
-Rollout (Abnar & Zuidema), InputGradients, GradientXInput, IntegratedGradients;
+Rollout (Abnar & Zuidema), InputGradients, GradientXInput, IntegratedGradients,
+Random (seeded noise, a control);
 ``HEATMAPS[name](**options)`` builds one from its config name. Heads and
 scores: `targets`. Post-processing: `postprocess`.
 """
@@ -36,6 +37,8 @@ from rationality_jax.explain.heatmaps.integrated_gradients import (
 from rationality_jax.explain.heatmaps.integrated_gradients import (
   integration_points,
 )
+from rationality_jax.explain.heatmaps.random import Random
+from rationality_jax.explain.heatmaps.random import noise_maps
 from rationality_jax.explain.heatmaps.rollout import Rollout
 from rationality_jax.explain.heatmaps.rollout import attention_rollout
 from rationality_jax.explain.postprocess import minmax_normalize
@@ -48,6 +51,7 @@ __all__ = [
   "GradientXInput",
   "InputGradients",
   "IntegratedGradients",
+  "Random",
   "Rollout",
   "attention_rollout",
   "black_baseline",
@@ -59,6 +63,7 @@ __all__ = [
   "integration_points",
   "make_explainer",
   "minmax_normalize",
+  "noise_maps",
   "postprocess",
   "study_method",
   "targets",
