@@ -9,13 +9,16 @@ Heatmaps (`HEATMAPS`, one module each in `heatmaps/`): Chefer
 Rollout (Abnar & Zuidema), InputGradients, GradientXInput, IntegratedGradients,
 Random (seeded noise, a control);
 ``HEATMAPS[name](**options)`` builds one from its config name. Heads and
-scores: `targets`. Post-processing: `postprocess`.
+scores: `targets`. Post-processing: `postprocess`. Faithfulness (deletion and
+insertion curves, RISE): `faithfulness.make_perturbation_curve`.
 """
 
+from rationality_jax.explain import faithfulness
 from rationality_jax.explain import postprocess
 from rationality_jax.explain import targets
 from rationality_jax.explain.explainer import make_explainer
 from rationality_jax.explain.explainer import study_method
+from rationality_jax.explain.faithfulness import make_perturbation_curve
 from rationality_jax.explain.heatmaps import HEATMAPS
 from rationality_jax.explain.heatmaps.chefer import Chefer
 from rationality_jax.explain.heatmaps.chefer import chefer_relevance
@@ -56,12 +59,14 @@ __all__ = [
   "attention_rollout",
   "black_baseline",
   "chefer_relevance",
+  "faithfulness",
   "grad_cam_tokens",
   "gradient_x_input_map",
   "input_gradient_map",
   "integrated_gradients_map",
   "integration_points",
   "make_explainer",
+  "make_perturbation_curve",
   "minmax_normalize",
   "noise_maps",
   "postprocess",
