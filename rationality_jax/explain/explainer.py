@@ -349,6 +349,10 @@ class _ImageGradient:
     g, (logits, classes) = jax.grad(total_score, has_aux=True)(images, classes)
     return g, logits, classes
 
+  def forward(self, images):
+    logits, _ = self.model.logits(self.params, self.head, images)
+    return logits, self.model.classes(logits, self.labels)
+
   def classes(self, images):
     if self.model.target == "predicted":
       logits, _ = self.model.logits(self.params, self.head, images)

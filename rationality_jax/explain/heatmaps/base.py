@@ -67,6 +67,10 @@ class ImageGradient(Protocol):
     """[B] int32 classes explained at `images`, without a gradient (the
     labels, or the prediction: one forward)."""
 
+  def forward(self, images: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(logits [B, C], classes [B]) at `images`: one forward, no gradient
+    (for a heatmap that does not read the model, such as `random`)."""
+
 
 class PixelHeatmap(Protocol):
   """A heatmap computed from gradients with respect to the images."""
