@@ -176,6 +176,9 @@ def _tables(rows, published, failures) -> list[str]:
       paired,
       "",
     ]
+  faithfulness = tables.faithfulness_table(rows)
+  if faithfulness:
+    parts += ["## Faithfulness: deletion and insertion", "", faithfulness, ""]
   seeds = tables.seeds_table(rows)
   if seeds:
     parts += [

@@ -36,6 +36,8 @@ FIELDS = (
   "mean_rma",
   "mean_rra",
   "mean_pointing_game",
+  "mean_deletion_auc",
+  "mean_insertion_auc",
   "rr",
   "rw",
   "wr",

@@ -294,3 +294,21 @@ def seeds_table(rows: Sequence[dict]) -> str:
       )
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines) if len(lines) > 2 else ""
+
+
+def faithfulness_table(rows: Sequence[dict]) -> str:
+  """Markdown: the mean area under each run's deletion curve (lower: the map
+  finds what the model uses) and insertion curve (higher is better), of the
+  explained class's probability (RISE)."""
+  header = ["run", "heatmap", "deletion AUC", "insertion AUC"]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  for r in rows:
+    values = [
+      r.get(f"mean_{m}_auc", float("nan")) for m in ("deletion", "insertion")
+    ]
+    if all(np.isnan(v) for v in values):
+      continue
+    cells = [rows_lib.label(r), r["heatmap"]]
+    cells += ["-" if np.isnan(v) else f"{v:.4f}" for v in values]
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines) if len(lines) > 2 else ""

@@ -94,6 +94,10 @@ The fields (docs/run_config.md has the table and the path a command takes):
       only (the release's accuracy is over all of them). allow_unfinished -
       evaluate a ``train_dir`` whose training has not reached its last step
       (refused by default; every report then says "trained N of M steps").
+      faithfulness - '' (none), 'deletion', 'insertion' or
+      'deletion+insertion': per-sample areas under the heatmap's deletion /
+      insertion curves (`explain.faithfulness`, RISE), with
+      faithfulness_steps + 1 forward passes each.
   report: title, published (the study's values beside ours), thresholds,
       notes.
   mesh, sharding, distributed: devices and hosts (`rationality_jax.sharding`).
@@ -267,6 +271,8 @@ def default() -> ml_collections.ConfigDict:
     nonfinite="undefined",
     max_batches=0,
     allow_unfinished=False,
+    faithfulness="",
+    faithfulness_steps=16,
   )
   c.report = _cd(
     title="Results",

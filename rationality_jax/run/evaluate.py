@@ -297,6 +297,7 @@ class Evaluation:
       batches_per_chunk=e.batches_per_chunk,
       num_threads=e.input_threads,
       num_workers=e.input_workers,
+      curves=resolve.curves(config, trained.module, trained.classifier),
     )
     evaluate(source)
     sharding.barrier(f"evaluated {directory}")

@@ -29,17 +29,24 @@ from rationality_jax.run import resolve
 
 
 @functools.lru_cache(maxsize=16)
-def make_eval_step(explain_fn: Callable) -> Callable:
+def make_eval_step(explain_fn: Callable, curves: tuple = ()) -> Callable:
   """Jitted ``step(params, head, images, labels, masks) -> dict`` of [B] arrays.
 
-  Cached per `explain_fn`, so a resumed evaluation in the same process does
-  not compile again.
+  Cached per (`explain_fn`, `curves`), so a resumed evaluation in the same
+  process does not compile again.
+
+  Args:
+    explain_fn: `explain.make_explainer(..., jit=False)`.
+    curves: ((name, curve), ...) of `explain.make_perturbation_curve(...,
+      jit=False)`: each adds the per-sample ``<name>_auc`` of the heatmap's
+      deletion or insertion curve (of the explained class).
 
   Returns:
     step returning {'prediction' [B] int32 (-1 where the logits are not
     finite), 'correct' [B] bool, 'rma', 'rra', 'pointing_game' [B]
-    float32, 'mask_area' [B] int32, 'logits_finite', 'heatmap_finite' [B]
-    bool, 'heatmap' [B, S, S] float32}.
+    float32, 'mask_area' [B] int32, 'heatmap_mass', 'heatmap_std' [B]
+    float32, 'logits_finite', 'heatmap_finite' [B] bool, '<curve>_auc' [B]
+    float32, 'heatmap' [B, S, S] float32}.
   """
 
   @jax.jit
@@ -50,6 +57,10 @@ def make_eval_step(explain_fn: Callable) -> Callable:
     prediction = jnp.where(
       logits_finite, jnp.argmax(logits, axis=-1).astype(jnp.int32), -1
     )
+    aucs = {
+      f"{name}_auc": curve(params, head, images, heatmap, out["classes"])["auc"]
+      for name, curve in curves
+    }
     return {
       "prediction": prediction,
       "correct": prediction == labels,
@@ -57,6 +68,7 @@ def make_eval_step(explain_fn: Callable) -> Callable:
       **metrics.evidence_columns(heatmap, masks),
       "rra": metrics.relevance_rank_accuracy(heatmap, masks),
       "pointing_game": metrics.pointing_game(heatmap, masks),
+      **aucs,
       "heatmap": heatmap,
     }
 
@@ -82,13 +94,14 @@ def evaluate_records(
   num_threads: int = 2,
   num_workers: int = 0,
   positions=None,
+  curves: tuple = (),
 ) -> None:
   """This process's shard of `source` -> records in ``out_dir/records``.
 
   Resumes from this process's progress marker; skips ids already recorded
   by any process (`recorder.Recorder`). `positions`: when `source` is a
   `data.Subset` of the evaluated split, its positions there (the records'
-  ``index`` column is always the split's).
+  ``index`` column is always the split's). `curves`: `make_eval_step`'s.
   """
   process, count = jax.process_index(), jax.process_count()
   if batch_size % count:
@@ -121,7 +134,7 @@ def evaluate_records(
     batch_sharding = sharding.batch_sharding(local_mesh)
     params = jax.device_put(trained.params, sharding.replicated(local_mesh))
     head = jax.device_put(trained.head, sharding.replicated(local_mesh))
-    step = make_eval_step(explain_fn)
+    step = make_eval_step(explain_fn, curves)
     # One batch in flight: the next batch is put on the devices and its step
     # dispatched (asynchronously) before the previous one's results are read,
     # so reading, decoding and recording overlap the device's work.

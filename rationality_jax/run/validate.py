@@ -215,6 +215,15 @@ def _evaluate(config) -> None:
     "evaluate.max_batches",
     f"{e.max_batches}: use 0 (every example) or a number of batches",
   )
+  for mode in filter(None, e.faithfulness.split("+")):
+    _check(
+      mode in explain.faithfulness.MODES,
+      "evaluate.faithfulness",
+      f"{e.faithfulness!r}: use '' or '+'-joined {explain.faithfulness.MODES}",
+    )
+  _check(
+    e.faithfulness_steps >= 1, "evaluate.faithfulness_steps", "must be >= 1"
+  )
   _one_of(config, "evaluate.empty_mask", metrics.POLICIES)
   _one_of(config, "evaluate.nonfinite", metrics.POLICIES)
   for key, value in [("evaluate.threshold", e.threshold)] + [
