@@ -51,6 +51,11 @@ The fields (docs/run_config.md has the table and the path a command takes):
       ``load_sd_dataset`` / ``load_ct_dataset``); the same for CUB,
       ImageNet and the synthetic benchmark.
   wise_ft: the WiSE-FT stage's options (`run.wise_ft.OPTIONS`).
+  sanity: the sanity checks' options (`run.sanity.OPTIONS`): heatmaps
+      ('+'-joined, '' = every registered one), images (how many evaluation
+      images; in a grid, 0 = no checks), similar (the Spearman or SSIM at
+      which a heatmap still similar with every block re-initialised is
+      flagged), seed (the re-initialisation's).
   train: batch_size, num_epochs, total_steps (-1 = from num_epochs),
       log_every, input_threads, input_prefetch, input_workers (as
       evaluate.input_workers; the batches are the same), eval_accuracy
@@ -205,6 +210,7 @@ def default() -> ml_collections.ConfigDict:
   Long because it lists every section in one place, the schema at a glance.
   """
   from rationality_jax.methods import heads
+  from rationality_jax.run import sanity
   from rationality_jax.run import wise_ft
 
   c = ml_collections.ConfigDict()
@@ -238,6 +244,7 @@ def default() -> ml_collections.ConfigDict:
   for section, options in method_sections().items():
     c[section] = _cd(**options)
   c.wise_ft = _cd(**wise_ft.OPTIONS)
+  c.sanity = _cd(**sanity.OPTIONS)
   c.train = _cd(
     batch_size=32,
     num_epochs=10.0,

@@ -40,6 +40,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _one_of(config, "mode", modes.MODES)
   if config.mode in ("selfcheck", "pretrain"):
     return
+  if config.mode == "sanity":
+    validate_run(config)
+    _sanity(config)
+    return
   if config.mode == "grid":
     validate_grid(config)
   elif config.mode == "wise_ft":
@@ -87,6 +91,7 @@ def validate_grid(config: ml_collections.ConfigDict) -> None:
     run = config_lib.for_cell(config, cell_spec)
     try:
       validate_run(run)
+      _sanity(run)
     except config_lib.ConfigError as e:
       raise config_lib.ConfigError(f"cell {cell_spec['name']!r}: {e}") from None
 
@@ -201,6 +206,22 @@ def _heatmap(config) -> None:
     raise config_lib.ConfigError(
       f"config.heatmap ({h.name}: {options}): {e}"
     ) from None
+
+
+def _sanity(config) -> None:
+  known = config_lib.heatmaps()
+  for name in filter(None, config.sanity.heatmaps.split("+")):
+    _check(
+      name in known,
+      "sanity.heatmaps",
+      f"{name!r} is not a heatmap; registered: {sorted(known)}",
+    )
+  _check(config.sanity.images >= 0, "sanity.images", "must be >= 0")
+  _check(
+    0.0 <= config.sanity.similar <= 1.0,
+    "sanity.similar",
+    f"{config.sanity.similar} is outside [0, 1]",
+  )
 
 
 def _evaluate(config) -> None:
