@@ -10,11 +10,13 @@ Rollout (Abnar & Zuidema), InputGradients, GradientXInput, IntegratedGradients,
 Random (seeded noise, a control);
 ``HEATMAPS[name](**options)`` builds one from its config name. Heads and
 scores: `targets`. Post-processing: `postprocess`. Faithfulness (deletion and
-insertion curves, RISE): `faithfulness.make_perturbation_curve`.
+insertion curves, RISE): `faithfulness.make_perturbation_curve`. Sanity
+(Adebayo et al.'s cascading randomisation): `randomization`.
 """
 
 from rationality_jax.explain import faithfulness
 from rationality_jax.explain import postprocess
+from rationality_jax.explain import randomization
 from rationality_jax.explain import targets
 from rationality_jax.explain.explainer import make_explainer
 from rationality_jax.explain.explainer import study_method
@@ -46,6 +48,7 @@ from rationality_jax.explain.heatmaps.rollout import Rollout
 from rationality_jax.explain.heatmaps.rollout import attention_rollout
 from rationality_jax.explain.postprocess import minmax_normalize
 from rationality_jax.explain.postprocess import upsample
+from rationality_jax.explain.randomization import cascading_randomization
 
 __all__ = [
   "HEATMAPS",
@@ -58,6 +61,7 @@ __all__ = [
   "Rollout",
   "attention_rollout",
   "black_baseline",
+  "cascading_randomization",
   "chefer_relevance",
   "faithfulness",
   "grad_cam_tokens",
@@ -70,6 +74,7 @@ __all__ = [
   "minmax_normalize",
   "noise_maps",
   "postprocess",
+  "randomization",
   "study_method",
   "targets",
   "upsample",

@@ -9,6 +9,8 @@ Rationality of a set of predictions:
   prediction_trustworthiness (PT), inference_reliability (IR), accuracy
 Chance levels (a uniform map's RMA is the mask's share of the image):
   uniform_map_rma, uniform_map_rma_from_areas, uniform_map_baseline
+Similarity of two maps of one image (the randomisation sanity check):
+  spearman, ssim
 Uncertainty (percentile bootstrap over samples, one method or a paired
 difference of two):
   bootstrap_intervals, paired_bootstrap
@@ -42,6 +44,8 @@ from rationality_jax.metrics.rationality import inference_reliability
 from rationality_jax.metrics.rationality import prediction_trustworthiness
 from rationality_jax.metrics.rationality import rationality_counts
 from rationality_jax.metrics.rationality import valid_evidence
+from rationality_jax.metrics.similarity import spearman
+from rationality_jax.metrics.similarity import ssim
 
 __all__ = [
   "POLICIES",
@@ -59,6 +63,8 @@ __all__ = [
   "rationality_counts",
   "relevance_rank_accuracy",
   "rma",
+  "spearman",
+  "ssim",
   "uniform_map_baseline",
   "uniform_map_rma",
   "uniform_map_rma_from_areas",
