@@ -66,3 +66,17 @@ def figure_sanity(results: Mapping, path: str) -> str:
 def flagged(results: Mapping) -> list[str]:
   """The heatmaps the sanity checks flagged."""
   return [name for name, r in results.items() if r["flagged"]]
+
+
+def grid_section(checks) -> str:
+  """Markdown: a grid's sanity checks, one row per (model, heatmap)."""
+  header = ["model", "heatmap", "Spearman (all blocks random)", "SSIM", "flag"]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  for check in checks:
+    last = check["result"]["steps"][-1]
+    flag = "FLAGGED" if check["result"]["flagged"] else "ok"
+    lines.append(
+      f"| {check['model']} | {check['heatmap']} | {last['spearman']:.3f} | "
+      f"{last['ssim']:.3f} | {flag} |"
+    )
+  return SANITY_LEGEND + "\n\n" + "\n".join(lines)

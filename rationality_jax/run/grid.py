@@ -42,6 +42,7 @@ from rationality_jax.run import pretrain
 from rationality_jax.run import provenance
 from rationality_jax.run import record
 from rationality_jax.run import resolve
+from rationality_jax.run import sanity
 from rationality_jax.run import train
 
 PRETRAINED = "pretrain"  # model.path of a grid model: the pretrain stage's
@@ -199,7 +200,10 @@ def _run_cells(config, workdir: str) -> dict:
       )
     seconds[f"cell {name}"] = time.perf_counter() - t
   t = time.perf_counter()
-  paths = write_report(config, done, eval_dirs, workdir, failures)
+  checks = sanity_checks(config, done, workdir)
+  seconds["sanity"] = time.perf_counter() - t
+  t = time.perf_counter()
+  paths = write_report(config, done, eval_dirs, workdir, failures, checks)
   seconds["report"] = time.perf_counter() - t
   seconds["total"] = time.perf_counter() - start
   files.write_json(os.path.join(workdir, TIMINGS), seconds)
@@ -245,7 +249,47 @@ def _builder_defaults(builder: str):
     return None
 
 
-def write_report(config, cells, eval_dirs, workdir: str, failures=()):
+def sanity_checks(config, cells, workdir: str) -> list[dict]:
+  """With ``sanity.images`` > 0, the randomisation test of every (model,
+  heatmap) the evaluated cells used, on the model's zero-shot head
+  (``<workdir>/sanity/<model>/<heatmap>/``; reused when there). Returns
+  [{'model', 'heatmap' (its label), 'result'}]."""
+  if not config.sanity.images:
+    return []
+  out, seen = [], set()
+  for cell in cells:
+    run_config = cell_config(config, cell, workdir)
+    key = (run_config.model.name, resolve.heatmap_label(run_config))
+    if key in seen:
+      continue
+    seen.add(key)
+    with run_config.unlocked():
+      run_config.method = "zs"
+      run_config.evaluate.train_dir = ""
+      run_config.sanity.heatmaps = run_config.heatmap.name
+    label = "".join(c if c.isalnum() or c in "-_=." else "_" for c in key[1])
+    directory = os.path.join(workdir, "sanity", key[0], label)
+    path = os.path.join(directory, sanity.RESULT)
+    if os.path.exists(path):
+      results = files.read_json(path)
+    else:
+      console.stage(f"sanity checks: {key[1]} on {key[0]}")
+      os.makedirs(directory, exist_ok=True)
+      results = sanity.check(run_config, directory)
+      sanity.write(directory, results, title=f"Sanity: {key[1]} on {key[0]}")
+    out.append(
+      {
+        "model": key[0],
+        "heatmap": key[1],
+        "result": results[run_config.heatmap.name],
+      }
+    )
+  return out
+
+
+def write_report(
+  config, cells, eval_dirs, workdir: str, failures=(), checks=()
+):
   """The grid's report.md / results.csv / results.json and figures in `workdir`."""
   rows = report.collect(eval_dirs, config.evaluate.threshold)
   cell_of = dict(zip(eval_dirs, cells))
@@ -272,6 +316,7 @@ def write_report(config, cells, eval_dirs, workdir: str, failures=()):
     notes=config.report.get("notes", ""),
     failures=failures,
     settings=settings(config),
+    sanity=checks,
   )
 
 
