@@ -50,8 +50,19 @@ def _evidence(records: metrics.Accumulator, threshold: float, policy: dict):
   return correct, evidence["valid"], evidence["reason"] != 1
 
 
-def _ci(value: np.ndarray) -> list[float]:
-  return [float(value[1]), float(value[2])]
+def _intervals(records, threshold, policy, resamples, seed) -> dict:
+  """`metrics.bootstrap_intervals` of a run's records at `threshold`:
+  {stat: [estimate, low, high]} as numpy."""
+  correct, valid, defined = _evidence(records, threshold, policy)
+  intervals = metrics.bootstrap_intervals(
+    correct,
+    valid,
+    key=jax.random.key(seed),
+    resamples=resamples,
+    level=LEVEL,
+    prediction_defined=defined,
+  )
+  return {s: np.asarray(intervals[s]) for s in STATISTICS}
 
 
 def row_statistics(
@@ -68,23 +79,13 @@ def row_statistics(
   shares of; None for runs recorded before meta.json kept it (then the
   baselines are NaN).
   """
-  correct, valid, defined = _evidence(records, threshold, policy)
-  out = {}
-  if len(correct):
-    intervals = metrics.bootstrap_intervals(
-      correct,
-      valid,
-      key=jax.random.key(seed),
-      resamples=resamples,
-      level=LEVEL,
-      prediction_defined=defined,
-    )
-    out.update({f"{s}_ci": _ci(np.asarray(intervals[s])) for s in STATISTICS})
-  else:
-    out.update({f"{s}_ci": [float("nan")] * 2 for s in STATISTICS})
+  out = {f"{s}_ci": [float("nan")] * 2 for s in STATISTICS}
+  if len(records):
+    intervals = _intervals(records, threshold, policy, resamples, seed)
+    out.update({f"{s}_ci": intervals[s][1:].tolist() for s in STATISTICS})
   arrays = records.arrays()
   uniform = {"mean_rma": float("nan"), "valid_share": float("nan")}
-  if pixels and "mask_area" in arrays and len(correct):
+  if pixels and "mask_area" in arrays and len(records):
     rma = metrics.uniform_map_rma_from_areas(
       np.asarray(arrays["mask_area"], np.int32), pixels
     )
@@ -107,15 +108,7 @@ def threshold_bands(
   low = {s: [] for s in ("pt", "ir")}
   high = {s: [] for s in ("pt", "ir")}
   for threshold in thresholds:
-    correct, valid, defined = _evidence(records, float(threshold), policy)
-    intervals = metrics.bootstrap_intervals(
-      correct,
-      valid,
-      key=jax.random.key(seed),
-      resamples=resamples,
-      level=LEVEL,
-      prediction_defined=defined,
-    )
+    intervals = _intervals(records, float(threshold), policy, resamples, seed)
     for s in low:
       low[s].append(float(intervals[s][1]))
       high[s].append(float(intervals[s][2]))
