@@ -128,11 +128,9 @@ def make_explainer(
     constant_map: what the min-max normalization makes of a constant map:
       ``'zero'`` (ours, default) or ``'nan'`` (the study's release, 0/0); see
       `postprocess.minmax_normalize`.
-    signed: what of a signed map (a heatmap whose ``signed`` is True:
-      gradient x input, integrated gradients) is relevance, before min-max
-      (`postprocess.SIGNED_MAPS`): ``'positive'`` (ours, default: its
-      positive part) or ``'minmax'`` (the release's: the raw map). Maps that
-      are never negative are normalized the same either way.
+    signed: what of a signed map (``heatmap.signed``) is relevance before
+      min-max: ``'positive'`` (ours, default: its positive part) or
+      ``'minmax'`` (the release's, the raw map); `postprocess.SIGNED_MAPS`.
     jit: wrap in ``jax.jit`` (default). Under an outer jit/vmap pass False.
 
   Returns:
@@ -163,12 +161,7 @@ def make_explainer(
     out = {
       "logits": logits,
       "classes": classes,
-      "heatmap": postprocess.normalize(
-        pixels.astype(jnp.float32),
-        signed_map=heatmap.signed,
-        signed=signed,
-        constant_map=constant_map,
-      ),
+      "heatmap": _heatmap(pixels, heatmap, signed, constant_map),
       "heatmap_patches": patches.astype(jnp.float32),
     }
     if masks is not None:
@@ -177,6 +170,17 @@ def make_explainer(
     return out
 
   return jax.jit(explain) if jit else explain
+
+
+def _heatmap(pixels, heatmap, signed: str, constant_map: str) -> jax.Array:
+  """[B, S, S] float32 in [0, 1] from a raw pixel map (`postprocess.normalize`:
+  a signed heatmap's relevance per `signed`, then per-image min-max)."""
+  return postprocess.normalize(
+    pixels.astype(jnp.float32),
+    signed_map=heatmap.signed,
+    signed=signed,
+    constant_map=constant_map,
+  )
 
 
 def _check_options(target: str, constant_map: str, signed: str):
