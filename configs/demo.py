@@ -33,7 +33,7 @@ headline: adaptation lowers PT).
 import common
 
 from rationality_jax import resources
-from rationality_jax.run import config as config_lib
+from rationality_jax.run import cells as cells_lib
 
 METHODS = ("zs", "lp", "flcp", "ft", "coop", "adapter")
 # The demo's learning rates: 60 steps from a small model (the study's 1e-5
@@ -65,7 +65,7 @@ def get_config(arg=None):
   )
   # The randomisation test of the demo's heatmap, flagged in the report.
   run.sanity.images = 16 if quick else 32
-  config = config_lib.grid(run)
+  config = cells_lib.grid(run)
   if int(args["seeds"]) > 1:
     config.seeds = tuple(range(run.seed, run.seed + int(args["seeds"])))
   pretrain = args["pretrain"] == "1"
@@ -73,14 +73,14 @@ def get_config(arg=None):
   config.pretrain.enabled = pretrain
   if quick:
     config.pretrain.steps = 100
-  config.models.demo_clip = config_lib.model_section(
+  config.models.demo_clip = cells_lib.model_section(
     "pretrain" if pretrain else str(resources.demo_model()), name="demo_clip"
   )
   config.datasets.synthetic = common.dataset(
     "synthetic", test_size=100 if quick else 500, train_size=2000
   )
   config.cells = [
-    config_lib.cell(
+    cells_lib.cell(
       method,
       "demo_clip",
       "synthetic",

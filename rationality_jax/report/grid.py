@@ -50,6 +50,34 @@ def write_grid(
     **write_kwargs: `markdown.write`'s (title, published, notes, failures,
       settings).
   """
+  paths = _figures(rows, run_dirs, out_dir, examples, thresholds)
+  sections = []
+  if quirk_pairs:
+    deltas = quirks.quirk_deltas(rows, quirk_pairs)
+    sections = quirks.quirk_sections(deltas)
+    paths.append(
+      quirks.figure_quirks(deltas, os.path.join(out_dir, FIGURES, "quirks.png"))
+    )
+  if sanity:
+    sections.append(("Sanity checks", sanity_lib.grid_section(sanity)))
+    flagged = {
+      (c["model"], c["heatmap"]) for c in sanity if c["result"]["flagged"]
+    }
+    for row in rows:
+      if (row["model"], row["heatmap"]) in flagged:
+        row["warnings"] = [
+          *row.get("warnings", []),
+          "its heatmap failed the sanity checks (maps still similar with "
+          "every block re-initialised)",
+        ]
+  return markdown.write(
+    rows, out_dir, figures=paths, sections=sections, **write_kwargs
+  )
+
+
+def _figures(rows, run_dirs, out_dir, examples, thresholds) -> list[str]:
+  """The PT/IR-threshold curves, a heatmap figure per (model, dataset) and
+  the corruption curves of a grid's runs; their paths."""
   figures_dir = os.path.join(out_dir, FIGURES)
   os.makedirs(figures_dir, exist_ok=True)
   metas = {d: files.read_json(os.path.join(d, META)) for d in run_dirs}
@@ -89,25 +117,4 @@ def write_grid(
         rows, os.path.join(figures_dir, "corruptions.png")
       )
     )
-  sections = []
-  if quirk_pairs:
-    deltas = quirks.quirk_deltas(rows, quirk_pairs)
-    sections = quirks.quirk_sections(deltas)
-    paths.append(
-      quirks.figure_quirks(deltas, os.path.join(figures_dir, "quirks.png"))
-    )
-  if sanity:
-    sections.append(("Sanity checks", sanity_lib.grid_section(sanity)))
-    flagged = {
-      (c["model"], c["heatmap"]) for c in sanity if c["result"]["flagged"]
-    }
-    for row in rows:
-      if (row["model"], row["heatmap"]) in flagged:
-        row["warnings"] = [
-          *row.get("warnings", []),
-          "its heatmap failed the sanity checks (maps still similar with "
-          "every block re-initialised)",
-        ]
-  return markdown.write(
-    rows, out_dir, figures=paths, sections=sections, **write_kwargs
-  )
+  return paths

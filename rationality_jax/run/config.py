@@ -108,7 +108,8 @@ The fields (docs/run_config.md has the table and the path a command takes):
   mesh, sharding, distributed: devices and hosts (`rationality_jax.sharding`).
 
 A grid is the same schema plus ``models``, ``datasets`` and ``cells``: a cell
-is a set of overrides merged into it (`for_cell`), never a second vocabulary.
+is a set of overrides merged into it (`rationality_jax.run.cells`), never a
+second vocabulary.
 Sizes and pixel statistics come from the model: ``model.image_size`` 0 means
 the checkpoint's native size (OpenAI CLIP 224, ALBEF 256, BLIP 384).
 """
@@ -199,7 +200,8 @@ def method_sections() -> dict[str, dict[str, Any]]:
   return sections
 
 
-def _cd(**fields) -> ml_collections.ConfigDict:
+def section(**fields) -> ml_collections.ConfigDict:
+  """A config section of `fields`."""
   return ml_collections.ConfigDict(fields)
 
 
@@ -218,7 +220,7 @@ def default() -> ml_collections.ConfigDict:
   c.name = ""
   c.group = ""
   c.seed = 42
-  c.model = _cd(
+  c.model = section(
     path="",
     name="",
     image_size=0,
@@ -226,26 +228,26 @@ def default() -> ml_collections.ConfigDict:
     param_dtype="float32",
     accelerator_dtype="",
   )
-  c.data = _cd(dir="", manual_dir="")
-  c.train_data = _cd(
+  c.data = section(dir="", manual_dir="")
+  c.train_data = section(
     name="synthetic_rationality",
     split="train",
     builder_kwargs=ml_collections.ConfigDict(),
   )
-  c.eval_data = _cd(
+  c.eval_data = section(
     name="", split="test", builder_kwargs=ml_collections.ConfigDict()
   )
-  c.preprocess = _cd(
+  c.preprocess = section(
     train="study", eval="study", normalization="model", mask_order="ours"
   )
   c.method = "zs"
   c.trainable = ""
-  c.head = _cd(**heads.OPTIONS)
-  for section, options in method_sections().items():
-    c[section] = _cd(**options)
-  c.wise_ft = _cd(**wise_ft.OPTIONS)
-  c.sanity = _cd(**sanity.OPTIONS)
-  c.train = _cd(
+  c.head = section(**heads.OPTIONS)
+  for name, options in method_sections().items():
+    c[name] = section(**options)
+  c.wise_ft = section(**wise_ft.OPTIONS)
+  c.sanity = section(**sanity.OPTIONS)
+  c.train = section(
     batch_size=32,
     num_epochs=10.0,
     total_steps=-1,
@@ -255,17 +257,17 @@ def default() -> ml_collections.ConfigDict:
     input_workers=0,
     eval_accuracy=True,
     optim=optim.study_preset(),
-    checkpoint=_cd(every_steps=500, keep=3, async_save=True),
+    checkpoint=section(every_steps=500, keep=3, async_save=True),
     release_frozen_head=False,
   )
-  c.heatmap = _cd(
+  c.heatmap = section(
     name="chefer",
     **heatmap_options(),
     target="label",
     constant_map="zero",
     signed="positive",
   )
-  c.evaluate = _cd(
+  c.evaluate = section(
     batch_size=64,
     batches_per_chunk=1,
     figure_images=4,
@@ -281,15 +283,15 @@ def default() -> ml_collections.ConfigDict:
     faithfulness="",
     faithfulness_steps=16,
   )
-  c.report = _cd(
+  c.report = section(
     title="Results",
     published=False,
     thresholds=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
     notes="",
   )
   c.mesh = [("data", -1), ("fsdp", 1)]
-  c.sharding = _cd(params="fsdp", fsdp_axis="fsdp")
-  c.distributed = _cd(
+  c.sharding = section(params="fsdp", fsdp_axis="fsdp")
+  c.distributed = section(
     initialize=False,
     coordinator_address="",
     num_processes=1,
@@ -300,91 +302,7 @@ def default() -> ml_collections.ConfigDict:
   return c
 
 
-# ------------------------------------------------------------------- grids ----
-
-
-def grid(run: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """A grid config: `run` (the base of every cell) plus models/datasets/cells.
-
-  models: {name: a ``model`` section}; datasets: {name: {train_data,
-  eval_data}}; cells: [{name, model, dataset, set}] where ``set`` holds
-  dotted overrides of the run config (``{'method': 'lp',
-  'train.optim.lr': 1e-3}``). `for_cell` merges one. seeds: () (every
-  cell once, at ``seed``) or seeds to train every trained cell with
-  (`expand_seeds`: a cell per seed, reported as one with its spread).
-  """
-  c = copy.deepcopy(run)
-  c.mode = "grid"
-  c.models = ml_collections.ConfigDict()
-  c.datasets = ml_collections.ConfigDict()
-  c.cells = []
-  c.seeds = ()
-  c.pretrain = ml_collections.ConfigDict({"enabled": False})
-  return c
-
-
-def cell(name: str, model: str, dataset: str, **overrides) -> dict:
-  """A grid cell: named model and dataset sections plus dotted overrides."""
-  return {"name": name, "model": model, "dataset": dataset, "set": overrides}
-
-
-def model_section(path: str = "", **fields) -> ml_collections.ConfigDict:
-  section = default().model
-  section.update(dict(path=path, **fields))
-  return section
-
-
-def dataset_section(
-  name: str,
-  *,
-  train_split: str = "train",
-  eval_split: str = "test",
-  eval_name: str = "",
-  **builder_kwargs,
-) -> ml_collections.ConfigDict:
-  """A ``datasets`` entry: its train_data and eval_data sections.
-
-  `builder_kwargs` configure the training builder; evaluating on the same
-  builder (`eval_name` '') uses them too (eval_data.builder_kwargs then only
-  holds additions), another builder starts from none.
-  """
-  return _cd(
-    train_data=_cd(
-      name=name,
-      split=train_split,
-      builder_kwargs=ml_collections.ConfigDict(builder_kwargs),
-    ),
-    eval_data=_cd(
-      name=eval_name,
-      split=eval_split,
-      builder_kwargs=ml_collections.ConfigDict(),
-    ),
-  )
-
-
-def expand_seeds(config: ml_collections.ConfigDict) -> list[dict]:
-  """The grid's cells with every trained cell once per ``config.seeds``
-  (named ``<cell>-s<seed>``, with ``group`` the cell's name and ``seed``);
-  a zero-shot cell trains nothing and stays one cell."""
-  seeds = tuple(config.get("seeds", ()))
-  out = []
-  for spec in config.cells:
-    method = dict(spec.get("set", {})).get("method", config.method)
-    if not seeds or method == "zs":
-      out.append(spec)
-      continue
-    for seed in seeds:
-      seeded = copy.deepcopy(dict(spec))
-      seeded.update(
-        name=f"{spec['name']}-s{seed}",
-        group=spec["name"],
-        set={**dict(spec.get("set", {})), "seed": int(seed)},
-      )
-      out.append(seeded)
-  return out
-
-
-def _base(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+def run_part(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """The run-config part of a grid config (drops models/datasets/cells)."""
   keys = set(default().keys())
   return ml_collections.ConfigDict(
@@ -416,38 +334,6 @@ def set_path(config: ml_collections.ConfigDict, path: str, value: Any) -> None:
     target[leaf] = ml_collections.ConfigDict(value)
   else:
     target[leaf] = value
-
-
-def for_cell(
-  config: ml_collections.ConfigDict, cell_spec
-) -> ml_collections.ConfigDict:
-  """The run config of one grid cell: base <- model <- dataset <- overrides."""
-  run = _base(config)
-  name = cell_spec["name"]
-  with run.unlocked():
-    run.mode = "train"
-    for key, sections in (
-      ("model", config.models),
-      ("dataset", config.datasets),
-    ):
-      choice = cell_spec[key]
-      if choice not in sections:
-        raise KeyError(
-          f"cell {name!r}: {key} {choice!r} is not among config."
-          f"{key}s ({sorted(sections)})"
-        )
-      if key == "model":
-        run.model = copy.deepcopy(sections[choice])
-        run.model.name = run.model.name or choice
-      else:
-        run.train_data = copy.deepcopy(sections[choice].train_data)
-        run.eval_data = copy.deepcopy(sections[choice].eval_data)
-    for path, value in dict(cell_spec.get("set", {})).items():
-      try:
-        set_path(run, path, value)
-      except (KeyError, TypeError) as e:
-        raise KeyError(f"cell {name!r}: override {path}={value!r}: {e}") from e
-  return run
 
 
 # ------------------------------------------------------------------- files ----

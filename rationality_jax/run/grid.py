@@ -36,6 +36,7 @@ from rationality_jax import console
 from rationality_jax import data
 from rationality_jax import files
 from rationality_jax import report
+from rationality_jax.run import cells as cells_lib
 from rationality_jax.run import config as config_lib
 from rationality_jax.run import evaluate
 from rationality_jax.run import pretrain
@@ -57,7 +58,7 @@ def cell_config(
   config: ml_collections.ConfigDict, cell, workdir: str
 ) -> ml_collections.ConfigDict:
   """The run config of `cell`, with the grid's pretrained model resolved."""
-  run_config = config_lib.for_cell(config, cell)
+  run_config = cells_lib.for_cell(config, cell)
   with run_config.unlocked():
     run_config.name = cell["name"]
     run_config.group = cell.get("group", "")
@@ -102,7 +103,7 @@ def cell_claims(config, workdir: str) -> list[tuple]:
   every cell whose fingerprint is known before it runs (a cell whose model
   cannot be read yet fails in its cell, named there)."""
   claims = []
-  for cell in config_lib.expand_seeds(config):
+  for cell in cells_lib.expand_seeds(config):
     run_config = cell_config(config, cell, workdir)
     try:
       trained, _ = evaluate.model_fingerprint(run_config)
@@ -157,7 +158,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, fresh: bool = False):
     )
   if failed:
     raise GridFailed(
-      f"{len(failed)} of {len(config_lib.expand_seeds(config))} cells failed "
+      f"{len(failed)} of {len(cells_lib.expand_seeds(config))} cells failed "
       f"({', '.join(failed)}); see {result['paths']['report.md']} and log.txt"
     )
   return result
@@ -172,7 +173,7 @@ def _run_cells(config, workdir: str) -> dict:
     pretrain.ensure(config.pretrain, os.path.join(workdir, PRETRAINED), workdir)
   seconds["pretrain"] = time.perf_counter() - start
   eval_dirs, done, failures = [], [], []
-  cells = config_lib.expand_seeds(config)
+  cells = cells_lib.expand_seeds(config)
   for i, cell in enumerate(cells, start=1):
     name = cell["name"]
     console.stage(f"cell {i}/{len(cells)}: {name}")
@@ -326,6 +327,6 @@ def settings(config) -> list[str]:
   return report.settings_lines(
     config,
     config_lib.to_dict(config_lib.default()),
-    config_lib.to_dict(config_lib.model_section()),
+    config_lib.to_dict(cells_lib.model_section()),
     _builder_defaults,
   )

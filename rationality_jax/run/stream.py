@@ -75,6 +75,35 @@ def make_eval_step(explain_fn: Callable, curves: tuple = ()) -> Callable:
   return step
 
 
+def _stream(it, rec, bar, trained, step) -> None:
+  """Every batch of `it` through `step`, recorded by `rec`, with one batch
+  in flight: the next batch is put on the devices and its step dispatched
+  (asynchronously) before the previous one's results are read, so reading,
+  decoding and recording overlap the device's work."""
+  local_mesh = sharding.local_mesh()
+  batch_sharding = sharding.batch_sharding(local_mesh)
+  params = jax.device_put(trained.params, sharding.replicated(local_mesh))
+  head = jax.device_put(trained.head, sharding.replicated(local_mesh))
+  count = jax.process_count()
+  pending = None
+  for batches, local in enumerate(it, start=1):
+    state = it.get_state()  # the position after this batch
+    if batches == 1:
+      resolve.check_images(local["image"].shape, trained.module, "eval")
+    batch = {
+      k: jax.device_put(np.asarray(local[k]), batch_sharding)
+      for k in ("image", "label", "mask")
+    }
+    out = step(params, head, batch["image"], batch["label"], batch["mask"])
+    if pending is not None:
+      bar.update(rec.record(*pending) * count)
+      _after_batch(pending[0])
+    pending = (batches, local, out, state)
+  if pending is not None:
+    bar.update(rec.record(*pending) * count)
+    _after_batch(pending[0])
+
+
 def _after_batch(batches: int) -> None:
   """Called after each batch; tests replace it to simulate a kill."""
   del batches
@@ -130,35 +159,11 @@ def evaluate_records(
   )
   try:
     rec.resume(it)
-    local_mesh = sharding.local_mesh()
-    batch_sharding = sharding.batch_sharding(local_mesh)
-    params = jax.device_put(trained.params, sharding.replicated(local_mesh))
-    head = jax.device_put(trained.head, sharding.replicated(local_mesh))
-    step = make_eval_step(explain_fn, curves)
-    # One batch in flight: the next batch is put on the devices and its step
-    # dispatched (asynchronously) before the previous one's results are read,
-    # so reading, decoding and recording overlap the device's work.
-    pending = None
     done = len(rec.done_ids)
     # A repair's subset comes after what is recorded: the bar counts both.
     total = len(source) if positions is None else done + len(source)
     with console.progress(total, name, "img", initial=done) as bar:
-      for batches, local in enumerate(it, start=1):
-        state = it.get_state()  # the position after this batch
-        if batches == 1:
-          resolve.check_images(local["image"].shape, trained.module, "eval")
-        batch = {
-          k: jax.device_put(np.asarray(local[k]), batch_sharding)
-          for k in ("image", "label", "mask")
-        }
-        out = step(params, head, batch["image"], batch["label"], batch["mask"])
-        if pending is not None:
-          bar.update(rec.record(*pending) * count)
-          _after_batch(pending[0])
-        pending = (batches, local, out, state)
-      if pending is not None:
-        bar.update(rec.record(*pending) * count)
-        _after_batch(pending[0])
+      _stream(it, rec, bar, trained, make_eval_step(explain_fn, curves))
     rec.finish(it.get_state(), len(range(process, len(source), count)))
   finally:
     it.close()  # ends the input's worker processes, if any

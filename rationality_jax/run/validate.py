@@ -17,6 +17,7 @@ from rationality_jax import data
 from rationality_jax import explain
 from rationality_jax import methods
 from rationality_jax import metrics
+from rationality_jax.run import cells as cells_lib
 from rationality_jax.run import config as config_lib
 from rationality_jax.run import modes
 from rationality_jax.run import resolve
@@ -69,7 +70,7 @@ def validate_grid(config: ml_collections.ConfigDict) -> None:
     "seeds",
     f"{seeds}: each seed once (a seed's cells share its directories)",
   )
-  cells = config_lib.expand_seeds(config)
+  cells = cells_lib.expand_seeds(config)
   names = [c["name"] for c in cells]
   dup = sorted({n for n in names if names.count(n) > 1})
   _check(not dup, "cells", f"cell names must be unique; repeated: {dup}")
@@ -88,7 +89,7 @@ def validate_grid(config: ml_collections.ConfigDict) -> None:
       f"{cell_spec['name']!r}): set --config.models.{model}.path=<checkpoint, "
       "hub id or random:<arch>>",
     )
-    run = config_lib.for_cell(config, cell_spec)
+    run = cells_lib.for_cell(config, cell_spec)
     try:
       validate_run(run)
       _sanity(run)
