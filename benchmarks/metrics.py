@@ -1,6 +1,7 @@
-r"""RMA throughput: ours (jitted JAX) against a memory copy and numpy's einsum.
+r"""RMA throughput against a memory copy and numpy's einsum; bootstrap intervals.
 
     python benchmarks/metrics.py [--n 5000] [--size 224] [--repeats 15]
+        [--what rma,bootstrap] [--bootstrap-n 50000] [--resamples 1000]
 
 Computes RMA for N heatmaps [N, S, S] float32 against masks [N, S, S] uint8,
 checked against numpy first. The three contenders run on the same inputs in
@@ -14,6 +15,13 @@ machine whose load drifts during the run still compares like with like:
   ours / einsum  over `np.einsum("nhw,nhw->n", H, M) / H.sum((1, 2))` with
                  float32 masks (numpy needs one dtype, so it reads 1.6x the
                  bytes).
+
+Bootstrap (`metrics.bootstrap`): percentile intervals of accuracy, PT and IR
+over --bootstrap-n per-sample records with --resamples resamples, timed from
+the per-sample arrays to the intervals (jitted, after a warm-up call), for one
+method (8 cells) and a paired difference of two (64 joint cells), against
+index resampling of the same statistic (`jax.random.randint` indices [B, N]
+and a scatter-add of their cells: what the multinomial draw replaces).
 """
 
 from __future__ import annotations
@@ -43,12 +51,68 @@ def _timed_rounds(fns: dict, repeats: int) -> dict[str, np.ndarray]:
   return {name: np.asarray(t) for name, t in times.items()}
 
 
+def bootstrap_rows(n: int, resamples: int, repeats: int) -> None:
+  """Times and prints the bootstrap table (module docstring)."""
+  rng = np.random.default_rng(1)
+  correct = jax.device_put(rng.random(n) < 0.7)
+  valid = jax.device_put((rng.random(n) < 0.5).astype(np.float32))
+  valid_b = jax.device_put((rng.random(n) < 0.6).astype(np.float32))
+  key = jax.random.key(0)
+
+  def single():
+    out = metrics.bootstrap_intervals(
+      correct, valid, key=key, resamples=resamples
+    )
+    return jax.block_until_ready(out)
+
+  def paired():
+    out = metrics.paired_bootstrap(
+      correct, valid, correct, valid_b, key=key, resamples=resamples
+    )
+    return jax.block_until_ready(out)
+
+  @jax.jit
+  def by_indices(key, correct, valid):
+    indices = jax.random.randint(key, (resamples, n), 0, n)
+    return metrics.bootstrap_intervals(correct, valid, key=key, indices=indices)
+
+  def indexed():
+    return jax.block_until_ready(by_indices(key, correct, valid))
+
+  rows = {
+    "ours: one method (multinomial, 8 cells)": single,
+    "ours: paired difference (64 joint cells)": paired,
+    "index resampling (randint + scatter-add)": indexed,
+  }
+  times = _timed_rounds(rows, repeats)
+  print(
+    f"\nBootstrap intervals (accuracy, PT, IR) of {n} records x {resamples} "
+    f"resamples; {repeats} interleaved rounds"
+  )
+  print(f"| {'what':42s} | {'median s':>8s} | {'min s':>8s} |")
+  print(f"|{'-' * 44}|{'-' * 10}|{'-' * 10}|")
+  for name, t in times.items():
+    print(f"| {name:42s} | {np.median(t):8.4f} | {np.min(t):8.4f} |")
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--n", type=int, default=5000)
   parser.add_argument("--size", type=int, default=224)
   parser.add_argument("--repeats", type=int, default=15)
+  parser.add_argument("--what", default="rma,bootstrap")
+  parser.add_argument("--bootstrap-n", type=int, default=50_000)
+  parser.add_argument("--resamples", type=int, default=1000)
   args = parser.parse_args()
+  what = set(args.what.split(","))
+  if "rma" in what:
+    rma_rows(args)
+  if "bootstrap" in what:
+    bootstrap_rows(args.bootstrap_n, args.resamples, min(args.repeats, 7))
+
+
+def rma_rows(args) -> None:
+  """Times and prints the RMA table (module docstring)."""
 
   rng = np.random.default_rng(0)
   shape = (args.n, args.size, args.size)

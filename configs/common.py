@@ -15,6 +15,7 @@ from __future__ import annotations
 import ml_collections
 
 from rationality_jax import methods
+from rationality_jax.run import cells as cells_lib
 from rationality_jax.run import config as config_lib
 from rationality_jax.run import optim
 
@@ -215,7 +216,7 @@ def dataset(name: str, **builder_kwargs) -> ml_collections.ConfigDict:
 
   train_name, train_split, eval_name, eval_split = data.study_datasets()[name]
   kwargs = dict(data.study_builder_kwargs(name), **builder_kwargs)
-  return config_lib.dataset_section(
+  return cells_lib.dataset_section(
     train_name,
     train_split=train_split,
     eval_split=eval_split,

@@ -62,7 +62,7 @@ of LP/FLCP/FT below ZS on average, IR above - is what to check.
 import common
 
 from rationality_jax.explain.explainer import STUDY_START_LAYER
-from rationality_jax.run import config as config_lib
+from rationality_jax.run import cells as cells_lib
 
 MODELS = ("albef_b16", "blip_b16", "clip_b16", "clip_b32")
 DATASETS = ("imagenet", "caltech101", "dogs", "cub")
@@ -113,7 +113,7 @@ def _cell(preset, name, model, dataset, method, **overrides):
     for quirk in common.release_quirks(dataset, method, family).values():
       # Builder options live in the datasets sections (below).
       overrides.update(common.builder_overrides(quirk)[1])
-  return config_lib.cell(name, model, dataset, method=method, **overrides)
+  return cells_lib.cell(name, model, dataset, method=method, **overrides)
 
 
 def _release_builder_options(dataset: str) -> dict:
@@ -144,19 +144,21 @@ def get_config(arg=None):
 
   run = common.run_config()
   run.preprocess.normalization = "model" if preset == "default" else "imagenet"
+  if preset == "release":  # its min-max of any map, signed ones too
+    run.heatmap.signed = "minmax"
   run.train.checkpoint.every_steps = 500
   run.evaluate.update(batch_size=64, batches_per_chunk=4, figure_images=6)
-  config = config_lib.grid(run)
+  config = cells_lib.grid(run)
   config.preset = preset
   for name in MODELS:
     # The paper evaluates every model at 224 px.
-    config.models[name] = config_lib.model_section(name=name, image_size=224)
+    config.models[name] = cells_lib.model_section(name=name, image_size=224)
   for name in DATASETS:
     kwargs = {"boxes": "last"} if name == "dogs" and preset == "paper" else {}
     if preset == "release":
       kwargs = _release_builder_options(name).get("train_data", {})
     config.datasets[name] = common.dataset(name, **kwargs)
-  config.datasets.imagenet_c = config_lib.dataset_section(
+  config.datasets.imagenet_c = cells_lib.dataset_section(
     "imagenet2012_train",
     eval_name="imagenet_c_masks",
     eval_split=CORRUPTIONS[0],

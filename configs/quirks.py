@@ -46,7 +46,7 @@ import demo
 
 from rationality_jax import report
 from rationality_jax import resources
-from rationality_jax.run import config as config_lib
+from rationality_jax.run import cells as cells_lib
 
 METHODS = ("zs", "lp", "flcp", "ft")
 DATASETS = ("synthetic", "cub", "caltech101", "dogs", "imagenet")
@@ -71,8 +71,8 @@ def _base(dataset: str, test_size: int):
     run.train.update(batch_size=32, total_steps=30, log_every=10)
     run.train.checkpoint.update(every_steps=1000, async_save=False)
     run.evaluate.update(batch_size=100, figure_images=4, figures=False)
-    config = config_lib.grid(run)
-    config.models.demo_clip = config_lib.model_section(
+    config = cells_lib.grid(run)
+    config.models.demo_clip = cells_lib.model_section(
       str(resources.demo_model()), name="demo_clip"
     )
     config.datasets.synthetic = common.dataset(
@@ -80,15 +80,15 @@ def _base(dataset: str, test_size: int):
     )
     return config, "demo_clip", demo.LEARNING_RATES
   run.evaluate.update(batch_size=64, batches_per_chunk=4, figure_images=4)
-  config = config_lib.grid(run)
-  config.models[MODEL] = config_lib.model_section(name=MODEL, image_size=224)
+  config = cells_lib.grid(run)
+  config.models[MODEL] = cells_lib.model_section(name=MODEL, image_size=224)
   config.datasets[dataset] = common.dataset(dataset)
   return config, MODEL, {m: common.study_lr(m) for m in METHODS}
 
 
 def _changes(config, cell, overrides: dict) -> bool:
   """Whether `overrides` change anything in `cell`'s run config."""
-  run = config_lib.for_cell(config, cell)
+  run = cells_lib.for_cell(config, cell)
   for key, value in overrides.items():
     target = run
     parts = key.split(".")
@@ -118,7 +118,7 @@ def get_config(arg=None):
   config, model, rates = _base(dataset, int(args["test_size"]))
   cells = []
   for method in methods:
-    baseline = config_lib.cell(
+    baseline = cells_lib.cell(
       method, model, dataset, method=method, **{"train.optim.lr": rates[method]}
     )
     quirks = {}

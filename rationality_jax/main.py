@@ -107,7 +107,9 @@ def _load_config_file(spec: str) -> None:
 def _first_line(e: BaseException) -> str:
   text = str(e).strip()
   if isinstance(e, (KeyError, AttributeError)) and len(e.args) == 1:
-    text = str(e.args[0]).strip("'\"")
+    text = str(e.args[0])  # a KeyError's str() is its repr
+    if " " not in text and text[:1] == text[-1:] and text[:1] in "'\"":
+      text = text[1:-1]  # a bare quoted key: 'train_size' -> train_size
   return text.splitlines()[0] if text else ""
 
 

@@ -6,15 +6,21 @@ batch from one forward and one backward pass.
 
 Heatmaps (`HEATMAPS`, one module each in `heatmaps/`): Chefer
 (gradient-weighted attention relevance, the study's), GradCAM (on ViT tokens),
-Rollout (Abnar & Zuidema), InputGradients, GradientXInput, IntegratedGradients;
+Rollout (Abnar & Zuidema), InputGradients, GradientXInput, IntegratedGradients,
+Random (seeded noise, a control);
 ``HEATMAPS[name](**options)`` builds one from its config name. Heads and
-scores: `targets`. Post-processing: `postprocess`.
+scores: `targets`. Post-processing: `postprocess`. Faithfulness (deletion and
+insertion curves, RISE): `faithfulness.make_perturbation_curve`. Sanity
+(Adebayo et al.'s cascading randomisation): `randomization`.
 """
 
+from rationality_jax.explain import faithfulness
 from rationality_jax.explain import postprocess
+from rationality_jax.explain import randomization
 from rationality_jax.explain import targets
 from rationality_jax.explain.explainer import make_explainer
 from rationality_jax.explain.explainer import study_method
+from rationality_jax.explain.faithfulness import make_perturbation_curve
 from rationality_jax.explain.heatmaps import HEATMAPS
 from rationality_jax.explain.heatmaps.chefer import Chefer
 from rationality_jax.explain.heatmaps.chefer import chefer_relevance
@@ -36,10 +42,13 @@ from rationality_jax.explain.heatmaps.integrated_gradients import (
 from rationality_jax.explain.heatmaps.integrated_gradients import (
   integration_points,
 )
+from rationality_jax.explain.heatmaps.random import Random
+from rationality_jax.explain.heatmaps.random import noise_maps
 from rationality_jax.explain.heatmaps.rollout import Rollout
 from rationality_jax.explain.heatmaps.rollout import attention_rollout
 from rationality_jax.explain.postprocess import minmax_normalize
 from rationality_jax.explain.postprocess import upsample
+from rationality_jax.explain.randomization import cascading_randomization
 
 __all__ = [
   "HEATMAPS",
@@ -48,18 +57,24 @@ __all__ = [
   "GradientXInput",
   "InputGradients",
   "IntegratedGradients",
+  "Random",
   "Rollout",
   "attention_rollout",
   "black_baseline",
+  "cascading_randomization",
   "chefer_relevance",
+  "faithfulness",
   "grad_cam_tokens",
   "gradient_x_input_map",
   "input_gradient_map",
   "integrated_gradients_map",
   "integration_points",
   "make_explainer",
+  "make_perturbation_curve",
   "minmax_normalize",
+  "noise_maps",
   "postprocess",
+  "randomization",
   "study_method",
   "targets",
   "upsample",

@@ -103,6 +103,7 @@ def make_explainer(
   vision_path: tuple[str, ...] | None = None,
   negative: str = "clip",
   constant_map: str = "zero",
+  signed: str = "positive",
   jit: bool = True,
 ) -> Callable[..., dict]:
   """Build ``explain(params, head, images, labels=None, masks=None) -> dict``.
@@ -127,6 +128,9 @@ def make_explainer(
     constant_map: what the min-max normalization makes of a constant map:
       ``'zero'`` (ours, default) or ``'nan'`` (the study's release, 0/0); see
       `postprocess.minmax_normalize`.
+    signed: what of a signed map (``heatmap.signed``) is relevance before
+      min-max: ``'positive'`` (ours, default: its positive part) or
+      ``'minmax'`` (the release's, the raw map); `postprocess.SIGNED_MAPS`.
     jit: wrap in ``jax.jit`` (default). Under an outer jit/vmap pass False.
 
   Returns:
@@ -141,7 +145,7 @@ def make_explainer(
   """
   if isinstance(heatmap, str):
     heatmap = HEATMAPS[heatmap]()
-  _check_options(target, constant_map)
+  _check_options(target, constant_map, signed)
   tower, path = _vision(module, vision_path)
   sites = heatmap.sites(tower.depth) if heatmap.kind == "tokens" else ()
   model = _Model(_for_sites(module, tower, sites), classifier, target, score)
@@ -157,9 +161,7 @@ def make_explainer(
     out = {
       "logits": logits,
       "classes": classes,
-      "heatmap": postprocess.minmax_normalize(
-        pixels.astype(jnp.float32), constant_map
-      ),
+      "heatmap": _heatmap(pixels, heatmap, signed, constant_map),
       "heatmap_patches": patches.astype(jnp.float32),
     }
     if masks is not None:
@@ -170,13 +172,25 @@ def make_explainer(
   return jax.jit(explain) if jit else explain
 
 
-def _check_options(target: str, constant_map: str):
+def _heatmap(pixels, heatmap, signed: str, constant_map: str) -> jax.Array:
+  """[B, S, S] float32 in [0, 1] from a raw pixel map (`postprocess.normalize`:
+  a signed heatmap's relevance per `signed`, then per-image min-max)."""
+  return postprocess.normalize(
+    pixels.astype(jnp.float32),
+    signed_map=heatmap.signed,
+    signed=signed,
+    constant_map=constant_map,
+  )
+
+
+def _check_options(target: str, constant_map: str, signed: str):
   if target not in targets_lib.TARGETS:
     raise ValueError(f"target {target!r} is not one of {targets_lib.TARGETS}.")
   if constant_map not in postprocess.CONSTANT_MAPS:
     raise ValueError(
       f"constant_map {constant_map!r} is not one of {postprocess.CONSTANT_MAPS}."
     )
+  postprocess.check_signed(signed)
 
 
 def _check_batch(images, labels, size: tuple[int, int]):
@@ -338,6 +352,10 @@ class _ImageGradient:
 
     g, (logits, classes) = jax.grad(total_score, has_aux=True)(images, classes)
     return g, logits, classes
+
+  def forward(self, images):
+    logits, _ = self.model.logits(self.params, self.head, images)
+    return logits, self.model.classes(logits, self.labels)
 
   def classes(self, images):
     if self.model.target == "predicted":

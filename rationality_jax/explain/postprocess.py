@@ -9,7 +9,15 @@ The study's release (and ours, by default) does, per image:
    clamped to ``[0, in - 1]``, and interpolates linearly between its two
    neighbours. This is also OpenCV's ``cv2.resize(INTER_LINEAR)`` and
    ``jax.image.resize(method='bilinear')`` for upsampling;
-2. min-max normalization to [0, 1] over the H x W pixels of that image:
+2. for a signed map (gradient x input, integrated gradients: a heatmap whose
+   ``signed`` is True), what of it is relevance (`SIGNED_MAPS`): ours,
+   ``'positive'`` (the default), keeps its positive part ``max(h, 0)``, the
+   evidence *for* the explained class, the relevance mass of the RMA paper
+   (Arras et al. 2022, CLEVR-XAI) and of Quantus's RelevanceMassAccuracy
+   ("the sum of overall positive attributions"); the release's,
+   ``'minmax'``, keeps the raw map, so min-max puts a background of zero
+   attribution near the middle of [0, 1] (see `signed_relevance`);
+3. min-max normalization to [0, 1] over the H x W pixels of that image:
    ``(h - min h) / (max h - min h)``.
 
 Order matters: bilinear upsampling does not reproduce a patch's value at any
@@ -92,6 +100,8 @@ def upsample(maps: jax.Array, size: tuple[int, int]) -> jax.Array:
 
 
 CONSTANT_MAPS = ("zero", "nan")
+# What of a signed map is relevance: ours first (see `signed_relevance`).
+SIGNED_MAPS = ("positive", "minmax")
 
 
 def minmax_normalize(maps: jax.Array, constant_map: str = "zero") -> jax.Array:
@@ -123,6 +133,67 @@ def minmax_normalize(maps: jax.Array, constant_map: str = "zero") -> jax.Array:
   normalized = jnp.where(positive, (maps - low) / safe, constant)
   finite = jnp.isfinite(low) & jnp.isfinite(high)
   return jnp.where(finite, normalized, jnp.nan).astype(maps.dtype)
+
+
+def check_signed(signed: str) -> None:
+  """Raises ValueError unless `signed` is one of `SIGNED_MAPS`."""
+  if signed not in SIGNED_MAPS:
+    raise ValueError(
+      f"signed={signed!r} is not one of {SIGNED_MAPS}; 'positive' is ours "
+      "(the positive part is the relevance), 'minmax' the study's release "
+      "(min-max of the raw signed map)."
+    )
+
+
+def signed_relevance(maps: jax.Array, signed: str = "positive") -> jax.Array:
+  """The relevance of a signed map, before min-max: [..., H, W] -> [..., H, W].
+
+  Args:
+    maps: [..., H, W] float, a signed attribution (gradient x input,
+      integrated gradients).
+    signed: ``'positive'`` (ours, the default): the positive part ``max(h,
+      0)``, evidence for the explained class; negative attribution (evidence
+      against it) is no relevance. A map with no positive value becomes all
+      zeros, a constant map (`minmax_normalize`: zeros, RMA 0, or NaN with
+      ``constant_map='nan'``). ``'minmax'`` (the study's release): the map as
+      it is, so min-max sends its most negative pixel to 0 and a background
+      of zero attribution to ``-min / (max - min)``, about 0.5 for a map
+      whose positive and negative extremes are alike: such a background
+      holds most of the mass, and RMA falls below 0.5 whatever the object's
+      share of the positive part.
+
+  Returns:
+    [..., H, W], same dtype. Non-finite values stay non-finite (``-inf``
+    becomes NaN, not 0), so `minmax_normalize` still marks the map.
+  """
+  check_signed(signed)
+  maps = jnp.asarray(maps)
+  if signed == "minmax":
+    return maps
+  # h * 0, not 0: -inf * 0 is NaN, so a non-finite map stays non-finite.
+  return jnp.where(maps < 0, maps * 0, maps)
+
+
+def normalize(
+  maps: jax.Array,
+  *,
+  signed_map: bool,
+  signed: str = "positive",
+  constant_map: str = "zero",
+) -> jax.Array:
+  """The heatmap the metrics read from an upsampled map: [..., H, W] in [0, 1].
+
+  Args:
+    maps: [..., H, W] float at the input resolution.
+    signed_map: whether the heatmap's raw map is signed (its ``signed``);
+      a non-negative map is min-max normalized as it is, whatever `signed`.
+    signed: `SIGNED_MAPS`, see `signed_relevance`.
+    constant_map: see `minmax_normalize`.
+  """
+  check_signed(signed)
+  if signed_map:
+    maps = signed_relevance(maps, signed)
+  return minmax_normalize(maps, constant_map)
 
 
 def nan_where_nonfinite(

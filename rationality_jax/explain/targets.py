@@ -12,7 +12,8 @@ Two kinds of small callables, in the spirit of pytorch-grad-cam's
   tuning heads).
 * a **score** ``score(logits [B, C], classes [B] int) -> [B]`` is the scalar per
   sample whose gradient is explained: `class_logit` (the study's), or
-  `class_log_probability`. The explained class is the ground-truth label
+  `class_log_probability`; `class_probability` is the deletion and insertion
+  curves' (`explain.faithfulness`). The explained class is the ground-truth label
   (``target='label'``, the study's) or the predicted class
   (``target='predicted'``), see `explained_classes`.
 
@@ -104,6 +105,12 @@ def class_logit(logits: jax.Array, classes: jax.Array) -> jax.Array:
 def class_log_probability(logits: jax.Array, classes: jax.Array) -> jax.Array:
   """log softmax(logits)[class]: [B, C], [B] -> [B]."""
   return class_logit(jax.nn.log_softmax(logits, axis=-1), classes)
+
+
+def class_probability(logits: jax.Array, classes: jax.Array) -> jax.Array:
+  """softmax(logits)[class]: [B, C], [B] -> [B] in [0, 1] (the score of the
+  deletion and insertion curves, as in RISE)."""
+  return class_logit(jax.nn.softmax(logits, axis=-1), classes)
 
 
 def explained_classes(

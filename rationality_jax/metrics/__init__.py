@@ -7,6 +7,13 @@ Per-sample localisation scores ([..., H, W] heatmaps and masks of one shape ->
 Rationality of a set of predictions:
   valid_evidence, rationality_counts -> Counts (RR, RW, WR, WW, undefined),
   prediction_trustworthiness (PT), inference_reliability (IR), accuracy
+Chance levels (a uniform map's RMA is the mask's share of the image):
+  uniform_map_rma, uniform_map_rma_from_areas, uniform_map_baseline
+Similarity of two maps of one image (the randomisation sanity check):
+  spearman, ssim
+Uncertainty (percentile bootstrap over samples, one method or a paired
+difference of two):
+  bootstrap_intervals, paired_bootstrap
 Streaming evaluation that can be re-summarised at any threshold, under either
 degenerate-case policy:
   Accumulator
@@ -20,6 +27,11 @@ release ("release": its arithmetic, no special case).
 
 from rationality_jax.metrics.accumulator import REASONS
 from rationality_jax.metrics.accumulator import Accumulator
+from rationality_jax.metrics.baselines import uniform_map_baseline
+from rationality_jax.metrics.baselines import uniform_map_rma
+from rationality_jax.metrics.baselines import uniform_map_rma_from_areas
+from rationality_jax.metrics.bootstrap import bootstrap_intervals
+from rationality_jax.metrics.bootstrap import paired_bootstrap
 from rationality_jax.metrics.localisation import POLICIES
 from rationality_jax.metrics.localisation import evidence_columns
 from rationality_jax.metrics.localisation import iou
@@ -32,6 +44,8 @@ from rationality_jax.metrics.rationality import inference_reliability
 from rationality_jax.metrics.rationality import prediction_trustworthiness
 from rationality_jax.metrics.rationality import rationality_counts
 from rationality_jax.metrics.rationality import valid_evidence
+from rationality_jax.metrics.similarity import spearman
+from rationality_jax.metrics.similarity import ssim
 
 __all__ = [
   "POLICIES",
@@ -39,13 +53,20 @@ __all__ = [
   "Accumulator",
   "Counts",
   "accuracy",
+  "bootstrap_intervals",
   "evidence_columns",
   "inference_reliability",
   "iou",
+  "paired_bootstrap",
   "pointing_game",
   "prediction_trustworthiness",
   "rationality_counts",
   "relevance_rank_accuracy",
   "rma",
+  "spearman",
+  "ssim",
+  "uniform_map_baseline",
+  "uniform_map_rma",
+  "uniform_map_rma_from_areas",
   "valid_evidence",
 ]

@@ -41,8 +41,13 @@ from rationality_jax.metrics import rationality
 _REQUIRED = ("correct", "rma")
 # Optional columns with a meaning of their own (never averaged as scores), and
 # what a part of a merge that lacks them holds: flags read as finite, an
-# unknown mass as NaN (not zero).
-_FILL = {"logits_finite": True, "heatmap_finite": True, "heatmap_mass": np.nan}
+# unknown mass or spread as NaN (not zero).
+_FILL = {
+  "logits_finite": True,
+  "heatmap_finite": True,
+  "heatmap_mass": np.nan,
+  "heatmap_std": np.nan,
+}
 _NOT_SCORES = ("correct", "ids", "mask_area", *_FILL)
 # Why a sample is undefined, in order of precedence (a sample has one reason):
 # the prediction, then the heatmap, then the mask, then an RMA that is not
@@ -82,10 +87,12 @@ class Accumulator:
     heatmap_finite: optional bool, no NaN / inf in the heatmap.
     logits_finite: optional bool, no NaN / inf in the logits (otherwise the
       prediction is undefined).
+    heatmap_std: optional float32, the heatmap's standard deviation over its
+      pixels (a diagnostic: not averaged in `summary`).
     ids: optional str.
     any further per-sample float score by keyword (e.g. `rra`).
-  `evidence_columns` computes rma, mask_area, heatmap_mass and heatmap_finite
-  in one jitted pass. Every `add` must give the same columns.
+  `evidence_columns` computes rma, mask_area, heatmap_mass, heatmap_finite
+  and heatmap_std in one jitted pass. Every `add` must give the same columns.
   """
 
   def __init__(self):

@@ -229,13 +229,15 @@ def _cpu_cores() -> int:
 def _flat_mass_sums(h, masks, negative: str, count_area: bool):
   """(sum(H'*M), sum(H')) over the last axis of [..., P], and with
   `count_area` the int32 number of mask pixels (a float32 sum, exact up to
-  2**24 pixels)."""
+  2**24 pixels) and the standard deviation of H (two passes: no
+  cancellation for a near-constant map)."""
+  raw = h
   h = _apply_negative(h, negative)
   on_mask = masks > 0
   sums = (jnp.sum(jnp.where(on_mask, h, 0), axis=-1), jnp.sum(h, axis=-1))
   if count_area:
     area = jnp.sum(on_mask.astype(jnp.float32), axis=-1)
-    sums += (area.astype(jnp.int32),)
+    sums += (area.astype(jnp.int32), jnp.std(raw, axis=-1))
   return sums
 
 
@@ -298,7 +300,8 @@ def _chunked_mass_sums(h, masks, sums_of):
 def _mass_sums(h, masks, negative: str, count_area: bool = False):
   """(sum(H'*M), sum(H'), on-mask pixels) over the last two axes, H' = H
   after the negative policy; sum(H') is non-finite exactly when H is. The
-  third is exact with `count_area`, else 0 for an empty mask and 1 otherwise."""
+  third is exact with `count_area`, else 0 for an empty mask and 1 otherwise;
+  `count_area` adds a fourth, the standard deviation of H."""
   sums_of = functools.partial(
     _flat_mass_sums, negative=negative, count_area=count_area
   )
@@ -329,16 +332,23 @@ def evidence_columns(
   Returns:
     {'rma': [...] float (default policies), 'mask_area': [...] int32 (mask
     pixels), 'heatmap_mass': [...] float (sum(H) after `negative`),
-    'heatmap_finite': [...] bool (no NaN / inf in H)}. From these the
-    Accumulator recomputes RMA's validity under either policy.
+    'heatmap_finite': [...] bool (no NaN / inf in H), 'heatmap_std': [...]
+    float (population standard deviation of H over its H x W pixels, as
+    given, before `negative`; 0 for a constant map, NaN for a non-finite
+    one)}. From the first four the Accumulator recomputes RMA's validity
+    under either policy; `heatmap_std` flags near-constant maps (a map in
+    [0, 1] spreads its values by up to 0.5).
   """
   heatmaps, masks = _prepare(heatmaps, masks, "evidence_columns")
-  inside, total, area = _mass_sums(heatmaps, masks, negative, count_area=True)
+  inside, total, area, spread = _mass_sums(
+    heatmaps, masks, negative, count_area=True
+  )
   return {
     "rma": _rma_from_sums(inside, total, area),
     "mask_area": area,
     "heatmap_mass": total,
     "heatmap_finite": jnp.isfinite(total),
+    "heatmap_std": spread,
   }
 
 

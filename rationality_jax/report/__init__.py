@@ -43,6 +43,9 @@ from rationality_jax.report.quirks import quirk_table
 from rationality_jax.report.rows import FIELDS
 from rationality_jax.report.rows import META
 from rationality_jax.report.rows import collect
+from rationality_jax.report.sanity import SANITY_LEGEND
+from rationality_jax.report.sanity import figure_sanity
+from rationality_jax.report.sanity import sanity_table
 from rationality_jax.report.settings import settings_lines
 from rationality_jax.report.tables import console_table
 from rationality_jax.report.tables import long_table
@@ -55,11 +58,13 @@ __all__ = [
   "PAPER_DATASETS",
   "PAPER_MODELS",
   "PUBLISHED",
+  "SANITY_LEGEND",
   "collect",
   "console_table",
   "figure_corruptions",
   "figure_heatmaps",
   "figure_quirks",
+  "figure_sanity",
   "figure_threshold_curves",
   "long_table",
   "metric_table",
@@ -70,6 +75,7 @@ __all__ = [
   "quirk_summary",
   "quirk_table",
   "records",
+  "sanity_table",
   "settings_lines",
   "undefined_table",
   "write",

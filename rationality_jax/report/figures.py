@@ -14,6 +14,7 @@ import numpy as np
 
 from rationality_jax import files
 from rationality_jax.report import records as records_lib
+from rationality_jax.report import statistics
 from rationality_jax.report.rows import META
 
 
@@ -36,18 +37,31 @@ def figure_threshold_curves(
   path: str,
   thresholds: Sequence[float] = tuple(np.linspace(0.05, 0.95, 19)),
 ) -> str:
-  """PT and IR against the validity threshold, a line per run (from the records)."""
+  """PT and IR against the validity threshold, a line per run with its 95%
+  bootstrap band (`statistics.threshold_bands`; from the records)."""
   plt = pyplot()
   fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
   for run_dir in run_dirs:
     c = records_lib.curve(run_dir, thresholds)
+    bands = statistics.threshold_bands(
+      records_lib.load(run_dir), thresholds, records_lib.policies(run_dir)
+    )
     for ax, metric in zip(axes, ("pt", "ir")):
-      ax.plot(
+      (line,) = ax.plot(
         c["threshold"],
         100 * np.asarray(c[metric], float),
         marker="o",
         markersize=3,
         label=_label(run_dir),
+      )
+      low, high = bands[metric]
+      ax.fill_between(
+        c["threshold"],
+        100 * low,
+        100 * high,
+        color=line.get_color(),
+        alpha=0.15,
+        linewidth=0,
       )
   return _save_pt_ir(
     plt,

@@ -16,6 +16,7 @@ from rationality_jax.report import figures
 from rationality_jax.report import markdown
 from rationality_jax.report import quirks
 from rationality_jax.report import records as records_lib
+from rationality_jax.report import sanity as sanity_lib
 from rationality_jax.report.rows import META
 
 FIGURES = "figures"
@@ -29,6 +30,7 @@ def write_grid(
   examples: Callable[[str], tuple[list, Mapping, Mapping]],
   thresholds: Sequence[float],
   quirk_pairs: Sequence[Mapping] = (),
+  sanity: Sequence[Mapping] = (),
   **write_kwargs,
 ) -> dict[str, str]:
   """report.md / results.csv / results.json and ``figures/`` of a grid.
@@ -42,9 +44,40 @@ def write_grid(
       first run of each (model, dataset) is asked).
     thresholds: the validity thresholds of the PT/IR curves.
     quirk_pairs: `quirks.quirk_pairs` of the grid's cells.
+    sanity: [{'model', 'heatmap', 'result'}] of the grid's sanity checks
+      (`run.sanity`): a section, and a warning on every row of a flagged
+      (model, heatmap).
     **write_kwargs: `markdown.write`'s (title, published, notes, failures,
       settings).
   """
+  paths = _figures(rows, run_dirs, out_dir, examples, thresholds)
+  sections = []
+  if quirk_pairs:
+    deltas = quirks.quirk_deltas(rows, quirk_pairs)
+    sections = quirks.quirk_sections(deltas)
+    paths.append(
+      quirks.figure_quirks(deltas, os.path.join(out_dir, FIGURES, "quirks.png"))
+    )
+  if sanity:
+    sections.append(("Sanity checks", sanity_lib.grid_section(sanity)))
+    flagged = {
+      (c["model"], c["heatmap"]) for c in sanity if c["result"]["flagged"]
+    }
+    for row in rows:
+      if (row["model"], row["heatmap"]) in flagged:
+        row["warnings"] = [
+          *row.get("warnings", []),
+          "its heatmap failed the sanity checks (maps still similar with "
+          "every block re-initialised)",
+        ]
+  return markdown.write(
+    rows, out_dir, figures=paths, sections=sections, **write_kwargs
+  )
+
+
+def _figures(rows, run_dirs, out_dir, examples, thresholds) -> list[str]:
+  """The PT/IR-threshold curves, a heatmap figure per (model, dataset) and
+  the corruption curves of a grid's runs; their paths."""
   figures_dir = os.path.join(out_dir, FIGURES)
   os.makedirs(figures_dir, exist_ok=True)
   metas = {d: files.read_json(os.path.join(d, META)) for d in run_dirs}
@@ -84,13 +117,4 @@ def write_grid(
         rows, os.path.join(figures_dir, "corruptions.png")
       )
     )
-  sections = []
-  if quirk_pairs:
-    deltas = quirks.quirk_deltas(rows, quirk_pairs)
-    sections = quirks.quirk_sections(deltas)
-    paths.append(
-      quirks.figure_quirks(deltas, os.path.join(figures_dir, "quirks.png"))
-    )
-  return markdown.write(
-    rows, out_dir, figures=paths, sections=sections, **write_kwargs
-  )
+  return paths

@@ -12,8 +12,21 @@ import json
 import os
 
 from rationality_jax import files
+from rationality_jax.report import rows as rows_lib
+from rationality_jax.report import statistics
 from rationality_jax.report import tables
 from rationality_jax.report.rows import FIELDS
+
+# Columns of results.csv besides the summary's `FIELDS`.
+EXTRA_FIELDS = (
+  *(f"{s}_ci" for s in statistics.STATISTICS),
+  *(f"{s}_vs_zs" for s in statistics.STATISTICS),
+  "uniform_map_rma",
+  "uniform_map_valid",
+  "group",
+  "seed",
+  "trained",
+)
 
 
 def write(
@@ -95,10 +108,15 @@ def results_csv(rows) -> str:
   """results.csv: a row per run, the `FIELDS` and its directory."""
   buffer = io.StringIO()
   writer = csv.DictWriter(
-    buffer, fieldnames=[*FIELDS, "trained", "run_dir"], extrasaction="ignore"
+    buffer,
+    fieldnames=[*FIELDS, *EXTRA_FIELDS, "run_dir"],
+    extrasaction="ignore",
   )
   writer.writeheader()
-  writer.writerows(rows)
+  for row in rows:  # intervals as JSON arrays, one cell each
+    writer.writerow(
+      {k: json.dumps(v) if isinstance(v, list) else v for k, v in row.items()}
+    )
   return buffer.getvalue()
 
 
@@ -111,6 +129,16 @@ def _head(rows, title, notes, settings, failures) -> list[str]:
     f"Validity threshold {threshold}: a sample has valid evidence when RMA >= "
     f"{threshold}. PT = RR / (RR + RW), IR = RR / (RR + WR); all values in %; "
     "RMA, RRA and PG (pointing game) are means over the samples.",
+    "",
+    "Brackets are 95% percentile bootstrap intervals over the samples "
+    f"({statistics.RESAMPLES} resamples, seeded): a difference between two "
+    "runs is real only where it is larger than their spread, and the paired "
+    "table below compares each run with the zero-shot run on the same "
+    "images (a * in Tables 1-2 marks a difference from ZS whose interval "
+    "excludes 0). The chance levels say what a uniform map would score on "
+    "the same masks: a mean RMA near its uniform-map RMA, or a PT near the "
+    "share of samples a uniform map already makes valid, says more about "
+    "the masks than about the model.",
     "",
   ]
   if notes:
@@ -133,6 +161,38 @@ def _head(rows, title, notes, settings, failures) -> list[str]:
 def _tables(rows, published, failures) -> list[str]:
   """Every run, the undefined samples, and the per-metric tables."""
   parts = ["## All runs", "", tables.long_table(rows), ""]
+  flagged = [(r, w) for r in rows for w in r.get("warnings", [])]
+  if flagged:
+    parts += ["## Warnings", ""]
+    parts += [f"- {rows_lib.label(r)}: {w}" for r, w in flagged]
+    parts.append("")
+  paired = tables.paired_table(rows)
+  if paired:
+    parts += [
+      "## Against zero-shot, paired on the same images",
+      "",
+      "Differences in percentage points, 95% paired bootstrap intervals.",
+      "",
+      paired,
+      "",
+    ]
+  faithfulness = tables.faithfulness_table(rows)
+  if faithfulness:
+    parts += ["## Faithfulness: deletion and insertion", "", faithfulness, ""]
+  seeds = tables.seeds_table(rows)
+  if seeds:
+    parts += [
+      "## Seeds",
+      "",
+      "Cells trained with several seeds: mean ± standard deviation over the "
+      "seeds, and the 95% interval of all their samples pooled.",
+      "",
+      seeds,
+      "",
+    ]
+  chance = tables.chance_table(rows)
+  if chance:
+    parts += ["## Chance levels: a uniform map", "", chance, ""]
   if any(
     int(r["n"]) != sum(int(r[k]) for k in ("rr", "rw", "wr", "ww"))
     or r.get("skipped")

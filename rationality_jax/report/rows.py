@@ -18,6 +18,7 @@ import numpy as np
 from rationality_jax import files
 from rationality_jax import metrics
 from rationality_jax.report import records as records_lib
+from rationality_jax.report import statistics
 
 META = records_lib.META
 FIELDS = (
@@ -35,6 +36,8 @@ FIELDS = (
   "mean_rma",
   "mean_rra",
   "mean_pointing_game",
+  "mean_deletion_auc",
+  "mean_insertion_auc",
   "rr",
   "rw",
   "wr",
@@ -59,14 +62,18 @@ def collect(
   run_dirs: Iterable[str],
   threshold: float = 0.5,
   loaded: Mapping[str, metrics.Accumulator] | None = None,
+  seed: int = statistics.SEED,
 ) -> list[dict]:
-  """One row per evaluated run: its meta.json fields and its summary.
+  """One row per evaluated run: its meta.json fields, its summary, and the
+  statistics that make it defensible (`statistics`: bootstrap intervals
+  seeded by `seed`, paired differences against the zero-shot run,
+  uniform-map baselines, warnings).
 
   A run on a corruption (meta ``corruption`` set, ImageNet-C ids
   ``<corruption>/<severity>/<image>``) gives one row per severity.
   ``loaded``: records already read, by run directory (else read here).
   """
-  rows = []
+  rows, parts_of_rows = [], []
   for run_dir in run_dirs:
     meta = files.read_json(os.path.join(run_dir, META))
     policy = records_lib.policies(run_dir)
@@ -95,9 +102,20 @@ def collect(
         {field: summary.get(field, float("nan")) for field in FIELDS[7:]}
       )
       row["skipped"] = meta.get("skipped", {})
+      row["group"] = meta.get("group") or meta.get("name", "")
+      row["seed"] = meta.get("seed")
       row["trained"] = trained(meta)
+      row.update(
+        statistics.row_statistics(
+          part, threshold, policy, meta.get("image_pixels"), seed=seed
+        )
+      )
       row["run_dir"] = run_dir
       rows.append(row)
+      parts_of_rows.append((part, policy))
+  parts, policies = [p for p, _ in parts_of_rows], [q for _, q in parts_of_rows]
+  statistics.add_paired(rows, parts, policies)
+  statistics.add_seed_summaries(rows, parts, policies)
   return rows
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 from rationality_jax.report import rows as rows_lib
+from rationality_jax.report import statistics
 from rationality_jax.report.published import PAPER_DATASETS
 from rationality_jax.report.published import PAPER_MODELS
 from rationality_jax.report.rows import PERCENT
@@ -36,6 +37,23 @@ def _fmt(value, percent=True) -> str:
   if value is None or (isinstance(value, float) and np.isnan(value)):
     return "-"
   return f"{100 * value:.2f}" if percent else f"{value}"
+
+
+def with_interval(row: Mapping, stat: str) -> str:
+  """'62.82 [58.12, 67.30]': a row's value and its 95% interval (%)."""
+  interval = row.get(f"{stat}_ci")
+  text = _fmt(row[stat])
+  if interval is None or text == "-" or any(np.isnan(v) for v in interval):
+    return text
+  return f"{text} [{_fmt(interval[0])}, {_fmt(interval[1])}]"
+
+
+def _signed_interval(interval) -> str:
+  """'-12.40 [-18.20, -6.60]' of a [delta, low, high] (percentage points)."""
+  if interval is None or any(np.isnan(v) for v in interval):
+    return "-"
+  delta, low, high = (100 * v for v in interval)
+  return f"{delta:+.2f} [{low:+.2f}, {high:+.2f}]"
 
 
 def metric_table(
@@ -75,12 +93,23 @@ def metric_table(
         for r in rows
         if (r["method"], r["model"], r["dataset"]) == (method, model, dataset)
       ]
-      value = float(match[0][metric]) if match else float("nan")
+      # Several seeds of one cell: their mean (the spread is in "Seeds").
+      value = (
+        float(np.nanmean([float(m[metric]) for m in match]))
+        if match and not all(np.isnan(float(m[metric])) for m in match)
+        else float("nan")
+      )
       paper = (published or {}).get((metric, method, model, dataset))
       if (method, model, dataset) in failed and not match:
         cells.append("failed")
       else:
-        cells.append(_cell(value, paper, with_paper))
+        mark = (
+          "*"
+          if len(match) == 1
+          and statistics.excludes_zero(match[0].get(f"{metric}_vs_zs"))
+          else ""
+        )
+        cells.append(_cell(value, paper, with_paper, mark))
       if not np.isnan(value) and (paper is not None or not with_paper):
         pairs.append((value, paper))
     if pairs:
@@ -96,14 +125,16 @@ def metric_table(
   return "\n".join(lines)
 
 
-def _cell(value, paper, with_paper) -> str:
+def _cell(value, paper, with_paper, mark: str = "") -> str:
+  """A metric table's cell: ours (with `mark`), and the paper's beside it."""
+  ours = _fmt(value) + (mark if _fmt(value) != "-" else "")
   if not with_paper:
-    return _fmt(value)
+    return ours
   if paper is None:
-    return f"{_fmt(value)} / -"
+    return f"{ours} / -"
   diff = 100 * value - paper if not np.isnan(value) else float("nan")
   return (
-    f"{_fmt(value)} / {paper:.2f} ({diff:+.2f})"
+    f"{ours} / {paper:.2f} ({diff:+.2f})"
     if not np.isnan(diff)
     else f"- / {paper:.2f}"
   )
@@ -137,7 +168,8 @@ def long_table(rows: Sequence[dict]) -> str:
       r["model"],
       r["dataset"],
       r["heatmap"],
-      *(_fmt(r[k]) for k in PERCENT),
+      *(with_interval(r, k) for k in ("accuracy", "pt", "ir")),
+      *(_fmt(r[k]) for k in PERCENT[3:]),
       *(str(int(r[k])) for k in ("rr", "rw", "wr", "ww", "n")),
     ]
     lines.append("| " + " | ".join(cells) + " |")
@@ -193,10 +225,90 @@ def console_table(
     label = rows_lib.label(r)
     cells = [
       label,
-      *(_fmt(r[k]) for k in ("accuracy", "pt", "ir")),
+      *(with_interval(r, k) for k in ("accuracy", "pt", "ir")),
       *(str(int(r[k])) for k in ("rr", "rw", "wr", "ww", "n")),
     ]
     lines.append("| " + " | ".join(cells) + " |")
   for f in failures:
     lines.append(f"| {f['name']} | failed | | | | | | | |")
   return "\n".join(lines)
+
+
+def paired_table(rows: Sequence[dict]) -> str:
+  """Markdown: each adapted run against the zero-shot run of its model and
+  dataset, paired on the same samples: difference and 95% interval (pp)."""
+  header = ["run", "Δ accuracy", "Δ PT", "Δ IR"]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  for r in rows:
+    if r.get("pt_vs_zs") is None:
+      continue
+    cells = [rows_lib.label(r)]
+    cells += [
+      _signed_interval(r[f"{s}_vs_zs"]) for s in ("accuracy", "pt", "ir")
+    ]
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines) if len(lines) > 2 else ""
+
+
+def chance_table(rows: Sequence[dict]) -> str:
+  """Markdown: per model and dataset, what a uniform map scores: its mean
+  RMA (the masks' mean share of the image) and the share of samples on
+  which it is already valid evidence."""
+  header = ["model", "dataset", "uniform-map RMA", "uniform map valid (%)"]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  seen = set()
+  for r in rows:
+    key = (r["model"], r["dataset"], r.get("corruption", ""), r["severity"])
+    if key in seen or np.isnan(r.get("uniform_map_rma", float("nan"))):
+      continue
+    seen.add(key)
+    dataset = r["dataset"] + (
+      f" {r['corruption']} s{r['severity']}" if r.get("corruption") else ""
+    )
+    lines.append(
+      f"| {r['model']} | {dataset} | {r['uniform_map_rma']:.3f} | "
+      f"{_fmt(r['uniform_map_valid'])} |"
+    )
+  return "\n".join(lines) if len(lines) > 2 else ""
+
+
+def seeds_table(rows: Sequence[dict]) -> str:
+  """Markdown: per cell run over several seeds, the mean and standard
+  deviation over the seeds and the 95% interval of all seeds' samples
+  pooled (%)."""
+  header = ["cell", "seeds", "accuracy", "PT", "IR"]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  seen = set()
+  for r in rows:
+    summary = r.get("seeds")
+    key = (r.get("group"), r.get("corruption"), r.get("severity"))
+    if not summary or key in seen:
+      continue
+    seen.add(key)
+    cells = [r["group"], ", ".join(str(s) for s in summary["seeds"])]
+    for stat in ("accuracy", "pt", "ir"):
+      mean, sd = summary[stat]
+      low, high = summary[f"{stat}_pooled_ci"]
+      cells.append(
+        f"{_fmt(mean)} ± {_fmt(sd)} (pooled [{_fmt(low)}, {_fmt(high)}])"
+      )
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines) if len(lines) > 2 else ""
+
+
+def faithfulness_table(rows: Sequence[dict]) -> str:
+  """Markdown: the mean area under each run's deletion curve (lower: the map
+  finds what the model uses) and insertion curve (higher is better), of the
+  explained class's probability (RISE)."""
+  header = ["run", "heatmap", "deletion AUC", "insertion AUC"]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  for r in rows:
+    values = [
+      r.get(f"mean_{m}_auc", float("nan")) for m in ("deletion", "insertion")
+    ]
+    if all(np.isnan(v) for v in values):
+      continue
+    cells = [rows_lib.label(r), r["heatmap"]]
+    cells += ["-" if np.isnan(v) else f"{v:.4f}" for v in values]
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines) if len(lines) > 2 else ""

@@ -8,6 +8,8 @@ The fields (docs/run_config.md has the table and the path a command takes):
 
   mode: what `rationality_jax.main` runs (`rationality_jax.run.modes`).
   name: the run's name in reports ('' = its method; a grid sets the cell's).
+  group: the runs a report takes together ('' = the name alone; a grid's
+      seeded cells share their cell's name: mean and spread over seeds).
   seed: initialisation, data order, augmentation.
   model: path - a checkpoint path, a hub id or ``random:<arch>`` (required:
       an empty path is an error, never a silent random model); name - display
@@ -49,6 +51,11 @@ The fields (docs/run_config.md has the table and the path a command takes):
       ``load_sd_dataset`` / ``load_ct_dataset``); the same for CUB,
       ImageNet and the synthetic benchmark.
   wise_ft: the WiSE-FT stage's options (`run.wise_ft.OPTIONS`).
+  sanity: the sanity checks' options (`run.sanity.OPTIONS`): heatmaps
+      ('+'-joined, '' = every registered one), images (how many evaluation
+      images; in a grid, 0 = no checks), similar (the Spearman or SSIM at
+      which a heatmap still similar with every block re-initialised is
+      flagged), seed (the re-initialisation's).
   train: batch_size, num_epochs, total_steps (-1 = from num_epochs),
       log_every, input_threads, input_prefetch, input_workers (as
       evaluate.input_workers; the batches are the same), eval_accuracy
@@ -70,7 +77,11 @@ The fields (docs/run_config.md has the table and the path a command takes):
       (the release's 0 / 0, utils/xml_analysis.py ``show_image_relevance``
       line 101 and utils/xml_analysis_lp.py ``generate_visualization`` lines
       110-111; with evaluate.nonfinite 'release' such a sample counts as
-      valid evidence).
+      valid evidence); signed (`explain.postprocess.SIGNED_MAPS`) - what of
+      a signed map (gradient x input, integrated gradients) is relevance:
+      'positive' (ours: its positive part, as Quantus and the RMA paper
+      treat relevance) or 'minmax' (the release's min-max of the raw map,
+      which puts the background near 0.5).
   evaluate: batch_size, batches_per_chunk, figure_images, threshold,
       input_threads, input_workers (0: read, decode and preprocess in
       `input_threads` threads of this process; N: in N worker processes, for
@@ -88,12 +99,17 @@ The fields (docs/run_config.md has the table and the path a command takes):
       only (the release's accuracy is over all of them). allow_unfinished -
       evaluate a ``train_dir`` whose training has not reached its last step
       (refused by default; every report then says "trained N of M steps").
+      faithfulness - '' (none), 'deletion', 'insertion' or
+      'deletion+insertion': per-sample areas under the heatmap's deletion /
+      insertion curves (`explain.faithfulness`, RISE), with
+      faithfulness_steps + 1 forward passes each.
   report: title, published (the study's values beside ours), thresholds,
       notes.
   mesh, sharding, distributed: devices and hosts (`rationality_jax.sharding`).
 
 A grid is the same schema plus ``models``, ``datasets`` and ``cells``: a cell
-is a set of overrides merged into it (`for_cell`), never a second vocabulary.
+is a set of overrides merged into it (`rationality_jax.run.cells`), never a
+second vocabulary.
 Sizes and pixel statistics come from the model: ``model.image_size`` 0 means
 the checkpoint's native size (OpenAI CLIP 224, ALBEF 256, BLIP 384).
 """
@@ -184,7 +200,8 @@ def method_sections() -> dict[str, dict[str, Any]]:
   return sections
 
 
-def _cd(**fields) -> ml_collections.ConfigDict:
+def section(**fields) -> ml_collections.ConfigDict:
+  """A config section of `fields`."""
   return ml_collections.ConfigDict(fields)
 
 
@@ -195,13 +212,15 @@ def default() -> ml_collections.ConfigDict:
   Long because it lists every section in one place, the schema at a glance.
   """
   from rationality_jax.methods import heads
+  from rationality_jax.run import sanity
   from rationality_jax.run import wise_ft
 
   c = ml_collections.ConfigDict()
   c.mode = "train"
   c.name = ""
+  c.group = ""
   c.seed = 42
-  c.model = _cd(
+  c.model = section(
     path="",
     name="",
     image_size=0,
@@ -209,25 +228,26 @@ def default() -> ml_collections.ConfigDict:
     param_dtype="float32",
     accelerator_dtype="",
   )
-  c.data = _cd(dir="", manual_dir="")
-  c.train_data = _cd(
+  c.data = section(dir="", manual_dir="")
+  c.train_data = section(
     name="synthetic_rationality",
     split="train",
     builder_kwargs=ml_collections.ConfigDict(),
   )
-  c.eval_data = _cd(
+  c.eval_data = section(
     name="", split="test", builder_kwargs=ml_collections.ConfigDict()
   )
-  c.preprocess = _cd(
+  c.preprocess = section(
     train="study", eval="study", normalization="model", mask_order="ours"
   )
   c.method = "zs"
   c.trainable = ""
-  c.head = _cd(**heads.OPTIONS)
-  for section, options in method_sections().items():
-    c[section] = _cd(**options)
-  c.wise_ft = _cd(**wise_ft.OPTIONS)
-  c.train = _cd(
+  c.head = section(**heads.OPTIONS)
+  for name, options in method_sections().items():
+    c[name] = section(**options)
+  c.wise_ft = section(**wise_ft.OPTIONS)
+  c.sanity = section(**sanity.OPTIONS)
+  c.train = section(
     batch_size=32,
     num_epochs=10.0,
     total_steps=-1,
@@ -237,13 +257,17 @@ def default() -> ml_collections.ConfigDict:
     input_workers=0,
     eval_accuracy=True,
     optim=optim.study_preset(),
-    checkpoint=_cd(every_steps=500, keep=3, async_save=True),
+    checkpoint=section(every_steps=500, keep=3, async_save=True),
     release_frozen_head=False,
   )
-  c.heatmap = _cd(
-    name="chefer", **heatmap_options(), target="label", constant_map="zero"
+  c.heatmap = section(
+    name="chefer",
+    **heatmap_options(),
+    target="label",
+    constant_map="zero",
+    signed="positive",
   )
-  c.evaluate = _cd(
+  c.evaluate = section(
     batch_size=64,
     batches_per_chunk=1,
     figure_images=4,
@@ -256,16 +280,18 @@ def default() -> ml_collections.ConfigDict:
     nonfinite="undefined",
     max_batches=0,
     allow_unfinished=False,
+    faithfulness="",
+    faithfulness_steps=16,
   )
-  c.report = _cd(
+  c.report = section(
     title="Results",
     published=False,
     thresholds=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
     notes="",
   )
   c.mesh = [("data", -1), ("fsdp", 1)]
-  c.sharding = _cd(params="fsdp", fsdp_axis="fsdp")
-  c.distributed = _cd(
+  c.sharding = section(params="fsdp", fsdp_axis="fsdp")
+  c.distributed = section(
     initialize=False,
     coordinator_address="",
     num_processes=1,
@@ -276,66 +302,7 @@ def default() -> ml_collections.ConfigDict:
   return c
 
 
-# ------------------------------------------------------------------- grids ----
-
-
-def grid(run: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """A grid config: `run` (the base of every cell) plus models/datasets/cells.
-
-  models: {name: a ``model`` section}; datasets: {name: {train_data,
-  eval_data}}; cells: [{name, model, dataset, set}] where ``set`` holds
-  dotted overrides of the run config (``{'method': 'lp',
-  'train.optim.lr': 1e-3}``). `for_cell` merges one.
-  """
-  c = copy.deepcopy(run)
-  c.mode = "grid"
-  c.models = ml_collections.ConfigDict()
-  c.datasets = ml_collections.ConfigDict()
-  c.cells = []
-  c.pretrain = ml_collections.ConfigDict({"enabled": False})
-  return c
-
-
-def cell(name: str, model: str, dataset: str, **overrides) -> dict:
-  """A grid cell: named model and dataset sections plus dotted overrides."""
-  return {"name": name, "model": model, "dataset": dataset, "set": overrides}
-
-
-def model_section(path: str = "", **fields) -> ml_collections.ConfigDict:
-  section = default().model
-  section.update(dict(path=path, **fields))
-  return section
-
-
-def dataset_section(
-  name: str,
-  *,
-  train_split: str = "train",
-  eval_split: str = "test",
-  eval_name: str = "",
-  **builder_kwargs,
-) -> ml_collections.ConfigDict:
-  """A ``datasets`` entry: its train_data and eval_data sections.
-
-  `builder_kwargs` configure the training builder; evaluating on the same
-  builder (`eval_name` '') uses them too (eval_data.builder_kwargs then only
-  holds additions), another builder starts from none.
-  """
-  return _cd(
-    train_data=_cd(
-      name=name,
-      split=train_split,
-      builder_kwargs=ml_collections.ConfigDict(builder_kwargs),
-    ),
-    eval_data=_cd(
-      name=eval_name,
-      split=eval_split,
-      builder_kwargs=ml_collections.ConfigDict(),
-    ),
-  )
-
-
-def _base(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+def run_part(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """The run-config part of a grid config (drops models/datasets/cells)."""
   keys = set(default().keys())
   return ml_collections.ConfigDict(
@@ -367,38 +334,6 @@ def set_path(config: ml_collections.ConfigDict, path: str, value: Any) -> None:
     target[leaf] = ml_collections.ConfigDict(value)
   else:
     target[leaf] = value
-
-
-def for_cell(
-  config: ml_collections.ConfigDict, cell_spec
-) -> ml_collections.ConfigDict:
-  """The run config of one grid cell: base <- model <- dataset <- overrides."""
-  run = _base(config)
-  name = cell_spec["name"]
-  with run.unlocked():
-    run.mode = "train"
-    for key, sections in (
-      ("model", config.models),
-      ("dataset", config.datasets),
-    ):
-      choice = cell_spec[key]
-      if choice not in sections:
-        raise KeyError(
-          f"cell {name!r}: {key} {choice!r} is not among config."
-          f"{key}s ({sorted(sections)})"
-        )
-      if key == "model":
-        run.model = copy.deepcopy(sections[choice])
-        run.model.name = run.model.name or choice
-      else:
-        run.train_data = copy.deepcopy(sections[choice].train_data)
-        run.eval_data = copy.deepcopy(sections[choice].eval_data)
-    for path, value in dict(cell_spec.get("set", {})).items():
-      try:
-        set_path(run, path, value)
-      except (KeyError, TypeError) as e:
-        raise KeyError(f"cell {name!r}: override {path}={value!r}: {e}") from e
-  return run
 
 
 # ------------------------------------------------------------------- files ----

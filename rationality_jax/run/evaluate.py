@@ -163,6 +163,8 @@ def run_meta(config, trained, source, spec: str, run_name: str) -> dict:
   made_by = _run_config_of(trained, config)
   return {
     "name": run_name,
+    "group": config.group or run_name,
+    "seed": config.seed,
     "model": config.model.name or resolve.model_name(config),
     "dataset": data.report_key(eval_name),
     "builder": eval_name,
@@ -176,6 +178,7 @@ def run_meta(config, trained, source, spec: str, run_name: str) -> dict:
     "train_step": trained.step,
     "train_total_steps": trained.meta.get("total_steps", trained.step),
     "preprocess": spec,
+    "image_pixels": resolve.image_size(trained.module) ** 2,
     "num_examples": len(source),
     "max_batches": e.max_batches,
     "trained_on": made_by.train_data.name if trained.method != "zs" else "",
@@ -226,11 +229,18 @@ def run(
     summary = evaluation.run()
   if announce:
     e = evaluation.config.evaluate
-    console.table(
-      report.console_table(report.collect([directory], e.threshold))
-    )
+    rows = report.collect([directory], e.threshold)
+    warn(rows)
+    console.table(report.console_table(rows))
     console.stage(f"report: {os.path.join(directory, 'report.md')}")
   return summary
+
+
+def warn(rows) -> None:
+  """The rows' warnings (near-constant maps, RMA at chance) on the console."""
+  for row in rows:
+    for text in row.get("warnings", []):
+      console.warning(f"{row['name']}: {text} (see report.md)")
 
 
 class Evaluation:
@@ -270,6 +280,7 @@ class Evaluation:
       resolve.heatmap(config),
       target=config.heatmap.target,
       constant_map=config.heatmap.constant_map,
+      signed=config.heatmap.signed,
       jit=False,
     )
     evaluate = functools.partial(
@@ -286,6 +297,7 @@ class Evaluation:
       batches_per_chunk=e.batches_per_chunk,
       num_threads=e.input_threads,
       num_workers=e.input_workers,
+      curves=resolve.curves(config, trained.module, trained.classifier),
     )
     evaluate(source)
     sharding.barrier(f"evaluated {directory}")

@@ -36,12 +36,14 @@ from rationality_jax import console
 from rationality_jax import data
 from rationality_jax import files
 from rationality_jax import report
+from rationality_jax.run import cells as cells_lib
 from rationality_jax.run import config as config_lib
 from rationality_jax.run import evaluate
 from rationality_jax.run import pretrain
 from rationality_jax.run import provenance
 from rationality_jax.run import record
 from rationality_jax.run import resolve
+from rationality_jax.run import sanity
 from rationality_jax.run import train
 
 PRETRAINED = "pretrain"  # model.path of a grid model: the pretrain stage's
@@ -56,9 +58,10 @@ def cell_config(
   config: ml_collections.ConfigDict, cell, workdir: str
 ) -> ml_collections.ConfigDict:
   """The run config of `cell`, with the grid's pretrained model resolved."""
-  run_config = config_lib.for_cell(config, cell)
+  run_config = cells_lib.for_cell(config, cell)
   with run_config.unlocked():
     run_config.name = cell["name"]
+    run_config.group = cell.get("group", "")
     if run_config.model.path == PRETRAINED:
       run_config.model.path = os.path.join(workdir, PRETRAINED, "model")
     if not run_config.data.dir:
@@ -100,7 +103,7 @@ def cell_claims(config, workdir: str) -> list[tuple]:
   every cell whose fingerprint is known before it runs (a cell whose model
   cannot be read yet fails in its cell, named there)."""
   claims = []
-  for cell in config.cells:
+  for cell in cells_lib.expand_seeds(config):
     run_config = cell_config(config, cell, workdir)
     try:
       trained, _ = evaluate.model_fingerprint(run_config)
@@ -155,7 +158,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, fresh: bool = False):
     )
   if failed:
     raise GridFailed(
-      f"{len(failed)} of {len(config.cells)} cells failed "
+      f"{len(failed)} of {len(cells_lib.expand_seeds(config))} cells failed "
       f"({', '.join(failed)}); see {result['paths']['report.md']} and log.txt"
     )
   return result
@@ -170,9 +173,10 @@ def _run_cells(config, workdir: str) -> dict:
     pretrain.ensure(config.pretrain, os.path.join(workdir, PRETRAINED), workdir)
   seconds["pretrain"] = time.perf_counter() - start
   eval_dirs, done, failures = [], [], []
-  for i, cell in enumerate(config.cells, start=1):
+  cells = cells_lib.expand_seeds(config)
+  for i, cell in enumerate(cells, start=1):
     name = cell["name"]
-    console.stage(f"cell {i}/{len(config.cells)}: {name}")
+    console.stage(f"cell {i}/{len(cells)}: {name}")
     t, stage = time.perf_counter(), "train"
     run_config = cell_config(config, cell, workdir)
     try:
@@ -197,11 +201,15 @@ def _run_cells(config, workdir: str) -> dict:
       )
     seconds[f"cell {name}"] = time.perf_counter() - t
   t = time.perf_counter()
-  paths = write_report(config, done, eval_dirs, workdir, failures)
+  checks = sanity_checks(config, done, workdir)
+  seconds["sanity"] = time.perf_counter() - t
+  t = time.perf_counter()
+  paths = write_report(config, done, eval_dirs, workdir, failures, checks)
   seconds["report"] = time.perf_counter() - t
   seconds["total"] = time.perf_counter() - start
   files.write_json(os.path.join(workdir, TIMINGS), seconds)
   rows = report.collect(eval_dirs, config.evaluate.threshold)
+  evaluate.warn(rows)
   console.table(report.console_table(rows, failures))
   console.stage(f"report: {paths['report.md']}")
   return {"rows": rows, "paths": paths, "seconds": seconds, "failed": failures}
@@ -242,7 +250,47 @@ def _builder_defaults(builder: str):
     return None
 
 
-def write_report(config, cells, eval_dirs, workdir: str, failures=()):
+def sanity_checks(config, cells, workdir: str) -> list[dict]:
+  """With ``sanity.images`` > 0, the randomisation test of every (model,
+  heatmap) the evaluated cells used, on the model's zero-shot head
+  (``<workdir>/sanity/<model>/<heatmap>/``; reused when there). Returns
+  [{'model', 'heatmap' (its label), 'result'}]."""
+  if not config.sanity.images:
+    return []
+  out, seen = [], set()
+  for cell in cells:
+    run_config = cell_config(config, cell, workdir)
+    key = (run_config.model.name, resolve.heatmap_label(run_config))
+    if key in seen:
+      continue
+    seen.add(key)
+    with run_config.unlocked():
+      run_config.method = "zs"
+      run_config.evaluate.train_dir = ""
+      run_config.sanity.heatmaps = run_config.heatmap.name
+    label = "".join(c if c.isalnum() or c in "-_=." else "_" for c in key[1])
+    directory = os.path.join(workdir, "sanity", key[0], label)
+    path = os.path.join(directory, sanity.RESULT)
+    if os.path.exists(path):
+      results = files.read_json(path)
+    else:
+      console.stage(f"sanity checks: {key[1]} on {key[0]}")
+      os.makedirs(directory, exist_ok=True)
+      results = sanity.check(run_config, directory)
+      sanity.write(directory, results, title=f"Sanity: {key[1]} on {key[0]}")
+    out.append(
+      {
+        "model": key[0],
+        "heatmap": key[1],
+        "result": results[run_config.heatmap.name],
+      }
+    )
+  return out
+
+
+def write_report(
+  config, cells, eval_dirs, workdir: str, failures=(), checks=()
+):
   """The grid's report.md / results.csv / results.json and figures in `workdir`."""
   rows = report.collect(eval_dirs, config.evaluate.threshold)
   cell_of = dict(zip(eval_dirs, cells))
@@ -269,6 +317,7 @@ def write_report(config, cells, eval_dirs, workdir: str, failures=()):
     notes=config.report.get("notes", ""),
     failures=failures,
     settings=settings(config),
+    sanity=checks,
   )
 
 
@@ -278,6 +327,6 @@ def settings(config) -> list[str]:
   return report.settings_lines(
     config,
     config_lib.to_dict(config_lib.default()),
-    config_lib.to_dict(config_lib.model_section()),
+    config_lib.to_dict(cells_lib.model_section()),
     _builder_defaults,
   )

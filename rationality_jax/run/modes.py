@@ -57,6 +57,12 @@ def _wise_ft(config, workdir, fresh):
   return wise_ft.run(config, workdir, fresh=fresh)
 
 
+def _sanity(config, workdir, fresh):
+  from rationality_jax.run import sanity
+
+  return sanity.run(config, workdir, fresh=fresh)
+
+
 def _evaluate(config, workdir, fresh):
   from rationality_jax.run import evaluate
 
@@ -75,5 +81,6 @@ MODES = {
   "train": _train,
   "wise_ft": _wise_ft,
   "evaluate": _evaluate,
+  "sanity": _sanity,
   "grid": _grid,
 }

@@ -28,15 +28,20 @@ META = report.META
 SUMMARY = "summary.json"
 RECORDS_CSV = "records.csv"
 FIGURE = "pt_ir_threshold.png"
+# records.csv's columns, those a run recorded in this order.
 CSV_COLUMNS = (
   "ids",
   *records.INT_COLUMNS,
   "correct",
   "rma",
-  *recorder.SCORE_COLUMNS,
+  "rra",
+  "pointing_game",
   "mask_area",
   "heatmap_mass",
+  "heatmap_std",
   *recorder.FLAG_COLUMNS,
+  "deletion_auc",
+  "insertion_auc",
 )
 
 

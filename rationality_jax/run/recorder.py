@@ -30,11 +30,11 @@ from rationality_jax import metrics
 from rationality_jax.report import records
 
 PROGRESS = "progress.json"
-# Per-sample columns besides the Accumulator's `correct`, `rma`, `ids`,
-# `mask_area` and `records.INT_COLUMNS`.
-SCORE_COLUMNS = ("rra", "pointing_game")
+# The step's columns `record` passes by name; every other one is recorded
+# as it comes (rra, pointing_game, heatmap_mass, heatmap_std, the finite
+# flags, the deletion / insertion AUCs).
+NAMED_COLUMNS = ("correct", "rma", "mask_area", "prediction")
 FLAG_COLUMNS = ("logits_finite", "heatmap_finite")
-EVIDENCE_COLUMNS = ("heatmap_mass", *FLAG_COLUMNS)
 
 
 class Recorder:
@@ -122,6 +122,8 @@ class Recorder:
       [i not in self.done_ids for i in ids]
     )
     self._warn_nonfinite(host, keep)
+    # Every per-sample column of the step: scores, flags, evidence, AUCs.
+    columns = {k: v for k, v in host.items() if k not in NAMED_COLUMNS}
     self.acc.add(
       correct=host["correct"],
       rma=host["rma"],
@@ -131,7 +133,7 @@ class Recorder:
       index=self._index(np.asarray(local["index"])),
       label=np.asarray(local["label"]),
       prediction=host["prediction"],
-      **{k: host[k] for k in SCORE_COLUMNS + EVIDENCE_COLUMNS},
+      **columns,
     )
     rows = [j for j, i in enumerate(ids) if keep[j] and i in self.figure_ids]
     if rows:

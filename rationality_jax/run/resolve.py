@@ -246,12 +246,32 @@ def heatmap(config: ml_collections.ConfigDict):
   return explain.HEATMAPS[h.name](**{f: h[f] for f in fields})
 
 
+def curves(config: ml_collections.ConfigDict, module, classifier) -> tuple:
+  """((name, curve), ...) of ``evaluate.faithfulness`` (`stream.make_eval_step`)."""
+  e = config.evaluate
+  return tuple(
+    (
+      mode,
+      explain.make_perturbation_curve(
+        module,
+        classifier,
+        mode=mode,
+        steps=e.faithfulness_steps,
+        jit=False,
+      ),
+    )
+    for mode in filter(None, e.faithfulness.split("+"))
+  )
+
+
 def heatmap_label(config: ml_collections.ConfigDict) -> str:
   """``chefer(start_layer=-1)``; the release's constant-map rule is named."""
   h = config.heatmap
   fields = [f"{f}={h[f]}" for f in config_lib.heatmap_fields(h.name)]
   if h.constant_map != "zero":
     fields.append(f"constant_map={h.constant_map}")
+  if config_lib.heatmaps()[h.name].signed:
+    fields.append(f"signed={h.signed}")
   return f"{h.name}(" + ", ".join(fields) + ")"
 
 
@@ -346,6 +366,7 @@ def eval_fingerprint(config: ml_collections.ConfigDict, trained: dict) -> dict:
       "target": h.target,
       **{f: h[f] for f in config_lib.heatmap_fields(h.name)},
       **_unless_default(config, ["heatmap.constant_map"]),
+      **({"signed": h.signed} if config_lib.heatmaps()[h.name].signed else {}),
     },
   }
   # How the model computes here (a trained run's own dtype is in `trained`).
@@ -355,6 +376,11 @@ def eval_fingerprint(config: ml_collections.ConfigDict, trained: dict) -> dict:
   }
   if precision != {"dtype": "float32", "param_dtype": "float32"}:
     fingerprint["precision"] = precision
+  if config.evaluate.faithfulness:  # the records gain its columns
+    fingerprint["faithfulness"] = {
+      "curves": config.evaluate.faithfulness,
+      "steps": config.evaluate.faithfulness_steps,
+    }
   if config.evaluate.max_batches:
     fingerprint["subset"] = {
       "max_batches": config.evaluate.max_batches,

@@ -17,6 +17,7 @@ from rationality_jax import data
 from rationality_jax import explain
 from rationality_jax import methods
 from rationality_jax import metrics
+from rationality_jax.run import cells as cells_lib
 from rationality_jax.run import config as config_lib
 from rationality_jax.run import modes
 from rationality_jax.run import resolve
@@ -40,6 +41,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _one_of(config, "mode", modes.MODES)
   if config.mode in ("selfcheck", "pretrain"):
     return
+  if config.mode == "sanity":
+    validate_run(config)
+    _sanity(config)
+    return
   if config.mode == "grid":
     validate_grid(config)
   elif config.mode == "wise_ft":
@@ -59,10 +64,17 @@ def validate(config: ml_collections.ConfigDict) -> None:
 def validate_grid(config: ml_collections.ConfigDict) -> None:
   """`validate` of a grid: unique cells, each a valid run."""
   _check(bool(config.cells), "cells", "a grid needs at least one cell")
-  names = [c["name"] for c in config.cells]
+  seeds = list(config.get("seeds", ()))
+  _check(
+    len(set(seeds)) == len(seeds),
+    "seeds",
+    f"{seeds}: each seed once (a seed's cells share its directories)",
+  )
+  cells = cells_lib.expand_seeds(config)
+  names = [c["name"] for c in cells]
   dup = sorted({n for n in names if names.count(n) > 1})
   _check(not dup, "cells", f"cell names must be unique; repeated: {dup}")
-  for cell_spec in config.cells:
+  for cell_spec in cells:
     model = cell_spec["model"]
     _check(
       model in config.models,
@@ -77,9 +89,10 @@ def validate_grid(config: ml_collections.ConfigDict) -> None:
       f"{cell_spec['name']!r}): set --config.models.{model}.path=<checkpoint, "
       "hub id or random:<arch>>",
     )
-    run = config_lib.for_cell(config, cell_spec)
+    run = cells_lib.for_cell(config, cell_spec)
     try:
       validate_run(run)
+      _sanity(run)
     except config_lib.ConfigError as e:
       raise config_lib.ConfigError(f"cell {cell_spec['name']!r}: {e}") from None
 
@@ -184,6 +197,7 @@ def _heatmap(config) -> None:
   _one_of(config, "heatmap.name", config_lib.heatmaps())
   _one_of(config, "heatmap.target", explain.targets.TARGETS)
   _one_of(config, "heatmap.constant_map", explain.postprocess.CONSTANT_MAPS)
+  _one_of(config, "heatmap.signed", explain.postprocess.SIGNED_MAPS)
   try:  # the heatmap checks its own options
     resolve.heatmap(config)
   except (ValueError, TypeError) as e:
@@ -193,6 +207,22 @@ def _heatmap(config) -> None:
     raise config_lib.ConfigError(
       f"config.heatmap ({h.name}: {options}): {e}"
     ) from None
+
+
+def _sanity(config) -> None:
+  known = config_lib.heatmaps()
+  for name in filter(None, config.sanity.heatmaps.split("+")):
+    _check(
+      name in known,
+      "sanity.heatmaps",
+      f"{name!r} is not a heatmap; registered: {sorted(known)}",
+    )
+  _check(config.sanity.images >= 0, "sanity.images", "must be >= 0")
+  _check(
+    0.0 <= config.sanity.similar <= 1.0,
+    "sanity.similar",
+    f"{config.sanity.similar} is outside [0, 1]",
+  )
 
 
 def _evaluate(config) -> None:
@@ -206,6 +236,15 @@ def _evaluate(config) -> None:
     e.max_batches >= 0,
     "evaluate.max_batches",
     f"{e.max_batches}: use 0 (every example) or a number of batches",
+  )
+  for mode in filter(None, e.faithfulness.split("+")):
+    _check(
+      mode in explain.faithfulness.MODES,
+      "evaluate.faithfulness",
+      f"{e.faithfulness!r}: use '' or '+'-joined {explain.faithfulness.MODES}",
+    )
+  _check(
+    e.faithfulness_steps >= 1, "evaluate.faithfulness_steps", "must be >= 1"
   )
   _one_of(config, "evaluate.empty_mask", metrics.POLICIES)
   _one_of(config, "evaluate.nonfinite", metrics.POLICIES)

@@ -8,7 +8,7 @@ import pytest
 from rationality_jax import files
 from rationality_jax import metrics
 from rationality_jax import report
-from rationality_jax.run import config as rationality_config
+from rationality_jax.run import cells as cells_lib
 from rationality_jax.run import grid
 from rationality_jax.run import resolve
 
@@ -129,9 +129,7 @@ def test_imagenet_c_run_gives_a_row_per_severity_and_a_figure(tmp_path):
 @pytest.mark.parametrize("preset", ["paper", "default"])
 def test_paper_grid_config(preset, config_file):
   config = config_file("paper", f"preset={preset}")
-  runs = {
-    c["name"]: rationality_config.for_cell(config, c) for c in config.cells
-  }
+  runs = {c["name"]: cells_lib.for_cell(config, c) for c in config.cells}
   main = [
     n
     for n, r in runs.items()

@@ -159,20 +159,36 @@ def gradcam(model, pixel_values, head, labels, layer=-1):
   return logits.detach(), patches, postprocess(patches, pixel_values.shape[-2:])
 
 
-def input_gradients(model, pixel_values, head, labels, times_input=False):
-  """max_c |dS/dx| (saliency) or sum_c x dS/dx; returns (logits, heatmap [B, S, S])."""
+def signed_minmax(pixels, signed="positive"):
+  """Min-max of a signed map's positive part ('positive') or of the raw map."""
+  return minmax(pixels.clamp(min=0) if signed == "positive" else pixels)
+
+
+def input_gradients(
+  model, pixel_values, head, labels, times_input=False, signed="positive"
+):
+  """max_c |dS/dx| (saliency) or sum_c x dS/dx (signed: see `signed_minmax`);
+  returns (logits, heatmap [B, S, S])."""
   pixel_values = _prepare(model, pixel_values, weights_grad=False)
   logits, _ = _logits(model, pixel_values, head)
   logits.gather(1, labels[:, None]).sum().backward()
   grad = pixel_values.grad
-  pixels = (
-    (grad * pixel_values).sum(dim=1) if times_input else grad.abs().amax(dim=1)
-  )
-  return logits.detach(), minmax(pixels.detach())
+  if times_input:
+    return logits.detach(), signed_minmax(
+      (grad * pixel_values).sum(dim=1).detach(), signed
+    )
+  return logits.detach(), minmax(grad.abs().amax(dim=1).detach())
 
 
 def integrated_gradients(
-  model, pixel_values, head, labels, steps=32, baseline=0.0, rule="trapezoid"
+  model,
+  pixel_values,
+  head,
+  labels,
+  steps=32,
+  baseline=0.0,
+  rule="trapezoid",
+  signed="positive",
 ):
   """IG with a straight path, one backward per path point (a plain loop).
 
@@ -199,4 +215,4 @@ def integrated_gradients(
     logits.gather(1, labels[:, None]).sum().backward()
     total += weight * x.grad
   pixels = ((pixel_values - base) * total).sum(dim=1)
-  return pixels, minmax(pixels)
+  return pixels, signed_minmax(pixels, signed)

@@ -33,8 +33,11 @@ def _ours(
   masks=None,
   classifier=targets.zero_shot,
   target="label",
+  signed="positive",
 ):
-  explainer = explain.make_explainer(module, classifier, method, target=target)
+  explainer = explain.make_explainer(
+    module, classifier, method, target=target, signed=signed
+  )
   out = explainer(
     params,
     jax.tree.map(jnp.asarray, head),
@@ -166,33 +169,38 @@ def test_rollout_matches_torch(tiny_clip, make_batch):
 
 
 @pytest.mark.parametrize(
-  "times_input", [False, True], ids=["input_gradients", "gradient_x_input"]
+  "times_input,signed",
+  [(False, "positive"), (True, "positive"), (True, "minmax")],
+  ids=["input_gradients", "gradient_x_input", "gradient_x_input_minmax"],
 )
-def test_input_gradients_match_torch(tiny_clip, make_batch, times_input):
+def test_input_gradients_match_torch(
+  tiny_clip, make_batch, times_input, signed
+):
   model, module, params = tiny_clip
   images, class_embeddings, labels, _ = make_batch(4, 48, 5, 16)
   head = {"class_embeddings": class_embeddings}
   method = explain.GradientXInput() if times_input else explain.InputGradients()
-  out = _ours(module, params, method, head, images, labels)
+  out = _ours(module, params, method, head, images, labels, signed=signed)
   _, heatmap = ref.input_gradients(
     model,
     torch.from_numpy(images),
     _torch(head),
     torch.from_numpy(labels),
     times_input=times_input,
+    signed=signed,
   )
   assert _max_diff(out["heatmap"], heatmap) <= TOL
 
 
 @pytest.mark.parametrize(
-  "rule,steps,baseline",
+  "rule,steps,baseline,signed",
   [
-    ("trapezoid", 8, explain.black_baseline(CLIP_MEAN, CLIP_STD)),
-    ("right", 5, 0.0),
+    ("trapezoid", 8, explain.black_baseline(CLIP_MEAN, CLIP_STD), "positive"),
+    ("right", 5, 0.0, "minmax"),
   ],
 )
 def test_integrated_gradients_match_torch(
-  tiny_clip, make_batch, rule, steps, baseline
+  tiny_clip, make_batch, rule, steps, baseline, signed
 ):
   model, module, params = tiny_clip
   images, class_embeddings, labels, _ = make_batch(3, 48, 5, 16)
@@ -200,7 +208,7 @@ def test_integrated_gradients_match_torch(
   method = explain.IntegratedGradients(
     steps=steps, baseline=baseline, rule=rule
   )
-  out = _ours(module, params, method, head, images, labels)
+  out = _ours(module, params, method, head, images, labels, signed=signed)
   pixels, heatmap = ref.integrated_gradients(
     model,
     torch.from_numpy(images),
@@ -209,6 +217,7 @@ def test_integrated_gradients_match_torch(
     steps=steps,
     baseline=baseline,
     rule=rule,
+    signed=signed,
   )
   assert _max_diff(out["heatmap"], heatmap) <= TOL
   np.testing.assert_allclose(

@@ -428,6 +428,7 @@ def test_heatmaps_registry_builds_each_heatmap_by_name():
     "input_gradients": explain.InputGradients,
     "gradient_x_input": explain.GradientXInput,
     "integrated_gradients": explain.IntegratedGradients,
+    "random": explain.Random,
   }
   assert tuple(explain.HEATMAPS) == tuple(classes)
   for name, cls in classes.items():

@@ -29,6 +29,7 @@ from rationality_jax.run import config as config_lib
 from rationality_jax.run import outputs
 from rationality_jax.run import record
 from tests import cli
+from tests.data.conftest import fake  # noqa: F401 - the archive helpers fixture
 
 DEMO = str(resources.demo_model())
 SMALL = (
@@ -329,6 +330,42 @@ def test_a_log_file_that_cannot_be_written_is_given_up_silently(capfd):
   finally:
     py_logging.getLogger().removeHandler(handler)
   assert "Logging error" not in capfd.readouterr().err
+
+
+def test_a_zero_stride_checkpoint_is_one_line_before_any_allocation(tmp_path):
+  """Before: a 1.7 KB TorchScript file built a 3.6 GB array."""
+  from tests.models import test_models_torchscript as torchscript_tests
+
+  path = torchscript_tests.one_tensor_archive(
+    tmp_path / "m.pt", (30000, 60000), (0, 0)
+  )
+  result = cli.main(
+    f"--config=configs/evaluate.py:model={path}", workdir=tmp_path / "w"
+  )
+  line = cli.last_line(result)
+  assert line.startswith(f"error: CheckpointError: {path}: tensor 'weight'")
+  assert "not allocating it" in line and not (tmp_path / "w").exists()
+
+
+def test_a_malformed_dogs_annotation_is_one_line_naming_it(
+  fake,  # noqa: F811 - the fixture imported above
+  tmp_path,
+  monkeypatch,
+):
+  """Before: a NaN coordinate failed without naming the file."""
+  from tests.data import test_data_annotations as annotations
+
+  manual = annotations.dogs_with(
+    fake, tmp_path, monkeypatch, (20, float("nan"), 28, 25)
+  )
+  result = cli.main(
+    f"--config=configs/evaluate.py:model={DEMO},dataset=dogs",
+    f"--config.data.manual_dir={manual}",
+    workdir=tmp_path / "w",
+  )
+  line = cli.last_line(result)
+  assert f"annotation.tar: Annotation/{annotations.DOG}: box 2 of 2" in line
+  assert "not a number" in line
 
 
 def test_records_csv_quotes_an_id_with_a_comma(tmp_path):

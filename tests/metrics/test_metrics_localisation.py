@@ -204,3 +204,75 @@ def test_rra_and_pointing_in_unit_interval(h, m):
     metrics.iou,
   ):
     assert 0.0 <= float(fn(h, m)) <= 1.0 + 1e-6
+
+
+class TestHeatmapStd:
+  """evidence_columns' `heatmap_std`: the spread of each map over its pixels."""
+
+  def test_hand_computed_and_degenerate(self):
+    hs = np.stack(
+      [
+        H,  # mean 10/6
+        np.full_like(H, 0.25),  # constant: 0
+        np.where(np.eye(2, 3, dtype=bool), 1.0, 0.0).astype(np.float32),
+        H,  # NaN below
+      ]
+    )
+    hs[3, 1, 2] = np.nan
+    ms = np.stack([M] * 4)
+    std = np.asarray(jax.jit(metrics.evidence_columns)(hs, ms)["heatmap_std"])
+    mean = 10 / 6
+    expected0 = np.sqrt(((np.array([1, 2, 0, 3, 4, 0]) - mean) ** 2).mean())
+    np.testing.assert_allclose(std[0], expected0, rtol=1e-6)
+    assert std[1] == 0.0
+    np.testing.assert_allclose(std[2], np.sqrt(2 / 6 * 4 / 6), rtol=1e-6)
+    assert np.isnan(std[3])
+
+  def test_is_of_the_map_as_given_not_after_the_negative_policy(self):
+    h = np.array([[[2.0, -2.0], [-2.0, 2.0]]], np.float32)
+    m = np.ones((1, 2, 2), np.uint8)
+    for negative in ("clip", "abs", "keep"):
+      columns = metrics.evidence_columns(h, m, negative=negative)
+      np.testing.assert_allclose(columns["heatmap_std"], [2.0])
+
+  @hypothesis.settings(deadline=None, max_examples=25)
+  @hypothesis.given(
+    hnp.arrays(
+      np.float32,
+      hnp.array_shapes(min_dims=3, max_dims=3, min_side=1, max_side=9),
+      elements=st.floats(0, 1, width=32),
+    )
+  )
+  def test_matches_numpy(self, hs):
+    masks = np.ones(hs.shape, np.uint8)
+    std = np.asarray(metrics.evidence_columns(hs, masks)["heatmap_std"])
+    np.testing.assert_allclose(
+      std, hs.astype(np.float64).std(axis=(1, 2)), atol=1e-6, rtol=1e-5
+    )
+
+  def test_near_constant_map_has_no_cancellation(self):
+    """Two passes: a 224 x 224 map 0.5 +- 1e-4 has std 1e-4, not noise."""
+    rng = np.random.default_rng(0)
+    h = (0.5 + 1e-4 * rng.choice([-1.0, 1.0], (2, 224, 224))).astype(np.float32)
+    std = np.asarray(
+      metrics.evidence_columns(h, np.ones(h.shape, np.uint8))["heatmap_std"]
+    )
+    np.testing.assert_allclose(std, h.astype(np.float64).std((1, 2)), rtol=1e-3)
+
+  def test_accumulator_keeps_it_apart_and_merges_old_records(self):
+    hs = np.stack([H, np.zeros_like(H)])
+    ms = np.stack([M, M])
+    new = metrics.Accumulator().add(
+      correct=np.array([True, False]), **metrics.evidence_columns(hs, ms)
+    )
+    old = metrics.Accumulator().add(  # recorded before heatmap_std
+      correct=np.array([True]),
+      rma=[0.5],
+      mask_area=[3],
+      heatmap_mass=[10.0],
+      heatmap_finite=[True],
+    )
+    arrays = metrics.Accumulator.merge([new, old]).arrays()
+    np.testing.assert_allclose(arrays["heatmap_std"][1], 0.0)
+    assert np.isnan(arrays["heatmap_std"][2])
+    assert "mean_heatmap_std" not in new.summary()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rationality_jax import report
-from rationality_jax.run import config as config_lib
+from rationality_jax.run import cells as cells_lib
 from rationality_jax.run import grid
 from rationality_jax.run import validate
 
@@ -19,7 +19,7 @@ REPO = os.path.dirname(
 
 
 def _cells(config):
-  return {c["name"]: config_lib.for_cell(config, c) for c in config.cells}
+  return {c["name"]: cells_lib.for_cell(config, c) for c in config.cells}
 
 
 # ------------------------------------------------------------------ presets --
@@ -173,7 +173,7 @@ def test_quirk_grid_switches_one_quirk_per_cell(dataset, config_file):
   assert "lp+heatmap_layers" not in cells and "zs+heatmap_layers" in cells
   config.lock()  # as rationality_jax.main holds it
   for spec in config.cells:
-    run = config_lib.for_cell(config, spec)
+    run = cells_lib.for_cell(config, spec)
     run.model.path = run.model.path or "random:tiny"
     validate.validate_run(run)
 

@@ -10,8 +10,9 @@ style of every plug-in):
 
 Token heatmaps (`chefer`, `rollout`, `gradcam`) read what the image tower sows
 at some of its sites (`base`); pixel heatmaps (`input_gradients`,
-`gradient_x_input`, `integrated_gradients`) differentiate the images. Adding
-one is its module here plus its name in `MODULES`.
+`gradient_x_input`, `integrated_gradients`) differentiate the images; `random`
+(seeded noise, a control) only runs the model forward. Adding one is its
+module here plus its name in `MODULES`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ MODULES = (
   "input_gradients",
   "gradient_x_input",
   "integrated_gradients",
+  "random",
 )
 
 HEATMAPS: registry.Registry = registry.Registry(

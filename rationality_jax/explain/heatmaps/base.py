@@ -13,6 +13,11 @@ and a ``kind``:
 * a **pixel** heatmap (``kind = 'pixels'``: input gradients, gradient x input,
   integrated gradients) gets the gradient of the score with respect to the
   images (`ImageGradient`) and makes its pixel map from it (`PixelHeatmap`).
+
+Each also says whether its raw map is ``signed`` (gradient x input and
+integrated gradients: negative where the pixel speaks against the class);
+the others are >= 0. The explainer then keeps what `postprocess.SIGNED_MAPS`
+asks of a signed map (by default its positive part) before min-max.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ class TokenHeatmap(Protocol):
 
   name: ClassVar[str]
   kind: ClassVar[str]  # 'tokens'
+  signed: ClassVar[bool]  # may the raw map be negative (`postprocess`)
   needs_gradients: ClassVar[bool]
 
   def sites(self, depth: int) -> tuple[Site, ...]:
@@ -61,12 +67,17 @@ class ImageGradient(Protocol):
     """[B] int32 classes explained at `images`, without a gradient (the
     labels, or the prediction: one forward)."""
 
+  def forward(self, images: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(logits [B, C], classes [B]) at `images`: one forward, no gradient
+    (for a heatmap that does not read the model, such as `random`)."""
+
 
 class PixelHeatmap(Protocol):
   """A heatmap computed from gradients with respect to the images."""
 
   name: ClassVar[str]
   kind: ClassVar[str]  # 'pixels'
+  signed: ClassVar[bool]  # may the raw map be negative (`postprocess`)
 
   def pixel_map(
     self, images: jax.Array, gradient: ImageGradient

@@ -51,6 +51,7 @@ class Chefer:
   start_layer: int = 0
   name: ClassVar[str] = "chefer"
   kind: ClassVar[str] = "tokens"
+  signed: ClassVar[bool] = False
   needs_gradients: ClassVar[bool] = True
 
   def sites(self, depth: int) -> tuple[Site, ...]:

@@ -39,6 +39,7 @@ class GradCAM:
   site: str = "norm1"
   name: ClassVar[str] = "gradcam"
   kind: ClassVar[str] = "tokens"
+  signed: ClassVar[bool] = False
   needs_gradients: ClassVar[bool] = True
 
   def __post_init__(self):

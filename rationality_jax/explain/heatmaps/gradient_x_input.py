@@ -1,9 +1,10 @@
 """Gradient x input (Shrikumar et al. 2016): ``sum_c x_c * dS/dx_c`` (signed).
 
 In the model's input space (the normalized images), summed over the colour
-channels: a [B, H, W] map at pixel resolution. The signed map is min-max
-normalized like every other map (so the most negative pixel maps to 0); RMA
-then sees only the relative ordering the study uses.
+channels: a [B, H, W] map at pixel resolution. The map is signed (``signed``
+True): the explainer keeps its positive part before min-max by default, or
+min-max normalizes the raw map (``signed='minmax'``, the release's, whose
+most negative pixel maps to 0); see `explain.postprocess.signed_relevance`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ class GradientXInput:
 
   name: ClassVar[str] = "gradient_x_input"
   kind: ClassVar[str] = "pixels"
+  signed: ClassVar[bool] = True
 
   def pixel_map(self, images, gradient):
     """`base.PixelHeatmap`: one forward + backward."""

@@ -20,6 +20,7 @@ class InputGradients:
 
   name: ClassVar[str] = "input_gradients"
   kind: ClassVar[str] = "pixels"
+  signed: ClassVar[bool] = False
 
   def pixel_map(self, images, gradient):
     """`base.PixelHeatmap`: one forward + backward."""

@@ -7,8 +7,10 @@ gradient evaluations, exact for a linear score) or the right Riemann rule
 (``steps`` evaluations, a = 1/m .. 1). Completeness: the map sums to ~ S(x) -
 S(x0).
 
-Signed maps are min-max normalized like every other map (so the most negative
-pixel maps to 0); RMA then sees only the relative ordering the study uses.
+The map is signed (``signed`` True): the explainer keeps its positive part
+before min-max by default, or min-max normalizes the raw map
+(``signed='minmax'``, the release's); see
+`explain.postprocess.signed_relevance`.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class IntegratedGradients:
   rule: str = "trapezoid"
   name: ClassVar[str] = "integrated_gradients"
   kind: ClassVar[str] = "pixels"
+  signed: ClassVar[bool] = True
 
   def __post_init__(self):
     integration_points(self.steps, self.rule)  # validates

@@ -44,6 +44,7 @@ class Rollout:
   residual: float = 0.5
   name: ClassVar[str] = "rollout"
   kind: ClassVar[str] = "tokens"
+  signed: ClassVar[bool] = False
   needs_gradients: ClassVar[bool] = False
 
   def sites(self, depth: int) -> tuple[Site, ...]:
