@@ -1076,6 +1076,12 @@ def select_rows(spec: str | None) -> list[Row]:
 
 
 def main(argv=None) -> int:
+  # This checkout's rationality_jax (and benchmarks/), not an installed copy:
+  # the availability checks and the worker (_worker_env) read this one.
+  for path in (str(BENCHMARKS), str(REPO)):
+    if path in sys.path:
+      sys.path.remove(path)
+    sys.path.insert(0, path)
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--budget", type=float, default=540.0)
   parser.add_argument(
