@@ -17,8 +17,8 @@ come:
     meta.json                   model, dataset, method, heatmap, preprocessing
     records/p<i>-of-<n>/chunk_000000.npz    process i's `metrics.Accumulator`
                                 columns: ids, index, label, prediction, correct,
-                                rma, rra, pointing_game, mask_area,
-                                logits_finite, heatmap_finite
+                                confidence, rma, rra, pointing_game,
+                                mask_area, logits_finite, heatmap_finite
     records/p<i>-of-<n>/heatmaps_000000.npz pixel heatmaps of figure examples
     records/p<i>-of-<n>/progress.json       chunks and examples done, the
                                 input iterator's state

@@ -34,6 +34,7 @@ CSV_COLUMNS = (
   *records.INT_COLUMNS,
   "correct",
   "rma",
+  "confidence",
   "rra",
   "pointing_game",
   "mask_area",
