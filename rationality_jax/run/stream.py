@@ -130,6 +130,7 @@ def evaluate_records(
   num_workers: int = 0,
   positions=None,
   curves: tuple = (),
+  gallery=None,
 ) -> None:
   """This process's shard of `source` -> records in ``out_dir/records``.
 
@@ -137,6 +138,8 @@ def evaluate_records(
   by any process (`recorder.Recorder`). `positions`: when `source` is a
   `data.Subset` of the evaluated split, its positions there (the records'
   ``index`` column is always the split's). `curves`: `make_eval_step`'s.
+  `gallery`: the `report.gallery.Plan` of the thumbnails kept for
+  report.html.
   """
   process, count = jax.process_index(), jax.process_count()
   if batch_size % count:
@@ -145,7 +148,7 @@ def evaluate_records(
       f"{count} processes"
     )
   rec = recorder.Recorder(
-    out_dir, name, figure_ids, batches_per_chunk, positions=positions
+    out_dir, name, figure_ids, batches_per_chunk, positions, gallery
   )
   if rec.shard_complete():
     return
