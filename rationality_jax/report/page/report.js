@@ -8,9 +8,8 @@
   const MISSING = 255;
   const FILTERS = [
     ["any", "any"], ["RR", "RR"], ["RW", "RW"], ["WR", "WR"], ["WW", "WW"],
-    ["right", "right (RR, RW)"], ["wrong", "wrong (WR, WW)"],
-    ["valid", "valid evidence (RR, WR)"],
-    ["invalid", "invalid evidence (RW, WW)"],
+    ["right", "right (RR+RW)"], ["wrong", "wrong (WR+WW)"],
+    ["valid", "valid (RR+WR)"], ["invalid", "invalid (RW+WW)"],
     ["undefined", "undefined"], ["missing", "not evaluated"],
   ];
   const MATCH = {
@@ -177,9 +176,17 @@
         ...shown.map((r) => panel(g, d, r, i))));
   }
 
+  // The filtered, sorted rows, kept while only the page changes.
+  let cache = { key: "", rows: [] };
+
   function render() {
     const start = performance.now();
-    const g = group(), d = decode(g), rows = matching(), shown = shownRuns();
+    const g = group(), d = decode(g), shown = shownRuns();
+    const key = JSON.stringify([state.group, state.cls, state.filters, state.shown,
+      state.thumbsOnly, state.q, state.sort, state.a, state.b, state.desc]);
+    if (cache.key !== key) cache = { key, rows: matching() };
+    const rows = cache.rows;
+    const matched = performance.now();
     const pages = Math.max(1, Math.ceil(rows.length / state.size));
     state.page = Math.min(Math.max(0, state.page), pages - 1);
     const first = state.page * state.size;
@@ -197,7 +204,9 @@
     for (const node of document.querySelectorAll(".prev")) node.disabled = state.page === 0;
     for (const node of document.querySelectorAll(".next")) node.disabled = state.page >= pages - 1;
     writeHash();
-    window.lastUpdateMs = performance.now() - start;
+    const end = performance.now();
+    window.lastUpdateMs = end - start;
+    window.lastTimings = { match: matched - start, render: end - matched };
   }
 
   function summary() {
