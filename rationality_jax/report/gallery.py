@@ -19,10 +19,11 @@ both are evaluated: report.md and the page count every such transition from
 the records; the page shows a transition sample's thumbnail where a rule
 above kept it (every one with -1).
 
-Cost: a kept sample is about 20 KB uncompressed (T = 64: image, mask,
-heatmap), some 5-15 KB in the compressed chunk; the default keeps at most
-5 N per run (about 2-4 MB for N = 50), -1 about 0.5-1 GB per 50,000
-samples. The records stay the truth: a page is written from them alone.
+Cost: a kept sample is 20 KB uncompressed (T = 64: image, mask, heatmap),
+16 KB at most in the compressed chunk (noise images and maps), 2 KB on the
+demo's shapes; the default keeps at most 5 N per run (4 MB at most for
+N = 50), -1 up to 0.8 GB per run of 50,000 samples. The records stay the
+truth: a page is written from them alone.
 
 Layout: ``records/p<i>-of-<n>/gallery_NNNNNN.npz`` beside the records chunk
 of the same number: ids [k], index [k] (the split position), cell [k] int8

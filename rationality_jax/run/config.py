@@ -83,9 +83,7 @@ The fields (docs/run_config.md has the table and the path a command takes):
       treat relevance) or 'minmax' (the release's min-max of the raw map,
       which puts the background near 0.5).
   evaluate: batch_size, batches_per_chunk, figure_images, gallery_images
-      (thumbnails kept for report.html: N spread over the split plus the
-      first N of each cell; -1 every sample, 0 none;
-      `rationality_jax.report.gallery`), threshold,
+      (report.html's thumbnails: `report.gallery`), threshold,
       input_threads, input_workers (0: read, decode and preprocess in
       `input_threads` threads of this process; N: in N worker processes, for
       hosts with many cores, where the threads are held back by Python's
