@@ -36,7 +36,7 @@ from rationality_jax.report import samples
 PAGE = "report.html"
 GALLERY = "gallery"
 EXTENSION = "png"
-_ASSETS = os.path.join(os.path.dirname(__file__), "page")
+_ASSETS = os.path.dirname(__file__)  # page.html, page.css, page.js
 
 
 def _slug(text: str) -> str:
@@ -191,11 +191,11 @@ def render(payload: dict, title: str) -> str:
   escaped = (
     title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
   )
-  text = asset("report.html")
+  text = asset("page.html")
   for key, value in (
-    ("__CSS__", asset("report.css")),
+    ("__CSS__", asset("page.css")),
     ("__TITLE__", escaped),
-    ("__JS__", asset("report.js")),
+    ("__JS__", asset("page.js")),
   ):
     text = text.replace(key, value)
   return text.replace("__DATA__", data)
