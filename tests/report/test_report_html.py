@@ -1,4 +1,5 @@
-"""report.html in a real browser: the quick demo's page, headless Chromium.
+"""report.html in a real browser: the quick demo's page (and a page of fake
+runs of two models and two datasets), headless Chromium.
 
 Debian's ``chromium`` driven by Playwright (``executable_path``: no browser
 download). Without either the test is skipped, unless
@@ -7,15 +8,21 @@ it fails. Any console message of type error, or an uncaught exception, fails
 it.
 """
 
+import contextlib
 import csv
 import itertools
 import os
+import pathlib
 import re
 import shutil
 
 import numpy as np
 import pytest
 
+from rationality_jax import files
+from rationality_jax import metrics
+from rationality_jax import report
+from rationality_jax.report import gallery
 from tests import cli
 
 DEMO = "--config=configs/demo.py:quick=1"
@@ -44,37 +51,50 @@ def _playwright():
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-  executable, sync_playwright = _chromium(), _playwright()
+def browser():
+  """(chromium's path, Playwright's sync_playwright), or skipped."""
+  return _chromium(), _playwright()
+
+
+@pytest.fixture(scope="module")
+def demo(browser, tmp_path_factory):
   workdir = tmp_path_factory.mktemp("demo")
   cli.main(DEMO, workdir=workdir, check=True)
-  return workdir, executable, sync_playwright
+  return workdir
 
 
-@pytest.fixture
-def page(demo):
-  """The grid's report.html, opened from disk; fails on console errors."""
-  workdir, executable, sync_playwright = demo
+@contextlib.contextmanager
+def _opened(browser, path):
+  """A tab with `path` open from disk; fails on console errors and on
+  thumbnails that do not load."""
+  executable, sync_playwright = browser
   errors = []
   with sync_playwright() as p:
-    browser = p.chromium.launch(executable_path=executable, headless=True)
-    tab = browser.new_page(viewport={"width": 1280, "height": 900})
+    chromium = p.chromium.launch(executable_path=executable, headless=True)
+    tab = chromium.new_page(viewport={"width": 1280, "height": 900})
     tab.on(
       "console",
       lambda m: errors.append(m.text) if m.type == "error" else None,
     )
     tab.on("pageerror", lambda e: errors.append(str(e)))
-    tab.goto((workdir / "report.html").as_uri())
+    tab.goto(path.as_uri())
     tab.wait_for_function("document.documentElement.dataset.ready === '1'")
-    yield workdir, tab
+    yield tab
     # Every thumbnail on the page loaded (none is referenced that is absent).
     broken = tab.evaluate(
       "[...document.images].filter(i => i.complete && !i.naturalWidth)"
       ".map(i => i.src)"
     )
-    browser.close()
+    chromium.close()
   assert not errors, errors
   assert not broken, broken
+
+
+@pytest.fixture
+def page(browser, demo):
+  """The quick demo's (a grid's) report.html."""
+  with _opened(browser, demo / "report.html") as tab:
+    yield demo, tab
 
 
 def _records(run_dir) -> dict[str, np.ndarray]:
@@ -175,3 +195,61 @@ def test_sorting_class_filter_and_pages(page):
   label = int(zs["label"][0])
   tab.select_option("#class", str(label))
   assert _count(tab) == int(np.sum(zs["label"].astype(int) == label))
+
+
+def _fake_run(directory, model, dataset, method, n=30, seed=0):
+  """An evaluation's records, meta.json and every sample's thumbnails."""
+  rng = np.random.default_rng(seed)
+  folder = directory / "records" / "p0-of-1"
+  os.makedirs(folder)
+  ids = np.asarray([f"{dataset}/{i:03d}" for i in range(n)])
+  host = {
+    "correct": rng.random(n) < 0.6,
+    "rma": rng.random(n).astype(np.float32),
+    "mask_area": np.full(n, 64),
+  }
+  metrics.Accumulator().add(
+    ids=ids,
+    index=np.arange(n),
+    label=rng.integers(0, 3, n),
+    prediction=rng.integers(0, 3, n),
+    confidence=rng.random(n),
+    **host,
+  ).save(folder / "chunk_000000.npz")
+  keeper = gallery.Plan(-1, n, 0.5, "").keeper()
+  mask = np.zeros((n, 16, 16), np.uint8)
+  mask[:, 4:12, 4:12] = 1
+  local = {
+    "image": rng.integers(0, 255, (n, 16, 16, 3), np.uint8),
+    "mask": mask,
+  }
+  heat = rng.random((n, 16, 16)).astype(np.float32)
+  keeper.take(ids, np.arange(n), local, host, np.ones(n, bool), heat)
+  keeper.save(str(folder / "gallery_000000.npz"))
+  meta = dict(model=model, dataset=dataset, method=method, name=method)
+  meta.update(split="test", class_names=["a", "b", "c"])
+  files.write_json(directory / "meta.json", meta)
+  return str(directory)
+
+
+def test_groups_switch_by_model_and_dataset(browser, tmp_path):
+  cells = [
+    ("m1", "d1", "zs", 30),
+    ("m1", "d1", "ft", 30),
+    ("m1", "d2", "zs", 40),
+    ("m2", "d1", "zs", 45),
+  ]
+  runs = [
+    _fake_run(tmp_path / f"{m}-{d}-{method}", m, d, method, n=n, seed=k)
+    for k, (m, d, method, n) in enumerate(cells)
+  ]
+  path = report.write_html(runs, str(tmp_path), title="groups")
+  with _opened(browser, pathlib.Path(path)) as tab:
+    assert _count(tab) == 30  # m1 / d1: zs and ft on the same 30 samples
+    assert len(tab.locator("[data-sample]").first.locator("img").all()) == 3
+    tab.select_option("#dataset", label="d2 (test)")
+    assert _count(tab) == 40
+    assert tab.locator("select[data-run]").count() == 1
+    tab.select_option("#model", "m2")
+    assert _count(tab) == 45
+    assert "m2 / d1" in tab.inner_text("#summary")
