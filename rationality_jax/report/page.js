@@ -330,6 +330,7 @@
 
   function resetFor(groupIndex) {
     state.group = groupIndex; state.cls = -1; state.filters = {}; state.shown = {};
+    state.thumbsOnly = false; state.q = ""; state.sort = "illustrated"; state.desc = true;
     state.a = 0; state.b = Math.min(1, group().runs.length - 1); state.page = 0;
     summary(); controls(); render();
   }
