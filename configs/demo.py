@@ -16,7 +16,9 @@ What runs (a grid over one model and one dataset):
      ground-truth class), scores RMA/RRA/pointing game against the mask,
      streams the per-sample records, and reports accuracy, PT, IR and the
      counts like the study's Tables 1-2 with figures (heatmap overlays, PT/IR
-     against the validity threshold) in <workdir>/report.md and figures/.
+     against the validity threshold) in <workdir>/report.md and figures/,
+     and every test image with each method's heatmap, prediction, RMA and
+     cell in <workdir>/report.html (open it in a browser; docs/driver.md).
 
 Arguments (``key=value`` after the colon): ``quick=1`` is the end-to-end
 test's reduced demo (ZS, LP and FT only, 10 steps each, 100 test images),
@@ -60,6 +62,9 @@ def get_config(arg=None):
     batch_size=100,
     batches_per_chunk=1,
     figure_images=4,
+    # report.html shows every test image's thumbnails (500 x 6 runs, some
+    # 2 KB each): every sample that changes cell between ZS and a method.
+    gallery_images=-1,
     input_threads=2,
     figures=False,
   )

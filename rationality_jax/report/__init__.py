@@ -6,6 +6,7 @@ r"""Reports of evaluated runs: tables like the study's Tables 1-2, and figures.
     report.figure_heatmaps(run_dirs, images, masks, "heatmaps.png", ids=ids)
     report.figure_corruptions(rows, "corruptions.png")
     report.write_grid(rows, run_dirs, out_dir, examples=..., thresholds=...)
+    report.write_html(run_dirs, out_dir, threshold=0.5)   # report.html
 
 Every number comes from the records of `rationality_jax.run.evaluate` (no
 model runs here; this package never imports the driver), so a report can be
@@ -14,7 +15,10 @@ rebuilt at another validity threshold: `collect(run_dirs, threshold=0.3)`.
 Modules: `records` (the records on disk), `rows` (a row per run), `tables`
 (markdown tables), `markdown` (report.md, results.csv, results.json),
 `figures`, `quirks` (the release-quirk ablation), `settings` (what a grid
-changed), `grid` (a grid's whole report), `published` (the study's values).
+changed), `grid` (a grid's whole report), `published` (the study's values),
+`samples` (each sample's cell per run, the transitions from ZS), `html`
+(report.html: every prediction and its evidence, browsable), `gallery` (the
+thumbnails it shows, kept while evaluating).
 
 Layout. `report.md` holds one long table (a row per run: accuracy, PT, IR,
 mean RMA, RRA, pointing game, the counts RR/RW/WR/WW, n) and, like the study,
@@ -24,11 +28,14 @@ per (model, dataset), plus the average over the columns. With `published`
 ``ours / paper (ours - paper)`` in percentage points.
 """
 
+from rationality_jax.report import gallery
 from rationality_jax.report import records
+from rationality_jax.report import samples
 from rationality_jax.report.figures import figure_corruptions
 from rationality_jax.report.figures import figure_heatmaps
 from rationality_jax.report.figures import figure_threshold_curves
 from rationality_jax.report.grid import write_grid
+from rationality_jax.report.html import write_html
 from rationality_jax.report.markdown import write
 from rationality_jax.report.published import PAPER_DATASETS
 from rationality_jax.report.published import PAPER_MODELS
@@ -66,6 +73,7 @@ __all__ = [
   "figure_quirks",
   "figure_sanity",
   "figure_threshold_curves",
+  "gallery",
   "long_table",
   "metric_table",
   "quirk_cells",
@@ -75,9 +83,11 @@ __all__ = [
   "quirk_summary",
   "quirk_table",
   "records",
+  "samples",
   "sanity_table",
   "settings_lines",
   "undefined_table",
   "write",
   "write_grid",
+  "write_html",
 ]

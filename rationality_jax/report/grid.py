@@ -13,9 +13,11 @@ import os
 
 from rationality_jax import files
 from rationality_jax.report import figures
+from rationality_jax.report import html
 from rationality_jax.report import markdown
 from rationality_jax.report import quirks
 from rationality_jax.report import records as records_lib
+from rationality_jax.report import samples
 from rationality_jax.report import sanity as sanity_lib
 from rationality_jax.report.rows import META
 
@@ -33,7 +35,8 @@ def write_grid(
   sanity: Sequence[Mapping] = (),
   **write_kwargs,
 ) -> dict[str, str]:
-  """report.md / results.csv / results.json and ``figures/`` of a grid.
+  """report.md / results.csv / results.json, ``figures/`` and report.html
+  (with ``gallery/``) of a grid.
 
   Args:
     rows: `collect` rows of `run_dirs`.
@@ -70,9 +73,28 @@ def write_grid(
           "its heatmap failed the sanity checks (maps still similar with "
           "every block re-initialised)",
         ]
-  return markdown.write(
-    rows, out_dir, figures=paths, sections=sections, **write_kwargs
+  threshold = rows[0]["threshold"] if rows else 0.5
+  page, moved = write_page(rows, run_dirs, out_dir, threshold, write_kwargs)
+  if moved:
+    sections.append(("Transitions from zero-shot", moved))
+  written = markdown.write(
+    rows, out_dir, figures=paths, sections=sections, page=page, **write_kwargs
   )
+  return {**written, html.PAGE: page}
+
+
+def write_page(rows, run_dirs, out_dir: str, threshold: float, write_kwargs):
+  """(report.html's path, report.md's transitions section or '')."""
+  groups = samples.group_runs(run_dirs, threshold)
+  page = html.write_html(
+    run_dirs,
+    out_dir,
+    threshold=threshold,
+    title=write_kwargs.get("title", "Results"),
+    groups=groups,
+    rows=rows,
+  )
+  return page, samples.transition_section(groups, threshold)
 
 
 def _figures(rows, run_dirs, out_dir, examples, thresholds) -> list[str]:

@@ -40,6 +40,7 @@ def write(
   failures: Sequence[Mapping] = (),
   settings: Sequence[str] = (),
   sections: Sequence[tuple[str, str]] = (),
+  page: str = "",
 ) -> dict[str, str]:
   """Writes report.md, results.csv and results.json to `out_dir` (atomically).
 
@@ -53,6 +54,7 @@ def write(
     settings: lines describing the preset and every option that differs
       from the default.
     sections: further (heading, markdown) sections, after the tables.
+    page: the path of report.html, linked under the title ('' none).
 
   Returns:
     {file name: path}.
@@ -67,6 +69,14 @@ def write(
   )
   files.write_text(paths["results.csv"], results_csv(rows))
   body = [*_head(rows, title, notes, settings, failures)]
+  if page:
+    link = os.path.relpath(page, out_dir)
+    body[2:2] = [
+      f"Every prediction and its evidence, sample by sample (thumbnails, "
+      f"filters by cell, class and method, sorting by RMA, RMA change and "
+      f"confidence): [{link}]({link}).",
+      "",
+    ]
   body += _tables(rows, published, failures)
   for heading, text in sections:
     body += [f"## {heading}", "", text, ""]

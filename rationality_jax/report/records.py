@@ -25,6 +25,9 @@ RECORDS = "records"
 META = "meta.json"
 # Integer columns stored beside the Accumulator's own (no mean is reported).
 INT_COLUMNS = ("index", "label", "prediction")
+# Score columns newer than some records (a run resumed across the update
+# that added them): NaN in the chunks that lack them.
+LATER_SCORES = ("confidence",)
 
 
 def process_dir(run_dir: str) -> str:
@@ -59,7 +62,14 @@ def load(run_dir: str) -> metrics.Accumulator:
       f"no records in {os.path.join(run_dir, RECORDS)}; run the evaluation "
       "first."
     )
-  merged = metrics.Accumulator.merge(metrics.Accumulator.load(p) for p in paths)
+  parts = [metrics.Accumulator.load(p).arrays() for p in paths]
+  names = set().union(*parts)
+  for part in parts:
+    for name in names.intersection(LATER_SCORES).difference(part):
+      part[name] = np.full(len(part["correct"]), np.nan, np.float32)
+  merged = metrics.Accumulator.merge(
+    metrics.Accumulator.from_arrays(p) for p in parts
+  )
   arrays = merged.arrays()
   if "index" in arrays:
     order = np.argsort(arrays["index"], kind="stable")

@@ -82,7 +82,8 @@ The fields (docs/run_config.md has the table and the path a command takes):
       'positive' (ours: its positive part, as Quantus and the RMA paper
       treat relevance) or 'minmax' (the release's min-max of the raw map,
       which puts the background near 0.5).
-  evaluate: batch_size, batches_per_chunk, figure_images, threshold,
+  evaluate: batch_size, batches_per_chunk, figure_images, gallery_images
+      (report.html's thumbnails: `report.gallery`), threshold,
       input_threads, input_workers (0: read, decode and preprocess in
       `input_threads` threads of this process; N: in N worker processes, for
       hosts with many cores, where the threads are held back by Python's
@@ -271,6 +272,7 @@ def default() -> ml_collections.ConfigDict:
     batch_size=64,
     batches_per_chunk=1,
     figure_images=4,
+    gallery_images=50,
     threshold=0.5,
     input_threads=2,
     input_workers=0,

@@ -17,9 +17,11 @@ come:
     meta.json                   model, dataset, method, heatmap, preprocessing
     records/p<i>-of-<n>/chunk_000000.npz    process i's `metrics.Accumulator`
                                 columns: ids, index, label, prediction, correct,
-                                rma, rra, pointing_game, mask_area,
-                                logits_finite, heatmap_finite
+                                confidence, rma, rra, pointing_game,
+                                mask_area, logits_finite, heatmap_finite
     records/p<i>-of-<n>/heatmaps_000000.npz pixel heatmaps of figure examples
+    records/p<i>-of-<n>/gallery_000000.npz  thumbnails report.html shows
+                                (``evaluate.gallery_images``)
     records/p<i>-of-<n>/progress.json       chunks and examples done, the
                                 input iterator's state
     summary.json, records.csv, report.md, results.*, pt_ir_threshold.png
@@ -271,6 +273,7 @@ class Evaluation:
     )
     if jax.process_index() == 0:
       meta = run_meta(config, trained, source, spec, name)
+      meta["class_names"] = list(class_names)  # report.html's class column
       files.write_json(os.path.join(directory, outputs.META), meta)
     if self.resume(name, manifest):
       return files.read_json(os.path.join(directory, outputs.SUMMARY))
@@ -298,6 +301,9 @@ class Evaluation:
       num_threads=e.input_threads,
       num_workers=e.input_workers,
       curves=resolve.curves(config, trained.module, trained.classifier),
+      gallery=report.gallery.Plan(
+        e.gallery_images, len(source), e.threshold, spec
+      ),
     )
     evaluate(source)
     sharding.barrier(f"evaluated {directory}")

@@ -5,9 +5,11 @@
   outputs.check_records(run_dir, manifest)      # {chunk: 'missing' | ...}
 
 The records are the truth: summary.json, records.csv, report.md,
-results.csv/json and the PT/IR figure are all made from them, so a rerun
-can always make them again; the manifest (`record`) lists each with its
-digest, and every records chunk with its digest and number of examples.
+results.csv/json, report.html (with gallery/) and the PT/IR figure are all
+made from them, so a rerun can always make them again; the manifest
+(`record`) lists each with its digest (the gallery's thumbnails are drawn
+from the records' gallery chunks, which it lists), and every records chunk
+with its digest and number of examples.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ CSV_COLUMNS = (
   *records.INT_COLUMNS,
   "correct",
   "rma",
+  "confidence",
   "rra",
   "pointing_game",
   "mask_area",
@@ -91,13 +94,14 @@ def finalise(
     )
     names.append(FIGURE)
   meta = files.read_json(os.path.join(out_dir, META))
-  paths = report.write(
-    rows,
-    out_dir,
-    title=title or f"Run {meta.get('name', '')}",
-    figures=figure_paths,
+  title = title or f"Run {meta.get('name', '')}"
+  page = report.write_html(
+    [out_dir], out_dir, threshold=threshold, title=title, rows=rows
   )
-  names += [os.path.basename(p) for p in paths.values()]
+  paths = report.write(
+    rows, out_dir, title=title, figures=figure_paths, page=page
+  )
+  names += [os.path.basename(p) for p in (*paths.values(), page)]
   return summary, names
 
 

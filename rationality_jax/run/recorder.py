@@ -9,6 +9,8 @@ Layout (this process's folder, `rationality_jax.report.records.process_dir`):
 
     chunk_NNNNNN.npz     `metrics.Accumulator` columns of the chunk's samples
     heatmaps_NNNNNN.npz  pixel heatmaps of the figure examples among them
+    gallery_NNNNNN.npz   thumbnails of the samples report.html shows
+                         (`rationality_jax.report.gallery`)
     progress.json        chunks written, the input iterator's state after
                          them, and ``complete`` once the shard is done
 
@@ -27,6 +29,7 @@ import numpy as np
 from rationality_jax import console
 from rationality_jax import files
 from rationality_jax import metrics
+from rationality_jax.report import gallery as gallery_lib
 from rationality_jax.report import records
 
 PROGRESS = "progress.json"
@@ -47,6 +50,7 @@ class Recorder:
     figure_ids=(),
     batches_per_chunk: int = 1,
     positions=None,
+    gallery: gallery_lib.Plan | None = None,
   ):
     self.out_dir = out_dir
     self.name = name
@@ -60,6 +64,7 @@ class Recorder:
     self.chunk = 0
     self.done_ids: set[str] = set()
     self.acc, self.figures = metrics.Accumulator(), {}
+    self.gallery = gallery.keeper() if gallery else None
 
   def _progress(self) -> dict | None:
     if not os.path.exists(self.progress_path):
@@ -98,10 +103,12 @@ class Recorder:
           f"{self.name}: {mismatch}: reading from the start, the examples "
           "already recorded are not evaluated again"
         )
-      for kind in ("chunk", "heatmaps"):
+      for kind in ("chunk", "heatmaps", gallery_lib.KIND):
         for path in records.chunk_paths(self.directory, kind):
           if records.chunk_index(path) >= self.chunk:  # after the marker
             os.remove(path)
+    if self.gallery is not None:
+      self.gallery.resume(records.chunk_paths(self.directory, gallery_lib.KIND))
     for path in records.all_chunk_paths(self.out_dir, "chunk"):
       ids = metrics.Accumulator.load(path).arrays()["ids"]
       self.done_ids.update(ids.tolist())
@@ -124,13 +131,14 @@ class Recorder:
     self._warn_nonfinite(host, keep)
     # Every per-sample column of the step: scores, flags, evidence, AUCs.
     columns = {k: v for k, v in host.items() if k not in NAMED_COLUMNS}
+    index = self._index(np.asarray(local["index"]))
     self.acc.add(
       correct=host["correct"],
       rma=host["rma"],
       ids=ids,
       mask_area=host["mask_area"],
       where=keep,
-      index=self._index(np.asarray(local["index"])),
+      index=index,
       label=np.asarray(local["label"]),
       prediction=host["prediction"],
       **columns,
@@ -139,6 +147,8 @@ class Recorder:
     if rows:
       heatmaps = np.asarray(jax.device_get(out["heatmap"][np.asarray(rows)]))
       self.figures.update(zip(ids[rows].tolist(), heatmaps))
+    if self.gallery is not None:
+      self.gallery.take(ids, index, local, host, keep, out["heatmap"])
     self.done_ids.update(ids[keep].tolist())
     if batches % self.batches_per_chunk == 0:
       self._write_chunk(state)
@@ -151,7 +161,7 @@ class Recorder:
 
   def finish(self, state: dict, shard_total: int) -> None:
     """Writes what is left and marks the shard complete."""
-    if len(self.acc) or self.figures:
+    if len(self.acc) or self.figures or (self.gallery and self.gallery.pending):
       self._write_chunk(state)
     files.write_json(
       self.progress_path,
@@ -185,6 +195,9 @@ class Recorder:
         ids=np.asarray(list(self.figures)),
         heatmaps=np.stack(list(self.figures.values())),
       )
+    if self.gallery is not None:
+      name = f"{gallery_lib.KIND}_{self.chunk:06d}.npz"
+      self.gallery.save(os.path.join(self.directory, name))
     self.chunk += 1
     files.write_json(
       self.progress_path,

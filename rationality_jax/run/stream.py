@@ -43,10 +43,12 @@ def make_eval_step(explain_fn: Callable, curves: tuple = ()) -> Callable:
 
   Returns:
     step returning {'prediction' [B] int32 (-1 where the logits are not
-    finite), 'correct' [B] bool, 'rma', 'rra', 'pointing_game' [B]
-    float32, 'mask_area' [B] int32, 'heatmap_mass', 'heatmap_std' [B]
-    float32, 'logits_finite', 'heatmap_finite' [B] bool, '<curve>_auc' [B]
-    float32, 'heatmap' [B, S, S] float32}.
+    finite), 'correct' [B] bool, 'confidence' [B] float32 (the softmax
+    probability of the prediction; NaN where the logits are not finite),
+    'rma', 'rra', 'pointing_game' [B] float32, 'mask_area' [B] int32,
+    'heatmap_mass', 'heatmap_std' [B] float32, 'logits_finite',
+    'heatmap_finite' [B] bool, '<curve>_auc' [B] float32, 'heatmap' [B, S,
+    S] float32}.
   """
 
   @jax.jit
@@ -61,9 +63,13 @@ def make_eval_step(explain_fn: Callable, curves: tuple = ()) -> Callable:
       f"{name}_auc": curve(params, head, images, heatmap, out["classes"])["auc"]
       for name, curve in curves
     }
+    probabilities = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
     return {
       "prediction": prediction,
       "correct": prediction == labels,
+      "confidence": jnp.where(
+        logits_finite, jnp.max(probabilities, axis=-1), jnp.nan
+      ),
       "logits_finite": logits_finite,
       **metrics.evidence_columns(heatmap, masks),
       "rra": metrics.relevance_rank_accuracy(heatmap, masks),
@@ -124,6 +130,7 @@ def evaluate_records(
   num_workers: int = 0,
   positions=None,
   curves: tuple = (),
+  gallery=None,
 ) -> None:
   """This process's shard of `source` -> records in ``out_dir/records``.
 
@@ -131,6 +138,8 @@ def evaluate_records(
   by any process (`recorder.Recorder`). `positions`: when `source` is a
   `data.Subset` of the evaluated split, its positions there (the records'
   ``index`` column is always the split's). `curves`: `make_eval_step`'s.
+  `gallery`: the `report.gallery.Plan` of the thumbnails kept for
+  report.html.
   """
   process, count = jax.process_index(), jax.process_count()
   if batch_size % count:
@@ -139,7 +148,7 @@ def evaluate_records(
       f"{count} processes"
     )
   rec = recorder.Recorder(
-    out_dir, name, figure_ids, batches_per_chunk, positions=positions
+    out_dir, name, figure_ids, batches_per_chunk, positions, gallery
   )
   if rec.shard_complete():
     return

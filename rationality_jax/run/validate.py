@@ -230,6 +230,11 @@ def _evaluate(config) -> None:
   _check(e.batch_size >= 1, "evaluate.batch_size", f"{e.batch_size} < 1")
   _check(e.batches_per_chunk >= 1, "evaluate.batches_per_chunk", "must be >= 1")
   _check(e.figure_images >= 0, "evaluate.figure_images", "must be >= 0")
+  _check(
+    e.gallery_images >= -1,
+    "evaluate.gallery_images",
+    f"{e.gallery_images}: must be >= -1 (-1 keeps every sample, 0 none)",
+  )
   _check(e.input_threads >= 1, "evaluate.input_threads", "must be >= 1")
   _check(e.input_workers >= 0, "evaluate.input_workers", "must be >= 0")
   _check(
