@@ -1,5 +1,6 @@
 """A killed evaluation resumes where it stopped and ends with the same records and report."""
 
+import json
 import os
 
 import jax
@@ -122,8 +123,9 @@ def _report_without_paths(out_dir):
     text = f.read()
   with open(os.path.join(out_dir, "report.md")) as f:
     md = f.read()
+  # As JSON: a NaN (a statistic the run does not have) equals itself there.
   return (
-    [r for r in rows if r.pop("run_dir")],
+    json.dumps([r for r in rows if r.pop("run_dir")], sort_keys=True),
     text.replace(str(out_dir), "RUN"),
     md,
   )
