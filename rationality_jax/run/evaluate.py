@@ -158,7 +158,7 @@ def _run_config_of(trained: checkpoints.Trained, config):
   return ml_collections.ConfigDict(saved)
 
 
-def run_meta(config, trained, source, spec: str, run_name: str) -> dict:
+def run_meta(config, trained, source, spec, run_name, class_names) -> dict:
   """``meta.json``: what a report needs to know about the run."""
   e = config.evaluate
   eval_name, split, _ = resolve.dataset(config, "eval")
@@ -184,6 +184,7 @@ def run_meta(config, trained, source, spec: str, run_name: str) -> dict:
     "num_examples": len(source),
     "max_batches": e.max_batches,
     "trained_on": made_by.train_data.name if trained.method != "zs" else "",
+    "class_names": list(class_names),  # report.html's class column
   }
 
 
@@ -272,8 +273,7 @@ class Evaluation:
       config, trained.module, models.family(trained.module.config), "eval"
     )
     if jax.process_index() == 0:
-      meta = run_meta(config, trained, source, spec, name)
-      meta["class_names"] = list(class_names)  # report.html's class column
+      meta = run_meta(config, trained, source, spec, name, class_names)
       files.write_json(os.path.join(directory, outputs.META), meta)
     if self.resume(name, manifest):
       return files.read_json(os.path.join(directory, outputs.SUMMARY))

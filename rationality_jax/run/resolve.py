@@ -376,6 +376,8 @@ def eval_fingerprint(config: ml_collections.ConfigDict, trained: dict) -> dict:
   }
   if precision != {"dtype": "float32", "param_dtype": "float32"}:
     fingerprint["precision"] = precision
+  # The thumbnails report.html shows are kept with the records.
+  fingerprint.update(_unless_default(config, ["evaluate.gallery_images"]))
   if config.evaluate.faithfulness:  # the records gain its columns
     fingerprint["faithfulness"] = {
       "curves": config.evaluate.faithfulness,
