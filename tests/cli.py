@@ -3,6 +3,7 @@
 from tests import cli
 result = cli.main("--config=configs/demo.py:quick=1", workdir=tmp_path)
 cli.last_line(result)      # a failed run's one-line error
+config = cli.config("--config=configs/train.py:method=lp", "--config.train.batch_size=8")
 """
 
 from __future__ import annotations
@@ -48,6 +49,32 @@ def start(*args, workdir=None, **popen) -> subprocess.Popen:
   return subprocess.Popen(
     command(*args, workdir=workdir), cwd=REPO, env=env(), **popen
   )
+
+
+def config(*args):
+  """The config the command builds from `args` (``--config=configs/<x>.py[:arg]``
+  and ``--config.<key>=<value>`` overrides), parsed here by the same flag
+  machinery (ml_collections' config file flag, locked), without running it:
+  for checks of what the command validates before any work."""
+  from absl import flags
+  from ml_collections import config_flags
+
+  argv = ["rationality_jax.main"]
+  for arg in map(str, args):
+    if arg.startswith("--config="):
+      path, _, rest = arg[len("--config=") :].partition(":")
+      path = str(REPO / path)
+      # As the command does: configs import their shared pieces from beside them.
+      if os.path.dirname(path) not in sys.path:
+        sys.path.insert(0, os.path.dirname(path))
+      arg = f"--config={path}" + (f":{rest}" if rest else "")
+    argv.append(arg)
+  values = flags.FlagValues()
+  holder = config_flags.DEFINE_config_file(
+    "config", None, "", flag_values=values, lock_config=True, sys_argv=argv
+  )
+  values(argv)
+  return holder.value
 
 
 def last_line(result) -> str:
