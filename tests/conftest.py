@@ -156,7 +156,11 @@ def pytest_configure(config):
       name.lower(), float(value) if "SECS" in name else int(value)
     )
   if not hasattr(config, "workerinput"):  # the controller, before any worker
-    _drop_broken_entries(XLA_CACHE)
+    try:
+      _drop_broken_entries(XLA_CACHE)
+      os.utime(XLA_CACHE)  # used now (.ci/run drops folders unused 30 days)
+    except OSError:  # not there yet, or not ours to tidy: JAX copes
+      pass
 
 
 def pytest_report_header(config):
@@ -201,8 +205,9 @@ def shared_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def once(shared_dir):
-  """``once(name, make) -> folder``: ``make(folder)`` runs once per test run,
-  whichever worker asks first (the others wait for it, then reuse it).
+  """``once(name, make) -> folder``: ``make(folder)`` (an empty folder) runs
+  once per test run, whichever worker asks first (the others wait for it,
+  then reuse it).
 
   For state that several tests only read: a built dataset, a made
   checkpoint, a finished run (a test that changes it works on a
@@ -217,6 +222,7 @@ def once(shared_dir):
       if not done.exists():
         if folder.exists():
           shutil.rmtree(folder)
+        folder.mkdir()
         try:
           make(folder)
         except BaseException:
@@ -224,5 +230,22 @@ def once(shared_dir):
           raise
         done.touch()
     return folder
+
+  return get
+
+
+@pytest.fixture(scope="session")
+def checkpoint(once):
+  """``checkpoint(name, **kwargs) -> path``: `checkpoint_factories.make`'s
+  format-exact checkpoint, made once per run and shared (read-only)."""
+  from tests import checkpoint_factories as factories
+
+  def get(name: str, **kwargs) -> str:
+    key = "-".join([name, *(f"{k}={v}" for k, v in sorted(kwargs.items()))])
+    folder = once(
+      f"checkpoint-{key}", lambda d: factories.make(name, d, **kwargs)
+    )
+    filename = factories.FACTORIES[name][1].format(**{"patch": 16, **kwargs})
+    return str(folder / filename)
 
   return get
