@@ -3,10 +3,21 @@
 from tests import cli
 result = cli.main("--config=configs/demo.py:quick=1", workdir=tmp_path)
 cli.last_line(result)      # a failed run's one-line error
+config = cli.config("--config=configs/train.py:method=lp", "--config.train.batch_size=8")
+
+On a CPU, ``python -m rationality_jax.main ARGS`` re-executes itself at once
+as ``python <package>/main.py ARGS`` with glibc's tunables in the
+environment (`rationality_jax.run.runtime.reuse_host_memory`); the first
+process only imports jax to do so. `command` starts that second process
+directly - the same argv, environment and working directory, one interpreter
+start instead of two. ``literal=True`` runs the documented ``python -m``
+form itself, re-execution included (tests/test_main.py and the demo's test
+do, so the re-execution stays covered).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pathlib
 import subprocess
@@ -15,25 +26,38 @@ import sys
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-def command(*args, workdir=None) -> list[str]:
-  """``python -m rationality_jax.main *args [--workdir=workdir]``."""
+def _main_file() -> str:
+  """What ``-m rationality_jax.main`` runs (sys.argv[0] there), from this
+  environment's rationality_jax."""
+  return importlib.util.find_spec("rationality_jax.main").origin
+
+
+def command(*args, workdir=None, literal=False) -> list[str]:
+  """``python -m rationality_jax.main *args [--workdir=workdir]`` (`literal`),
+  or the process it re-executes itself as (module docstring)."""
   extra = [] if workdir is None else [f"--workdir={workdir}"]
-  return [sys.executable, "-m", "rationality_jax.main", *map(str, args), *extra]
+  start = ["-m", "rationality_jax.main"] if literal else [_main_file()]
+  return [sys.executable, *start, *map(str, args), *extra]
 
 
-def env() -> dict:
-  return dict(os.environ, JAX_PLATFORMS="cpu")
+def env(literal=False) -> dict:
+  environ = dict(os.environ, JAX_PLATFORMS="cpu")
+  if not literal:  # as reuse_host_memory sets it before re-executing
+    from rationality_jax.run import runtime
+
+    environ["GLIBC_TUNABLES"] = runtime.HOST_MEMORY_TUNABLES
+  return environ
 
 
-def main(*args, workdir=None, check=None, timeout=900):
+def main(*args, workdir=None, check=None, timeout=900, literal=False):
   """Runs the command from the checkout; `check` True/False asserts success/failure."""
   result = subprocess.run(
-    command(*args, workdir=workdir),
+    command(*args, workdir=workdir, literal=literal),
     cwd=REPO,
     capture_output=True,
     text=True,
     timeout=timeout,
-    env=env(),
+    env=env(literal),
   )
   if check is not None:
     assert (result.returncode == 0) == check, (
@@ -43,11 +67,40 @@ def main(*args, workdir=None, check=None, timeout=900):
   return result
 
 
-def start(*args, workdir=None, **popen) -> subprocess.Popen:
+def start(*args, workdir=None, literal=False, **popen) -> subprocess.Popen:
   """The command in the background (e.g. to kill it)."""
   return subprocess.Popen(
-    command(*args, workdir=workdir), cwd=REPO, env=env(), **popen
+    command(*args, workdir=workdir, literal=literal),
+    cwd=REPO,
+    env=env(literal),
+    **popen,
   )
+
+
+def config(*args):
+  """The config the command builds from `args` (``--config=configs/<x>.py[:arg]``
+  and ``--config.<key>=<value>`` overrides), parsed here by the same flag
+  machinery (ml_collections' config file flag, locked), without running it:
+  for checks of what the command validates before any work."""
+  from absl import flags
+  from ml_collections import config_flags
+
+  argv = ["rationality_jax.main"]
+  for arg in map(str, args):
+    if arg.startswith("--config="):
+      path, _, rest = arg[len("--config=") :].partition(":")
+      path = str(REPO / path)
+      # As the command does: configs import their shared pieces from beside them.
+      if os.path.dirname(path) not in sys.path:
+        sys.path.insert(0, os.path.dirname(path))
+      arg = f"--config={path}" + (f":{rest}" if rest else "")
+    argv.append(arg)
+  values = flags.FlagValues()
+  holder = config_flags.DEFINE_config_file(
+    "config", None, "", flag_values=values, lock_config=True, sys_argv=argv
+  )
+  values(argv)
+  return holder.value
 
 
 def last_line(result) -> str:

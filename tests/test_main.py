@@ -6,7 +6,11 @@ import pytest
 
 from tests import cli
 
-_main = cli.main
+
+def _main(*args):
+  """The documented ``python -m rationality_jax.main`` itself: these tests
+  cover the command line, its re-execution on a CPU included (tests/cli.py)."""
+  return cli.main(*args, literal=True)
 
 
 def test_selfcheck_runs_and_writes_results(tmp_path):

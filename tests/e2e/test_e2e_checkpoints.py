@@ -13,6 +13,22 @@ with no preprocessing override: the model decides the pixels. The only
 overrides shrink the synthetic benchmark (and share its build) for speed.
 Then the paper grid on a format-exact fake CUB-200-2011 with every model at
 the study's 224 px, ALBEF and BLIP included.
+
+What covers what (a covering set, not the format x method product):
+
+  format (family, px)            zero-shot   trained + evaluated here   grid at 224
+  openai_torchscript (CLIP, 224)  yes         lp, flcp                   lp, ft (B/16, B/32)
+  hf_clip (CLIP, 224)             yes         ft
+  albef_pth (ALBEF, 256)          yes         flcp                       lp, ft
+  blip_pth (BLIP, 384)            yes         flcp                       lp, ft
+  hf_blip_retrieval (BLIP, 384)   yes         lp
+
+so every format loads at its native size, trains and evaluates through the
+commands; every method trains on a CLIP checkpoint at its native size; FLCP
+trains on every family at its native size; LP and FT train on every family
+at 224 through configs/paper.py (the grid). The heatmaps are those of the
+paper's grid too: the FLCP runs are evaluated with the last block's
+(start_layer=-1, the study's for ZS and FLCP), the others with all blocks.
 """
 
 import json
@@ -20,7 +36,7 @@ import json
 import numpy as np
 import pytest
 
-from tests import checkpoint_factories as factories
+from rationality_jax.explain.explainer import STUDY_START_LAYER
 from tests import cli
 
 FORMATS = {  # factory -> keyword arguments (native sizes)
@@ -56,16 +72,49 @@ def _data(data_dir, section="train_data"):
   ]
 
 
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-  directory = tmp_path_factory.mktemp("checkpoints")
-  return {
-    name: factories.make(name, directory, **kwargs)
-    for name, kwargs in FORMATS.items()
+# (format, method): each format once, each method on CLIP, FLCP on each family.
+TRAINED = [
+  ("openai_torchscript", "lp"),
+  ("openai_torchscript", "flcp"),
+  ("hf_clip", "ft"),
+  ("albef_pth", "flcp"),
+  ("blip_pth", "flcp"),
+  ("hf_blip_retrieval", "lp"),
+]
+FAMILY = {
+  "openai_torchscript": "clip",
+  "hf_clip": "clip",
+  "albef_pth": "albef",
+  "blip_pth": "blip",
+  "hf_blip_retrieval": "blip",
+}
+GRID_METHODS = ("lp", "ft")
+
+
+def test_the_covering_set_covers():
+  """The docstring's table: what the trained runs and the grid cover."""
+  assert {name for name, _ in TRAINED} == set(FORMATS)
+  assert {m for n, m in TRAINED if FAMILY[n] == "clip"} == {"lp", "ft", "flcp"}
+  assert {FAMILY[n] for n, m in TRAINED if m == "flcp"} == {
+    "clip",
+    "albef",
+    "blip",
+  }
+  # With the grid (every family at 224), every family trains every method.
+  covered = {(FAMILY[n], m) for n, m in TRAINED}
+  covered |= {(f, m) for f in ("clip", "albef", "blip") for m in GRID_METHODS}
+  assert covered == {
+    (f, m) for f in ("clip", "albef", "blip") for m in ("lp", "ft", "flcp")
   }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
+def checkpoints(checkpoint):
+  """{format: path}, made once per run (tests/conftest.py)."""
+  return {name: checkpoint(name, **kwargs) for name, kwargs in FORMATS.items()}
+
+
+@pytest.fixture(scope="session")
 def data_dir(tmp_path_factory):
   return tmp_path_factory.mktemp("data")
 
@@ -79,9 +128,9 @@ def _meta(workdir):
 def test_zero_shot_evaluation_at_the_native_size(
   name, checkpoints, data_dir, tmp_path
 ):
-  made = checkpoints[name]
+  path = checkpoints[name]
   result = _main(
-    f"configs/evaluate.py:model={made.path}", tmp_path, *_data(data_dir)
+    f"configs/evaluate.py:model={path}", tmp_path, *_data(data_dir)
   )
   size = NATIVE[name]
   meta = _meta(tmp_path)
@@ -95,31 +144,37 @@ def test_zero_shot_evaluation_at_the_native_size(
     "| zs |" in result.stdout
   )
   config = json.loads((tmp_path / "config.json").read_text())
-  assert config["model"]["path"] == made.path
+  assert config["model"]["path"] == path
   assert config["model"]["image_size"] == 0  # nothing typed: native
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["lp", "ft", "flcp"])
-@pytest.mark.parametrize("name", sorted(FORMATS))
+@pytest.mark.parametrize("name, method", TRAINED)
 def test_train_two_steps_then_evaluate_the_run(
   name, method, checkpoints, data_dir, tmp_path
 ):
-  made = checkpoints[name]
+  path = checkpoints[name]
   train_dir, eval_dir = tmp_path / "train", tmp_path / "eval"
   _main(
-    f"configs/train.py:method={method},model={made.path},steps=2",
+    f"configs/train.py:method={method},model={path},steps=2",
     train_dir,
     *_data(data_dir),
   )
   result = json.loads((train_dir / "train_result.json").read_text())
   assert result["step"] == 2 and np.isfinite(result["loss"])
   assert 0.0 <= result["accuracy"] <= 1.0
-  _main(f"configs/evaluate.py:train_dir={train_dir}", eval_dir)
+  # FLCP with the study's heatmap of ZS and FLCP (the last block), so that
+  # every family explains an image-text logit from its last block here.
+  start_layer = STUDY_START_LAYER[method]
+  _main(
+    f"configs/evaluate.py:train_dir={train_dir},start_layer={start_layer}",
+    eval_dir,
+  )
   meta = _meta(eval_dir)
   size = NATIVE[name]
   assert meta["method"] == method and meta["train_step"] == 2
   assert meta["preprocess"].startswith(f"resize({size})|center_crop({size})")
+  assert meta["heatmap"] == f"chefer(start_layer={start_layer})"
   summary = json.loads((eval_dir / "summary.json").read_text())
   assert summary["n"] == 24
 
@@ -147,18 +202,22 @@ def _fake_cub(root):
 
 
 @pytest.mark.slow
-def test_paper_grid_on_a_fake_cub_every_model_at_224(checkpoints, tmp_path):
+def test_paper_grid_on_a_fake_cub_every_model_at_224(
+  checkpoints, checkpoint, tmp_path
+):
+  """configs/paper.py's main part on CUB: every model (CLIP B/16 and B/32,
+  ALBEF, BLIP) at 224, trained with LP and FT and evaluated; ZS and FLCP of
+  every family run at the native sizes above (module docstring)."""
   manual = _fake_cub(tmp_path / "manual")
-  clip_b32 = factories.make("openai_torchscript", tmp_path, patch=32)
   paths = {
-    "clip_b16": checkpoints["openai_torchscript"].path,
-    "clip_b32": clip_b32.path,
-    "albef_b16": checkpoints["albef_pth"].path,
-    "blip_b16": checkpoints["blip_pth"].path,
+    "clip_b16": checkpoints["openai_torchscript"],
+    "clip_b32": checkpoint("openai_torchscript", patch=32),
+    "albef_b16": checkpoints["albef_pth"],
+    "blip_b16": checkpoints["blip_pth"],
   }
   workdir = tmp_path / "grid"
   result = _main(
-    "configs/paper.py:parts=main,datasets=cub",
+    f"configs/paper.py:parts=main,datasets=cub,methods={'+'.join(GRID_METHODS)}",
     workdir,
     f"--config.data.manual_dir={manual}",
     "--config.train.total_steps=1",
@@ -168,8 +227,10 @@ def test_paper_grid_on_a_fake_cub_every_model_at_224(checkpoints, tmp_path):
     timeout=1800,
   )
   rows = json.loads((workdir / "results.json").read_text())["rows"]
-  assert len(rows) == 16 and {r["n"] for r in rows} == {4}
-  assert {r["model"] for r in rows} == set(paths)
+  assert len(rows) == 4 * len(GRID_METHODS) and {r["n"] for r in rows} == {4}
+  assert {(r["model"], r["method"]) for r in rows} == {
+    (m, method) for m in paths for method in GRID_METHODS
+  }
   for row in rows:
     meta = json.loads(
       (workdir / "eval" / row["name"] / "meta.json").read_text()
@@ -178,7 +239,7 @@ def test_paper_grid_on_a_fake_cub_every_model_at_224(checkpoints, tmp_path):
     assert "center_crop(224)" in meta["preprocess"]
   report = (workdir / "report.md").read_text()
   for model in ("albef_b16", "blip_b16"):
-    for method in ("zs", "lp", "flcp", "ft"):
+    for method in GRID_METHODS:
       assert f"| {model}-cub-{method} | {method} | {model} | cub |" in report
   assert "failed" not in report.lower()
   assert result.stdout.strip().splitlines()[-1].startswith("report: ")

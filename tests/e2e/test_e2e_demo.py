@@ -47,7 +47,8 @@ def _from_records(records, threshold=0.5):
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("demo")
-  return workdir, cli.main(DEMO, workdir=workdir, check=True)
+  # The documented command itself (its re-execution included: tests/cli.py).
+  return workdir, cli.main(DEMO, workdir=workdir, check=True, literal=True)
 
 
 def test_demo_writes_report_tables_and_figures(demo):
@@ -112,7 +113,7 @@ def test_report_numbers_are_the_records_numbers(demo):
 def test_rerun_resumes_everything_and_changes_nothing(demo):
   workdir, _ = demo
   before = (workdir / "results.csv").read_text()
-  cli.main(DEMO, workdir=workdir, check=True)
+  cli.main(DEMO, workdir=workdir, check=True, literal=True)
   assert (workdir / "results.csv").read_text() == before
   timings = json.loads((workdir / "timings.json").read_text())
   assert timings["train lp"] < 1 and timings["cell lp"] < 10

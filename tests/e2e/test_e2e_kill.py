@@ -12,6 +12,8 @@ from tests import cli
 ARGS = [
   "--config=configs/evaluate.py:model=assets/demo_clip",
   "--config.train_data.builder_kwargs.test_size=120",
+  # Only the test split is evaluated: a small train split is built faster.
+  "--config.train_data.builder_kwargs.train_size=16",
   "--config.evaluate.batch_size=8",
 ]
 

@@ -57,10 +57,12 @@ def _results(workdir):
   return rows, (workdir / "records.csv").read_text()
 
 
-@pytest.fixture(scope="module")
-def one_process(tmp_path_factory):
-  workdir = tmp_path_factory.mktemp("one")
-  cli.main(*ARGS, workdir=workdir, check=True)
+@pytest.fixture(scope="session")
+def one_process(once):
+  """The single-process evaluation both tests compare with (run once)."""
+  workdir = once(
+    "multihost_one_process", lambda d: cli.main(*ARGS, workdir=d, check=True)
+  )
   return _results(workdir)
 
 

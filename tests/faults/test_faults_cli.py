@@ -8,16 +8,17 @@ out-of-range setting before any work, in one line naming the key.
 
 import json
 import os
-import subprocess
-import time
+import shutil
 
 import jax
 import numpy as np
 import pytest
 
+from rationality_jax import files
 from rationality_jax import models
 from rationality_jax import resources
 from rationality_jax.run import checkpoints
+from rationality_jax.run import config as config_lib
 from tests import cli
 
 DEMO = str(resources.demo_model())
@@ -43,34 +44,54 @@ def _evaluate(model, workdir, *extra, check=None):
 
 # ------------------------------------------------- out-of-range settings ----
 
+OUT_OF_RANGE = [
+  ("--config.evaluate.threshold=1.5", "config.evaluate.threshold"),
+  ("--config.train.num_epochs=-1", "config.train.num_epochs"),
+  ("--config.train.optim.lr=-0.01", "config.train.optim.lr"),
+  ("--config.train.optim.lr=nan", "config.train.optim.lr"),
+  ("--config.train.log_every=0", "config.train.log_every"),
+  ("--config.heatmap.name=gradcamm", "config.heatmap.name"),
+  ("--config.model.path=", "config.model.path"),
+  ("--config.evaluate.input_workers=-1", "config.evaluate.input_workers"),
+]
+TRAIN_LP = "--config=configs/train.py:method=lp,model=random:tiny"
 
-@pytest.mark.parametrize(
-  "override, key",
-  [
-    ("--config.evaluate.threshold=1.5", "config.evaluate.threshold"),
-    ("--config.train.num_epochs=-1", "config.train.num_epochs"),
-    ("--config.train.optim.lr=-0.01", "config.train.optim.lr"),
-    ("--config.train.optim.lr=nan", "config.train.optim.lr"),
-    ("--config.train.log_every=0", "config.train.log_every"),
-    ("--config.heatmap.name=gradcamm", "config.heatmap.name"),
-    ("--config.model.path=", "config.model.path"),
-    ("--config.evaluate.input_workers=-1", "config.evaluate.input_workers"),
-  ],
-)
-def test_out_of_range_setting_is_one_line_naming_the_key(
+
+def _refused_in_process(*args, tmp_path):
+  """What the command does with `args` before any work: the same flag
+  parsing, then `main.run`, whose first step is `config.validate`."""
+  from rationality_jax import main
+
+  config = cli.config(*args)
+  workdir = tmp_path / "workdir"
+  with pytest.raises(config_lib.ConfigError) as refused:
+    main.run(config, str(workdir))
+  assert not workdir.exists()  # refused before any work: nothing written
+  with pytest.raises(config_lib.ConfigError) as validated:
+    config_lib.validate(config)
+  assert str(validated.value) == str(refused.value)
+  # The command prints "error: ConfigError: <first line>" (main.main).
+  return str(refused.value).splitlines()[0]
+
+
+@pytest.mark.parametrize("override, key", OUT_OF_RANGE)
+def test_out_of_range_setting_is_refused_naming_the_key(
   override, key, tmp_path
 ):
-  result = _main(
-    "--config=configs/train.py:method=lp,model=random:tiny",
-    override,
-    workdir=tmp_path,
-    check=False,
-  )
+  line = _refused_in_process(TRAIN_LP, override, tmp_path=tmp_path)
+  assert line.startswith(key + ": "), line
+
+
+def test_out_of_range_setting_is_one_line_naming_the_key(tmp_path):
+  """The command line: one line, no traceback, nothing written."""
+  override, key = OUT_OF_RANGE[0]
+  result = _main(TRAIN_LP, override, workdir=tmp_path, check=False)
   assert result.returncode == 1
   line = _last_line(result)
   assert line.startswith("error: ConfigError: " + key), line
   assert "Traceback" not in result.stderr
-  assert not (tmp_path / "checkpoints").exists()  # refused before any work
+  # Refused before any work: only the log the console opens first.
+  assert sorted(os.listdir(tmp_path)) == ["log.txt"]
 
 
 def test_batch_larger_than_the_split_names_the_key(tmp_path):
@@ -95,14 +116,11 @@ def test_image_size_mismatch_names_the_keys_and_sizes(tmp_path):
 
 
 def test_a_grid_without_a_model_path_names_it(tmp_path):
-  result = _main(
+  line = _refused_in_process(
     "--config=configs/paper.py:models=albef_b16,datasets=cub,parts=main",
-    workdir=tmp_path,
-    check=False,
+    tmp_path=tmp_path,
   )
-  assert _last_line(result).startswith(
-    "error: ConfigError: config.models.albef_b16.path: no checkpoint"
-  )
+  assert line.startswith("config.models.albef_b16.path: no checkpoint"), line
 
 
 # --------------------------------------------------------- non-finite ----
@@ -147,97 +165,120 @@ def test_diverging_training_never_saves_a_nonfinite_state(tmp_path):
 
 
 # ------------------------------------------------------------ provenance ----
+# One evaluation and one training run of the demo model, made once and copied
+# into each test that reruns on them (a copied workdir is the same run).
+
+TRAIN_LP_DEMO = [
+  f"--config=configs/train.py:method=lp,model={DEMO},steps=2",
+  *SMALL,
+]
+
+
+@pytest.fixture(scope="session")
+def evaluated(once):
+  """A complete evaluation of the demo model (DEMO, SMALL)."""
+  return once("faults_evaluated", lambda d: _evaluate(DEMO, d, check=True))
+
+
+@pytest.fixture(scope="session")
+def trained_lp(once):
+  """A finished 2-step LP training run of the demo model (SMALL)."""
+  return once(
+    "faults_trained_lp", lambda d: _main(*TRAIN_LP_DEMO, workdir=d, check=True)
+  )
+
+
+def _copy(folder, tmp_path):
+  return shutil.copytree(folder, tmp_path / "workdir", symlinks=True)
 
 
 @pytest.mark.slow
-def test_another_model_in_the_same_workdir_is_refused_or_fresh(tmp_path):
-  _evaluate(DEMO, tmp_path, check=True)
+def test_another_model_in_the_same_workdir_is_refused_or_fresh(
+  evaluated, tmp_path
+):
+  workdir = _copy(evaluated, tmp_path)
   other = tmp_path / "other_model"
   module, params = models.load(DEMO)
   models.save(
     other, module, jax.tree.map(lambda x: np.asarray(x) * 1.01, params)
   )
-  before = (tmp_path / "records.csv").read_text()
-  refused = _evaluate(other, tmp_path, check=False)
+  before = (workdir / "records.csv").read_text()
+  refused = _evaluate(other, workdir, check=False)
   line = _last_line(refused)
   assert "holds evaluation records of another configuration" in line
   assert "trained.model.path" in line and "--fresh" in line
-  assert (tmp_path / "records.csv").read_text() == before
-  _evaluate(other, tmp_path, "--fresh", check=True)
-  fresh = [d for d in os.listdir(tmp_path) if d.startswith("fresh-")]
+  assert (workdir / "records.csv").read_text() == before
+  _evaluate(other, workdir, "--fresh", check=True)
+  fresh = [d for d in os.listdir(workdir) if d.startswith("fresh-")]
   assert len(fresh) == 1
-  assert (tmp_path / fresh[0] / "records.csv").read_text() != before
+  assert (workdir / fresh[0] / "records.csv").read_text() != before
   other_heatmap = _evaluate(
-    DEMO, tmp_path, "--config.heatmap.start_layer=-1", check=False
+    DEMO, workdir, "--config.heatmap.start_layer=-1", check=False
   )
   assert "heatmap.start_layer" in _last_line(other_heatmap)
 
 
 @pytest.mark.slow
-def test_resuming_a_training_workdir_with_another_method_is_refused(tmp_path):
-  common = [*SMALL, "--config.train.eval_accuracy=False"]
-  _main(
-    f"--config=configs/train.py:method=lp,model={DEMO},steps=1",
-    *common,
-    workdir=tmp_path,
-    check=True,
-  )
+def test_resuming_a_training_workdir_with_another_method_is_refused(
+  trained_lp, tmp_path
+):
+  workdir = _copy(trained_lp, tmp_path)
+  before = (workdir / "train_result.json").read_bytes()
   result = _main(
-    f"--config=configs/train.py:method=ft,model={DEMO},steps=1",
-    *common,
-    workdir=tmp_path,
+    f"--config=configs/train.py:method=ft,model={DEMO},steps=2",
+    *SMALL,
+    workdir=workdir,
     check=False,
   )
   line = _last_line(result)
   assert "holds a training run of another configuration" in line
   assert "method" in line
+  assert (workdir / "train_result.json").read_bytes() == before
 
 
 @pytest.mark.slow
-def test_a_finished_training_rerun_keeps_its_result(tmp_path):
-  args = [f"--config=configs/train.py:method=lp,model={DEMO},steps=2", *SMALL]
-  _main(*args, workdir=tmp_path, check=True)
-  path = tmp_path / "train_result.json"
+def test_a_finished_training_rerun_keeps_its_result(trained_lp, tmp_path):
+  workdir = _copy(trained_lp, tmp_path)
+  path = workdir / "train_result.json"
   before = path.read_bytes()
   assert len(json.loads(before)["losses"]) == 1  # logged at the last step
-  _main(*args, workdir=tmp_path, check=True)
+  _main(*TRAIN_LP_DEMO, workdir=workdir, check=True)
   assert path.read_bytes() == before
 
 
 # -------------------------------------------------------------- one owner ----
 
 
-@pytest.mark.slow
 def test_a_second_run_on_the_same_workdir_gets_the_holders_pid(tmp_path):
-  first = cli.start(
-    f"--config=configs/evaluate.py:model={DEMO}",
-    *SMALL,
-    workdir=tmp_path,
-    stdout=subprocess.DEVNULL,
-    stderr=subprocess.DEVNULL,
-  )
-  deadline = time.time() + 120
-  while time.time() < deadline and not (tmp_path / "config.json").exists():
-    time.sleep(0.05)
-  second = _evaluate(DEMO, tmp_path, check=False)
-  assert first.wait(timeout=600) == 0
+  """This process holds the workdir (as a running command does): the command
+  is refused in one line naming this PID, and leaves the holder's files alone."""
+  (tmp_path / "config.json").write_text('{"the": "holder\'s"}')
+  with files.WorkdirLock(tmp_path):
+    second = _evaluate(DEMO, tmp_path, check=False)
+    holder = (tmp_path / files.LOCK).read_text()
+  assert second.returncode == 1
   line = _last_line(second)
-  assert "is in use by another run" in line and f"pid {first.pid}" in line
-  assert (tmp_path / "summary.json").exists()  # the first one's, untouched
+  assert line.startswith("error: WorkdirBusyError: "), line
+  assert "is in use by another run" in line and f"pid {os.getpid()} " in line
+  assert holder.startswith(f"pid {os.getpid()} ")  # not overwritten
+  assert (tmp_path / "config.json").read_text() == '{"the": "holder\'s"}'
+  assert sorted(os.listdir(tmp_path)) == [files.LOCK, "config.json", "log.txt"]
 
 
 # ---------------------------------------------------- lost or broken outputs ----
 
 
 @pytest.mark.slow
-def test_a_complete_run_whose_outputs_are_missing_regenerates_them(tmp_path):
-  _evaluate(DEMO, tmp_path, check=True)
+def test_a_complete_run_whose_outputs_are_missing_regenerates_them(
+  evaluated, tmp_path
+):
+  workdir = _copy(evaluated, tmp_path)
   names = ("summary.json", "records.csv", "report.md", "pt_ir_threshold.png")
-  before = {n: (tmp_path / n).read_bytes() for n in names[:3]}
+  before = {n: (workdir / n).read_bytes() for n in names[:3]}
   for name in names:
-    (tmp_path / name).unlink()
-  again = _evaluate(DEMO, tmp_path, check=True)
+    (workdir / name).unlink()
+  again = _evaluate(DEMO, workdir, check=True)
   assert "resuming" not in again.stdout  # no sample is evaluated twice
   for name in names[:3]:
-    assert (tmp_path / name).read_bytes() == before[name], name
-  assert (tmp_path / "pt_ir_threshold.png").stat().st_size > 10_000
+    assert (workdir / name).read_bytes() == before[name], name
+  assert (workdir / "pt_ir_threshold.png").stat().st_size > 10_000

@@ -19,51 +19,21 @@ def _load_worker():
   return module
 
 
-@pytest.fixture(scope="session", autouse=True)
-def compilation_cache(tmp_path_factory):
-  """One persistent XLA cache for this session's runs, in-process and in workers.
-
-  The tests compile the same tiny programs in several processes (a reference
-  run here, the resumed runs in subprocesses); sharing the cache saves most of
-  their compile time. Restored at the end of the session.
-  """
-  import jax
-
-  directory = str(tmp_path_factory.mktemp("xla_cache"))
-  names = (
-    "jax_compilation_cache_dir",
-    "jax_persistent_cache_min_compile_time_secs",
-    "jax_persistent_cache_min_entry_size_bytes",
-  )
-  previous = {name: getattr(jax.config, name) for name in names}
-  from jax._src import compilation_cache
-
-  for name, value in zip(names, (directory, 0.0, 0)):
-    jax.config.update(name, value)
-  compilation_cache.reset_cache()  # re-read the settings even if jax compiled before
-  yield directory
-  for name, value in previous.items():
-    jax.config.update(name, value)
-  compilation_cache.reset_cache()
-
-
 @pytest.fixture(scope="session")
-def worker(compilation_cache):
-  """The helpers of train_worker.py (tiny_config, flat_params) and `run(spec, env)`."""
+def worker():
+  """The helpers of train_worker.py (tiny_config, flat_params) and `run(spec, env)`.
+
+  The workers share the suite's XLA compilation cache (tests/conftest.py sets
+  it in the environment they inherit): the reference run here and the resumed
+  runs in subprocesses compile the same tiny programs.
+  """
   module = _load_worker()
 
   def start(spec, stdout=subprocess.PIPE, **env):
     """Runs the worker on `spec` in a subprocess (stdout: a pipe or a file; stderr follows)."""
     import json
 
-    environ = dict(
-      os.environ,
-      JAX_PLATFORMS="cpu",
-      JAX_COMPILATION_CACHE_DIR=compilation_cache,
-      JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-      JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
-      **env,
-    )
+    environ = dict(os.environ, JAX_PLATFORMS="cpu", **env)
     stderr = subprocess.PIPE if stdout is subprocess.PIPE else subprocess.STDOUT
     return subprocess.Popen(
       [sys.executable, str(WORKER), json.dumps(spec)],
