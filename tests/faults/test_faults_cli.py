@@ -4,6 +4,10 @@ Each test is one case of the "Trustworthy runs" list: a run never exits 0 with
 a wrong number, never reuses stale results, never shares its workdir, never
 saves a non-finite state, never loses or truncates an output, and refuses an
 out-of-range setting before any work, in one line naming the key.
+
+The out-of-range settings are checked in this process - the command's own
+flag parsing (`cli.config`) and `main.run`, which validates first - and one
+of them through the command line, for the one line and the empty workdir.
 """
 
 import json

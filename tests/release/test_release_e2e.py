@@ -24,7 +24,6 @@ import pytest
 from rationality_jax import files
 from rationality_jax.models import tokenize
 from rationality_jax.report import records
-from tests import checkpoint_factories as factories
 from tests.data import conftest as fake_files
 from tests.data import test_data_cub as fake_cub
 from tests.release import release_reference as reference
@@ -142,7 +141,7 @@ def _run(preset, workdir, manual, data_dir, checkpoint):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, checkpoint):
   root = tmp_path_factory.mktemp("release_cub")
   manual = fake_cub.write_cub(
     _Fake,
@@ -156,15 +155,15 @@ def runs(tmp_path_factory):
   for name in ("CUB_200_2011.tgz", "segmentations.tgz"):
     with tarfile.open(manual / name) as tar:
       tar.extractall(extracted, filter="data")
-  checkpoint = root / "ViT-B-16.pt"
-  factories.openai_torchscript(checkpoint)
+  # factories.openai_torchscript's ViT-B-16.pt, shared with tests/e2e.
+  vit_b16 = checkpoint("openai_torchscript")
   out = {
     "reference": reference.evaluate_cub_zero_shot(
-      str(checkpoint), str(extracted), tokenize.clip_bpe("clip", 77)
+      vit_b16, str(extracted), tokenize.clip_bpe("clip", 77)
     )
   }
   for preset in ("release", "paper", "default"):
-    out[preset] = _run(preset, root / preset, manual, root / "data", checkpoint)
+    out[preset] = _run(preset, root / preset, manual, root / "data", vit_b16)
   return out
 
 
