@@ -13,8 +13,9 @@ rebuilt at another validity threshold: `collect(run_dirs, threshold=0.3)`.
 
 Modules: `records` (the records on disk), `rows` (a row per run), `tables`
 (markdown tables), `markdown` (report.md, results.csv, results.json),
-`figures`, `quirks` (the release-quirk ablation), `settings` (what a grid
-changed), `grid` (a grid's whole report), `published` (the study's values).
+`figures`, `quirks` (the release-quirk ablation), `guided` (trained against
+held-out heatmaps, masks per class), `settings` (what a grid changed),
+`grid` (a grid's whole report), `published` (the study's values).
 
 Layout. `report.md` holds one long table (a row per run: accuracy, PT, IR,
 mean RMA, RRA, pointing game, the counts RR/RW/WR/WW, n) and, like the study,
@@ -29,6 +30,7 @@ from rationality_jax.report.figures import figure_corruptions
 from rationality_jax.report.figures import figure_heatmaps
 from rationality_jax.report.figures import figure_threshold_curves
 from rationality_jax.report.grid import write_grid
+from rationality_jax.report.guided import guided_report
 from rationality_jax.report.markdown import write
 from rationality_jax.report.published import PAPER_DATASETS
 from rationality_jax.report.published import PAPER_MODELS
@@ -61,6 +63,7 @@ __all__ = [
   "figure_heatmaps",
   "figure_quirks",
   "figure_threshold_curves",
+  "guided_report",
   "long_table",
   "metric_table",
   "quirk_cells",

@@ -13,6 +13,7 @@ import os
 
 from rationality_jax import files
 from rationality_jax.report import figures
+from rationality_jax.report import guided
 from rationality_jax.report import markdown
 from rationality_jax.report import quirks
 from rationality_jax.report import records as records_lib
@@ -84,10 +85,11 @@ def write_grid(
         rows, os.path.join(figures_dir, "corruptions.png")
       )
     )
-  sections = []
+  sections, guided_figures = guided.guided_report(rows, figures_dir)
+  paths += guided_figures
   if quirk_pairs:
     deltas = quirks.quirk_deltas(rows, quirk_pairs)
-    sections = quirks.quirk_sections(deltas)
+    sections += quirks.quirk_sections(deltas)
     paths.append(
       quirks.figure_quirks(deltas, os.path.join(figures_dir, "quirks.png"))
     )
