@@ -20,7 +20,9 @@ same run) and, on a GPU/TPU, the model FLOPs utilisation against
 `--peak-tflops`. Run from the repository root with ``PYTHONPATH=.``.
 
 ``--method`` times other methods' steps on the same model and batch, one row
-each (and its cost relative to the first): e.g. ``--method
+each, with its cost relative to the first in seconds and in units of the
+matmul timed right before each step (``step / matmul``: the ratio a shared
+machine's changing load does not move): e.g. ``--method
 ft,guided_ft,flcp,guided,rrr --skip-torch``. FT-like methods get a linear
 head on the projected embedding; the guided and rrr steps get a random
 rectangle as every image's object mask (``masks_per_class`` -1: the penalty
@@ -212,6 +214,13 @@ def ours(config, images, labels, class_names, steps: int, peak_tflops: float):
     "cpu_fraction": stats["cpu_fraction"],
     "seconds": stats["seconds"],
     "matmul_seconds": stats["matmul_seconds"],
+    # The step in units of the matmul timed right before it: a cost ratio
+    # between methods that a shared machine's changing load does not move.
+    "matmuls": float(
+      np.median(
+        [a / b for a, b in zip(stats["seconds"], stats["matmul_seconds"])]
+      )
+    ),
   }
 
 
@@ -345,16 +354,22 @@ def main():
 def print_tables(rows, names, args):
   """The step table (ours per method, PyTorch's FLCP) and each of our rows'
   FLOPs and fraction of the matmul."""
-  first = rows[0][1]["step_s"]
+  first = rows[0][1]
   print(
     "| implementation | compile s | first step s | s / step | examples / s "
-    f"| x {names[0]} |"
+    f"| x {names[0]} | step / matmul | x {names[0]} (per matmul) |"
   )
-  print("|---|---|---|---|---|---|")
+  print("|---|---|---|---|---|---|---|---|")
   for name, r in rows:
+    per_matmul = (
+      f"{r['matmuls']:.2f} | {r['matmuls'] / first['matmuls']:.2f}"
+      if "matmuls" in r
+      else "- | -"
+    )
     print(
       f"| {name} | {r['compile_s']:.1f} | {r['first_s']:.2f} | {r['step_s']:.3f} | "
-      f"{args.batch / r['step_s']:.1f} | {r['step_s'] / first:.2f} |"
+      f"{args.batch / r['step_s']:.1f} | {r['step_s'] / first['step_s']:.2f} | "
+      f"{per_matmul} |"
     )
   for (_, r), method in zip(rows, names):
     print(

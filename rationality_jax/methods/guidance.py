@@ -49,6 +49,8 @@ from rationality_jax.models.vlm import normalize
 
 # The masks' own random stream (`select`), apart from the run's others.
 MASK_STREAM = 0x6D61736B
+# A relevance map this flat (relative spread) trains as all zeros.
+FLAT = 1e-4
 # Selected images listed by id in the checkpoint meta up to this many.
 MAX_LISTED_IDS = 20000
 
@@ -127,6 +129,22 @@ def weighted_mean(values: jax.Array, weights: jax.Array) -> jax.Array:
 
 
 # ----------------------------------------------------------- penalties ----
+
+
+def training_heatmap(patches: jax.Array, size: tuple[int, int]) -> jax.Array:
+  """The evaluation's heatmap (`explain`'s upsampling, then per-image
+  min-max) of [B, gh, gw] raw patch maps, safe to differentiate: a map
+  whose spread is below `FLAT` of its magnitude (rounding noise: its
+  normalized values would be noise) becomes zeros with a zero gradient,
+  where the evaluation's min-max divides by that tiny spread and its
+  gradient overflows."""
+  pixels = explain.upsample(patches.astype(jnp.float32), size)
+  low = pixels.min(axis=(-2, -1), keepdims=True)
+  high = pixels.max(axis=(-2, -1), keepdims=True)
+  spread = high - low
+  wide = spread > FLAT * jnp.maximum(jnp.abs(low), jnp.abs(high))
+  safe = jnp.where(wide, spread, 1.0)
+  return jnp.where(wide, (pixels - low) / safe, 0.0)
 
 
 def relevance_terms(
@@ -278,11 +296,14 @@ def make_guided_loss(method, module, config):
     head, classes, rescale = objective.head(
       params, trainable["head"], batch, task
     )
-    out = explainer(params, head, batch["image"], classes, batch["mask"])
+    out = explainer(params, head, batch["image"], classes)
     task_loss, accuracy = objective.loss(out["logits"] * rescale, batch)
     relevance = weighted_mean(
       relevance_terms(
-        out["heatmap"], batch["mask"], g.background, g.foreground
+        training_heatmap(out["heatmap_patches"], batch["mask"].shape[-2:]),
+        batch["mask"],
+        g.background,
+        g.foreground,
       ),
       mask_weights(batch, task),
     )

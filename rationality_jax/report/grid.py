@@ -54,7 +54,7 @@ def write_grid(
   if clean:
     paths.append(
       figures.figure_threshold_curves(
-        clean,
+        guided.primary(clean),  # a model scored by held-out heatmaps once
         os.path.join(figures_dir, "pt_ir_threshold.png"),
         thresholds=tuple(thresholds),
       )

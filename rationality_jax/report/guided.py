@@ -66,20 +66,39 @@ def annotate(rows: Sequence[dict]) -> list[dict]:
         trained_key=json.dumps(
           [trained, fingerprint.get("data")], sort_keys=True
         ),
+        model_key=_setting(trained, fingerprint.get("data"), masks=True),
         setting_key=_setting(trained, fingerprint.get("data")),
       )
     )
   return out
 
 
-def _setting(trained: dict, data) -> str:
-  """What a training fingerprint fixes but its seed and masks (one point
-  of a curve, averaged over seeds)."""
+def primary(run_dirs: Sequence[str]) -> list[str]:
+  """The first evaluation of each trained model among `run_dirs` (the others
+  score the same model with held-out heatmaps), in order."""
+  seen, out = set(), []
+  for run_dir in run_dirs:
+    path = os.path.join(run_dir, "fingerprint.json")
+    fingerprint = files.read_json(path) if os.path.exists(path) else {}
+    key = json.dumps(
+      [fingerprint.get("trained", run_dir), fingerprint.get("data")],
+      sort_keys=True,
+    )
+    if key not in seen:
+      seen.add(key)
+      out.append(run_dir)
+  return out
+
+
+def _setting(trained: dict, data, masks: bool = False) -> str:
+  """What a training fingerprint fixes but its seed (runs of several seeds
+  are averaged) and, unless `masks`, its masks (the points of one curve)."""
   trained = json.loads(json.dumps(trained))
   trained.pop("seed", None)
   for options in trained.get("options", {}).values():
-    if isinstance(options, dict):
+    if isinstance(options, dict) and not masks:
       options.pop("masks_per_class", None)
+    if isinstance(options, dict):
       options.pop("mask_seed", None)
   return json.dumps([trained, data], sort_keys=True)
 
@@ -100,11 +119,12 @@ def _pct(values) -> str:
 
 
 def heatmap_table(rows: Sequence[dict]) -> str:
-  """Markdown: a line per evaluated model scored under more than one
-  heatmap (accuracy, then PT and IR per heatmap); '' when there is none."""
+  """Markdown: a line per evaluated setting scored under more than one
+  heatmap (accuracy, then PT and IR per heatmap; over several seeds, mean ±
+  half the range and the number of seeds); '' when there is none."""
   groups: dict[str, list[dict]] = {}
   for row in rows:
-    groups.setdefault(row["trained_key"], []).append(row)
+    groups.setdefault(row["model_key"], []).append(row)
   groups = {
     k: g for k, g in groups.items() if len({r["heatmap_name"] for r in g}) > 1
   }
@@ -113,18 +133,22 @@ def heatmap_table(rows: Sequence[dict]) -> str:
   heatmaps = _heatmaps([r for g in groups.values() for r in g])
   header = [
     "run",
+    "seeds",
     "accuracy",
     *(f"PT {h}" for h in heatmaps),
     *(f"IR {h}" for h in heatmaps),
   ]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for group in groups.values():
-    by_heatmap = {r["heatmap_name"]: r for r in group}
-    first = by_heatmap.get(heatmaps[0], group[0])
-    cells = [first["name"], _pct([first["accuracy"]])]
+    by_heatmap: dict[str, list[dict]] = {}
+    for r in group:
+      by_heatmap.setdefault(r["heatmap_name"], []).append(r)
+    first = by_heatmap.get(heatmaps[0], group)
+    seeds = len({r["seed"] for r in group})
+    cells = [first[0]["name"], str(seeds), _pct([r["accuracy"] for r in first])]
     for metric in ("pt", "ir"):
       for h in heatmaps:
-        cells.append(_pct([by_heatmap[h][metric]]) if h in by_heatmap else "-")
+        cells.append(_pct([r[metric] for r in by_heatmap.get(h, [])]))
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)
 
@@ -203,7 +227,7 @@ def figure_masks(rows: Sequence[dict], path: str) -> str | None:
   fig, axes = plt.subplots(
     len(curves),
     2,
-    figsize=(10, 3.6 * len(curves)),
+    figsize=(13, 3.8 * len(curves)),
     squeeze=False,
     constrained_layout=True,
   )
@@ -240,15 +264,39 @@ def figure_masks(rows: Sequence[dict], path: str) -> str | None:
           color=colours[method],
           label=f"{method} ({heatmap})" if metric == "pt" else method,
         )
+    _zero_shot_lines(ax_row, rows, (model, dataset))
     for ax, title in zip(ax_row, ("PT", "accuracy")):
       ax.set_xticks(x, [_k_label(k) for k in ks])
       ax.set_xlabel("masks per class")
       ax.set_ylabel("%")
       ax.set_title(f"{title}, {model} {dataset}")
       ax.grid(alpha=0.3)
-      ax.legend(fontsize=7)
+      ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
   figures.save(plt, fig, path)
   return path
+
+
+def _zero_shot_lines(ax_row, rows, panel) -> None:
+  """ZS's PT per heatmap (same line styles) and accuracy, grey, for reference."""
+  zs = [
+    r
+    for r in rows
+    if r["method"] == "zs" and (r["model"], r["dataset"]) == panel
+  ]
+  heatmaps = _heatmaps(zs)
+  for rank, heatmap in enumerate(heatmaps):
+    values = [100 * r["pt"] for r in zs if r["heatmap_name"] == heatmap]
+    style = "-" if rank == 0 else HELD_OUT_STYLES[(rank - 1) % 3]
+    ax_row[0].axhline(
+      np.mean(values),
+      color="grey",
+      linestyle=style,
+      lw=1,
+      label=f"zs ({heatmap})",
+    )
+  if zs:
+    accuracy = np.mean([100 * r["accuracy"] for r in zs])
+    ax_row[1].axhline(accuracy, color="grey", lw=1, label="zs")
 
 
 def guided_report(

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from rationality_jax import explain
 from rationality_jax import methods
 from rationality_jax.methods import guidance
 from rationality_jax.models import convert
@@ -215,6 +216,24 @@ def test_few_masks_skip_the_penalty(tiny):
   flcp_loss, _, _ = _ours(module, params, {}, "flcp", flcp_config, batch, task)
   assert aux["relevance"] == 0.0
   np.testing.assert_allclose(loss, 0.2 * flcp_loss, rtol=1e-6)
+
+
+def test_training_heatmap_is_the_evaluations_but_never_overflows():
+  rng = np.random.default_rng(0)
+  patches = jnp.asarray(rng.random((3, 6, 6)), jnp.float32)
+  patches = patches.at[1].set(5.0 + 1e-7 * patches[1])  # flat: noise only
+  patches = patches.at[2].set(0.0)  # constant
+  ours = guidance.training_heatmap(patches, (48, 48))
+  evaluation = explain.minmax_normalize(explain.upsample(patches, (48, 48)))
+  np.testing.assert_allclose(ours[0], evaluation[0], atol=1e-6)
+  np.testing.assert_array_equal(ours[1:], 0.0)
+
+  def loss(p):
+    return jnp.sum(guidance.training_heatmap(p, (48, 48)) ** 2)
+
+  grad = jax.grad(loss)(patches)
+  assert np.isfinite(np.asarray(grad)).all()
+  np.testing.assert_array_equal(grad[1:], 0.0)
 
 
 def test_mask_selection_is_seeded_per_class():
