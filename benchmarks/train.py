@@ -1,7 +1,7 @@
-r"""Seconds per FLCP training step: ours (jitted JAX) vs transformers' PyTorch CLIPModel.
+r"""Seconds per training step: ours (jitted JAX) per method vs transformers' PyTorch CLIPModel.
 
     python benchmarks/train.py [--model b32] [--batch 32] [--steps 3] [--dtype float32]
-                               [--skip-torch]
+                               [--method flcp[,ft,guided,...]] [--skip-torch]
 
 Both sides: CLIP ViT-B/32 sizes (OpenAI's / HF's default `CLIPConfig`) with
 random weights, a batch of 224 px images and their "a photo of a {label}"
@@ -18,6 +18,15 @@ compiled step) as a fraction of a 4096 x 4096 float32 matmul timed right before
 each of our steps (`machine.py`; the machine's matmul throughput in the
 same run) and, on a GPU/TPU, the model FLOPs utilisation against
 `--peak-tflops`. Run from the repository root with ``PYTHONPATH=.``.
+
+``--method`` times other methods' steps on the same model and batch, one row
+each, with its cost relative to the first in seconds and in units of the
+matmul timed right before each step (``step / matmul``: the ratio a shared
+machine's changing load does not move): e.g. ``--method
+ft,guided_ft,flcp,guided,rrr --skip-torch``. FT-like methods get a linear
+head on the projected embedding; the guided and rrr steps get a random
+rectangle as every image's object mask (``masks_per_class`` -1: the penalty
+runs on every step). The PyTorch row is FLCP's.
 """
 
 from __future__ import annotations
@@ -47,9 +56,11 @@ from rationality_jax.run import step as step_lib
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-def train_config(model: str, dtype: str) -> ml_collections.ConfigDict:
+def train_config(
+  model: str, dtype: str, method: str = "flcp"
+) -> ml_collections.ConfigDict:
   config = config_lib.from_file(
-    REPO / "configs" / "train.py", f"method=flcp,model=random:{model}"
+    REPO / "configs" / "train.py", f"method={method},model=random:{model}"
   )
   config.model.dtype = dtype
   return config
@@ -110,16 +121,43 @@ def quick_params(module, seed: int = 0):
   return jax.tree_util.tree_map_with_path(one, shapes)
 
 
+def method_inputs(method, module, images, labels, num_classes: int):
+  """(head, batch, task additions) a method's step reads beyond FLCP's."""
+  batch = {"image": images, "label": labels}
+  head, extra = {}, {}
+  if method.loss == "cross_entropy":  # a linear head on the embedding
+    rng = np.random.default_rng(1)
+    e = module.config.embed_dim
+    head = {
+      "kernel": (rng.standard_normal((e, num_classes)) / np.sqrt(e)).astype(
+        np.float32
+      ),
+      "bias": np.zeros((num_classes,), np.float32),
+    }
+  if method.needs_masks:
+    b, size = images.shape[0], images.shape[1]
+    masks = np.zeros((b, size, size), np.uint8)
+    masks[:, size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = 1
+    batch.update(mask=masks, index=np.arange(b, dtype=np.int32))
+    extra["mask_selected"] = np.ones((b,), bool)
+  return head, batch, extra
+
+
 def ours(config, images, labels, class_names, steps: int, peak_tflops: float):
-  method = methods.METHODS["flcp"]
+  method = methods.METHODS[config.method]
   module = models.VisionLanguageModel(
     architecture(config), dtype=jnp.dtype(config.model.dtype)
   )
   params = quick_params(module)
   tokenizer = models.family(module.config).tokenizer(module.config)
   task = methods.heads.make_task(tokenizer, class_names)
+  task = {k: v for k, v in task.items() if not k.startswith("prompt_")}
+  head, batch, extra = method_inputs(
+    method, module, images, labels, len(class_names)
+  )
+  task.update(extra)
   mesh = sharding.make_mesh([("data", -1)])
-  trainable = {"params": params, "head": {}}
+  trainable = {"params": params, "head": head}
   labels_tree = step_lib.trainable_labels(
     config, method, module.config, trainable
   )
@@ -146,9 +184,7 @@ def ours(config, images, labels, class_names, steps: int, peak_tflops: float):
     out_shardings=(shardings, sharding.replicated(mesh)),
     donate_argnums=(0,),
   )
-  batch = sharding.put(
-    {"image": images, "label": labels}, sharding.batch_sharding(mesh)
-  )
+  batch = sharding.put(batch, sharding.batch_sharding(mesh))
   task = sharding.put(task, sharding.replicated(mesh))
   flops = xla_flops(raw_step, state, batch, task)
   start = time.perf_counter()
@@ -178,6 +214,13 @@ def ours(config, images, labels, class_names, steps: int, peak_tflops: float):
     "cpu_fraction": stats["cpu_fraction"],
     "seconds": stats["seconds"],
     "matmul_seconds": stats["matmul_seconds"],
+    # The step in units of the matmul timed right before it: a cost ratio
+    # between methods that a shared machine's changing load does not move.
+    "matmuls": float(
+      np.median(
+        [a / b for a, b in zip(stats["seconds"], stats["matmul_seconds"])]
+      )
+    ),
   }
 
 
@@ -261,11 +304,17 @@ def main():
     default=0.0,
     help="accelerator peak for MFU (e.g. 989 for H100/H200 bf16 dense)",
   )
+  parser.add_argument(
+    "--method",
+    default="flcp",
+    help="comma-separated methods, one row each (e.g. ft,guided_ft,flcp,guided)",
+  )
   parser.add_argument("--skip-torch", action="store_true")
   add_host_memory_flag(parser)
   args = parser.parse_args()
   apply_host_memory(args)
 
+  names = [m for m in args.method.split(",") if m]
   config = train_config(args.model, args.dtype)
   arch = architecture(config)
   size, length = arch.vision.image_size, arch.text.context_length
@@ -273,50 +322,70 @@ def main():
   images, labels = batch_of(args.batch, size, length)
   device = jax.devices()[0]
   print(
-    f"FLCP step, CLIP {args.model} random init, batch {args.batch}, {size} px, text "
-    f"{length}, {device.platform} ({device.device_kind}), jax {jax.__version__}, "
-    f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES')}"
+    f"{'/'.join(names)} step, CLIP {args.model} random init, batch {args.batch}, "
+    f"{size} px, text {length}, {device.platform} ({device.device_kind}), jax "
+    f"{jax.__version__}, GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES')}"
   )
-  rows = [
-    (
-      "rationality_jax (jit)",
-      ours(config, images, labels, class_names, args.steps, args.peak_tflops),
+  rows = []
+  for name in names:
+    result = ours(
+      train_config(args.model, args.dtype, name),
+      images,
+      labels,
+      class_names,
+      args.steps,
+      args.peak_tflops,
     )
-  ]
-  print(f"ours: {rows[0][1]}", flush=True)
+    rows.append((f"rationality_jax (jit), {name}", result))
+    print(f"ours, {name}: {result}", flush=True)
   if not args.skip_torch:
     import torch
 
     rows.append(
       (
-        f"transformers CLIPModel (torch {torch.__version__}, {args.threads} threads)",
+        f"transformers CLIPModel (torch {torch.__version__}, {args.threads} "
+        "threads), flcp",
         pytorch(config, images, labels, class_names, args.steps, args.threads),
       )
     )
+  print_tables(rows, names, args)
+
+
+def print_tables(rows, names, args):
+  """The step table (ours per method, PyTorch's FLCP) and each of our rows'
+  FLOPs and fraction of the matmul."""
+  first = rows[0][1]
   print(
-    "| implementation | compile s | first step s | s / step | examples / s |"
+    "| implementation | compile s | first step s | s / step | examples / s "
+    f"| x {names[0]} | step / matmul | x {names[0]} (per matmul) |"
   )
-  print("|---|---|---|---|---|")
+  print("|---|---|---|---|---|---|---|---|")
   for name, r in rows:
+    per_matmul = (
+      f"{r['matmuls']:.2f} | {r['matmuls'] / first['matmuls']:.2f}"
+      if "matmuls" in r
+      else "- | -"
+    )
     print(
       f"| {name} | {r['compile_s']:.1f} | {r['first_s']:.2f} | {r['step_s']:.3f} | "
-      f"{args.batch / r['step_s']:.1f} |"
+      f"{args.batch / r['step_s']:.1f} | {r['step_s'] / first['step_s']:.2f} | "
+      f"{per_matmul} |"
     )
-  ours_row = rows[0][1]
-  print(f"XLA cost analysis: {ours_row['flops'] / 1e9:.1f} GFLOP per step")
-  print(
-    f"ours {ours_row['gflops']:.1f} GFLOP/s, 4096x4096 float32 matmul "
-    f"{ours_row['matmul_gflops']:.1f} GFLOP/s (same run, interleaved): "
-    f"fraction {ours_row['fraction']:.2f} (by CPU time {ours_row['cpu_fraction']:.2f})"
-  )
-  if ours_row["mfu"] is not None:
+  for (_, r), method in zip(rows, names):
     print(
-      f"model FLOPs utilisation: {100 * ours_row['mfu']:.1f}% of {args.peak_tflops} TFLOP/s"
+      f"{method}: XLA cost analysis {r['flops'] / 1e9:.1f} GFLOP per step; "
+      f"{r['gflops']:.1f} GFLOP/s, 4096x4096 float32 matmul "
+      f"{r['matmul_gflops']:.1f} GFLOP/s (same run, interleaved): "
+      f"fraction {r['fraction']:.2f} (by CPU time {r['cpu_fraction']:.2f})"
     )
-  if len(rows) == 2:
-    print(
-      f"speed-up over PyTorch: {rows[1][1]['step_s'] / ours_row['step_s']:.2f}x"
-    )
+    if r["mfu"] is not None:
+      print(
+        f"{method}: model FLOPs utilisation {100 * r['mfu']:.1f}% of "
+        f"{args.peak_tflops} TFLOP/s"
+      )
+  if len(rows) > len(names) and "flcp" in names:
+    flcp = rows[names.index("flcp")][1]["step_s"]
+    print(f"speed-up over PyTorch (flcp): {rows[-1][1]['step_s'] / flcp:.2f}x")
 
 
 if __name__ == "__main__":

@@ -10,10 +10,25 @@ r"""The study's grid: 4 models x ZS/LP/FLCP/FT x 4 datasets, ImageNet-C, ablatio
 Arguments (``key=value`` after the colon, comma-separated):
   preset:   ``paper`` (the paper's text), ``release`` (the authors' code,
             number for number) or ``default`` (ours).
-  parts:    '+'-joined from main, imagenet_c, ablations (default all three).
+  parts:    '+'-joined from main, imagenet_c, ablations (default all three)
+            and guided (opt-in, below).
   models:   '+'-joined subset of albef_b16, blip_b16, clip_b16, clip_b32.
   datasets: '+'-joined subset of imagenet, caltech101, dogs, cub.
   methods:  '+'-joined subset of zs, lp, flcp, ft (main and ImageNet-C cells).
+  guided:   '+'-joined subset of guided, guided_ft, rrr (default guided+rrr).
+  masks:    '+'-joined masks per class of the guided part (default 1+3+10+all).
+
+Part ``guided`` (right for the right reasons): for every model and dataset
+but ImageNet (its training split, imagenet2012_train, has no masks), the
+guided methods at each number of masks per class (a seeded choice per class;
+``all`` = every training image), each evaluated with Chefer's relevance (the
+heatmap guided trains on: the cell's own, ``guided.start_layer`` =
+``heatmap.start_layer``) and with the held-out Grad-CAM and rollout (all
+blocks), beside ZS/LP/FLCP/FT (the main part's cells, added when ``main`` is
+not among the parts) and ZS/FLCP/FT under the held-out heatmaps. The report
+adds the trained-vs-held-out table and PT and accuracy against masks per
+class (figures/masks_per_class.png). guided and rrr use FLCP's objective,
+learning rate and (preset paper/release) heatmap blocks, guided_ft FT's.
 
 Every model runs at 224 px, as the paper does (``models.<name>.image_size``;
 ALBEF's 256 and BLIP's 384 position embeddings are resized like their
@@ -68,7 +83,13 @@ MODELS = ("albef_b16", "blip_b16", "clip_b16", "clip_b32")
 DATASETS = ("imagenet", "caltech101", "dogs", "cub")
 METHODS = ("zs", "lp", "flcp", "ft")
 PRESETS = ("paper", "release", "default")
-PARTS = ("main", "imagenet_c", "ablations")
+PARTS = ("main", "imagenet_c", "ablations", "guided")
+DEFAULT_PARTS = ("main", "imagenet_c", "ablations")
+GUIDED_METHODS = ("guided", "guided_ft", "rrr")
+# The objective each guided method fine-tunes with (its lr, heatmap blocks).
+OBJECTIVE = {"guided": "flcp", "guided_ft": "ft", "rrr": "flcp"}
+MASKS = ("1", "3", "10", "all")
+HELD_OUT = ("gradcam", "rollout")
 CORRUPTIONS = (
   "gaussian_noise",
   "shot_noise",
@@ -105,12 +126,15 @@ def _start_layer(preset: str, method: str) -> int:
   return 0
 
 
-def _cell(preset, name, model, dataset, method, **overrides):
-  overrides.setdefault("train.optim.lr", common.study_lr(method))
-  overrides.setdefault("heatmap.start_layer", _start_layer(preset, method))
+def _cell(preset, name, model, dataset, method, like=None, **overrides):
+  """A cell; `like`: the method whose lr, heatmap blocks and release quirks
+  it takes (default its own)."""
+  like = like or method
+  overrides.setdefault("train.optim.lr", common.study_lr(like))
+  overrides.setdefault("heatmap.start_layer", _start_layer(preset, like))
   if preset == "release":
     family = model.split("_")[0]
-    for quirk in common.release_quirks(dataset, method, family).values():
+    for quirk in common.release_quirks(dataset, like, family).values():
       # Builder options live in the datasets sections (below).
       overrides.update(common.builder_overrides(quirk)[1])
   return cells_lib.cell(name, model, dataset, method=method, **overrides)
@@ -129,10 +153,12 @@ def get_config(arg=None):
   args = common.parse(
     arg,
     preset="default",
-    parts="+".join(PARTS),
+    parts="+".join(DEFAULT_PARTS),
     models="+".join(MODELS),
     datasets="+".join(DATASETS),
     methods="+".join(METHODS),
+    guided="guided+rrr",
+    masks="+".join(MASKS),
   )
   preset = args["preset"]
   if preset not in PRESETS:
@@ -141,6 +167,8 @@ def get_config(arg=None):
   models = _subset(args["models"], MODELS, "models")
   datasets = _subset(args["datasets"], DATASETS, "datasets")
   methods = _subset(args["methods"], METHODS, "methods")
+  guided_methods = _subset(args["guided"], GUIDED_METHODS, "guided methods")
+  masks = _subset(args["masks"], MASKS, "masks")
 
   run = common.run_config()
   run.preprocess.normalization = "model" if preset == "default" else "imagenet"
@@ -235,6 +263,11 @@ def get_config(arg=None):
         )
     for method in ("coop", "adapter"):
       cells.append(_cell(preset, f"{m}-{d}-{method}", m, d, method))
+  if "guided" in parts:
+    for model in models:
+      for dataset in [d for d in datasets if d != "imagenet"]:
+        cells += _guided_cells(preset, model, dataset, guided_methods, masks)
+    cells = _unique(cells)  # the main part's baselines stay as they are
   config.cells = cells
   config.report.update(
     title=f"The study's grid, preset {preset}",
@@ -242,6 +275,55 @@ def get_config(arg=None):
     notes=NOTES[preset],
   )
   return config
+
+
+def _unique(cells):
+  """The cells in order, each name once (the first)."""
+  seen, out = set(), []
+  for c in cells:
+    if c["name"] not in seen:
+      seen.add(c["name"])
+      out.append(c)
+  return out
+
+
+def _guided_cells(preset, model, dataset, guided_methods, masks):
+  """The guided part of one (model, dataset): the baselines, then each
+  guided method at each masks per class, under Chefer (the blocks it trains
+  on) and the held-out heatmaps (rollout over all blocks)."""
+  prefix = f"{model}-{dataset}"
+  held_out = {
+    "gradcam": {"heatmap.name": "gradcam"},
+    "rollout": {"heatmap.name": "rollout", "heatmap.start_layer": 0},
+  }
+
+  def with_held_out(name, method, like=None, **overrides):
+    cells = [_cell(preset, name, model, dataset, method, like, **overrides)]
+    for heatmap in HELD_OUT:
+      cell = _cell(
+        preset, f"{name}@{heatmap}", model, dataset, method, like, **overrides
+      )
+      cell["set"].update(held_out[heatmap], **{"evaluate.figure_images": 0})
+      cells.append(cell)
+    if like:  # a second-order loss: float32 (no release float16 for it)
+      for cell in cells:
+        cell["set"].pop("model.accelerator_dtype", None)
+    return cells
+
+  cells = [_cell(preset, f"{prefix}-{m}", model, dataset, m) for m in METHODS]
+  for method in ("zs", "flcp", "ft"):
+    cells += with_held_out(f"{prefix}-{method}", method)[1:]
+  for method in guided_methods:
+    like = OBJECTIVE[method]
+    section = "rrr" if method == "rrr" else "guided"
+    for k in masks:
+      trained = {f"{section}.masks_per_class": -1 if k == "all" else int(k)}
+      if section == "guided":  # trained on the map its cell evaluates
+        trained["guided.start_layer"] = _start_layer(preset, like)
+      if k != "all":  # the heatmap figure shows every image's masks' runs
+        trained["evaluate.figure_images"] = 0
+      cells += with_held_out(f"{prefix}-{method}-k{k}", method, like, **trained)
+  return cells
 
 
 NOTES = {

@@ -1,6 +1,7 @@
 r"""Adaptation methods as configuration of one training loop (see docs/training.md).
 
-  method = methods.METHODS["flcp"]   # zs, lp, ft, flcp, coop, adapter
+  method = methods.METHODS["flcp"]   # zs, lp, ft, flcp, coop, adapter,
+                                     # guided, guided_ft, rrr
   method.trainable(config)           # regex over {'params', 'head'} paths
   method.loss                        # 'cross_entropy' or 'contrastive'
   method.init_head / eval_head       # the head that trains / the head evaluated
@@ -25,7 +26,17 @@ from rationality_jax.methods.base import HeadInit
 from rationality_jax.methods.base import Method
 from rationality_jax.methods.base import make_loss_fn
 
-MODULES = ("zs", "lp", "ft", "flcp", "coop", "adapter")
+MODULES = (
+  "zs",
+  "lp",
+  "ft",
+  "flcp",
+  "coop",
+  "adapter",
+  "guided",
+  "guided_ft",
+  "rrr",
+)
 METHODS: registry.Registry = registry.Registry(
   "method", __name__, MODULES, "METHOD"
 )

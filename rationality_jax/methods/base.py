@@ -23,6 +23,19 @@ defaults, allowed values and training fingerprint never list them again):
   choices       {option: allowed values} checked before any work
   study_lr      the learning rate of the study's recipe (the release's LP
                 1e-3, FT and FLCP 1e-5; CoOp's and the adapter's are ours)
+  reads         other methods' sections it also reads (its objective's:
+                guided reads ``flcp``), in its training fingerprint too
+
+A method whose loss is more than its objective (the guided methods: a
+relevance penalty computed from the same forward pass) supplies the whole
+loss with ``make_loss(method, module, config) -> loss_fn`` (the signature of
+`make_loss_fn`'s result), still run by the one training step. A method whose
+loss reads the object masks sets ``needs_masks`` (the training batches then
+carry ``mask [B, S, S]``) and says whose masks it may read with
+``select_masks(config, columns) -> (selected [N] bool, facts)``: columns are
+the training split's ``label`` and ``id`` in source order, ``selected``
+becomes ``task['mask_selected']`` (indexed by the batch's ``index``) and
+``facts`` the checkpoint meta's ``masks`` entry.
 """
 
 from __future__ import annotations
@@ -76,6 +89,13 @@ def no_task_extension(config, tokenizer, class_names) -> dict[str, np.ndarray]:
   return {}
 
 
+def every_mask(config, columns) -> tuple[np.ndarray, dict]:
+  """`Method.select_masks` default: every training image's mask."""
+  del config
+  count = len(columns["label"])
+  return np.ones((count,), bool), {"masks_per_class": "all", "count": count}
+
+
 @dataclasses.dataclass(frozen=True)
 class Method:
   """One adaptation method as configuration of the training loop (module docstring)."""
@@ -98,6 +118,10 @@ class Method:
     default_factory=dict, hash=False
   )
   study_lr: float = 0.0
+  reads: tuple[str, ...] = ()
+  make_loss: Callable[..., Callable] | None = None
+  needs_masks: bool = False
+  select_masks: Callable[[ml_collections.ConfigDict, dict], tuple] = every_mask
 
   @property
   def options_section(self) -> str:
@@ -134,6 +158,17 @@ def fixed_temperature(config, model_config) -> float:
   return float(config.flcp.temperature)
 
 
+def contrastive_multiplier(mdl, config, temperature: float) -> jax.Array:
+  """Inside apply: FLCP's logit multiplier, fixed (1 / `temperature`) or the
+  model's own with FLCP's training caps (CLIP exp(logit_scale) <= 100 as
+  CLIP trains; ALBEF/BLIP temp clipped to ``flcp.temp_range``)."""
+  if temperature:
+    return jnp.float32(1.0 / temperature)
+  return mdl.logit_multiplier(
+    temp_range=tuple(config.flcp.temp_range), max_scale=MAX_LOGIT_SCALE
+  )
+
+
 def make_loss_fn(
   method: Method, module: VisionLanguageModel, config: ml_collections.ConfigDict
 ):
@@ -141,7 +176,10 @@ def make_loss_fn(
 
   trainable: ``{'params', 'head'}``; batch: ``image [B, S, S, 3]``, ``label
   [B]`` (and optionally ``valid [B]``); task: `heads.make_task` arrays.
+  A method's own ``make_loss`` replaces this one.
   """
+  if method.make_loss is not None:
+    return method.make_loss(method, module, config)
 
   temperature = fixed_temperature(config, module.config)
 
@@ -155,16 +193,7 @@ def make_loss_fn(
           task["caption_ids"][labels], task["caption_mask"][labels]
         )
       )
-      # Fixed, or the model's own with FLCP's training caps (CLIP
-      # exp(logit_scale) <= 100 as CLIP trains; ALBEF/BLIP temp clipped).
-      multiplier = (
-        jnp.float32(1.0 / temperature)
-        if temperature
-        else mdl.logit_multiplier(
-          temp_range=tuple(config.flcp.temp_range), max_scale=MAX_LOGIT_SCALE
-        )
-      )
-      logits = multiplier * image @ text.T
+      logits = contrastive_multiplier(mdl, config, temperature) * image @ text.T
       targets = labels if config.flcp.targets == "same_label" else None
       loss = losses.contrastive(logits, targets)
       accuracy = (jnp.argmax(logits, -1) == jnp.arange(labels.shape[0])).mean()

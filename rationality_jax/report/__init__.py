@@ -14,7 +14,8 @@ rebuilt at another validity threshold: `collect(run_dirs, threshold=0.3)`.
 
 Modules: `records` (the records on disk), `rows` (a row per run), `tables`
 (markdown tables), `markdown` (report.md, results.csv, results.json),
-`figures`, `quirks` (the release-quirk ablation), `settings` (what a grid
+`figures`, `quirks` (the release-quirk ablation), `guided`
+(trained against held-out heatmaps, masks per class), `settings` (what a grid
 changed), `grid` (a grid's whole report), `published` (the study's values),
 `samples` (each sample's cell per run, the transitions from ZS), `html`
 (report.html: every prediction and its evidence, browsable), `gallery` (the
@@ -35,6 +36,7 @@ from rationality_jax.report.figures import figure_corruptions
 from rationality_jax.report.figures import figure_heatmaps
 from rationality_jax.report.figures import figure_threshold_curves
 from rationality_jax.report.grid import write_grid
+from rationality_jax.report.guided import guided_report
 from rationality_jax.report.html import write_html
 from rationality_jax.report.markdown import write
 from rationality_jax.report.published import PAPER_DATASETS
@@ -74,6 +76,7 @@ __all__ = [
   "figure_sanity",
   "figure_threshold_curves",
   "gallery",
+  "guided_report",
   "long_table",
   "metric_table",
   "quirk_cells",

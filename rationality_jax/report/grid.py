@@ -13,6 +13,7 @@ import os
 
 from rationality_jax import files
 from rationality_jax.report import figures
+from rationality_jax.report import guided
 from rationality_jax.report import html
 from rationality_jax.report import markdown
 from rationality_jax.report import quirks
@@ -54,10 +55,13 @@ def write_grid(
       settings).
   """
   paths = _figures(rows, run_dirs, out_dir, examples, thresholds)
-  sections = []
+  sections, guided_figures = guided.guided_report(
+    rows, os.path.join(out_dir, FIGURES)
+  )
+  paths += guided_figures
   if quirk_pairs:
     deltas = quirks.quirk_deltas(rows, quirk_pairs)
-    sections = quirks.quirk_sections(deltas)
+    sections += quirks.quirk_sections(deltas)
     paths.append(
       quirks.figure_quirks(deltas, os.path.join(out_dir, FIGURES, "quirks.png"))
     )
@@ -108,7 +112,7 @@ def _figures(rows, run_dirs, out_dir, examples, thresholds) -> list[str]:
   if clean:
     paths.append(
       figures.figure_threshold_curves(
-        clean,
+        guided.primary(clean),  # a model scored by held-out heatmaps once
         os.path.join(figures_dir, "pt_ir_threshold.png"),
         thresholds=tuple(thresholds),
       )

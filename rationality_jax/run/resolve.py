@@ -212,6 +212,8 @@ def spec(config, module, family, which: str) -> str:
   name, _, _ = dataset(config, which)
   train = which == "train"
   keep = ("image", "label") if train else ("image", "mask", "label", "id")
+  if train and methods.METHODS[config.method].needs_masks:
+    keep = ("image", "mask", "label")  # the method's loss reads the masks
   return preprocess_spec(
     config,
     name,
@@ -220,6 +222,23 @@ def spec(config, module, family, which: str) -> str:
     train=train,
     keep=keep,
   )
+
+
+def mask_selection(config, workdir: str, source, method) -> tuple[dict, dict]:
+  """({'mask_selected': [N] bool}, {'masks': facts}) of a method whose loss
+  reads the training masks (`Method.select_masks`), else ({}, {}); refuses
+  a training split without masks."""
+  if not method.needs_masks:
+    return {}, {}
+  if "mask" not in source.info.features:
+    raise config_lib.ConfigError(
+      f"method: {config.method} trains on object masks, but "
+      f"{config.train_data.name}/{config.train_data.split} has none"
+    )
+  name, split, kwargs = dataset(config, "train")
+  columns = data.read_columns(name, split, data_dir(config, workdir), **kwargs)
+  selected, facts = method.select_masks(config, columns)
+  return {"mask_selected": selected}, {"masks": facts}
 
 
 def task(config, module, family, class_names):
@@ -318,8 +337,8 @@ def method_options(config: ml_collections.ConfigDict) -> dict:
   head = config_lib.to_dict(config.head)
   head.pop("cache_dir")
   options = {"head": head}
-  section = methods.METHODS[config.method].options_section
-  if section:
+  method = methods.METHODS[config.method]
+  for section in filter(None, (method.options_section, *method.reads)):
     options[section] = config_lib.to_dict(config[section])
   return options
 

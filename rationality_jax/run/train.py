@@ -139,6 +139,8 @@ def setup(config: ml_collections.ConfigDict, workdir: str) -> Setup:
   spec = resolve.spec(config, module, family, "train")
   task, tokenizer = resolve.task(config, module, family, class_names)
   task.update(method.extend_task(config, tokenizer, class_names))
+  mask_task, mask_meta = resolve.mask_selection(config, workdir, source, method)
+  task.update(mask_task)
   fingerprint = resolve.train_fingerprint(config)
   zero_shot = functools.partial(
     resolve.zero_shot_head,
@@ -176,6 +178,7 @@ def setup(config: ml_collections.ConfigDict, workdir: str) -> Setup:
     "templates": config.head.templates,
     "config": config_lib.to_dict(config),
     "fingerprint": fingerprint,
+    **mask_meta,
   }
   return Setup(
     method=method,

@@ -9,6 +9,7 @@ import jax
 import numpy as np
 import pytest
 
+from rationality_jax import data
 from rationality_jax import methods
 from rationality_jax import models
 from rationality_jax.methods import heads
@@ -29,6 +30,9 @@ EXPECTED_TRAINABLE = {
   "flcp": TOWERS,  # CLIP: temperature fixed at 0.07, logit_scale frozen
   "coop": r"head/context",
   "adapter": r"head/adapter/(down|up)",
+  "guided": TOWERS,
+  "guided_ft": r"params/(vision|vision_proj)/.*|head/(kernel|bias)",
+  "rrr": TOWERS,
 }
 
 _RUNS = {}
@@ -153,6 +157,30 @@ def test_wise_ft_stage_writes_one_finished_run_per_alpha(
         atol=1e-7,
         err_msg=name,
       )
+
+
+def test_train_guided_reads_the_masks_it_chose(trained, data_dir, worker):
+  """k masks per class: the seeded choice is in the checkpoint meta, the
+  training input keeps the masks, another seed chooses others."""
+  overrides = {"guided.masks_per_class": 2}
+  workdir, result, config = trained("guided", **overrides)
+  assert all(np.isfinite([loss for _, loss in result["losses"]]))
+  masks = checkpoints.read(workdir, items=("meta",))["meta"]["masks"]
+  columns = data.read_columns(
+    config.train_data.name,
+    "train",
+    data_dir,
+    **config.train_data.builder_kwargs.to_dict(),
+  )
+  chosen = np.isin(columns["id"], masks["ids"])
+  assert masks["masks_per_class"] == 2 and masks["seed"] == config.seed
+  assert masks["count"] == chosen.sum() == 8  # 4 classes
+  assert np.bincount(columns["label"][chosen]).tolist() == [2, 2, 2, 2]
+  s = train.setup(config, workdir)
+  assert "'mask'" in s.spec.split("keep(")[1]
+  np.testing.assert_array_equal(s.task["mask_selected"], chosen)
+  other = worker.tiny_config("guided", data_dir, seed=7, **overrides)
+  assert (train.setup(other, workdir).task["mask_selected"] != chosen).any()
 
 
 def test_train_trainable_labels_follow_the_regex():

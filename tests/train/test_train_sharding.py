@@ -104,3 +104,30 @@ def test_train_two_processes_match_one(
   ]
   assert heads[0].shape == heads[1].shape == (4, 16)
   np.testing.assert_allclose(heads[0], heads[1], atol=1e-5)
+
+
+def test_train_guided_on_eight_devices_matches_one(data_dir, worker, tmp_path):
+  """The second-order step with its mask choice (2 per class: the batch's
+  lax.cond) under FSDP on 8 devices = 1 device."""
+  overrides = dict(OVERRIDES, **{"guided.masks_per_class": 2})
+  config = worker.tiny_config("guided", data_dir, **overrides)
+  single = train.train_and_evaluate(config, str(tmp_path / "single"))
+  reference = worker.flat_params(str(tmp_path / "single"))
+  spec = {
+    "method": "guided",
+    "data_dir": data_dir,
+    "workdir": str(tmp_path / "run"),
+    "params_out": str(tmp_path / "params.npz"),
+    "overrides": dict(overrides, mesh=[["data", 2], ["fsdp", 4]]),
+  }
+  result = _result(
+    worker.start(spec, XLA_FLAGS="--xla_force_host_platform_device_count=8")
+  )
+  assert result["devices"] == 8
+  np.testing.assert_allclose(
+    [loss for _, loss in result["losses"]],
+    [loss for _, loss in single["losses"]],
+    atol=1e-5,
+  )
+  with np.load(tmp_path / "params.npz") as f:
+    _assert_same(dict(f), reference)

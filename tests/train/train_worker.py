@@ -34,7 +34,8 @@ def tiny_config(method: str, data_dir: str, **overrides):
   t.total_steps = 6
   t.log_every = 1
   t.eval_accuracy = False
-  t.optim.lr = 1e-3 if method in ("flcp", "ft") else 1e-2
+  fine_tuned = ("flcp", "ft", "guided", "guided_ft", "rrr")
+  t.optim.lr = 1e-3 if method in fine_tuned else 1e-2
   t.checkpoint.every_steps = 1000
   t.input_threads = 1
   for key, value in overrides.items():
