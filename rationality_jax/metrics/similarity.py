@@ -157,10 +157,16 @@ def ssim(
 
   taps = 49 if window == "uniform" else 1
   scale = taps / (taps - 1) if taps > 1 else 1.0
-  ux, uy = mean(a), mean(b)
-  vx = scale * (mean(a * a) - ux * ux)
-  vy = scale * (mean(b * b) - uy * uy)
-  vxy = scale * (mean(a * b) - ux * uy)
+  # The (co)variances from maps shifted by their own means (shift-invariant
+  # quantities; float32's E[x^2] - E[x]^2 cancels badly on nearly flat maps).
+  shift_a = a.mean(axis=(-2, -1), keepdims=True)
+  shift_b = b.mean(axis=(-2, -1), keepdims=True)
+  a, b = a - shift_a, b - shift_b
+  ca, cb = mean(a), mean(b)
+  vx = scale * (mean(a * a) - ca * ca)
+  vy = scale * (mean(b * b) - cb * cb)
+  vxy = scale * (mean(a * b) - ca * cb)
+  ux, uy = ca + shift_a, cb + shift_b
   c1 = (K1 * data_range) ** 2
   c2 = (K2 * data_range) ** 2
   s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / (

@@ -200,13 +200,12 @@ class Run:
   ) -> None:
     """Marks the run complete (or `status`, e.g. 'failed'), listing
     `outputs` (paths relative to the directory) with their sizes and
-    digests, and `facts`."""
-    self.manifest.update(
-      facts,
-      status=status,
-      finished=_now(),
-      outputs={o: file_entry(self.directory, o) for o in outputs},
-    )
+    digests, and `facts`. Process 0 writes the outputs and the manifest;
+    the others do not read files they may not see yet."""
+    listed = {}
+    if jax.process_index() == 0:
+      listed = {o: file_entry(self.directory, o) for o in outputs}
+    self.manifest.update(facts, status=status, finished=_now(), outputs=listed)
     self._write()
 
 

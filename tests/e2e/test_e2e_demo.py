@@ -97,10 +97,18 @@ def test_report_numbers_are_the_records_numbers(demo):
       r for r in report.splitlines() if r.startswith(f"| {row['name']} |")
     )
     cells = [c.strip() for c in line.strip("|").split("|")]
-    assert cells[5:8] == [
-      f"{100 * expected[k]:.2f}" if not np.isnan(expected[k]) else "-"
-      for k in ("accuracy", "pt", "ir")
-    ]
+    for cell, k in zip(cells[5:8], ("accuracy", "pt", "ir")):
+      if np.isnan(expected[k]):
+        assert cell == "-", (row["name"], k, cell)
+        continue
+      # "estimate [low, high]": the records' number and its 95% interval.
+      estimate, interval = cell.split(" ", 1)
+      assert estimate == f"{100 * expected[k]:.2f}", (row["name"], k, cell)
+      low, high = (float(x) for x in interval.strip("[]").split(","))
+      assert [low, high] == pytest.approx(
+        [100 * x for x in row[f"{k}_ci"]], abs=0.005
+      )
+      assert low <= float(estimate) <= high
     assert [int(c) for c in cells[11:16]] == [
       expected[k] for k in ("rr", "rw", "wr", "ww", "n")
     ]

@@ -23,6 +23,7 @@ from rationality_jax import models
 from rationality_jax import resources
 from rationality_jax.run import checkpoints
 from rationality_jax.run import config as config_lib
+from rationality_jax.run import validate
 from tests import cli
 
 DEMO = str(resources.demo_model())
@@ -63,7 +64,7 @@ TRAIN_LP = "--config=configs/train.py:method=lp,model=random:tiny"
 
 def _refused_in_process(*args, tmp_path):
   """What the command does with `args` before any work: the same flag
-  parsing, then `main.run`, whose first step is `config.validate`."""
+  parsing, then `main.run`, whose first step is `validate.validate`."""
   from rationality_jax import main
 
   config = cli.config(*args)
@@ -72,7 +73,7 @@ def _refused_in_process(*args, tmp_path):
     main.run(config, str(workdir))
   assert not workdir.exists()  # refused before any work: nothing written
   with pytest.raises(config_lib.ConfigError) as validated:
-    config_lib.validate(config)
+    validate.validate(config)
   assert str(validated.value) == str(refused.value)
   # The command prints "error: ConfigError: <first line>" (main.main).
   return str(refused.value).splitlines()[0]
@@ -94,8 +95,9 @@ def test_out_of_range_setting_is_one_line_naming_the_key(tmp_path):
   line = _last_line(result)
   assert line.startswith("error: ConfigError: " + key), line
   assert "Traceback" not in result.stderr
-  # Refused before any work: only the log the console opens first.
-  assert sorted(os.listdir(tmp_path)) == ["log.txt"]
+  # Refused before any work: the workdir is as it was (empty); the log
+  # went to a temporary file.
+  assert os.listdir(tmp_path) == []
 
 
 def test_batch_larger_than_the_split_names_the_key(tmp_path):
@@ -257,16 +259,18 @@ def test_a_second_run_on_the_same_workdir_gets_the_holders_pid(tmp_path):
   """This process holds the workdir (as a running command does): the command
   is refused in one line naming this PID, and leaves the holder's files alone."""
   (tmp_path / "config.json").write_text('{"the": "holder\'s"}')
-  with files.WorkdirLock(tmp_path):
+  with files.WorkdirLock(tmp_path) as lock:
+    lock.announce()  # as a run does once it has claimed the directory
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     second = _evaluate(DEMO, tmp_path, check=False)
-    holder = (tmp_path / files.LOCK).read_text()
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
   assert second.returncode == 1
   line = _last_line(second)
   assert line.startswith("error: WorkdirBusyError: "), line
   assert "is in use by another run" in line and f"pid {os.getpid()} " in line
-  assert holder.startswith(f"pid {os.getpid()} ")  # not overwritten
-  assert (tmp_path / "config.json").read_text() == '{"the": "holder\'s"}'
-  assert sorted(os.listdir(tmp_path)) == [files.LOCK, "config.json", "log.txt"]
+  # Refused: every byte of the holder's workdir as it was, nothing added.
+  assert after == before
+  assert sorted(before) == [files.LOCK, "config.json"]
 
 
 # ---------------------------------------------------- lost or broken outputs ----
