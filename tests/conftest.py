@@ -249,3 +249,29 @@ def checkpoint(once):
     return str(folder / filename)
 
   return get
+
+
+@pytest.fixture(scope="session")
+def quick_demo(once):
+  """(workdir, stdout, stderr) of the quick demo, run once per test run by
+  the documented command itself (``python -m rationality_jax.main``, its
+  re-execution included), shared read-only: a test that changes it works on
+  a copy."""
+  from tests import cli
+
+  def make(folder):
+    result = cli.main(
+      "--config=configs/demo.py:quick=1",
+      workdir=folder / "workdir",
+      check=True,
+      literal=True,
+    )
+    (folder / "stdout.txt").write_text(result.stdout)
+    (folder / "stderr.txt").write_text(result.stderr)
+
+  folder = once("quick_demo", make)
+  return (
+    folder / "workdir",
+    (folder / "stdout.txt").read_text(),
+    (folder / "stderr.txt").read_text(),
+  )

@@ -2,6 +2,8 @@
 
 import csv
 import json
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -45,10 +47,10 @@ def _from_records(records, threshold=0.5):
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-  workdir = tmp_path_factory.mktemp("demo")
-  # The documented command itself (its re-execution included: tests/cli.py).
-  return workdir, cli.main(DEMO, workdir=workdir, check=True, literal=True)
+def demo(quick_demo):
+  """The quick demo's workdir (shared with tests/report) and its output."""
+  workdir, stdout, stderr = quick_demo
+  return workdir, subprocess.CompletedProcess([], 0, stdout, stderr)
 
 
 def test_demo_writes_report_tables_and_figures(demo):
@@ -118,8 +120,10 @@ def test_report_numbers_are_the_records_numbers(demo):
     assert run["rr"] == expected["rr"] and run["n"] == 100
 
 
-def test_rerun_resumes_everything_and_changes_nothing(demo):
-  workdir, _ = demo
+def test_rerun_resumes_everything_and_changes_nothing(demo, tmp_path):
+  # A copy (the shared workdir stays as made), moved: a workdir is relocatable.
+  workdir = tmp_path / "demo"
+  shutil.copytree(demo[0], workdir)
   before = (workdir / "results.csv").read_text()
   cli.main(DEMO, workdir=workdir, check=True, literal=True)
   assert (workdir / "results.csv").read_text() == before

@@ -23,9 +23,7 @@ from rationality_jax import files
 from rationality_jax import metrics
 from rationality_jax import report
 from rationality_jax.report import gallery
-from tests import cli
 
-DEMO = "--config=configs/demo.py:quick=1"
 REQUIRED = os.environ.get("RATIONALITY_REQUIRE_BROWSER") == "1"
 CELLS = ("RR", "RW", "WR", "WW")
 
@@ -57,10 +55,9 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def demo(browser, tmp_path_factory):
-  workdir = tmp_path_factory.mktemp("demo")
-  cli.main(DEMO, workdir=workdir, check=True)
-  return workdir
+def demo(browser, quick_demo):
+  """The quick demo's workdir (made once, shared with tests/e2e)."""
+  return quick_demo[0]
 
 
 @contextlib.contextmanager

@@ -164,7 +164,7 @@ class MaskedImageBuilder(tfds.core.GeneratorBasedBuilder):
   * `prompt_names(names, readable, rule)`: the class names prompts use
     (`data.class_names`); default the label names as they are.
   * `STUDY_EVAL_SIZE`, `release_eval_geometry(resize, crop)`,
-    `RELEASE_ONLY_FIELDS`: the study's evaluation geometry
+    `RELEASE_MASK_RESIZE`, `RELEASE_ONLY_FIELDS`: the study's evaluation geometry
     (`preprocess.study_spec`); default resize(224)|center_crop(224), the
     mask moved with the image under either mask order.
   * `REPORT_KEY`: the dataset's key in the study's tables
@@ -185,6 +185,9 @@ class MaskedImageBuilder(tfds.core.GeneratorBasedBuilder):
   # Fields only the release's masks read (CUB's soft segmentation): the
   # study's other specs drop them first, so no op works on an unused field.
   RELEASE_ONLY_FIELDS: tuple[str, ...] = ()
+  # How the release resized the mask where it differs from ours (a `resize`
+  # mask_method, e.g. 'bilinear'); None: as the image's geometry moves it.
+  RELEASE_MASK_RESIZE: str | None = None
 
   BUILDER_CONFIG_CLASS = MaskedBuilderConfig
   BUILDER_CONFIGS = [MaskedBuilderConfig(name="default")]
@@ -223,7 +226,13 @@ class MaskedImageBuilder(tfds.core.GeneratorBasedBuilder):
   def release_eval_geometry(cls, resize: int, crop: int) -> str:
     """The evaluation geometry with the masks made as the release made them
     (`study_spec(..., mask_order='release')`), a spec string before
-    `normalize`. By default as 'ours': the mask moves with the image."""
+    `normalize`. By default as 'ours': the mask moves with the image, resized
+    by `RELEASE_MASK_RESIZE` where the release resized it otherwise."""
+    if cls.RELEASE_MASK_RESIZE:
+      return (
+        f"resize({resize}, mask_method={cls.RELEASE_MASK_RESIZE!r})|"
+        f"center_crop({crop})"
+      )
     return f"resize({resize})|center_crop({crop})"
 
   @classmethod

@@ -192,12 +192,9 @@ class Caltech101Masks(base.MaskedImageBuilder):
   STUDY = base.StudyDataset()
   # Resize(224) + CenterCrop(224) (PAPER.md, "Datasets and masks").
   STUDY_EVAL_SIZE = (224, 224)
-
-  @classmethod
-  def release_eval_geometry(cls, resize, crop):
-    """utils/caltech101_dataset.py, utils/Stanford_Dogs_dataset.py: the 0/1
-    mask is a PIL image resized by the default (bilinear) Resize."""
-    return f"resize({resize}, mask_method='bilinear')|center_crop({crop})"
+  # utils/caltech101_dataset.py, utils/Stanford_Dogs_dataset.py: the 0/1
+  # mask is a PIL image resized by the default (bilinear) Resize.
+  RELEASE_MASK_RESIZE = "bilinear"
 
   @classmethod
   def prompt_names(cls, names=None, readable=False, rule="study"):
