@@ -115,13 +115,14 @@ def _pct(values) -> str:
     return "-"
   if len(values) == 1:
     return f"{values[0]:.2f}"
-  return f"{np.mean(values):.2f} ± {(max(values) - min(values)) / 2:.2f}"
+  # As the report's Seeds table: mean ± standard deviation over the seeds.
+  return f"{np.mean(values):.2f} ± {np.std(values):.2f}"
 
 
 def heatmap_table(rows: Sequence[dict]) -> str:
   """Markdown: a line per evaluated setting scored under more than one
   heatmap (accuracy, then PT and IR per heatmap; over several seeds, mean ±
-  half the range and the number of seeds); '' when there is none."""
+  standard deviation and the number of seeds); '' when there is none."""
   groups: dict[str, list[dict]] = {}
   for row in rows:
     groups.setdefault(row["model_key"], []).append(row)
@@ -145,7 +146,8 @@ def heatmap_table(rows: Sequence[dict]) -> str:
       by_heatmap.setdefault(r["heatmap_name"], []).append(r)
     first = by_heatmap.get(heatmaps[0], group)
     seeds = len({r["seed"] for r in group})
-    cells = [first[0]["name"], str(seeds), _pct([r["accuracy"] for r in first])]
+    name = first[0].get("group") or first[0]["name"]  # the cell, not a seed
+    cells = [name, str(seeds), _pct([r["accuracy"] for r in first])]
     for metric in ("pt", "ir"):
       for h in heatmaps:
         cells.append(_pct([r[metric] for r in by_heatmap.get(h, [])]))
@@ -190,9 +192,10 @@ def _ks(lines: dict) -> list[int]:
 
 def masks_table(rows: Sequence[dict]) -> str:
   """Markdown: PT and accuracy against masks per class, a line per (model,
-  dataset, method, heatmap); mean ± half the spread over seeds."""
+  dataset, method, heatmap); mean ± standard deviation over seeds. '' when
+  no method was trained with more than one number of masks."""
   curves = masks_curves(rows)
-  if not curves:
+  if all(len(_ks(lines)) < 2 for lines in curves.values()):
     return ""
   out = []
   for (model, dataset), lines in curves.items():
@@ -313,7 +316,8 @@ def guided_report(
         "Trained and held-out heatmaps",
         "Each model scored by every heatmap it was evaluated with (the "
         "guided methods train on Chefer's map; Grad-CAM and rollout are "
-        "held out).\n\n" + table,
+        "held out); over several seeds, mean ± standard deviation.\n\n"
+        + table,
       )
     )
   table = masks_table(annotated)

@@ -69,7 +69,9 @@ def metric_table(
   taken over the same cells on both sides: those where both values exist.
   A missing cell reads "-" ("failed" when its run failed) and never enters
   one side's mean only; the average says over how many cells it runs when
-  that is not all of them.
+  that is not all of them. A cell shows the first grid cell of its
+  method, model and dataset (`first_cells`; the mean of its seeds): the
+  later ones (ablations, held-out heatmaps) are in the long table.
 
   Args:
     failed: (method, model, dataset) of failed cells.
@@ -85,6 +87,7 @@ def metric_table(
   header = ["method", *(f"{m} {d}" for m, d in columns), "avg"]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   with_paper = published is not None
+  first = first_cells(rows)
   for method in methods:
     cells, pairs = [method], []
     for model, dataset in columns:
@@ -92,6 +95,7 @@ def metric_table(
         r
         for r in rows
         if (r["method"], r["model"], r["dataset"]) == (method, model, dataset)
+        and _group(r) == first.get((method, model, dataset))
       ]
       # Several seeds of one cell: their mean (the spread is in "Seeds").
       value = (
@@ -123,6 +127,23 @@ def metric_table(
     cells.append(text)
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)
+
+
+def _group(row: Mapping) -> str:
+  """The cell a row belongs to (its seeds share it)."""
+  return row.get("group") or row.get("name", "")
+
+
+def first_cells(rows: Sequence[Mapping]) -> dict[tuple, str]:
+  """{(method, model, dataset): the first cell of its rows, in order}: the
+  one a study table shows. A grid's later cells of the same method, model
+  and dataset change another setting (an ablation's optimiser or learning
+  rate, a held-out heatmap, masks per class) and have tables of their own;
+  a cell's seeds are averaged."""
+  out: dict[tuple, str] = {}
+  for r in rows:
+    out.setdefault((r["method"], r["model"], r["dataset"]), _group(r))
+  return out
 
 
 def _cell(value, paper, with_paper, mark: str = "") -> str:

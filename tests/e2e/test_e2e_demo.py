@@ -124,8 +124,19 @@ def test_rerun_resumes_everything_and_changes_nothing(demo, tmp_path):
   # A copy (the shared workdir stays as made), moved: a workdir is relocatable.
   workdir = tmp_path / "demo"
   shutil.copytree(demo[0], workdir)
-  before = (workdir / "results.csv").read_text()
+
+  def results():
+    with open(workdir / "results.csv") as f:
+      return list(csv.DictReader(f))
+
+  before = results()
   cli.main(DEMO, workdir=workdir, check=True, literal=True)
-  assert (workdir / "results.csv").read_text() == before
+  after = results()
+  # Every number as it was; each run's directory is where it now lives.
+  for row in after:
+    assert row.pop("run_dir") == str(workdir / "eval" / row["name"])
+  assert after == [
+    {k: v for k, v in r.items() if k != "run_dir"} for r in before
+  ]
   timings = json.loads((workdir / "timings.json").read_text())
   assert timings["train lp"] < 1 and timings["cell lp"] < 10

@@ -272,6 +272,23 @@ def test_metric_table_averages_the_same_cells_on_both_sides():
   assert "| 30.00 / 29.38 (+0.62) (1/2 cells) |" in table
 
 
+def test_metric_table_shows_each_methods_first_cell_and_its_seeds():
+  """A grid's later cells of the same method, model and dataset (an
+  ablation's learning rate, a held-out heatmap) stay out of the study's
+  tables; the seeds of the first cell are averaged."""
+  base = dict(method="ft", model="clip_b16", dataset="cub")
+  rows = [
+    dict(base, group="ft", pt=0.40),
+    dict(base, group="ft", pt=0.50),  # its second seed
+    dict(base, group="ft-lr0.0001", pt=0.10),
+    dict(base, group="ft@gradcam", pt=0.05),
+    dict(base, method="zs", group="zs@rollout", pt=0.70),
+  ]
+  table = report.metric_table(rows, "pt")
+  assert "| ft | 45.00 | 45.00 |" in table
+  assert "| zs | 70.00 | 70.00 |" in table  # its only cell
+
+
 @pytest.mark.slow
 def test_quirk_ablation_on_the_synthetic_benchmark(tmp_path):
   """The command of docs/release.md, reduced: two methods, 8 steps, 60 test
