@@ -316,8 +316,7 @@ def guided_report(
         "Trained and held-out heatmaps",
         "Each model scored by every heatmap it was evaluated with (the "
         "guided methods train on Chefer's map; Grad-CAM and rollout are "
-        "held out); over several seeds, mean ± standard deviation.\n\n"
-        + table,
+        "held out); over several seeds, mean ± standard deviation.\n\n" + table,
       )
     )
   table = masks_table(annotated)

@@ -54,6 +54,7 @@ def figure_sanity(results: Mapping, path: str) -> str:
       )
   for ax, title in zip(axes, ("Spearman rank correlation", "SSIM")):
     ax.set_xlabel("blocks re-initialised (top down)")
+    ax.xaxis.get_major_locator().set_params(integer=True)  # whole blocks
     ax.set_title(title)
     ax.set_ylim(min(-0.1, ax.get_ylim()[0]), 1.05)
     ax.axhline(0, color="k", linewidth=0.5)

@@ -223,6 +223,7 @@ def test_paper_grid_on_a_fake_cub_every_model_at_224(
     "--config.train.total_steps=1",
     "--config.train.batch_size=2",
     "--config.evaluate.batch_size=4",
+    "--config.sanity.images=0",  # tests/explain and the demo's test check it
     *(f"--config.models.{m}.path={p}" for m, p in paths.items()),
     timeout=1800,
   )

@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,10 +10,7 @@ from rationality_jax import report
 from rationality_jax.run import cells as cells_lib
 from rationality_jax.run import grid
 from rationality_jax.run import validate
-
-REPO = os.path.dirname(
-  os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-)
+from tests import cli
 
 
 def _cells(config):
@@ -294,20 +289,15 @@ def test_quirk_ablation_on_the_synthetic_benchmark(tmp_path):
   """The command of docs/release.md, reduced: two methods, 8 steps, 60 test
   images, and the 256 training images 8 steps of 32 read."""
   workdir = tmp_path / "quirks"
-  command = [
-    sys.executable,
-    "-m",
-    "rationality_jax.main",
+  cli.main(
     "--config=configs/quirks.py:dataset=synthetic,methods=zs+lp,test_size=60",
-    f"--workdir={workdir}",
     "--config.train.total_steps=8",
     "--config.datasets.synthetic.train_data.builder_kwargs.train_size=256",
-  ]
-  env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu")
-  done = subprocess.run(
-    command, cwd=REPO, env=env, capture_output=True, text=True, timeout=1200
+    "--config.sanity.images=0",  # not what this test compares
+    workdir=workdir,
+    check=True,
+    timeout=1200,
   )
-  assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
   text = (workdir / "report.md").read_text()
   assert "## Release quirks: what each one moves" in text
   assert "## Release quirks: Δ PT per cell (pp)" in text

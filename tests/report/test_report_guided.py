@@ -58,4 +58,6 @@ def test_masks_table_has_a_column_per_number_of_masks():
     "| model | dataset | method | heatmap | PT k=1 | PT k=all "
     "| acc k=1 | acc k=all |"
   )
-  assert lines[2] == "| m | d | guided | chefer | 70.00 | 80.00 | 60.00 | 60.00 |"
+  assert (
+    lines[2] == "| m | d | guided | chefer | 70.00 | 80.00 | 60.00 | 60.00 |"
+  )
