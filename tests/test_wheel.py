@@ -179,6 +179,7 @@ def test_quick_demo_runs_from_the_wheel(venv, tmp_path):
       "rationality_jax.main",
       f"--config={REPO / 'configs' / 'demo.py'}:quick=1",
       f"--workdir={workdir}",
+      "--config.sanity.images=0",  # not packaging (tests/e2e runs it)
     ],
     cwd=tmp_path,
     env=_env(),
@@ -188,6 +189,9 @@ def test_quick_demo_runs_from_the_wheel(venv, tmp_path):
   )
   assert result.returncode == 0, result.stderr[-3000:]
   assert "## All runs" in (workdir / "report.md").read_text()
+  # report.html from the wheel's page template, script and style.
+  page = (workdir / "report.html").read_text()
+  assert "<script>" in page and "<style>" in page and "data-sample" in page
   # The resolved config names the wheel's model.
   shipped = site / "rationality_jax" / "_assets" / "demo_clip"
   config = json.loads((workdir / "config.json").read_text())
