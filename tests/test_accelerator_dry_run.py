@@ -100,11 +100,15 @@ def _command(code: str) -> list[str]:
 
 def test_rows_that_do_not_fit_or_cannot_run_are_written(tmp_path):
   acc = _accelerator()
-  table_line = "print('| rationality_jax (jit) | 1.5 | 2.0 | 0.250 | 128.0 |')"
+  # benchmarks/train.py --method ft,guided: a table row per method.
+  table_lines = (
+    "print('| rationality_jax (jit), ft | 1.5 | 2.0 | 0.250 | 128.0 |'); "
+    "print('| rationality_jax (jit), guided | 1.5 | 2.0 | 0.500 | 64.0 |')"
+  )
   rows = [
     acc.Row(
       "parsed",
-      [_command(table_line), _command(table_line.replace("0.250", "0.500"))],
+      [_command(table_lines)],
       cost_s=0,
       dry_cost_s=0,
       parse=acc.guided_vs_ft,
