@@ -74,6 +74,13 @@ def test_demo_writes_report_tables_and_figures(demo):
     )
   rows = json.loads((workdir / "results.json").read_text())["rows"]
   assert [r["method"] for r in rows] == ["zs", "lp", "ft"]
+  # The grid's randomisation test of its heatmap (sanity.images = 16).
+  assert "## Sanity checks" in report
+  assert "| demo_clip | chefer(start_layer=0) | " in report
+  (checked,) = (workdir / "sanity" / "demo_clip").glob("chefer*/sanity.json")
+  steps = json.loads(checked.read_text())
+  steps = steps.get("heatmaps", steps)["chefer"]["steps"]
+  assert [s["step"] for s in steps] == [0, 1, 2]
   with open(workdir / "results.csv") as f:
     assert [r["method"] for r in csv.DictReader(f)] == ["zs", "lp", "ft"]
 

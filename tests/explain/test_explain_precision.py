@@ -79,7 +79,7 @@ def test_b16_half_precision_heatmaps_stay_close_to_float32(
 ):
   """ViT-B/16 at 224 px, Chefer over the last block and over all blocks."""
   _, module, params = b16_clip
-  batch = make_batch(4, 224, 10, 512, seed=5)
+  batch = make_batch(2, 224, 10, 512, seed=5)
   for dtype, (heatmap, rma) in _differences(
     module, params, method, batch
   ).items():
