@@ -11,10 +11,10 @@ first block, 0 = all), ``lambda_seg``, ``lambda_acc``, ``background``,
 k, 0 = plain fine-tuning), ``mask_seed`` (-1 = the run's seed).
 """
 
-from rationality_jax.explain import targets
+import dataclasses
+
 from rationality_jax.methods import flcp
 from rationality_jax.methods import guidance
-from rationality_jax.methods.base import Method
 
 OPTIONS = {
   "start_layer": 0,
@@ -26,15 +26,11 @@ OPTIONS = {
   "mask_seed": -1,
 }
 
-METHOD = Method(
+METHOD = dataclasses.replace(
+  flcp.METHOD,
   name="guided",
-  trainable=flcp.trainable,
-  init_head=flcp.init_head,
-  classifier=targets.zero_shot,
-  loss="contrastive",
-  eval_head=flcp.eval_head,
   options=OPTIONS,
-  study_lr=1e-5,
+  choices={},
   reads=("flcp",),
   make_loss=guidance.make_guided_loss,
   needs_masks=True,

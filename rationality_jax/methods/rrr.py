@@ -7,20 +7,16 @@ like FLCP (reads its section). Options (``config.rrr``): ``lambda_rrr``,
 ``mask_seed`` (-1 = the run's seed).
 """
 
-from rationality_jax.explain import targets
+import dataclasses
+
 from rationality_jax.methods import flcp
 from rationality_jax.methods import guidance
-from rationality_jax.methods.base import Method
 
-METHOD = Method(
+METHOD = dataclasses.replace(
+  flcp.METHOD,
   name="rrr",
-  trainable=flcp.trainable,
-  init_head=flcp.init_head,
-  classifier=targets.zero_shot,
-  loss="contrastive",
-  eval_head=flcp.eval_head,
   options={"lambda_rrr": 3e-4, "masks_per_class": -1, "mask_seed": -1},
-  study_lr=1e-5,
+  choices={},
   reads=("flcp",),
   make_loss=guidance.make_rrr_loss,
   needs_masks=True,

@@ -4,17 +4,14 @@ uninterrupted run's (the evaluation loop with a random tiny CLIP)."""
 import glob
 import os
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from rationality_jax import data
-from rationality_jax import explain
-from rationality_jax import models
 from rationality_jax.report import gallery
 from rationality_jax.run import checkpoints
 from rationality_jax.run import stream
+from tests import tiny_model
 
 PP = "normalize('clip')|keep('image', 'mask', 'label', 'id')"
 N = 40
@@ -30,30 +27,7 @@ def setup(tmp_path_factory):
   options = dict(image_size=32, train_size=8, test_size=N)
   data.build("synthetic_rationality", data_dir, **options)
   source = data.get_source("synthetic_rationality", "test", data_dir, **options)
-  config = models.VLMConfig(
-    family="clip",
-    embed_dim=16,
-    projection_bias=False,
-    vision=models.ViTConfig(
-      image_size=32, patch_size=8, width=32, depth=2, num_heads=2, mlp_dim=64
-    ),
-    text=models.CLIPTextConfig(
-      vocab_size=64,
-      context_length=8,
-      width=16,
-      depth=1,
-      num_heads=2,
-      mlp_dim=32,
-    ),
-  )
-  module = models.VisionLanguageModel(config)
-  params = module.init(
-    jax.random.key(0), jnp.zeros((1, 32, 32, 3)), jnp.ones((1, 8), jnp.int32)
-  )["params"]
-  head = {"class_embeddings": jax.random.normal(jax.random.key(1), (4, 16))}
-  explain_fn = explain.make_explainer(
-    module, explain.targets.zero_shot, explain.Chefer(start_layer=0), jit=False
-  )
+  module, params, head, explain_fn = tiny_model.zero_shot_explainer()
   trained = checkpoints.Trained(
     module=module,
     params=params,
