@@ -10,7 +10,7 @@ under several heatmaps is one line) gets a line of accuracy and PT / IR per
 heatmap (`heatmap_table`); the methods with a ``masks_per_class`` option get
 PT and accuracy against it (`masks_table`, `figure_masks`: one line per
 method, the held-out heatmaps' curves dashed and dotted). Repeated seeds of
-one setting are averaged (mean, and the spread max - min). Everything is read
+one setting are averaged (mean ± standard deviation). Everything is read
 from each run directory's ``config.json``, ``fingerprint.json`` and records.
 """
 
@@ -23,6 +23,7 @@ import os
 import numpy as np
 
 from rationality_jax import files
+from rationality_jax import methods
 from rationality_jax.report import figures
 
 # The heatmap the guided methods train on first, then the held-out ones.
@@ -35,10 +36,12 @@ def _config(run_dir: str) -> dict:
 
 
 def masks_per_class(config: dict):
-  """The run's ``masks_per_class`` (int, -1 = every image) or None."""
-  section = config.get(config.get("method", ""), {})
-  if config.get("method") == "guided_ft":
-    section = config.get("guided", {})
+  """The run's ``masks_per_class`` (int, -1 = every image) or None: from
+  its method's own options section (`Method.options_section`)."""
+  name = config.get("method", "")
+  if name not in methods.METHODS:
+    return None
+  section = config.get(methods.METHODS[name].options_section, {})
   if isinstance(section, dict) and "masks_per_class" in section:
     return int(section["masks_per_class"])
   return None
