@@ -2,7 +2,7 @@
 
 Layers, lowest first (docs/architecture.md):
 
-  utilities   files, console, resources, sharding, registry (top level)
+  utilities   files, manifest, console, resources, sharding, registry (top level)
   libraries   metrics, models, data, explain, methods
   report      tables, figures and records of evaluated runs
   driver      run/ (and main.py, the command line)
@@ -18,11 +18,19 @@ import pathlib
 import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "rationality_jax"
-UTILITIES = ("files", "console", "resources", "sharding", "registry")
+UTILITIES = (
+  "files",
+  "manifest",
+  "console",
+  "resources",
+  "sharding",
+  "registry",
+)
 LIBRARIES = ("metrics", "models", "data", "explain", "methods")
 # What each part may import of the project (besides itself).
 ALLOWED = {
   **{u: set() for u in UTILITIES},
+  "manifest": {"files"},  # reads run.json as every JSON file is read
   "metrics": set(UTILITIES),
   "models": set(UTILITIES),
   "data": set(UTILITIES),

@@ -59,6 +59,7 @@ from rationality_jax import console
 from rationality_jax import data
 from rationality_jax import explain
 from rationality_jax import files
+from rationality_jax import manifest as manifest_lib
 from rationality_jax import metrics
 from rationality_jax import models
 from rationality_jax import report
@@ -266,7 +267,7 @@ class Evaluation:
     self.config = config = fit_batch(config, len(source))
     e = config.evaluate
     self.record.config = config
-    manifest = record.read_manifest(directory)  # what the last run completed
+    manifest = manifest_lib.read(directory)  # what the last run completed
     self.record.start()
     name = config.name or trained.method
     spec = resolve.spec(
@@ -319,13 +320,16 @@ class Evaluation:
     and made again from the records, as are outputs of other report
     settings (threshold, figures).
     """
-    if manifest.get("status") != record.COMPLETE or "records" not in manifest:
+    if (
+      manifest.get("status") != manifest_lib.COMPLETE
+      or "records" not in manifest
+    ):
       return False
-    problems = outputs.check_records(self.directory, manifest)
+    problems = records.check(self.directory, manifest)
     if problems:
       console.warning(
         f"{name}: the records changed since the run completed "
-        f"({record.describe(problems)}): evaluating those examples again"
+        f"({manifest_lib.describe(problems)}): evaluating those examples again"
       )
       for chunk, state in problems.items():
         if state != "missing" and jax.process_index() == 0:
@@ -333,12 +337,12 @@ class Evaluation:
       sharding.barrier(f"checked {self.directory}")
       recorder.Recorder(self.directory, name).reopen()
       return False
-    changed = record.verify(self.directory, manifest.get("outputs", {}))
+    changed = manifest_lib.verify(self.directory, manifest.get("outputs", {}))
     changed.pop(outputs.META, None)  # written again at every start
     if changed:
       console.warning(
         f"{name}: outputs changed since the run completed "
-        f"({record.describe(changed)}): made again from the records"
+        f"({manifest_lib.describe(changed)}): made again from the records"
       )
     elif manifest.get("report_settings") == self._report_settings():
       console.stage(f"{name}: complete in {self.directory}, not run again")
@@ -392,7 +396,7 @@ class Evaluation:
         )
       self.record.complete(
         outputs=names,
-        records=outputs.records_manifest(self.directory),
+        records=records.records_manifest(self.directory),
         report_settings=self._report_settings(),
         examples=summary["n"],
       )

@@ -35,6 +35,7 @@ import numpy as np
 from rationality_jax import console
 from rationality_jax import data
 from rationality_jax import files
+from rationality_jax import manifest as manifest_lib
 from rationality_jax import report
 from rationality_jax.run import cells as cells_lib
 from rationality_jax.run import config as config_lib
@@ -153,7 +154,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, fresh: bool = False):
     failed = [f["name"] for f in result["failed"]]
     run_record.complete(
       outputs=[*outputs, TIMINGS],
-      status="failed" if failed else record.COMPLETE,
+      status="failed" if failed else manifest_lib.COMPLETE,
       failed=failed,
     )
   if failed:

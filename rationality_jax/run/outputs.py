@@ -1,21 +1,19 @@
 """What a finished evaluation writes from its records, and its check on rerun.
 
   summary, names = outputs.finalise(run_dir, threshold=0.5)  # process 0
-  entries = outputs.records_manifest(run_dir)   # every chunk: digest, examples
-  outputs.check_records(run_dir, manifest)      # {chunk: 'missing' | ...}
 
 The records are the truth: summary.json, records.csv, report.md,
 results.csv/json, report.html (with gallery/) and the PT/IR figure are all
 made from them, so a rerun can always make them again; the manifest
 (`record`) lists each with its digest (the gallery's thumbnails are drawn
 from the records' gallery chunks, which it lists), and every records chunk
-with its digest and number of examples.
+with its digest and number of examples (`report.records.records_manifest`,
+checked by `report.records.check` before anything reads them back).
 """
 
 from __future__ import annotations
 
 import csv
-import glob
 import io
 import os
 
@@ -23,7 +21,6 @@ from rationality_jax import files
 from rationality_jax import metrics
 from rationality_jax import report
 from rationality_jax.report import records
-from rationality_jax.run import record
 from rationality_jax.run import recorder
 
 META = report.META
@@ -79,6 +76,11 @@ def finalise(
   Returns:
     (the summary, the outputs' names relative to `out_dir`).
   """
+  with records.unverified(out_dir):  # complete once these are written
+    return _finalise(out_dir, threshold, title, figures)
+
+
+def _finalise(out_dir, threshold, title, figures) -> tuple[dict, list[str]]:
   loaded = records.load(out_dir)
   summary = records.summarise_records(
     loaded, threshold, **records.policies(out_dir)
@@ -103,35 +105,6 @@ def finalise(
   )
   names += [os.path.basename(p) for p in (*paths.values(), page)]
   return summary, names
-
-
-def chunk_files(out_dir: str) -> list[str]:
-  """Every records file (chunks and heatmaps), relative to `out_dir`."""
-  pattern = os.path.join(out_dir, records.RECORDS, "*", "*.npz")
-  return sorted(os.path.relpath(p, out_dir) for p in glob.glob(pattern))
-
-
-def records_manifest(out_dir: str) -> dict[str, dict]:
-  """{chunk: {bytes, sha256, examples}} of every records file of a run."""
-  entries = {}
-  for name in chunk_files(out_dir):
-    entry = record.file_entry(out_dir, name)
-    if os.path.basename(name).startswith("chunk_"):
-      path = os.path.join(out_dir, name)
-      entry["examples"] = len(metrics.Accumulator.load(path))
-    entries[name] = entry
-  return entries
-
-
-def check_records(out_dir: str, manifest: dict) -> dict[str, str]:
-  """{records file: 'missing' | 'changed' | 'unexpected'} of a complete run
-  against its manifest (empty when every file is as it was recorded)."""
-  listed = manifest.get("records", {})
-  problems = record.verify(out_dir, listed)
-  for name in chunk_files(out_dir):
-    if name not in listed:
-      problems[name] = "unexpected"
-  return problems
 
 
 def expected_examples(out_dir: str) -> int:

@@ -23,8 +23,8 @@ it had to create is removed again if still empty). `start` moves the log in
                       output with its size and sha256 (an evaluation also
                       every records chunk with its number of examples)
 
-`verify` compares a complete run's files with its manifest: what is missing
-or changed since it completed.
+`rationality_jax.manifest` reads the manifest back and compares a complete
+run's files with it: what is missing or changed since it completed.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 import contextlib
 import datetime
-import hashlib
 import os
 import sys
 from typing import Any
@@ -42,25 +41,11 @@ import ml_collections
 
 from rationality_jax import console
 from rationality_jax import files
+from rationality_jax import manifest as manifest_lib
 from rationality_jax.run import config as config_lib
 from rationality_jax.run import provenance
 
 CONFIG = "config.json"
-MANIFEST = "run.json"
-RUNNING, COMPLETE = "running", "complete"
-
-
-def sha256(path: str) -> str:
-  digest = hashlib.sha256()
-  with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      digest.update(block)
-  return digest.hexdigest()
-
-
-def file_entry(directory: str, name: str) -> dict:
-  path = os.path.join(directory, name)
-  return {"bytes": os.path.getsize(path), "sha256": sha256(path)}
 
 
 def usable(directory: str) -> None:
@@ -162,19 +147,21 @@ class Run:
 
   def _write(self) -> None:
     if jax.process_index() == 0:
-      files.write_json(os.path.join(self.directory, MANIFEST), self.manifest)
+      files.write_json(
+        os.path.join(self.directory, manifest_lib.MANIFEST), self.manifest
+      )
 
   def start(self, **facts) -> None:
     """The claim: writes config.json, fingerprint.json and the manifest
     (status 'running', with `facts`), after everything that could refuse
     the run without having done any of its work."""
     console.claim(self.directory)
-    previous = read_manifest(self.directory)
+    previous = manifest_lib.read(self.directory)
     self.manifest = {
       **previous,
       **facts,
       "kind": self.kind,
-      "status": RUNNING,
+      "status": manifest_lib.RUNNING,
       "command": " ".join(sys.argv),
       "started": _now(),
       "fingerprint": provenance.fingerprint_digest(
@@ -196,7 +183,10 @@ class Run:
     self._write()
 
   def complete(
-    self, outputs: Iterable[str] = (), status: str = COMPLETE, **facts
+    self,
+    outputs: Iterable[str] = (),
+    status: str = manifest_lib.COMPLETE,
+    **facts,
   ) -> None:
     """Marks the run complete (or `status`, e.g. 'failed'), listing
     `outputs` (paths relative to the directory) with their sizes and
@@ -204,18 +194,13 @@ class Run:
     the others do not read files they may not see yet."""
     listed = {}
     if jax.process_index() == 0:
-      listed = {o: file_entry(self.directory, o) for o in outputs}
+      listed = {o: manifest_lib.file_entry(self.directory, o) for o in outputs}
     self.manifest.update(facts, status=status, finished=_now(), outputs=listed)
     self._write()
 
 
 def _now() -> str:
   return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-
-
-def read_manifest(directory: str) -> dict:
-  path = os.path.join(directory, MANIFEST)
-  return files.read_json(path) if os.path.exists(path) else {}
 
 
 @contextlib.contextmanager
@@ -254,34 +239,12 @@ def open_run(
     raise
 
 
-def verify(directory: str, entries: dict[str, dict]) -> dict[str, str]:
-  """{path: 'missing' | 'changed'} of the `entries` ({path: file_entry})
-  that are not as the manifest recorded them."""
-  problems = {}
-  for name, entry in entries.items():
-    path = os.path.join(directory, name)
-    if not os.path.exists(path):
-      problems[name] = "missing"
-    elif (
-      os.path.getsize(path) != entry["bytes"] or sha256(path) != entry["sha256"]
-    ):
-      problems[name] = "changed"
-  return problems
-
-
-def describe(problems: dict[str, str]) -> str:
-  """'records/p0-of-1/chunk_000003.npz missing, summary.json changed'."""
-  return ", ".join(
-    f"{name} {state}" for name, state in sorted(problems.items())
-  )
-
-
 def training_progress(directory: str) -> dict[str, Any]:
   """{'step', 'total_steps', 'finished'} of a training run directory (its
   newest checkpoint against the total its manifest recorded)."""
   from rationality_jax.run import checkpoints
 
-  manifest = read_manifest(directory)
+  manifest = manifest_lib.read(directory)
   step = checkpoints.latest_step(directory)
   total = manifest.get("total_steps")
   if total is None:  # a run directory made before manifests

@@ -12,6 +12,7 @@ from rationality_jax import report
 from rationality_jax.run import cells as cells_lib
 from rationality_jax.run import grid
 from rationality_jax.run import resolve
+from tests import sealed
 
 
 def _run(directory, meta, ids, correct, rma):
@@ -28,7 +29,7 @@ def _run(directory, meta, ids, correct, rma):
     pointing_game=np.ones(n),
   ).save(os.path.join(directory, "records", "chunk_000000.npz"))
   files.write_json(os.path.join(directory, "meta.json"), meta)
-  return str(directory)
+  return sealed.seal(directory)
 
 
 def test_paper_table_puts_published_values_beside_ours(tmp_path):

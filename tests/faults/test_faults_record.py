@@ -24,7 +24,9 @@ import pytest
 
 from rationality_jax import console
 from rationality_jax import metrics
+from rationality_jax import report
 from rationality_jax import resources
+from rationality_jax.report import records
 from rationality_jax.run import config as config_lib
 from rationality_jax.run import outputs
 from rationality_jax.run import record
@@ -173,11 +175,20 @@ def test_complete_means_verified(evaluated):
   records or results were reported as they were."""
   _, _, workdir, _ = evaluated
   summary = (workdir / "summary.json").read_text()
+  # The records rebuild a table at another threshold (docs/demo.md) ...
+  (row,) = report.collect([str(workdir)], threshold=0.3)
+  assert row["n"] == 40 and row["threshold"] == 0.3
   chunks = workdir / "records" / "p0-of-1"
   (chunks / "chunk_000002.npz").unlink()
   edited = dict(np.load(chunks / "chunk_000001.npz"))
   edited["rma"] = np.ones_like(edited["rma"])
   np.savez(chunks / "chunk_000001.npz", **edited)
+  # ... but never from edited or lost ones, nor from an unlisted chunk.
+  problems = "chunk_000001.npz changed, .*chunk_000002.npz missing"
+  with pytest.raises(records.IncompleteRunError, match=problems):
+    report.collect([str(workdir)], threshold=0.3)
+  with pytest.raises(records.IncompleteRunError, match=problems):
+    report.write_html([str(workdir)], str(workdir / "elsewhere"))
   result = _run(*evaluated, check=True)
   assert "chunk_000001.npz changed" in result.stderr
   assert "chunk_000002.npz missing" in result.stderr
@@ -189,6 +200,24 @@ def test_complete_means_verified(evaluated):
   assert (workdir / "summary.json").read_text() == summary
   again = _run(*evaluated, check=True)
   assert "not run again" in again.stdout
+  (again_row,) = report.collect([str(workdir)], threshold=0.3)
+  assert json.dumps(again_row, default=str) == json.dumps(row, default=str)
+  (chunks / "chunk_000009.npz").write_bytes(
+    (chunks / "chunk_000000.npz").read_bytes()
+  )
+  with pytest.raises(
+    records.IncompleteRunError, match=r"000009\.npz unexpected"
+  ):
+    records.load(str(workdir))
+  (chunks / "chunk_000009.npz").unlink()
+  manifest = _json(workdir / "run.json")
+  (workdir / "run.json").write_text(
+    json.dumps({**manifest, "status": "running"})
+  )
+  with pytest.raises(
+    records.IncompleteRunError, match="'running', not complete"
+  ):
+    report.collect([str(workdir)])
 
 
 def test_another_threshold_rewrites_the_outputs_it_describes(evaluated):

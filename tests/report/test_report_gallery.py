@@ -14,6 +14,7 @@ from rationality_jax import metrics
 from rationality_jax import report
 from rationality_jax.report import gallery
 from rationality_jax.report import samples
+from tests import sealed
 
 S = 16  # the fake model's input size
 
@@ -146,7 +147,7 @@ def _run(directory, method, cells, ids=None, heatmap="chefer"):
       "class_names": ["cat", "dog"],
     },
   )
-  return str(directory)
+  return sealed.seal(directory)
 
 
 def test_transitions_count_each_sample_from_its_zs_cell(tmp_path):
@@ -186,6 +187,7 @@ def test_page_data_is_the_records_and_every_thumbnail_exists(tmp_path):
     where = np.isin(ids, keep)
     keeper.take(ids, np.arange(4), batch[2], batch[3], where, batch[5])
     keeper.save(os.path.join(directory, "records", "p0-of-1", "gallery_0.npz"))
+    sealed.seal(directory)  # the gallery chunk is one of its records
   path = report.write_html([zs, ft], str(tmp_path), title="t </script>")
   text = pathlib.Path(path).read_text()
   # The title is in the data too: only the two script elements end.

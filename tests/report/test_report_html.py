@@ -23,6 +23,7 @@ from rationality_jax import files
 from rationality_jax import metrics
 from rationality_jax import report
 from rationality_jax.report import gallery
+from tests import sealed
 
 REQUIRED = os.environ.get("RATIONALITY_REQUIRE_BROWSER") == "1"
 CELLS = ("RR", "RW", "WR", "WW")
@@ -226,7 +227,7 @@ def _fake_run(directory, model, dataset, method, n=30, seed=0):
   meta = dict(model=model, dataset=dataset, method=method, name=method)
   meta.update(split="test", class_names=["a", "b", "c"])
   files.write_json(directory / "meta.json", meta)
-  return str(directory)
+  return sealed.seal(directory)
 
 
 def test_groups_switch_by_model_and_dataset(browser, tmp_path):
