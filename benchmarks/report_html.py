@@ -34,9 +34,11 @@ import time
 import numpy as np
 
 from rationality_jax import files
+from rationality_jax import manifest
 from rationality_jax import metrics
 from rationality_jax import report
 from rationality_jax.report import gallery
+from rationality_jax.report import records
 
 CHUNK = 10_000
 SIZE = 64  # the fake model's input size (pixels)
@@ -95,6 +97,15 @@ def fake_run(directory: str, name: str, n: int, seed: int, keep: int) -> None:
       "heatmap": "chefer",
       "num_examples": n,
       "class_names": [f"class {i}" for i in range(1000)],
+    },
+  )
+  # Complete, as `Run.complete` leaves it: `report` reads only such runs
+  # (and checks every records file's digest: part of write_html's time).
+  files.write_json(
+    os.path.join(directory, manifest.MANIFEST),
+    {
+      "status": manifest.COMPLETE,
+      "records": records.records_manifest(directory),
     },
   )
 
