@@ -7,6 +7,7 @@ import pytest
 
 from rationality_jax import explain
 from rationality_jax import metrics
+from rationality_jax.explain import seeding
 from rationality_jax.explain import targets
 from rationality_jax.explain.heatmaps import random as random_heatmap
 from rationality_jax.models.vit import VisionTransformer
@@ -73,7 +74,7 @@ def test_one_bit_of_one_pixel_gives_another_map():
 
 def test_noise_is_uniform_per_cell_and_upsampled():
   _, _, _, images, _ = _setup()
-  hashes = random_heatmap.image_hashes(images)
+  hashes = seeding.image_hashes(images)
   keys = [jax.random.fold_in(jax.random.key(3), h) for h in hashes]
   per_pixel = np.asarray(random_heatmap.noise_maps(images, 3, 1))
   for key, got in zip(keys, per_pixel):

@@ -11,10 +11,11 @@ of the image (`metrics.uniform_map_rma`), the pointing game near it too, and
 the faithfulness curves of an uninformative ordering.
 
 Deterministic per sample: each image's noise is drawn from
-``fold_in(key(seed), hash of the image's bits)``, so the same image gets the
-same map in every run, whatever its batch, its position in the batch, the
-batch size or the sharding (a position in the batch would give the first
-image of every batch the same map). Identical images share a map; any other
+``fold_in(key(seed), hash of the image's bits)`` (`seeding.image_keys`, as
+ROAD's imputation noise is), so the same image gets the same map in every
+run, whatever its batch, its position in the batch, the batch size or the
+sharding (a position in the batch would give the first image of every batch
+the same map). Identical images share a map; any other
 difference, one bit of one pixel, gives an unrelated one. The logits come
 from one forward pass (no backward); a sample whose image holds a NaN or an
 inf gets an all-NaN map, as with the other heatmaps.
@@ -27,11 +28,9 @@ from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from rationality_jax.explain import postprocess
-
-_GOLDEN = np.uint32(0x9E3779B9)
+from rationality_jax.explain import seeding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,28 +59,6 @@ class Random:
     return logits, classes, postprocess.nan_where_nonfinite(maps, [images])
 
 
-def _mix(h: jax.Array) -> jax.Array:
-  """MurmurHash3's 32-bit finalizer: every input bit moves every output bit."""
-  h = h ^ (h >> 16)
-  h = h * np.uint32(0x85EBCA6B)
-  h = h ^ (h >> 13)
-  h = h * np.uint32(0xC2B2AE35)
-  return h ^ (h >> 16)
-
-
-def image_hashes(images: jax.Array) -> jax.Array:
-  """[B, ...] images -> [B] uint32, a hash of each image's float32 bits.
-
-  Each value is mixed with its position, then the mixes are summed modulo
-  2**32 (exact and order-free, so any reduction order gives the same hash).
-  """
-  bits = jax.lax.bitcast_convert_type(
-    jnp.asarray(images, jnp.float32), jnp.uint32
-  ).reshape(images.shape[0], -1)
-  positions = jnp.arange(bits.shape[1], dtype=jnp.uint32) * _GOLDEN
-  return jnp.sum(_mix(bits ^ positions), axis=1, dtype=jnp.uint32)
-
-
 def noise_maps(images: jax.Array, seed: int, cell: int = 16) -> jax.Array:
   """[B, S, S, C] images -> [B, S, S] float32 noise in [0, 1), per image.
 
@@ -90,9 +67,7 @@ def noise_maps(images: jax.Array, seed: int, cell: int = 16) -> jax.Array:
   """
   height, width = images.shape[1:3]
   grid = (-(-height // cell), -(-width // cell))
-  keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(
-    jax.random.key(seed), image_hashes(images)
-  )
+  keys = seeding.image_keys(images, seed)
   noise = jax.vmap(lambda k: jax.random.uniform(k, grid, jnp.float32))(keys)
   return postprocess.upsample(noise, (height, width))
 
