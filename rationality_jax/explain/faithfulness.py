@@ -41,13 +41,24 @@ with zero padding (RISE's ``conv2d(..., padding=5)``, so the border darkens
 towards 0, the mean colour). RISE uses zeros for
 deletion and the blur for insertion; those are the defaults here.
 
+ROAD (Rong et al., "A Consistent and Efficient Evaluation Strategy for
+Attribution Methods", ICML 2022), ``baseline='road'``: the removed pixels are
+filled by noisy linear imputation from the kept ones (`imputation.impute`:
+each removed pixel the weighted mean of its 8 neighbours, plus
+``noise * N(0, 1)``), so the fill does not mark where the removed pixels are.
+Deletion at step k removes the ``k / K`` most relevant pixels (ROAD's MoRF
+curve); insertion at step k keeps them and imputes all the others, so
+insertion at share f is ROAD's LeRF image at ``1 - f`` (its least relevant
+pixels removed first). Both ends impute the whole image: with no kept pixel
+the fill is 0 (the dataset-mean colour) plus the noise. Each step solves a
+sparse system per image (conjugate gradients, on the device), so a ROAD
+curve costs K + 1 imputations besides its forwards. The noise is drawn once
+per curve from each original image's bits and ``seed``, the same at every
+step. `FILLS` names the two fills a driver chooses between.
+
 Degenerate cases: a sample whose heatmap holds a NaN or an inf has no order:
 its scores and area are NaN. Non-finite images or logits propagate as NaN
-through the scores. ROAD (Rong et al., "A Consistent and Efficient Evaluation
-Strategy for Attribution Methods", ICML 2022: noisy linear imputation instead
-of a constant baseline, to keep the removed pixels from leaking their
-position) is not implemented: its imputation is a sparse linear solve per
-image and step.
+through the scores.
 """
 
 from __future__ import annotations
@@ -61,10 +72,14 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.ndimage
 
+from rationality_jax.explain import imputation
 from rationality_jax.explain import targets as targets_lib
 
 MODES = ("deletion", "insertion")
 DEFAULT_BASELINES = {"deletion": 0.0, "insertion": "blur"}
+# A driver's fills (``evaluate.faithfulness_fill``): RISE's baselines (zeros
+# for deletion, the blur for insertion) or ROAD's imputation for both.
+FILLS = ("rise", "road")
 BLUR_SIZE = 11
 BLUR_SIGMA = 5.0
 
@@ -143,12 +158,17 @@ def blur(images: jax.Array) -> jax.Array:
   ).astype(images.dtype)
 
 
+def fill_baseline(fill: str, mode: str) -> float | str:
+  """The `make_perturbation_curve` baseline of `mode` under a driver's fill
+  (`FILLS`): RISE's default for 'rise', ``'road'`` for 'road'."""
+  if fill not in FILLS:
+    raise ValueError(f"fill {fill!r} is not one of {FILLS}.")
+  return DEFAULT_BASELINES[mode] if fill == "rise" else "road"
+
+
 def _canvas(images, baseline) -> jax.Array:
+  """RISE's canvas: the blur, or a number or one per channel everywhere."""
   if isinstance(baseline, str):
-    if baseline != "blur":
-      raise ValueError(
-        f"baseline {baseline!r} is not 'blur', a number or one per channel."
-      )
     return blur(images)
   return jnp.broadcast_to(jnp.asarray(baseline, images.dtype), images.shape)
 
@@ -162,6 +182,7 @@ def make_perturbation_curve(
   baseline: float | Sequence[float] | str | None = None,
   score: targets_lib.Score = targets_lib.class_probability,
   seed: int = 0,
+  noise: float = imputation.NOISE,
   jit: bool = True,
 ) -> Callable[..., dict]:
   """Build ``curve(params, head, images, heatmaps, classes) -> dict``.
@@ -175,10 +196,14 @@ def make_perturbation_curve(
     mode: ``'deletion'`` or ``'insertion'`` (module docstring).
     steps: K; the curve has K + 1 points (K + 1 forward passes).
     baseline: what replaces (deletion) or starts (insertion) the image: a
-      number or one per channel in the normalized input space, or
-      ``'blur'``. Default RISE's: 0.0 for deletion, ``'blur'`` for insertion.
+      number or one per channel in the normalized input space, ``'blur'``,
+      or ``'road'`` (ROAD's noisy linear imputation of the removed pixels at
+      every step, module docstring). Default RISE's: 0.0 for deletion,
+      ``'blur'`` for insertion.
     score: ``score(logits, classes) -> [B]``; default the class probability.
-    seed: the tie-breaking order of equal heatmap values (`pixel_ranks`).
+    seed: the tie-breaking order of equal heatmap values (`pixel_ranks`),
+      and ROAD's noise (folded with each image's bits).
+    noise: ROAD's noise standard deviation (its 0.01); only with 'road'.
     jit: wrap in ``jax.jit`` (default); pass False under an outer jit.
 
   Returns:
@@ -190,8 +215,11 @@ def make_perturbation_curve(
   if mode not in MODES:
     raise ValueError(f"mode {mode!r} is not one of {MODES}.")
   baseline = DEFAULT_BASELINES[mode] if baseline is None else baseline
-  if isinstance(baseline, str):
-    _canvas(jnp.zeros((1, 1, 1, 1)), baseline)  # validates the name
+  if isinstance(baseline, str) and baseline not in ("blur", "road"):
+    raise ValueError(
+      f"baseline {baseline!r} is not 'blur', 'road', a number or one per "
+      "channel."
+    )
   step_sizes(steps, 1)  # validates steps
 
   def logits_of(params, head, images):
@@ -203,12 +231,17 @@ def make_perturbation_curve(
     chex.assert_shape(classes, images.shape[:1])
     batch, height, width = heatmaps.shape
     ranks = pixel_ranks(heatmaps, seed).reshape(batch, height, width, 1)
-    canvas = _canvas(images, baseline)
-    start, end = (images, canvas) if mode == "deletion" else (canvas, images)
+    if isinstance(baseline, str) and baseline == "road":
+      perturb = _road(images, ranks[..., 0], mode, seed, noise)
+    else:
+      canvas = _canvas(images, baseline)
+      start, end = (images, canvas) if mode == "deletion" else (canvas, images)
+
+      def perturb(changed):
+        return jnp.where(ranks < changed, end, start)
 
     def step(_, changed):
-      perturbed = jnp.where(ranks < changed, end, start)
-      logits = logits_of(params, head, perturbed)
+      logits = logits_of(params, head, perturb(changed))
       return None, score(logits, classes).astype(jnp.float32)
 
     sizes = jnp.asarray(step_sizes(steps, height * width))
@@ -219,3 +252,18 @@ def make_perturbation_curve(
     return {"scores": scores, "auc": curve_auc(scores)}
 
   return jax.jit(curve) if jit else curve
+
+
+def _road(images, ranks, mode, seed, noise) -> Callable:
+  """``perturb(changed) -> [B, H, W, C]``: ROAD's image after `changed`
+  pixels (most relevant first) are removed (deletion) or kept (insertion)."""
+  field = imputation.normals(images, seed)
+
+  def perturb(changed):
+    top = ranks < changed
+    removed = top if mode == "deletion" else ~top
+    return imputation.impute(
+      images, removed, noise=noise, noise_field=field
+    ).astype(images.dtype)
+
+  return perturb

@@ -103,7 +103,10 @@ The fields (docs/run_config.md has the table and the path a command takes):
       faithfulness - '' (none), 'deletion', 'insertion' or
       'deletion+insertion': per-sample areas under the heatmap's deletion /
       insertion curves (`explain.faithfulness`, RISE), with
-      faithfulness_steps + 1 forward passes each.
+      faithfulness_steps + 1 forward passes each; faithfulness_fill - what
+      fills the removed pixels (`explain.faithfulness.FILLS`): 'rise'
+      (RISE's baselines: zeros for deletion, the blur for insertion) or
+      'road' (ROAD's noisy linear imputation for both, Rong et al. 2022).
   report: title, published (the study's values beside ours), thresholds,
       notes.
   mesh, sharding, distributed: devices and hosts (`rationality_jax.sharding`).
@@ -284,6 +287,7 @@ def default() -> ml_collections.ConfigDict:
     allow_unfinished=False,
     faithfulness="",
     faithfulness_steps=16,
+    faithfulness_fill="rise",
   )
   c.report = section(
     title="Results",

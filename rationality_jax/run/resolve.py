@@ -276,6 +276,7 @@ def curves(config: ml_collections.ConfigDict, module, classifier) -> tuple:
         classifier,
         mode=mode,
         steps=e.faithfulness_steps,
+        baseline=explain.faithfulness.fill_baseline(e.faithfulness_fill, mode),
         jit=False,
       ),
     )
@@ -401,6 +402,7 @@ def eval_fingerprint(config: ml_collections.ConfigDict, trained: dict) -> dict:
     fingerprint["faithfulness"] = {
       "curves": config.evaluate.faithfulness,
       "steps": config.evaluate.faithfulness_steps,
+      **_unless_default(config, ["evaluate.faithfulness_fill"]),
     }
   if config.evaluate.max_batches:
     fingerprint["subset"] = {

@@ -251,6 +251,7 @@ def _evaluate(config) -> None:
   _check(
     e.faithfulness_steps >= 1, "evaluate.faithfulness_steps", "must be >= 1"
   )
+  _one_of(config, "evaluate.faithfulness_fill", explain.faithfulness.FILLS)
   _one_of(config, "evaluate.empty_mask", metrics.POLICIES)
   _one_of(config, "evaluate.nonfinite", metrics.POLICIES)
   for key, value in [("evaluate.threshold", e.threshold)] + [
