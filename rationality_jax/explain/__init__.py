@@ -10,11 +10,13 @@ Rollout (Abnar & Zuidema), InputGradients, GradientXInput, IntegratedGradients,
 Random (seeded noise, a control);
 ``HEATMAPS[name](**options)`` builds one from its config name. Heads and
 scores: `targets`. Post-processing: `postprocess`. Faithfulness (deletion and
-insertion curves, RISE): `faithfulness.make_perturbation_curve`. Sanity
+insertion curves, RISE's baselines or ROAD's noisy linear imputation,
+`imputation`): `faithfulness.make_perturbation_curve`. Sanity
 (Adebayo et al.'s cascading randomisation): `randomization`.
 """
 
 from rationality_jax.explain import faithfulness
+from rationality_jax.explain import imputation
 from rationality_jax.explain import postprocess
 from rationality_jax.explain import randomization
 from rationality_jax.explain import targets
@@ -66,6 +68,7 @@ __all__ = [
   "faithfulness",
   "grad_cam_tokens",
   "gradient_x_input_map",
+  "imputation",
   "input_gradient_map",
   "integrated_gradients_map",
   "integration_points",

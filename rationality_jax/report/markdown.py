@@ -188,7 +188,19 @@ def _tables(rows, published, failures) -> list[str]:
     ]
   faithfulness = tables.faithfulness_table(rows)
   if faithfulness:
-    parts += ["## Faithfulness: deletion and insertion", "", faithfulness, ""]
+    parts += [
+      "## Faithfulness: deletion and insertion",
+      "",
+      "Mean areas under the class probability's deletion curve (most "
+      "relevant pixels removed first: lower is better) and insertion curve "
+      "(higher is better). Fill: what replaced the removed pixels, RISE's "
+      "baselines (zeros for deletion, a blur for insertion) or ROAD's noisy "
+      "linear imputation from the kept pixels (Rong et al. 2022); areas "
+      "under different fills do not compare.",
+      "",
+      faithfulness,
+      "",
+    ]
   seeds = tables.seeds_table(rows)
   if seeds:
     parts += [

@@ -105,6 +105,8 @@ def collect(
       row["group"] = meta.get("group") or meta.get("name", "")
       row["seed"] = meta.get("seed")
       row["trained"] = trained(meta)
+      # RISE's baselines unless the run says (only they existed before)
+      row["faithfulness_fill"] = meta.get("faithfulness_fill", "rise")
       row.update(
         statistics.row_statistics(
           part, threshold, policy, meta.get("image_pixels"), seed=seed

@@ -18,6 +18,13 @@ from rationality_jax.report.published import PAPER_MODELS
 from rationality_jax.report.rows import PERCENT
 from rationality_jax.report.rows import UNDEFINED_REASONS
 
+# What filled the faithfulness curves' removed pixels, by
+# ``evaluate.faithfulness_fill`` (`explain.faithfulness.FILLS`).
+FAITHFULNESS_FILLS = {
+  "rise": "RISE (zeros / blur)",
+  "road": "ROAD (noisy linear imputation)",
+}
+
 
 def _columns(rows) -> list[tuple[str, str]]:
   """(model, dataset) pairs in first-seen order (the study's order when present)."""
@@ -320,8 +327,10 @@ def seeds_table(rows: Sequence[dict]) -> str:
 def faithfulness_table(rows: Sequence[dict]) -> str:
   """Markdown: the mean area under each run's deletion curve (lower: the map
   finds what the model uses) and insertion curve (higher is better), of the
-  explained class's probability (RISE)."""
-  header = ["run", "heatmap", "deletion AUC", "insertion AUC"]
+  explained class's probability, and what filled the removed pixels
+  (`FAITHFULNESS_FILLS`: RISE's baselines or ROAD's imputation; areas under
+  different fills do not compare)."""
+  header = ["run", "heatmap", "fill", "deletion AUC", "insertion AUC"]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for r in rows:
     values = [
@@ -329,7 +338,12 @@ def faithfulness_table(rows: Sequence[dict]) -> str:
     ]
     if all(np.isnan(v) for v in values):
       continue
-    cells = [rows_lib.label(r), r["heatmap"]]
+    fill = r.get("faithfulness_fill", "rise")
+    cells = [
+      rows_lib.label(r),
+      r["heatmap"],
+      FAITHFULNESS_FILLS.get(fill, fill),
+    ]
     cells += ["-" if np.isnan(v) else f"{v:.4f}" for v in values]
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines) if len(lines) > 2 else ""

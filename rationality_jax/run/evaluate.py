@@ -186,6 +186,8 @@ def run_meta(config, trained, source, spec, run_name, class_names) -> dict:
     "max_batches": e.max_batches,
     "trained_on": made_by.train_data.name if trained.method != "zs" else "",
     "class_names": list(class_names),  # report.html's class column
+    # what filled the faithfulness curves' removed pixels (report.md says)
+    **({"faithfulness_fill": e.faithfulness_fill} if e.faithfulness else {}),
   }
 
 
