@@ -1,7 +1,8 @@
 r"""RMA throughput against a memory copy and numpy's einsum; bootstrap intervals.
 
     python benchmarks/metrics.py [--n 5000] [--size 224] [--repeats 15]
-        [--what rma,bootstrap] [--bootstrap-n 50000] [--resamples 1000]
+        [--what rma,bootstrap,road] [--bootstrap-n 50000] [--resamples 1000]
+        [--road-batch 8]
 
 Computes RMA for N heatmaps [N, S, S] float32 against masks [N, S, S] uint8,
 checked against numpy first. The three contenders run on the same inputs in
@@ -15,6 +16,15 @@ machine whose load drifts during the run still compares like with like:
   ours / einsum  over `np.einsum("nhw,nhw->n", H, M) / H.sum((1, 2))` with
                  float32 masks (numpy needs one dtype, so it reads 1.6x the
                  bytes).
+
+ROAD (`explain.imputation.impute`, --what road): the noisy linear imputation
+of --road-batch images of --size px with half their pixels removed (as
+scattered pixels, as half of the 16-pixel patches, as one block: the left
+half), ours jitted (conjugate gradients on the device, the whole batch at
+once) against the reference's way, a scipy.sparse system built and solved
+with ``spsolve`` per image (`tests/explain/reference_road.py`: run with
+PYTHONPATH=.), in interleaved rounds; the max abs difference of the noiseless fills is checked
+first.
 
 Bootstrap (`metrics.bootstrap`): percentile intervals of accuracy, PT and IR
 over --bootstrap-n per-sample records with --resamples resamples, timed from
@@ -34,6 +44,7 @@ import jax
 import numpy as np
 
 from rationality_jax import metrics
+from rationality_jax.explain import imputation
 
 
 def _timed_rounds(fns: dict, repeats: int) -> dict[str, np.ndarray]:
@@ -95,6 +106,64 @@ def bootstrap_rows(n: int, resamples: int, repeats: int) -> None:
     print(f"| {name:42s} | {np.median(t):8.4f} | {np.min(t):8.4f} |")
 
 
+def road_masks(batch: int, size: int) -> dict[str, np.ndarray]:
+  """Half of each image removed, three ways: [batch, size, size] bool each."""
+  rng = np.random.default_rng(2)
+  cells = -(-size // 16)
+  patches = rng.random((batch, cells * cells)).argsort(1) < cells * cells // 2
+  patches = patches.reshape(batch, cells, cells).repeat(16, 1).repeat(16, 2)
+  block = np.zeros((batch, size, size), bool)
+  block[:, :, : size // 2] = True
+  return {
+    "scattered pixels": rng.random((batch, size, size)) < 0.5,
+    "16-px patches": patches[:, :size, :size],
+    "one block (left half)": block,
+  }
+
+
+def road_rows(batch: int, size: int, repeats: int) -> None:
+  """Times and prints the ROAD imputation table (module docstring)."""
+  # the repository's root on the path (PYTHONPATH=.), as benchmarks/heatmaps.py
+  from tests.explain import reference_road
+
+  rng = np.random.default_rng(3)
+  images = rng.standard_normal((batch, size, size, 3)).astype(np.float32)
+  fill = jax.jit(imputation.impute)
+  steps_of = jax.jit(imputation.linear_fill)
+  print(
+    f"\nROAD imputation of {batch} images {size}x{size}x3, half removed; "
+    f"{repeats} interleaved rounds"
+  )
+  print(
+    "| removed half as | ours s | ours CG steps (max) | scipy spsolve s | "
+    "ours / scipy | max abs diff |"
+  )
+  print("|---|---|---|---|---|---|")
+  for name, removed in road_masks(batch, size).items():
+    images_dev, removed_dev = jax.device_put(images), jax.device_put(removed)
+    clean, steps = steps_of(images_dev, removed_dev)
+    reference = np.stack(
+      [reference_road.spsolve_fill(images[k], removed[k]) for k in range(batch)]
+    )
+    diff = np.abs(np.asarray(clean) - reference).max()
+
+    def ours(images_dev=images_dev, removed_dev=removed_dev):
+      return fill(images_dev, removed_dev).block_until_ready()
+
+    def scipy_reference(removed=removed):
+      return [
+        reference_road.spsolve_fill(images[k], removed[k]) for k in range(batch)
+      ]
+
+    times = _timed_rounds({"ours": ours, "scipy": scipy_reference}, repeats)
+    ours_s, scipy_s = (float(np.median(t)) for t in times.values())
+    ratio = float(np.median(times["ours"] / times["scipy"]))
+    print(
+      f"| {name} | {ours_s:.3f} | {int(np.max(steps))} | {scipy_s:.3f} | "
+      f"{ratio:.2f}x | {diff:.1e} |"
+    )
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--n", type=int, default=5000)
@@ -103,12 +172,15 @@ def main():
   parser.add_argument("--what", default="rma,bootstrap")
   parser.add_argument("--bootstrap-n", type=int, default=50_000)
   parser.add_argument("--resamples", type=int, default=1000)
+  parser.add_argument("--road-batch", type=int, default=8)
   args = parser.parse_args()
   what = set(args.what.split(","))
   if "rma" in what:
     rma_rows(args)
   if "bootstrap" in what:
     bootstrap_rows(args.bootstrap_n, args.resamples, min(args.repeats, 7))
+  if "road" in what:
+    road_rows(args.road_batch, args.size, min(args.repeats, 5))
 
 
 def rma_rows(args) -> None:

@@ -29,14 +29,16 @@ is at most ``tolerance`` times its right-hand side's norm (a plane that is
 done no longer changes), or after ``iterations`` steps; a result is thus the
 same whatever else is in the batch.
 
-Accuracy and cost: with `TOLERANCE` 1e-6 the fill matches scipy's
-``spsolve`` of the reference system within 2e-5 (max abs, float32; images
-with values of a few units) on 224 x 224 images: half the image in one
-block (~450 steps), everything but a 14 x 14 corner (~830 steps), half the
-pixels scattered (~17 steps), 15 of 16 random 16-pixel patches (~470
-steps). The steps grow with the width of the largest removed region (~4 per
-pixel of side at worst), so `ITERATIONS` (2000) is a cap that 224 px never
-reaches. Each step is one stencil pass and three reductions per plane.
+Accuracy and cost: with `TOLERANCE` 1e-7 the fill matches scipy's
+``spsolve`` of the reference system within 4e-6 (max abs, float32 images of
+unit variance) on 224 x 224 images: half the image in one block (~500 CG
+steps), everything but a 14 x 14 corner (~900 steps), half the pixels
+scattered (~20 steps), 15 of 16 random 16-pixel patches (~540 steps); 1e-6
+saves a tenth of the steps but lets white-noise images with patchy masks
+drift to 9e-5. The steps grow with the width of the largest removed region
+(~4 per pixel of side at worst), so `ITERATIONS` (2000) is a cap that 224 px
+never reaches (a plane stopped by it keeps its last iterate). Each step is
+one stencil pass and three reductions per plane.
 
 Degenerate cases: a connected region of removed pixels with no kept
 neighbour (the whole image, at the last deletion step or the first
@@ -70,7 +72,7 @@ WEIGHTS = np.array(
 )
 NOISE = 0.01
 ITERATIONS = 2000
-TOLERANCE = 1e-6
+TOLERANCE = 1e-7
 
 
 @functools.lru_cache(maxsize=16)
@@ -94,8 +96,8 @@ def laplacian(u: jax.Array) -> jax.Array:
 
   Summed as differences: in float32 a ``D u - S u`` form loses the small
   differences of a smooth u to rounding, and CG then stalls ~1e-3 away from
-  the solution when most of the image is removed; the differences reach
-  ~1e-5 (docs/explain.md)."""
+  spsolve's solution when most of the image is removed (whatever the
+  tolerance); summed as differences it gets within a few 1e-6."""
   height, width = u.shape[-2:]
   pad = [(0, 0)] * (u.ndim - 2) + [(1, 1), (1, 1)]
   padded = jnp.pad(u, pad)
