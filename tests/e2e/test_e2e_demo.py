@@ -53,6 +53,7 @@ def demo(quick_demo):
   return workdir, subprocess.CompletedProcess([], 0, stdout, stderr)
 
 
+@pytest.mark.slow
 def test_demo_writes_report_tables_and_figures(demo):
   workdir, result = demo
   report = (workdir / "report.md").read_text()
@@ -127,6 +128,7 @@ def test_report_numbers_are_the_records_numbers(demo):
     assert run["rr"] == expected["rr"] and run["n"] == 100
 
 
+@pytest.mark.slow
 def test_rerun_resumes_everything_and_changes_nothing(demo, tmp_path):
   # A copy (the shared workdir stays as made), moved: a workdir is relocatable.
   workdir = tmp_path / "demo"

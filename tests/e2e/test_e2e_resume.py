@@ -108,6 +108,7 @@ def _report_without_paths(out_dir):
   )
 
 
+@pytest.mark.slow
 def test_killed_evaluation_resumes_to_the_same_report(
   setup, tmp_path, monkeypatch
 ):
@@ -155,6 +156,7 @@ def test_killed_evaluation_resumes_to_the_same_report(
   assert os.path.getmtime(chunk) == mtime
 
 
+@pytest.mark.slow
 def test_input_worker_processes_give_the_same_records_and_resume(
   setup, tmp_path, monkeypatch
 ):

@@ -8,12 +8,15 @@ the model and must be flagged, Chefer's relevance must decorrelate.
 
 import json
 
+import pytest
+
 from rationality_jax import resources
 from tests import cli
 
 DEMO = str(resources.demo_model())
 
 
+@pytest.mark.slow
 def test_sanity_mode_flags_the_control_and_passes_chefer(tmp_path):
   workdir = tmp_path / "sanity"
   done = cli.main(

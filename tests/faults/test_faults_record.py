@@ -128,6 +128,7 @@ def test_a_validation_refusal_writes_nothing_and_the_fix_runs(
   assert _json(workdir / "run.json")["status"] == record.COMPLETE
 
 
+@pytest.mark.slow
 def test_fresh_makes_a_complete_run_directory_and_leaves_the_parent(
   data_dir, trained, tmp_path
 ):
@@ -170,6 +171,7 @@ def evaluated(data_dir, tmp_path):
   return args
 
 
+@pytest.mark.slow
 def test_complete_means_verified(evaluated):
   """Before: a deleted chunk gave n = 32 of 40 with exit 0, and edited
   records or results were reported as they were."""
@@ -220,6 +222,7 @@ def test_complete_means_verified(evaluated):
     report.collect([str(workdir)])
 
 
+@pytest.mark.slow
 def test_another_threshold_rewrites_the_outputs_it_describes(evaluated):
   """Before: "complete, not run again" while config.json said the new
   threshold and the summary the old one."""
@@ -243,6 +246,7 @@ def test_an_evaluation_batch_larger_than_the_split_is_cut(data_dir, tmp_path):
   assert _json(tmp_path / "summary.json")["n"] == 40
 
 
+@pytest.mark.slow
 def test_an_unfinished_training_run_is_refused_or_named(data_dir, tmp_path):
   """Before: a run stopped at step 30 of 120 was evaluated as if finished."""
   train_dir = tmp_path / "train"
@@ -284,6 +288,7 @@ def test_an_unfinished_training_run_is_refused_or_named(data_dir, tmp_path):
   )
 
 
+@pytest.mark.slow
 def test_wise_ft_from_the_command_line_writes_runs_that_evaluate(
   data_dir, trained, tmp_path
 ):

@@ -200,6 +200,7 @@ def test_rrr_matches_torch(tiny):
   _compare_grads(grads["params"], reference)
 
 
+@pytest.mark.slow
 def test_few_masks_skip_the_penalty(tiny):
   """k > 0 runs the penalty only for a batch holding a selected image; a
   batch without one is the objective alone (times lambda_acc)."""

@@ -57,6 +57,7 @@ def _wait_for_checkpoint_after(process, workdir, step, log_path, timeout=600):
   raise AssertionError("no checkpoint in time")
 
 
+@pytest.mark.slow
 def test_train_sigterm_and_kill_then_resume_bitwise(data_dir, worker, tmp_path):
   reference_dir = str(tmp_path / "reference")
   train.train_and_evaluate(
@@ -105,6 +106,7 @@ class _Stopped(Exception):
   """Stands for a crash after a few steps."""
 
 
+@pytest.mark.slow
 def test_input_worker_processes_train_the_same_and_resume(
   data_dir, worker, tmp_path, monkeypatch
 ):

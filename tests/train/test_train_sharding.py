@@ -41,6 +41,7 @@ def _assert_same(params, reference):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
   "mesh",
   [[["data", 8], ["fsdp", 1]], [["data", 2], ["fsdp", 4]]],
@@ -70,6 +71,7 @@ def test_train_eight_devices_match_one(
     _assert_same(dict(f), reference)
 
 
+@pytest.mark.slow
 def test_train_two_processes_match_one(
   single_device, data_dir, worker, tmp_path
 ):
@@ -106,6 +108,7 @@ def test_train_two_processes_match_one(
   np.testing.assert_allclose(heads[0], heads[1], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_train_guided_on_eight_devices_matches_one(data_dir, worker, tmp_path):
   """The second-order step with its mask choice (2 per class: the batch's
   lax.cond) under FSDP on 8 devices = 1 device."""
