@@ -97,12 +97,18 @@ def setup(verbosity: int | None = None) -> str:
   return path
 
 
-def _use(stream, path: str, temporary: bool = False) -> None:
+def _use(stream, path: str | None, temporary: bool = False) -> None:
   if _state["file"] is not None:
     _state["file"].close()
     if _state["temporary"]:
       os.remove(_state["path"])
   _state.update(file=stream, path=path, temporary=temporary)
+
+
+def close() -> None:
+  """Closes `setup`'s log (a temporary one is removed): for a process that
+  runs the command several times (tests/cli.py's in-process runs)."""
+  _use(None, None)
 
 
 def claim(run_dir: str) -> str | None:

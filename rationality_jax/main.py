@@ -136,12 +136,25 @@ def parse_flags(argv):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  workdir = _WORKDIR.value
   verbosity = flags.FLAGS["verbosity"]
-  console.setup(verbosity.value if verbosity.present else None)
+  sys.exit(
+    execute(
+      _CONFIG.value,
+      _WORKDIR.value,
+      fresh=_FRESH.value,
+      verbosity=verbosity.value if verbosity.present else None,
+    )
+  )
+
+
+def execute(config, workdir: str, fresh: bool = False, verbosity=None) -> int:
+  """The command once its flags are parsed: the console set up
+  (`console.setup`), then `run`; returns the exit status, 1 after printing
+  a failure's one line (its traceback goes to the log)."""
+  console.setup(verbosity)
   logging.info("command: %s", " ".join(sys.argv))
   try:
-    run(_CONFIG.value, workdir, fresh=_FRESH.value)
+    run(config, workdir, fresh=fresh)
   except SystemExit:
     raise
   except BaseException as e:
@@ -155,7 +168,8 @@ def main(argv):
       file=sys.stderr,
       flush=True,
     )
-    sys.exit(1)
+    return 1
+  return 0
 
 
 def _host_memory(argv) -> str:

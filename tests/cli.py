@@ -4,6 +4,7 @@ from tests import cli
 result = cli.main("--config=configs/demo.py:quick=1", workdir=tmp_path)
 cli.last_line(result)      # a failed run's one-line error
 config = cli.config("--config=configs/train.py:method=lp", "--config.train.batch_size=8")
+result = cli.run("--config=configs/evaluate.py:model=...", workdir=tmp_path)  # in-process
 
 On a CPU, ``python -m rationality_jax.main ARGS`` re-executes itself at once
 as ``python <package>/main.py ARGS`` with glibc's tunables in the
@@ -13,15 +14,28 @@ directly - the same argv, environment and working directory, one interpreter
 start instead of two. ``literal=True`` runs the documented ``python -m``
 form itself, re-execution included (tests/test_main.py and the demo's test
 do, so the re-execution stays covered).
+
+`run` runs the command in this process instead, from the flags on: the same
+flag machinery builds the config (`config`), then `main.execute` (console,
+run, the one-line error) with the command's argv and working directory,
+stdout and stderr captured; the logging and warning state is put back
+after. For tests of what a run does to its workdir, where a subprocess
+would only add an interpreter start (a few seconds each); what only the
+process shows (exit codes of signals, re-execution, the flag parser's own
+errors) stays with `main`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
+import logging
 import os
 import pathlib
 import subprocess
 import sys
+import warnings
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -106,3 +120,69 @@ def config(*args):
 def last_line(result) -> str:
   """The last line on stderr: a failed run's error."""
   return result.stderr.strip().splitlines()[-1]
+
+
+@contextlib.contextmanager
+def _as_the_command(argv):
+  """The command's argv and working directory; the logging, warnings and
+  console state of this process put back afterwards."""
+  from absl import logging as absl_logging
+
+  from rationality_jax import console
+
+  root = logging.getLogger()
+  handlers, level = list(root.handlers), root.level
+  absl_handler = absl_logging.get_absl_handler().python_handler
+  stream, verbosity = absl_handler.stream, absl_logging.get_verbosity()
+  raise_exceptions, old_argv, cwd = (
+    logging.raiseExceptions,
+    sys.argv,
+    os.getcwd(),
+  )
+  sys.argv = argv
+  os.chdir(REPO)
+  try:
+    with warnings.catch_warnings():
+      yield
+  finally:
+    console.close()
+    logging.captureWarnings(False)
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    absl_handler.stream = stream
+    absl_logging.set_verbosity(verbosity)
+    logging.raiseExceptions = raise_exceptions
+    sys.argv = old_argv
+    os.chdir(cwd)
+
+
+def run(*args, workdir=None, check=None) -> subprocess.CompletedProcess:
+  """The command `main` would run, run in this process (module docstring):
+  ``returncode``, ``stdout`` and ``stderr`` as `main` returns them."""
+  from rationality_jax import main as main_lib
+
+  args = [str(a) for a in args]
+  fresh = "--fresh" in args
+  config_args = [a for a in args if a != "--fresh"]
+  argv = command(*args, workdir=workdir)[1:]
+  out, err = io.StringIO(), io.StringIO()
+  with (
+    _as_the_command(argv),
+    contextlib.redirect_stdout(out),
+    contextlib.redirect_stderr(err),
+  ):
+    try:
+      status = main_lib.execute(config(*config_args), str(workdir), fresh=fresh)
+    except SystemExit as e:
+      status = e.code if isinstance(e.code, int) else 1
+      if not isinstance(e.code, int):
+        print(e.code, file=sys.stderr)
+  result = subprocess.CompletedProcess(
+    argv, status, out.getvalue(), err.getvalue()
+  )
+  if check is not None:
+    assert (status == 0) == check, (
+      result.stdout[-2000:],
+      result.stderr[-3000:],
+    )
+  return result

@@ -1,4 +1,4 @@
-"""Faults and misuse through the command line: a clear refusal or a visible count.
+"""Faults and misuse through the command: a clear refusal or a visible count.
 
 Each test is one case of the "Trustworthy runs" list: a run never exits 0 with
 a wrong number, never reuses stale results, never shares its workdir, never
@@ -8,6 +8,9 @@ out-of-range setting before any work, in one line naming the key.
 The out-of-range settings are checked in this process - the command's own
 flag parsing (`cli.config`) and `main.run`, which validates first - and one
 of them through the command line, for the one line and the empty workdir.
+The other cases run the command in this process too (`cli.run`: the same
+flags, then `main.execute`, which prints the one line), except the held
+workdir, whose holder is this process.
 """
 
 import json
@@ -33,7 +36,7 @@ SMALL = [
 ]
 
 
-_main = cli.main
+_main = cli.run
 _last_line = cli.last_line
 
 
@@ -90,7 +93,7 @@ def test_out_of_range_setting_is_refused_naming_the_key(
 def test_out_of_range_setting_is_one_line_naming_the_key(tmp_path):
   """The command line: one line, no traceback, nothing written."""
   override, key = OUT_OF_RANGE[0]
-  result = _main(TRAIN_LP, override, workdir=tmp_path, check=False)
+  result = cli.main(TRAIN_LP, override, workdir=tmp_path, check=False)
   assert result.returncode == 1
   line = _last_line(result)
   assert line.startswith("error: ConfigError: " + key), line
@@ -262,7 +265,12 @@ def test_a_second_run_on_the_same_workdir_gets_the_holders_pid(tmp_path):
   with files.WorkdirLock(tmp_path) as lock:
     lock.announce()  # as a run does once it has claimed the directory
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    second = _evaluate(DEMO, tmp_path, check=False)
+    second = cli.main(
+      f"--config=configs/evaluate.py:model={DEMO}",
+      *SMALL,
+      workdir=tmp_path,
+      check=False,
+    )
     after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
   assert second.returncode == 1
   line = _last_line(second)

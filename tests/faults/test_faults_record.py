@@ -5,7 +5,10 @@ computed, run through the documented command: a refused run leaves every
 byte as it was, every run directory describes itself, complete means
 verified (never a smaller n with exit 0), an unfinished training run is
 named as such, sizes are checked before memory is spent, and every failure
-is one line.
+is one line. The workdir cases run the command in this process (`cli.run`:
+its flags, then `main.execute`); the stopped training run, WiSE-FT's stage
+and the one-line cases of the flags, the config file and the workdir run
+the command line itself (`cli.main`, `cli.start`).
 """
 
 import csv
@@ -23,6 +26,7 @@ import numpy as np
 import pytest
 
 from rationality_jax import console
+from rationality_jax import manifest
 from rationality_jax import metrics
 from rationality_jax import report
 from rationality_jax import resources
@@ -47,7 +51,10 @@ def data_dir(tmp_path_factory):
 
 
 def _run(data_dir, config, workdir, *extra, check=None):
-  return cli.main(
+  """The command on the module's small synthetic data, in this process
+  (`cli.run`: what it does to the workdir is the test; the command line
+  itself is tested by the one-line cases below, through `cli.main`)."""
+  return cli.run(
     f"--config={config}",
     *SMALL,
     f"--config.data.dir={data_dir}",
@@ -125,7 +132,7 @@ def test_a_validation_refusal_writes_nothing_and_the_fix_runs(
   )
   assert not workdir.exists()
   _run(data_dir, command, workdir, "--config.train.batch_size=16", check=True)
-  assert _json(workdir / "run.json")["status"] == record.COMPLETE
+  assert _json(workdir / "run.json")["status"] == manifest.COMPLETE
 
 
 @pytest.mark.slow
