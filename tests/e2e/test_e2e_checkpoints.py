@@ -11,6 +11,10 @@ Face CLIP and BlipForImageTextRetrieval directories) run through
 
 with no preprocessing override: the model decides the pixels. The only
 overrides shrink the synthetic benchmark (and share its build) for speed.
+The zero-shot evaluations and the grid run the command line itself
+(`cli.main`); the training runs and their evaluations run the command in
+this process (`cli.run`: the same flags and `main.execute`, without an
+interpreter start per run).
 Then the paper grid on a format-exact fake CUB-200-2011 with every model at
 the study's 224 px, ALBEF and BLIP included.
 
@@ -57,6 +61,7 @@ SMALL = ["train_size=64", "test_size=24"]
 
 
 def _main(config: str, workdir, *overrides, timeout=900):
+  """The command line itself (`cli.main`)."""
   return cli.main(
     f"--config={config}",
     *overrides,
@@ -64,6 +69,11 @@ def _main(config: str, workdir, *overrides, timeout=900):
     check=True,
     timeout=timeout,
   )
+
+
+def _run(config: str, workdir, *overrides):
+  """The command from its flags on, in this process (`cli.run`)."""
+  return cli.run(f"--config={config}", *overrides, workdir=workdir, check=True)
 
 
 def _data(data_dir, section="train_data"):
@@ -155,7 +165,7 @@ def test_train_two_steps_then_evaluate_the_run(
 ):
   path = checkpoints[name]
   train_dir, eval_dir = tmp_path / "train", tmp_path / "eval"
-  _main(
+  _run(
     f"configs/train.py:method={method},model={path},steps=2",
     train_dir,
     *_data(data_dir),
@@ -166,7 +176,7 @@ def test_train_two_steps_then_evaluate_the_run(
   # FLCP with the study's heatmap of ZS and FLCP (the last block), so that
   # every family explains an image-text logit from its last block here.
   start_layer = STUDY_START_LAYER[method]
-  _main(
+  _run(
     f"configs/evaluate.py:train_dir={train_dir},start_layer={start_layer}",
     eval_dir,
   )
