@@ -45,7 +45,9 @@ def test_selfcheck_runs_and_writes_results(tmp_path):
   ],
 )
 def test_bad_config_is_one_clear_error(tmp_path, args, message):
-  result = _main(*args, f"--workdir={tmp_path}")
+  # The process the command re-executes itself as (one interpreter start):
+  # the flags are parsed there; the other tests here cover the re-execution.
+  result = cli.main(*args, f"--workdir={tmp_path}")
   assert result.returncode != 0
   assert message in result.stderr
   assert "Traceback" not in result.stderr
