@@ -79,7 +79,11 @@ MODES = ("deletion", "insertion")
 DEFAULT_BASELINES = {"deletion": 0.0, "insertion": "blur"}
 # A driver's fills (``evaluate.faithfulness_fill``): RISE's baselines (zeros
 # for deletion, the blur for insertion) or ROAD's imputation for both.
-FILLS = ("rise", "road")
+# The fills a driver chooses between, with the name a report gives them.
+FILLS = {
+  "rise": "RISE (zeros / blur)",
+  "road": "ROAD (noisy linear imputation)",
+}
 BLUR_SIZE = 11
 BLUR_SIGMA = 5.0
 
@@ -162,7 +166,7 @@ def fill_baseline(fill: str, mode: str) -> float | str:
   """The `make_perturbation_curve` baseline of `mode` under a driver's fill
   (`FILLS`): RISE's default for 'rise', ``'road'`` for 'road'."""
   if fill not in FILLS:
-    raise ValueError(f"fill {fill!r} is not one of {FILLS}.")
+    raise ValueError(f"fill {fill!r} is not one of {tuple(FILLS)}.")
   return DEFAULT_BASELINES[mode] if fill == "rise" else "road"
 
 

@@ -26,6 +26,7 @@ EXTRA_FIELDS = (
   "group",
   "seed",
   "trained",
+  "faithfulness_fill",
 )
 
 

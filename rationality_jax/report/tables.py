@@ -11,19 +11,13 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from rationality_jax.explain import faithfulness
 from rationality_jax.report import rows as rows_lib
 from rationality_jax.report import statistics
 from rationality_jax.report.published import PAPER_DATASETS
 from rationality_jax.report.published import PAPER_MODELS
 from rationality_jax.report.rows import PERCENT
 from rationality_jax.report.rows import UNDEFINED_REASONS
-
-# What filled the faithfulness curves' removed pixels, by
-# ``evaluate.faithfulness_fill`` (`explain.faithfulness.FILLS`).
-FAITHFULNESS_FILLS = {
-  "rise": "RISE (zeros / blur)",
-  "road": "ROAD (noisy linear imputation)",
-}
 
 
 def _columns(rows) -> list[tuple[str, str]]:
@@ -328,7 +322,7 @@ def faithfulness_table(rows: Sequence[dict]) -> str:
   """Markdown: the mean area under each run's deletion curve (lower: the map
   finds what the model uses) and insertion curve (higher is better), of the
   explained class's probability, and what filled the removed pixels
-  (`FAITHFULNESS_FILLS`: RISE's baselines or ROAD's imputation; areas under
+  (`explain.faithfulness.FILLS`: RISE's baselines or ROAD's imputation; areas under
   different fills do not compare)."""
   header = ["run", "heatmap", "fill", "deletion AUC", "insertion AUC"]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -342,7 +336,7 @@ def faithfulness_table(rows: Sequence[dict]) -> str:
     cells = [
       rows_lib.label(r),
       r["heatmap"],
-      FAITHFULNESS_FILLS.get(fill, fill),
+      faithfulness.FILLS.get(fill, fill),
     ]
     cells += ["-" if np.isnan(v) else f"{v:.4f}" for v in values]
     lines.append("| " + " | ".join(cells) + " |")
