@@ -156,7 +156,7 @@ def _as_the_command(argv):
     os.chdir(cwd)
 
 
-def run(*args, workdir=None, check=None) -> subprocess.CompletedProcess:
+def run(*args, workdir, check=None) -> subprocess.CompletedProcess:
   """The command `main` would run, run in this process (module docstring):
   ``returncode``, ``stdout`` and ``stderr`` as `main` returns them."""
   from rationality_jax import main as main_lib
