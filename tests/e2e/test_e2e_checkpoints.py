@@ -11,8 +11,8 @@ Face CLIP and BlipForImageTextRetrieval directories) run through
 
 with no preprocessing override: the model decides the pixels. The only
 overrides shrink the synthetic benchmark (and share its build) for speed.
-The zero-shot evaluations and the grid run the command line itself
-(`cli.main`); the training runs and their evaluations run the command in
+The grid runs the command line itself (`cli.main`); the zero-shot
+evaluations, the training runs and their evaluations run the command in
 this process (`cli.run`: the same flags and `main.execute`, without an
 interpreter start per run).
 Then the paper grid on a format-exact fake CUB-200-2011 with every model at
@@ -139,9 +139,7 @@ def test_zero_shot_evaluation_at_the_native_size(
   name, checkpoints, data_dir, tmp_path
 ):
   path = checkpoints[name]
-  result = _main(
-    f"configs/evaluate.py:model={path}", tmp_path, *_data(data_dir)
-  )
+  result = _run(f"configs/evaluate.py:model={path}", tmp_path, *_data(data_dir))
   size = NATIVE[name]
   meta = _meta(tmp_path)
   # The study's synthetic geometry (Resize + CenterCrop) at the model's size.

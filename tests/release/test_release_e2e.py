@@ -102,8 +102,9 @@ class _Fake:
 
 def _run(preset, workdir, manual, data_dir, checkpoint):
   # The randomisation sanity check a grid runs by default is not compared
-  # here (tests/explain and the demo's test check it).
-  cli.main(
+  # here (tests/explain and the demo's test check it). The command in this
+  # process (`cli.run`): three presets, no interpreter start each.
+  cli.run(
     f"--config=configs/paper.py:preset={preset},models=clip_b16,"
     "datasets=cub,parts=main,methods=zs",
     f"--config.models.clip_b16.path={checkpoint}",
@@ -112,7 +113,6 @@ def _run(preset, workdir, manual, data_dir, checkpoint):
     "--config.sanity.images=0",
     workdir=workdir,
     check=True,
-    timeout=1200,
   )
   run_dir = os.path.join(workdir, "eval", CELL)
   meta = files.read_json(os.path.join(run_dir, "meta.json"))
