@@ -77,9 +77,9 @@ from rationality_jax.explain import targets as targets_lib
 
 MODES = ("deletion", "insertion")
 DEFAULT_BASELINES = {"deletion": 0.0, "insertion": "blur"}
-# A driver's fills (``evaluate.faithfulness_fill``): RISE's baselines (zeros
-# for deletion, the blur for insertion) or ROAD's imputation for both.
-# The fills a driver chooses between, with the name a report gives them.
+# A driver's fills (``evaluate.faithfulness_fill``), with the name a report
+# gives them: RISE's baselines (zeros for deletion, the blur for insertion)
+# or ROAD's imputation for both.
 FILLS = {
   "rise": "RISE (zeros / blur)",
   "road": "ROAD (noisy linear imputation)",

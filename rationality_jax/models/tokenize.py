@@ -15,8 +15,8 @@ Which family uses which (and its length) is said by the family modules
 The vocabularies are the repository's ``third_party/``, found by
 `rationality_jax.resources` (inside an installed wheel, or in the checkout).
 Both are built with Hugging Face's `tokenizers` alone, as the pipelines
-`transformers` builds for them (same ids: tests/models/test_models_tokenize.py);
-not importing transformers saves a command about 1 s.
+`transformers` builds for them (same ids: tests/models/test_models_tokenize.py),
+so that a command does not import transformers to tokenize.
 """
 
 from __future__ import annotations
