@@ -111,3 +111,15 @@ def test_modules_and_functions_stay_short():
           long_functions.append(f"{relative}:{node.lineno} {node.name}")
   assert not long_modules, long_modules
   assert not long_functions, long_functions
+
+
+def test_no_benchmark_script_shadows_a_module():
+  """A script's folder is first on its path, and benchmarks/accelerator.py
+  imports from its own: a benchmarks/tokenize.py stood in for the standard
+  library's tokenize there (numpy's import of jax failed)."""
+  import importlib.util
+  import sys
+
+  for path in sorted((PACKAGE.parent / "benchmarks").glob("*.py")):
+    assert path.stem not in sys.stdlib_module_names, path
+    assert importlib.util.find_spec(path.stem) is None, path

@@ -1,6 +1,6 @@
 """The families' tokenizers: ours (`tokenizers` alone) beside transformers'.
 
-    python benchmarks/tokenize.py [--prompts 1000] [--rounds 3]
+    python benchmarks/tokenizer_startup.py [--prompts 1000] [--rounds 3]
 
 Each measurement runs in a fresh interpreter (what a command pays): import
 and build the tokenizer, then tokenize --prompts prompts ("a photo of a
@@ -8,7 +8,9 @@ and build the tokenizer, then tokenize --prompts prompts ("a photo of a
 the reference is `transformers.CLIPTokenizer` / `BertTokenizer` built from
 the same vendored vocabulary (the construction tests/models/
 test_models_tokenize.py checks the ids against). Prints a markdown table of
-median seconds over --rounds interleaved rounds.
+median seconds over --rounds interleaved rounds. (Not named tokenize.py:
+benchmarks/ is on the path of the scripts run from it, and a tokenize.py
+there would stand in for the standard library's.)
 """
 
 from __future__ import annotations
