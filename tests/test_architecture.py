@@ -116,15 +116,24 @@ def test_modules_and_functions_stay_short():
 def test_no_benchmark_script_shadows_a_module():
   """A script's folder is first on its path, and benchmarks/accelerator.py
   imports from its own: a benchmarks/tokenize.py stood in for the standard
-  library's tokenize there (numpy's import of jax failed)."""
-  import importlib.machinery
+  library's tokenize there (numpy's import of jax failed). The names are
+  looked up in a fresh isolated interpreter (``-I``: the standard library
+  and the installed packages only; this process's path holds configs/ and
+  whatever other tests put there)."""
+  import json
+  import subprocess
   import sys
 
-  folder = PACKAGE.parent / "benchmarks"
-  # The path without benchmarks/ (another test may have put it there), and
-  # PathFinder, which does not answer from modules already imported.
-  path = [p for p in sys.path if pathlib.Path(p or ".").resolve() != folder]
-  for script in sorted(folder.glob("*.py")):
-    assert script.stem not in sys.stdlib_module_names, script
-    spec = importlib.machinery.PathFinder.find_spec(script.stem, path)
-    assert spec is None, (script, spec.origin)
+  names = [s.stem for s in sorted((PACKAGE.parent / "benchmarks").glob("*.py"))]
+  code = (
+    "import importlib.machinery, json, sys; print(json.dumps([n for n in "
+    "sys.argv[1:] if n in sys.stdlib_module_names or "
+    "importlib.machinery.PathFinder.find_spec(n) is not None]))"
+  )
+  out = subprocess.run(
+    [sys.executable, "-I", "-c", code, *names],
+    capture_output=True,
+    text=True,
+    check=True,
+  )
+  assert json.loads(out.stdout) == [], "benchmarks/ scripts named like modules"
