@@ -205,11 +205,11 @@ def _run_cells(config, workdir: str) -> dict:
   checks = sanity_checks(config, done, workdir)
   seconds["sanity"] = time.perf_counter() - t
   t = time.perf_counter()
-  paths = write_report(config, done, eval_dirs, workdir, failures, checks)
+  rows = report.collect(eval_dirs, config.evaluate.threshold)
+  paths = write_report(config, done, eval_dirs, rows, workdir, failures, checks)
   seconds["report"] = time.perf_counter() - t
   seconds["total"] = time.perf_counter() - start
   files.write_json(os.path.join(workdir, TIMINGS), seconds)
-  rows = report.collect(eval_dirs, config.evaluate.threshold)
   evaluate.warn(rows)
   console.table(report.console_table(rows, failures))
   console.stage(f"report: {paths['report.md']}")
@@ -290,10 +290,10 @@ def sanity_checks(config, cells, workdir: str) -> list[dict]:
 
 
 def write_report(
-  config, cells, eval_dirs, workdir: str, failures=(), checks=()
+  config, cells, eval_dirs, rows, workdir: str, failures=(), checks=()
 ):
-  """The grid's report.md / results.csv / results.json and figures in `workdir`."""
-  rows = report.collect(eval_dirs, config.evaluate.threshold)
+  """The grid's report.md / results.csv / results.json and figures in
+  `workdir`, from `rows` (`report.collect` of `eval_dirs`)."""
   cell_of = dict(zip(eval_dirs, cells))
 
   def examples(run_dir: str):
